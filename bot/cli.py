@@ -1,0 +1,285 @@
+"""The `newsbot` command line: sync, search, latest, categories, show, run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from store.db import PostRow, Store
+from store.jekyll import ArchiveError, open_archive
+from store.search import search
+from store.settings import Settings, SettingsError, load_settings
+from store.sync import SyncResult, sync_archive
+from store.text import fold
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="newsbot", description="A Jekyll news archive in the terminal and on Telegram."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser, json_flag: bool = True) -> None:
+        sp.add_argument("--db", help="database file (default: DATABASE_PATH or ./newsbot.sqlite3)")
+        if json_flag:
+            sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+    s = sub.add_parser("sync", help="index the archive (incremental)")
+    s.add_argument("--archive", help="archive root or its _posts folder (default: ARCHIVE_DIR or .)")
+    common(s)
+
+    s = sub.add_parser("search", help="search the archive; '-' reads one query per line from stdin")
+    s.add_argument("query", nargs="+")
+    s.add_argument("--limit", type=int, default=10)
+    s.add_argument("--offset", type=int, default=0)
+    common(s)
+
+    s = sub.add_parser("latest", help="newest posts, overall or in one category")
+    s.add_argument("--category")
+    s.add_argument("--limit", type=int, default=10)
+    common(s)
+
+    s = sub.add_parser("categories", help="categories with post counts")
+    s.add_argument("--filter", help="only categories whose name contains TEXT")
+    s.add_argument("--limit", type=int, default=100)
+    s.add_argument("--offset", type=int, default=0)
+    common(s)
+
+    s = sub.add_parser("show", help="one post in full")
+    s.add_argument("id", help="post id: the file name without extension")
+    common(s)
+
+    s = sub.add_parser("run", help="run the Telegram bot")
+    s.add_argument("--archive", help="archive root or its _posts folder")
+    s.add_argument("--webhook", action="store_true", help="serve webhooks instead of long polling")
+    common(s, json_flag=False)
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        archive_dir=getattr(args, "archive", None),
+        database_path=getattr(args, "db", None),
+    )
+
+
+async def _open_existing(settings: Settings) -> Store:
+    path = settings.database_path
+    if not Path(path).exists():
+        raise CliError(f"no database at {path}; run `newsbot sync --archive DIR` first")
+    return await Store.open(path)
+
+
+def _fmt_date(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def _human_post(p: PostRow, snippet: str | None = None) -> str:
+    lines = [f"\033[1m{p.title}\033[0m" if sys.stdout.isatty() else p.title]
+    meta = [_fmt_date(p.date)]
+    if p.categories:
+        meta.append(" / ".join(p.categories))
+    if p.tags:
+        meta.append("#" + " #".join(p.tags))
+    lines.append("  " + " · ".join(meta) + f"  [{p.id}]")
+    if snippet:
+        lines.append("  " + snippet)
+    elif p.summary:
+        lines.append("  " + p.summary)
+    if p.url:
+        lines.append("  " + p.url)
+    lines.append("  " + p.archive_url)
+    return "\n".join(lines)
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        cfg = open_archive(
+            settings.archive_dir,
+            site_url=settings.site_url,
+            timezone_name=settings.timezone,
+            permalink=settings.permalink,
+            summary_chars=settings.summary_chars,
+        )
+    except ArchiveError as exc:
+        raise CliError(str(exc), code=2) from None
+    bar = None
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="post", desc="sync", file=sys.stderr, leave=False)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    store = await Store.open(settings.database_path)
+    try:
+        result: SyncResult = await sync_archive(store, cfg, progress=progress)
+    finally:
+        await store.close()
+        if bar is not None:
+            bar.close()
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(
+            f"added {result.added}, updated {result.updated}, deleted {result.deleted}, "
+            f"unchanged {result.unchanged}, skipped {result.skipped} in {result.seconds:.1f}s"
+            f" → {settings.database_path}"
+        )
+        for err in result.errors[:20]:
+            print(f"  skipped {err['path']}: {err['reason']}")
+        if len(result.errors) > 20:
+            print(f"  … and {len(result.errors) - 20} more (use --json for all)")
+    return 0
+
+
+async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _open_existing(settings)
+    try:
+        if args.query == ["-"]:
+            for line in sys.stdin:
+                page = await search(store, line.strip(), limit=args.limit, offset=args.offset)
+                _print_json([h.to_json() for h in page.hits])
+                sys.stdout.flush()
+            return 0
+        page = await search(store, " ".join(args.query), limit=args.limit, offset=args.offset)
+        if args.json:
+            _print_json([h.to_json() for h in page.hits])
+            return 0
+        if not page.hits:
+            print("nothing found")
+            return 0
+        bold = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("[", "]")
+        for i, hit in enumerate(page.hits, start=args.offset + 1):
+            print(f"{i}. " + _human_post(hit.post, hit.marked_snippet(*bold)))
+        if page.has_more:
+            print(f"… more: --offset {args.offset + args.limit}")
+        return 0
+    finally:
+        await store.close()
+
+
+async def cmd_latest(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _open_existing(settings)
+    try:
+        posts = await store.latest(
+            limit=max(1, args.limit), category_key=fold(args.category) if args.category else None
+        )
+        if args.json:
+            _print_json([p.to_json() for p in posts])
+        elif not posts:
+            print("no posts" + (f" in category {args.category!r}" if args.category else ""))
+        else:
+            print("\n".join(_human_post(p) for p in posts))
+        return 0
+    finally:
+        await store.close()
+
+
+async def cmd_categories(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _open_existing(settings)
+    try:
+        rows, total = await store.terms(
+            "c",
+            fold(args.filter) if args.filter else None,
+            limit=max(1, args.limit),
+            offset=max(0, args.offset),
+        )
+        if args.json:
+            _print_json([{"name": name, "count": n} for _, name, n in rows])
+            return 0
+        for _, name, n in rows:
+            print(f"{n:7d}  {name}")
+        shown = args.offset + len(rows)
+        print(f"({shown} of {total} categories)" if total > shown else f"({total} categories)")
+        return 0
+    finally:
+        await store.close()
+
+
+async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _open_existing(settings)
+    try:
+        post = await store.get_post(args.id)
+        if post is None:
+            raise CliError(f"no post with id {args.id!r}")
+        if args.json:
+            _print_json(post.to_json() | {"body": post.body, "path": post.path})
+        else:
+            print(_human_post(post))
+            print()
+            print(post.body)
+        return 0
+    finally:
+        await store.close()
+
+
+async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import run_bot
+
+    return await run_bot(settings, webhook=args.webhook)
+
+
+COMMANDS = {
+    "sync": cmd_sync,
+    "search": cmd_search,
+    "latest": cmd_latest,
+    "categories": cmd_categories,
+    "show": cmd_show,
+    "run": cmd_run,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # `newsbot search 人民币 -汇率`: an unknown "-word" is part of the query, not a flag.
+        if args.command != "search":
+            parser.error("unrecognized arguments: " + " ".join(unknown))
+        args.query = list(args.query) + unknown
+    try:
+        settings = _settings(args)
+        if args.command == "run":
+            from bot.app import main_run
+
+            return main_run(settings, webhook=args.webhook)
+        return asyncio.run(COMMANDS[args.command](args, settings))
+    except SettingsError as exc:
+        print(f"newsbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"newsbot: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

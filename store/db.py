@@ -1,0 +1,472 @@
+"""The SQLite store: schema, migrations and every SQL statement of the project.
+
+One `Store` object wraps one aiosqlite connection. Nothing outside this module writes SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+SCHEMA_VERSION = 1
+
+# Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
+MIGRATIONS: list[str] = [
+    # 0 -> 1: posts, their categories/tags, the full-text index, metadata.
+    """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE posts (
+        rowid INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        id TEXT NOT NULL,
+        title TEXT NOT NULL,
+        date TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        categories TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        url TEXT,
+        archive_url TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        body TEXT NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        first_seen INTEGER NOT NULL
+    );
+    CREATE INDEX posts_ts ON posts (ts DESC, rowid DESC);
+    CREATE INDEX posts_id ON posts (id);
+    CREATE INDEX posts_first_seen ON posts (first_seen);
+    -- kind 'c' = category, 't' = tag; key = folded name for matching, name = as written.
+    CREATE TABLE post_terms (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        post INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (kind, key, ts, post)
+    ) WITHOUT ROWID;
+    CREATE INDEX post_terms_post ON post_terms (post);
+    CREATE TABLE term_counts (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE posts_fts USING fts5(
+        title, tags, body, sub, chars,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    """,
+]
+
+POST_COLUMNS = "rowid, id, path, title, date, ts, categories, tags, url, archive_url, summary, body"
+
+# BM25 column weights: title > categories/tags > body > search-mode sub-words; chars never ranks.
+BM25_WEIGHTS = (10.0, 4.0, 1.0, 0.5, 0.0)
+
+
+@dataclass
+class PostRow:
+    rowid: int
+    id: str
+    path: str
+    title: str
+    date: str
+    ts: int
+    categories: list[str]
+    tags: list[str]
+    url: str | None
+    archive_url: str
+    summary: str
+    body: str
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> PostRow:
+        r = list(row)
+        r[6] = json.loads(r[6])
+        r[7] = json.loads(r[7])
+        return cls(*r)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "date": self.date,
+            "categories": self.categories,
+            "tags": self.tags,
+            "url": self.url,
+            "archive_url": self.archive_url,
+            "summary": self.summary,
+        }
+
+
+@dataclass
+class IndexedPost:
+    """A parsed post with its index texts, ready to write (built in sync workers)."""
+
+    path: str
+    id: str
+    title: str
+    date: str
+    ts: int
+    categories: list[str]
+    tags: list[str]
+    category_keys: list[str]
+    tag_keys: list[str]
+    url: str | None
+    archive_url: str
+    summary: str
+    body: str
+    mtime_ns: int
+    size: int
+    hash: str
+    fts_title: str
+    fts_tags: str
+    fts_body: str
+    fts_sub: str
+    fts_chars: str
+
+
+class Store:
+    def __init__(self, conn: aiosqlite.Connection, path: str):
+        self.conn = conn
+        self.path = path
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> Store:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        store = cls(conn, path)
+        try:
+            await conn.executescript(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                "PRAGMA busy_timeout=5000; PRAGMA cache_size=-32000; PRAGMA temp_store=MEMORY;"
+            )
+            await store._migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _migrate(self) -> None:
+        rows = await self.conn.execute_fetchall(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
+        )
+        version = 0
+        if rows:
+            got = await self.conn.execute_fetchall("SELECT value FROM meta WHERE key='schema_version'")
+            version = int(got[0][0]) if got else 0
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {version} is newer than this newsbot ({SCHEMA_VERSION}); upgrade newsbot"
+            )
+        while version < SCHEMA_VERSION:
+            script = MIGRATIONS[version]
+            version += 1
+            await self.conn.executescript(
+                "BEGIN;"
+                + script
+                + "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                + f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{version}');"
+                + "COMMIT;"
+            )
+
+    # --- metadata ----------------------------------------------------------------------------
+
+    async def get_meta(self, key: str, default: str | None = None) -> str | None:
+        rows = await self.conn.execute_fetchall("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else default
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # --- sync support ------------------------------------------------------------------------
+
+    async def file_states(self) -> dict[str, tuple[int, int, int, str, int]]:
+        """path -> (rowid, mtime_ns, size, hash, first_seen) of every indexed post."""
+        rows = await self.conn.execute_fetchall(
+            "SELECT path, rowid, mtime_ns, size, hash, first_seen FROM posts"
+        )
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    async def begin_sync(self) -> int:
+        """Start a sync: returns its sequence number (posts first indexed in it carry it)."""
+        seq = int(await self.get_meta("sync_seq", "0") or 0) + 1
+        await self.set_meta("sync_seq", str(seq))
+        return seq
+
+    async def allocate_rowids(self, n: int) -> range:
+        """Reserve `n` new post rowids; rowids are never reused, even after a post is deleted."""
+        rows = await self.conn.execute_fetchall("SELECT COALESCE(MAX(rowid), 0) FROM posts")
+        start = max(int(await self.get_meta("next_rowid", "1") or 1), int(rows[0][0]) + 1)
+        await self.set_meta("next_rowid", str(start + n))
+        return range(start, start + n)
+
+    async def write_batch(
+        self,
+        posts: Sequence[tuple[IndexedPost, int, int]],
+        touches: Iterable[tuple[int, int, int]] = (),
+        deletes: Iterable[int] = (),
+    ) -> None:
+        """In one transaction: delete `deletes` rowids, refresh (rowid, mtime_ns, size) of `touches`, and
+        write each (post, rowid, first_seen), replacing what that rowid held."""
+        touches, deletes = list(touches), list(deletes)
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            gone = deletes + [rowid for _, rowid, _ in posts]
+            if gone:
+                params = [(r,) for r in gone]
+                await self.conn.executemany("DELETE FROM posts_fts WHERE rowid=?", params)
+                await self.conn.executemany("DELETE FROM post_terms WHERE post=?", params)
+                await self.conn.executemany("DELETE FROM posts WHERE rowid=?", params)
+            if touches:
+                await self.conn.executemany(
+                    "UPDATE posts SET mtime_ns=?, size=? WHERE rowid=?", [(m, s, r) for r, m, s in touches]
+                )
+            if posts:
+                await self.conn.executemany(
+                    "INSERT INTO posts (rowid, path, id, title, date, ts, categories, tags, url, archive_url,"
+                    " summary, body, mtime_ns, size, hash, first_seen)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (
+                            rowid,
+                            p.path,
+                            p.id,
+                            p.title,
+                            p.date,
+                            p.ts,
+                            json.dumps(p.categories, ensure_ascii=False),
+                            json.dumps(p.tags, ensure_ascii=False),
+                            p.url,
+                            p.archive_url,
+                            p.summary,
+                            p.body,
+                            p.mtime_ns,
+                            p.size,
+                            p.hash,
+                            first_seen,
+                        )
+                        for p, rowid, first_seen in posts
+                    ],
+                )
+                terms = []
+                for p, rowid, _ in posts:
+                    terms += [
+                        ("c", k, p.ts, rowid, n) for k, n in zip(p.category_keys, p.categories, strict=True)
+                    ]
+                    terms += [("t", k, p.ts, rowid, n) for k, n in zip(p.tag_keys, p.tags, strict=True)]
+                if terms:
+                    await self.conn.executemany(
+                        "INSERT OR IGNORE INTO post_terms (kind, key, ts, post, name) VALUES (?,?,?,?,?)",
+                        terms,
+                    )
+                await self.conn.executemany(
+                    "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
+                    [
+                        (rowid, p.fts_title, p.fts_tags, p.fts_body, p.fts_sub, p.fts_chars)
+                        for p, rowid, _ in posts
+                    ],
+                )
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+
+    async def finish_sync(self, summary: dict[str, Any]) -> None:
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            await self.conn.execute("DELETE FROM term_counts")
+            await self.conn.execute(
+                "INSERT INTO term_counts (kind, key, name, n)"
+                " SELECT kind, key, MIN(name), COUNT(*) FROM post_terms GROUP BY kind, key"
+            )
+            await self.set_meta("last_sync", json.dumps(summary, ensure_ascii=False))
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+
+    async def optimize(self) -> None:
+        await self.conn.execute("INSERT INTO posts_fts(posts_fts) VALUES ('optimize')")
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def count_posts(self) -> int:
+        rows = await self.conn.execute_fetchall("SELECT COUNT(*) FROM posts")
+        return int(rows[0][0])
+
+    async def get_post(self, key: str | int) -> PostRow | None:
+        """By rowid (int), or by id (file name without extension; the newest if several share it)."""
+        if isinstance(key, int):
+            rows = await self.conn.execute_fetchall(f"SELECT {POST_COLUMNS} FROM posts WHERE rowid=?", (key,))
+        else:
+            rows = await self.conn.execute_fetchall(
+                f"SELECT {POST_COLUMNS} FROM posts WHERE id=? ORDER BY ts DESC LIMIT 1", (key,)
+            )
+        return PostRow.from_row(rows[0]) if rows else None
+
+    async def get_posts(self, rowids: Sequence[int]) -> list[PostRow]:
+        if not rowids:
+            return []
+        marks = ",".join("?" * len(rowids))
+        rows = await self.conn.execute_fetchall(
+            f"SELECT {POST_COLUMNS} FROM posts WHERE rowid IN ({marks})", tuple(rowids)
+        )
+        by_id = {r[0]: PostRow.from_row(r) for r in rows}
+        return [by_id[r] for r in rowids if r in by_id]
+
+    async def latest(
+        self, limit: int = 10, offset: int = 0, category_key: str | None = None
+    ) -> list[PostRow]:
+        if category_key is None:
+            rows = await self.conn.execute_fetchall(
+                f"SELECT {POST_COLUMNS} FROM posts ORDER BY ts DESC, rowid DESC LIMIT ? OFFSET ?",
+                (limit, offset),
+            )
+        else:
+            cols = ", ".join(f"p.{c.strip()}" for c in POST_COLUMNS.split(","))
+            rows = await self.conn.execute_fetchall(
+                f"SELECT {cols} FROM post_terms t JOIN posts p ON p.rowid = t.post"
+                " WHERE t.kind='c' AND t.key=? ORDER BY t.ts DESC, t.post DESC LIMIT ? OFFSET ?",
+                (category_key, limit, offset),
+            )
+        return [PostRow.from_row(r) for r in rows]
+
+    async def term_count(self, kind: str, key: str) -> tuple[str, int] | None:
+        rows = await self.conn.execute_fetchall(
+            "SELECT name, n FROM term_counts WHERE kind=? AND key=?", (kind, key)
+        )
+        return (rows[0][0], int(rows[0][1])) if rows else None
+
+    async def terms(
+        self, kind: str = "c", fragment: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[tuple[str, str, int]], int]:
+        """(key, name, post count) of categories (kind 'c') or tags ('t'), most posts first; and the total."""
+        where, params = "kind=?", [kind]
+        if fragment:
+            where += " AND instr(key, ?) > 0"
+            params.append(fragment)
+        rows = await self.conn.execute_fetchall(
+            f"SELECT key, name, n FROM term_counts WHERE {where} ORDER BY n DESC, key LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        total = await self.conn.execute_fetchall(f"SELECT COUNT(*) FROM term_counts WHERE {where}", params)
+        return [(r[0], r[1], int(r[2])) for r in rows], int(total[0][0])
+
+    # --- search primitives (the MATCH expressions are built by store.search) -----------------
+
+    async def fts_candidates(
+        self,
+        match: str,
+        *,
+        limit: int,
+        ranked: bool,
+        filters: SearchFilters | None = None,
+        exclude: Sequence[int] = (),
+    ) -> list[tuple[int, float, int]]:
+        """(rowid, bm25 or 0, ts) of up to `limit` matching posts, newest-indexed first."""
+        sql, params = self._filtered_fts_sql(match, ranked, filters, exclude)
+        sql += " ORDER BY f.rowid DESC LIMIT ?"
+        params.append(limit)
+        rows = await self.conn.execute_fetchall(sql, params)
+        return [(r[0], float(r[1]), r[2]) for r in rows]
+
+    def _filtered_fts_sql(
+        self, match: str, ranked: bool, filters: SearchFilters | None, exclude: Sequence[int]
+    ) -> tuple[str, list[Any]]:
+        rank = "bm25(posts_fts, {})".format(", ".join(str(w) for w in BM25_WEIGHTS)) if ranked else "0"
+        sql = f"SELECT f.rowid, {rank}, p.ts FROM posts_fts f JOIN posts p ON p.rowid = f.rowid WHERE posts_fts MATCH ?"
+        params: list[Any] = [match]
+        if filters:
+            sql, params = filters.apply(sql, params)
+        if exclude:
+            sql += " AND f.rowid NOT IN ({})".format(",".join("?" * len(exclude)))
+            params.extend(exclude)
+        return sql, params
+
+    async def filtered_posts(
+        self, filters: SearchFilters, limit: int, not_match: str | None = None
+    ) -> list[int]:
+        """Newest posts passing the filters (a query with no text terms)."""
+        sql = "SELECT p.rowid FROM posts p WHERE 1"
+        params: list[Any] = []
+        sql, params = filters.apply(sql, params, alias="p")
+        if not_match:
+            sql += " AND p.rowid NOT IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)"
+            params.append(not_match)
+        sql += " ORDER BY p.ts DESC, p.rowid DESC LIMIT ?"
+        params.append(limit)
+        rows = await self.conn.execute_fetchall(sql, params)
+        return [r[0] for r in rows]
+
+    # --- statistics --------------------------------------------------------------------------
+
+    async def stats(self) -> dict[str, Any]:
+        posts = await self.count_posts()
+        cats = await self.conn.execute_fetchall("SELECT COUNT(*) FROM term_counts WHERE kind='c'")
+        last = await self.get_meta("last_sync")
+        size = 0
+        if self.path != ":memory:":
+            for suffix in ("", "-wal"):
+                try:
+                    size += os.path.getsize(self.path + suffix)
+                except OSError:
+                    pass
+        return {
+            "posts": posts,
+            "categories": int(cats[0][0]),
+            "db_bytes": size,
+            "last_sync": json.loads(last) if last else None,
+        }
+
+
+@dataclass
+class SearchFilters:
+    category_keys: list[str]
+    tag_keys: list[str]
+    since_ts: int | None = None
+    until_ts: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.category_keys or self.tag_keys or self.since_ts is not None or self.until_ts is not None
+        )
+
+    def apply(self, sql: str, params: list[Any], alias: str = "p") -> tuple[str, list[Any]]:
+        for kind, keys in (("c", self.category_keys), ("t", self.tag_keys)):
+            for key in keys:
+                sql += f" AND {alias}.rowid IN (SELECT post FROM post_terms WHERE kind='{kind}' AND key=?)"
+                params.append(key)
+        if self.since_ts is not None:
+            sql += f" AND {alias}.ts >= ?"
+            params.append(self.since_ts)
+        if self.until_ts is not None:
+            sql += f" AND {alias}.ts < ?"
+            params.append(self.until_ts)
+        return sql, params
+
+
+def now_ts() -> int:
+    return int(time.time())

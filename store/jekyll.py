@@ -1,0 +1,394 @@
+"""Jekyll archives: find the posts, read `_config.yml`, parse one post into a `Post`.
+
+Parsing is pure and picklable so a sync can run it in worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from frontmatter.default_handlers import YAMLHandler
+
+from .text import body_to_paragraphs, extract_source_links, leading_digest, summarize, truncate
+
+POST_EXTENSIONS = (".md", ".markdown", ".mkd", ".mkdn", ".html", ".htm")
+_FILENAME = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})-(.+)$")
+_DATE_STR = re.compile(
+    r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2}|[+-]\d{1,2})?\s*$",
+    re.I,
+)
+_PERMALINK_STYLES = {
+    "date": "/:categories/:year/:month/:day/:title:output_ext",
+    "pretty": "/:categories/:year/:month/:day/:title/",
+    "ordinal": "/:categories/:year/:y_day/:title:output_ext",
+    "weekdate": "/:categories/:year/W:week/:short_day/:title:output_ext",
+    "none": "/:categories/:title:output_ext",
+}
+_SOURCE_KEYS = ("source", "source_url", "link", "original_url", "origin", "url")
+
+
+class ArchiveError(Exception):
+    """The archive as a whole cannot be used (missing folder, unreadable config)."""
+
+
+class PostError(Exception):
+    """One post cannot be indexed; the message is the reason shown to the user."""
+
+
+# --- YAML that survives real archives ------------------------------------------------------------
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class ArchiveYAMLLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """A safe loader that reads Python-specific tags as plain data.
+
+    Archives written by Python tools contain `!!python/unicode 'x'` and `!!python/str 'x'`; a plain
+    safe load rejects them. Here every unknown tag is built from its node as plain data (a string,
+    list or mapping); nothing is ever instantiated.
+    """
+
+
+def _construct_plain(loader: yaml.SafeLoader, suffix_or_node: Any, node: Any = None) -> Any:
+    if node is None:
+        node, tag = suffix_or_node, suffix_or_node.tag
+    else:
+        tag = str(suffix_or_node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    value = loader.construct_scalar(node)
+    kind = tag.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    try:
+        if kind in ("int", "long"):
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "bool":
+            return value.strip().lower() in ("true", "yes", "on", "1")
+        if kind == "none":
+            return None
+    except ValueError:
+        pass
+    return value
+
+
+ArchiveYAMLLoader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_plain)
+ArchiveYAMLLoader.add_constructor(None, _construct_plain)
+
+
+class ArchiveYAMLHandler(YAMLHandler):
+    def load(self, fm: str, **kwargs: object) -> Any:
+        kwargs.setdefault("Loader", ArchiveYAMLLoader)
+        return super().load(fm, **kwargs)
+
+
+_HANDLER = ArchiveYAMLHandler()
+
+
+# --- the archive -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    root: Path
+    posts_dir: Path
+    site_url: str = ""  # url + baseurl, no trailing slash
+    timezone: str = "UTC"
+    permalink: str = _PERMALINK_STYLES["date"]
+    summary_chars: int = 200
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def open_archive(
+    path: str | os.PathLike[str],
+    *,
+    site_url: str | None = None,
+    timezone_name: str | None = None,
+    permalink: str | None = None,
+    summary_chars: int = 200,
+) -> ArchiveConfig:
+    """Locate `_posts/` and read `_config.yml`. Explicit arguments override the config file."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ArchiveError(f"archive not found: {p}")
+    if not p.is_dir():
+        raise ArchiveError(f"archive is not a folder: {p}")
+    if p.name == "_posts":
+        root, posts = p.parent, p
+    elif (p / "_posts").is_dir():
+        root, posts = p, p / "_posts"
+    else:
+        raise ArchiveError(f"no _posts folder in {p} (give the archive root or its _posts folder)")
+    if not os.access(posts, os.R_OK | os.X_OK):
+        raise ArchiveError(f"cannot read {posts}")
+
+    config: dict[str, Any] = {}
+    cfg_file = root / "_config.yml"
+    if cfg_file.is_file():
+        try:
+            loaded = yaml.load(cfg_file.read_text(encoding="utf-8"), Loader=ArchiveYAMLLoader)
+        except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+            raise ArchiveError(f"cannot read {cfg_file}: {_one_line(exc)}") from exc
+        if isinstance(loaded, dict):
+            config = loaded
+
+    if site_url is None:
+        url = str(config.get("url") or "").rstrip("/")
+        baseurl = str(config.get("baseurl") or "").strip("/")
+        site_url = f"{url}/{baseurl}" if baseurl else url
+    tz_name = timezone_name or str(config.get("timezone") or "UTC")
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ArchiveError(f"unknown time zone {tz_name!r}") from exc
+    style = permalink or str(config.get("permalink") or "date")
+    return ArchiveConfig(
+        root=root.resolve(),
+        posts_dir=posts.resolve(),
+        site_url=site_url.rstrip("/"),
+        timezone=tz_name,
+        permalink=_PERMALINK_STYLES.get(style, style),
+        summary_chars=summary_chars,
+    )
+
+
+def iter_post_files(cfg: ArchiveConfig):
+    """Yield (relative path, absolute path, os.stat_result) of every post file, sorted by path."""
+    found = []
+    stack = [cfg.posts_dir]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith((".", "_", "#")) or entry.name.endswith("~"):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.name.lower().endswith(POST_EXTENSIONS) and entry.is_file():
+                rel = os.path.relpath(entry.path, cfg.root)
+                found.append((rel, entry.path, entry.stat()))
+    found.sort(key=lambda item: item[0])
+    yield from found
+
+
+# --- one post ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Post:
+    path: str
+    id: str
+    slug: str
+    title: str
+    date: datetime  # aware
+    categories: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    url: str | None = None  # the story's own source link
+    archive_url: str = ""
+    summary: str = ""
+    body: str = ""  # plain text, paragraphs separated by "\n"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return " ".join(line.strip() for line in text)[:200] or type(exc).__name__
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set)):
+        items = [str(v).strip() for v in value if v is not None]
+    else:
+        items = str(value).split()
+    seen, out = set(), []
+    for item in items:
+        if item and item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+def parse_date(value: Any, tz: ZoneInfo) -> datetime | None:
+    """A front-matter date (datetime, date or string) as an aware datetime, or None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tz)
+    if not isinstance(value, str):
+        return None
+    m = _DATE_STR.match(value)
+    if not m:
+        return None
+    y, mo, d, hh, mi, ss, frac, off = m.groups()
+    try:
+        micro = int((frac or "0")[:6].ljust(6, "0"))
+        naive = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0), micro)
+    except ValueError:
+        return None
+    if not off:
+        return naive.replace(tzinfo=tz)
+    if off.upper() == "Z":
+        return naive.replace(tzinfo=timezone.utc)
+    sign = -1 if off[0] == "-" else 1
+    digits = off[1:].replace(":", "")
+    hours, minutes = (int(digits[:2]), int(digits[2:] or 0)) if len(digits) > 2 else (int(digits), 0)
+    if hours > 23 or minutes > 59:
+        return None
+    return naive.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
+
+
+def _permalink(cfg: ArchiveConfig, template: str, post_date: datetime, slug: str, cats: list[str]) -> str:
+    local = post_date.astimezone(cfg.tz)
+    values = {
+        "year": f"{local.year:04d}",
+        "short_year": f"{local.year % 100:02d}",
+        "month": f"{local.month:02d}",
+        "i_month": str(local.month),
+        "short_month": local.strftime("%b"),
+        "day": f"{local.day:02d}",
+        "i_day": str(local.day),
+        "short_day": local.strftime("%a"),
+        "y_day": f"{local.timetuple().tm_yday:03d}",
+        "week": f"{local.isocalendar()[1]:02d}",
+        "hour": f"{local.hour:02d}",
+        "minute": f"{local.minute:02d}",
+        "second": f"{local.second:02d}",
+        "title": quote(slug),
+        "slug": quote(slug.lower()),
+        "categories": "/".join(quote(c.lower()) for c in cats),
+        "output_ext": ".html",
+    }
+    path = re.sub(r":([a-z_]+)", lambda m: values.get(m.group(1), m.group(0)), template)
+    path = re.sub(r"/{2,}", "/", "/" + path.lstrip("/"))
+    return cfg.site_url + path
+
+
+def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes) -> Post:
+    """Parse one post file's bytes. Raises PostError with a clear reason."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PostError(f"not UTF-8 text (bad byte at offset {exc.start})") from exc
+    if not text.strip():
+        raise PostError("empty file")
+    # Leading blank lines before the opening --- are tolerated (Jekyll itself would not publish such a
+    # file, but scrapers produce them and the post is otherwise fine).
+    if not text.lstrip().startswith("---"):
+        raise PostError("no YAML front matter (Jekyll only publishes files that start with ---)")
+    try:
+        fm_text, content = _HANDLER.split(text.strip())
+    except ValueError as exc:
+        raise PostError("front matter is not closed by a --- line") from exc
+    try:
+        meta = _HANDLER.load(fm_text) if fm_text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise PostError(f"bad front matter: {_one_line(exc)}") from exc
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise PostError(f"bad front matter value: {_one_line(exc)}") from exc
+    if not isinstance(meta, dict):
+        raise PostError("front matter is not a key: value mapping")
+
+    published = meta.get("published", True)
+    if published is False or str(published).strip().lower() == "false":
+        raise PostError("unpublished (published: false)")
+
+    filename = os.path.basename(rel_path)
+    stem = filename.rsplit(".", 1)[0]
+    fm = _FILENAME.match(stem)
+    file_day: date | None = None
+    slug = stem
+    if fm:
+        slug = fm.group(4)
+        try:
+            file_day = date(int(fm.group(1)), int(fm.group(2)), int(fm.group(3)))
+        except ValueError:
+            file_day = None
+    if meta.get("slug"):
+        slug = str(meta["slug"])
+
+    tz = cfg.tz
+    post_date = parse_date(meta.get("date"), tz)
+    if post_date is None:
+        created = parse_date(meta.get("createtime"), tz)
+        if file_day is not None:
+            # The file name gives the day; a `createtime` on that same day gives the time too.
+            if created is not None and created.astimezone(tz).date() == file_day:
+                post_date = created
+            else:
+                post_date = datetime.combine(file_day, time(), tz)
+        else:
+            post_date = created
+    if post_date is None:
+        shown = meta.get("date")
+        detail = f"date: {str(shown).strip()!r}" if shown is not None else "no date key"
+        raise PostError(f"no usable date ({detail}; no YYYY-MM-DD- in the file name; no createtime)")
+
+    body_without_links, links = extract_source_links(content)
+    paragraphs = body_to_paragraphs(content)
+
+    title = " ".join(str(meta.get("title") or "").split())
+    if not title and paragraphs:
+        title = truncate(paragraphs[0], 80)
+    if not title:
+        title = slug
+    if not paragraphs and not str(meta.get("title") or "").strip():
+        raise PostError("empty post (no title and no body text)")
+
+    source = None
+    for key in _SOURCE_KEYS:
+        value = meta.get(key)
+        if isinstance(value, str) and value.strip().lower().startswith(("http://", "https://")):
+            source = value.strip()
+            break
+    if source is None and links:
+        source = links[0]
+
+    categories = _as_list(meta.get("categories")) or _as_list(meta.get("category"))
+    tags = _as_list(meta.get("tags")) or _as_list(meta.get("tag"))
+
+    limit = cfg.summary_chars
+    description = meta.get("description") or meta.get("excerpt")
+    summary = ""
+    if isinstance(description, str) and description.strip():
+        summary = summarize(body_to_paragraphs(description), limit)
+    if not summary:
+        digest = leading_digest(body_without_links)
+        if digest:
+            summary = summarize([digest], limit)
+    if not summary:
+        summary = summarize(paragraphs, limit)
+
+    template = meta.get("permalink")
+    template = _PERMALINK_STYLES.get(template, template) if isinstance(template, str) else cfg.permalink
+    return Post(
+        path=rel_path,
+        id=stem,
+        slug=slug,
+        title=title,
+        date=post_date,
+        categories=categories,
+        tags=tags,
+        url=source,
+        archive_url=_permalink(cfg, template, post_date, slug, categories),
+        summary=summary,
+        body="\n".join(paragraphs),
+    )

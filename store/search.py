@@ -1,0 +1,306 @@
+"""Query syntax and search.
+
+Syntax: words are ANDed; ``"exact phrase"``; ``-word`` excludes; ``cat:NAME`` and ``#tag`` filter;
+``since:YYYY-MM-DD`` / ``until:YYYY-MM-DD`` bound the date (until is inclusive). Anything else is text:
+FTS5 operators, stray quotes, ``*``, ``NEAR(`` are never passed to SQLite unquoted.
+
+Two tiers, both over the same FTS5 table:
+1. word tier — the query's jieba words matched against title/tags/body words, BM25-ranked
+   (title > categories/tags > body), newer first among equal scores;
+2. substring tier — every CJK character is also indexed as a token, so a phrase of characters is an
+   exact substring match: this finds what word segmentation splits differently (`知` in `知道`).
+   Substring-only hits come after all word hits, newest first.
+
+To keep the p99 bounded on very common words, each tier considers at most `CANDIDATES` matching posts,
+the most recently indexed first (the archive is indexed in date order, so these are the newest).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from .db import PostRow, SearchFilters, Store
+from .segment import chars, words
+from .text import fold
+
+CANDIDATES = 1000
+SNIPPET_CHARS = 120
+
+_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_CAT_PREFIXES = ("cat:", "category:", "分类:", "分類:")
+_TAG_PREFIXES = ("tag:", "标签:", "標籤:")
+
+
+@dataclass
+class Query:
+    terms: list[str] = field(default_factory=list)  # positive text terms (a phrase is one term)
+    excludes: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    since: date | None = None
+    until: date | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.terms or self.excludes or self.categories or self.tags or self.since or self.until)
+
+
+def _split(text: str) -> list[tuple[str, bool]]:
+    """Split on whitespace, keeping "quoted phrases" (an unclosed quote runs to the end)."""
+    out: list[tuple[str, bool]] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+            continue
+        neg = False
+        if ch == "-" and i + 1 < n and text[i + 1] in '"“”':
+            neg, i = True, i + 1
+            ch = text[i]
+        if ch in '"“”':
+            end = i + 1
+            while end < n and text[end] not in '"“”':
+                end += 1
+            out.append((("-" if neg else "") + text[i + 1 : end], True))
+            i = end + 1
+            continue
+        end = i
+        while end < n and not text[end].isspace():
+            end += 1
+        out.append((text[i:end], False))
+        i = end
+    return out
+
+
+def _parse_day(value: str) -> date | None:
+    m = _DATE.match(value.strip())
+    if not m:
+        return None
+    try:
+        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+
+
+def parse_query(text: str) -> Query:
+    q = Query()
+    text = (text or "").replace("\x00", " ")
+    for raw, quoted in _split(text):
+        neg = raw.startswith("-") and len(raw) > 1
+        body = raw[1:] if neg else raw
+        if not body.strip():
+            continue
+        if quoted:
+            (q.excludes if neg else q.terms).append(body.strip())
+            continue
+        low = body.lower()
+        prefix = next((p for p in _CAT_PREFIXES if low.startswith(p)), None)
+        if prefix and len(body) > len(prefix) and not neg:
+            q.categories.append(body[len(prefix) :])
+            continue
+        prefix = next((p for p in _TAG_PREFIXES if low.startswith(p)), None)
+        if prefix and len(body) > len(prefix) and not neg:
+            q.tags.append(body[len(prefix) :])
+            continue
+        if body[0] in "#＃" and len(body) > 1 and not neg:
+            q.tags.append(body[1:])
+            continue
+        if low.startswith(("since:", "until:")) and not neg:
+            day = _parse_day(body[6:])
+            if day is not None:
+                if low.startswith("since:"):
+                    q.since = day
+                else:
+                    q.until = day
+                continue
+        (q.excludes if neg else q.terms).append(body)
+    return q
+
+
+# --- FTS5 expressions (always built from quoted tokens) ------------------------------------------
+
+
+def _phrase(tokens: list[str]) -> str:
+    return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"'
+
+
+def _word_expr(term: str) -> str | None:
+    toks = words(fold(term))
+    if not toks:
+        return None
+    if len(toks) == 1:
+        return "{title tags body sub} : " + _phrase(toks)
+    return "{title tags body} : " + _phrase(toks)
+
+
+def _char_tokens(term: str) -> list[str]:
+    return chars(fold(term)).split()
+
+
+def _char_expr(term: str) -> str | None:
+    """Substring match over title+body; a trailing Latin/digit fragment matches as a prefix."""
+    toks = [t for t in re.split(r"\W+", " ".join(_char_tokens(term))) if t]
+    if not toks:
+        return None
+    expr = "chars : " + _phrase(toks)
+    if toks[-1].isascii():
+        expr += " *"
+    return expr
+
+
+def _any_expr(term: str) -> str | None:
+    parts = [e for e in (_word_expr(term), _char_expr(term)) if e]
+    return "(" + " OR ".join(parts) + ")" if parts else None
+
+
+def _combine(positive: list[str], negative: list[str]) -> str:
+    expr = " AND ".join(f"({p})" for p in positive)
+    for n in negative:
+        expr += f" NOT {n}"
+    return expr
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchHit:
+    post: PostRow
+    tier: str  # 'word' | 'substring' | 'filter'
+    score: float
+    snippet: str
+    highlights: list[tuple[int, int]]
+
+    def marked_snippet(self, open_mark: str = "**", close_mark: str = "**", escape=lambda s: s) -> str:
+        out, pos = [], 0
+        for start, end in self.highlights:
+            out.append(escape(self.snippet[pos:start]))
+            out.append(open_mark + escape(self.snippet[start:end]) + close_mark)
+            pos = end
+        out.append(escape(self.snippet[pos:]))
+        return "".join(out)
+
+    def to_json(self) -> dict:
+        return self.post.to_json() | {"snippet": self.marked_snippet()}
+
+
+@dataclass
+class SearchPage:
+    query: Query
+    hits: list[SearchHit]
+    offset: int
+    has_more: bool
+
+
+def _highlight_terms(q: Query) -> list[str]:
+    out = []
+    for term in q.terms:
+        f = fold(term).strip()
+        if f:
+            out.append(f)
+        out.extend(w for w in words(f) if len(w) > 1 and w not in out)
+    return sorted(set(out), key=len, reverse=True)
+
+
+def make_snippet(
+    text: str, terms: list[str], width: int = SNIPPET_CHARS
+) -> tuple[str, list[tuple[int, int]]]:
+    """A window of `text` around the first match of any term, with the matched spans."""
+    text = " ".join(text.split("\n"))
+    folded = fold(text)
+    if len(folded) != len(text):  # folding changed lengths (rare NFKC cases): show folded text
+        text = folded
+    if not text:
+        return "", []
+    first = len(text)
+    for term in terms:
+        at = folded.find(term)
+        if 0 <= at < first:
+            first = at
+    if first == len(text):
+        first = 0
+    start = max(0, first - width // 4)
+    end = min(len(text), start + width)
+    start = max(0, min(start, end - width))
+    window, f_window = text[start:end], folded[start:end]
+    spans: list[tuple[int, int]] = []
+    for term in terms:
+        pos = f_window.find(term)
+        while pos >= 0:
+            span = (pos, pos + len(term))
+            if not any(s < span[1] and span[0] < e for s, e in spans):
+                spans.append(span)
+            pos = f_window.find(term, pos + len(term))
+    spans.sort()
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if end < len(text) else ""
+    return prefix + window + suffix, [(s + len(prefix), e + len(prefix)) for s, e in spans]
+
+
+async def search(
+    store: Store, text: str, *, limit: int = 10, offset: int = 0, tz: str | None = None
+) -> SearchPage:
+    """Run a user query. Never raises on odd input; an empty query returns no hits."""
+    q = parse_query(text)
+    # Terms made only of punctuation or operators (`%`, `++`) match nothing; they are ignored.
+    q.terms = [t for t in q.terms if _char_tokens(t) and (_word_expr(t) or _char_expr(t))]
+    q.excludes = [t for t in q.excludes if _any_expr(t)]
+    limit = max(1, min(int(limit), 100))
+    offset = max(0, int(offset))
+    if q.is_empty:
+        return SearchPage(q, [], offset, False)
+    zone = ZoneInfo(tz or await store.get_meta("timezone", "UTC") or "UTC")
+    filters = SearchFilters(
+        category_keys=[fold(c) for c in q.categories],
+        tag_keys=[fold(t) for t in q.tags],
+        since_ts=int(datetime.combine(q.since, time(), zone).timestamp()) if q.since else None,
+        until_ts=int(datetime.combine(q.until + timedelta(days=1), time(), zone).timestamp())
+        if q.until
+        else None,
+    )
+    negatives = [e for e in (_any_expr(t) for t in q.excludes) if e]
+    want = offset + limit + 1
+    terms = _highlight_terms(q)
+
+    ranked: list[tuple[int, str, float]] = []
+    positives_w = [_word_expr(t) for t in q.terms]
+    positives_c = [_char_expr(t) for t in q.terms]
+    if q.terms:
+        if all(positives_w):
+            rows = await store.fts_candidates(
+                _combine(positives_w, negatives), limit=CANDIDATES, ranked=True, filters=filters
+            )
+            rows.sort(key=lambda r: (round(r[1], 6), -r[2], -r[0]))
+            ranked = [(r[0], "word", r[1]) for r in rows]
+        if len(ranked) < want and all(positives_c):
+            # Substring tier: each term may match as a word (e.g. in tags) or as a substring.
+            any_pos = [_any_expr(t) for t in q.terms]
+            rows = await store.fts_candidates(
+                _combine(any_pos, negatives),
+                limit=CANDIDATES,
+                ranked=False,
+                filters=filters,
+                exclude=[r[0] for r in ranked],
+            )
+            rows.sort(key=lambda r: (-r[2], -r[0]))
+            ranked += [(r[0], "substring", 0.0) for r in rows][: want - len(ranked)]
+    else:
+        not_match = " OR ".join(negatives) if negatives else None
+        rowids = await store.filtered_posts(filters, want, not_match)
+        ranked = [(r, "filter", 0.0) for r in rowids]
+
+    page = ranked[offset : offset + limit]
+    posts = await store.get_posts([r[0] for r in page])
+    by_id = {p.rowid: p for p in posts}
+    hits = []
+    for rowid, tier, score in page:
+        post = by_id.get(rowid)
+        if post is None:
+            continue
+        snippet, spans = make_snippet(post.body or post.summary, terms)
+        hits.append(SearchHit(post, tier, score, snippet, spans))
+    return SearchPage(q, hits, offset, len(ranked) > offset + limit)

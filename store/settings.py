@@ -1,0 +1,61 @@
+"""All configuration, from the environment and `.env` (documented key by key in `.env.example`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A bad configuration value; the message is one line naming the key."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- archive and store ---
+    archive_dir: Path = Field(Path("."), description="Jekyll archive root (or its _posts folder)")
+    database_path: Path = Field(Path("./newsbot.sqlite3"), description="SQLite database file")
+    timezone: str | None = Field(None, description="zone for naive dates; default: _config.yml, else UTC")
+    site_url: str | None = Field(None, description="archive site URL incl. baseurl; default: _config.yml")
+    permalink: str | None = Field(
+        None, description="Jekyll permalink style or template; default: _config.yml"
+    )
+    summary_chars: int = Field(200, ge=40, le=2000, description="summary length limit in characters")
+
+    # --- Telegram ---
+    bot_token: SecretStr | None = Field(None, description="token from @BotFather (secret)")
+    telegram_base_url: str = Field(
+        "https://api.telegram.org/bot", description="Bot API base URL (before the token)"
+    )
+    default_language: str = Field("zh", description="language when the user's is unknown: zh or en")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("site_url", "permalink")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+def load_settings(**overrides) -> Settings:
+    """Load settings; turn a validation error into a one-line SettingsError naming the key."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+        raise SettingsError(f"{key.upper()}: {msg}") from None

@@ -1,0 +1,226 @@
+"""Incremental sync of a Jekyll archive into the store.
+
+Keyed by the post's path: a file whose (mtime, size) did not change is not read; one whose bytes did not
+change (same hash) is not re-parsed; new and changed files are parsed (in worker processes when there are
+many) and written in batches; files gone from the archive leave the store. A post that cannot be parsed is
+reported with its reason and skipped; if an earlier version of it was indexed, that version is kept until
+the file is fixed or removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import hashlib
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .db import IndexedPost, Store
+from .jekyll import ArchiveConfig, Post, PostError, iter_post_files, parse_post
+from .segment import chars, subwords, words
+from .text import fold
+
+BATCH = 500
+PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
+CHUNK = 100
+
+
+@dataclass
+class SyncResult:
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    new_rowids: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "errors": self.errors,
+        }
+
+
+def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) -> IndexedPost:
+    """A parsed post plus its folded, segmented index texts."""
+    from zoneinfo import ZoneInfo
+
+    local = post.date.astimezone(ZoneInfo(tz_name))
+    f_title = fold(post.title)
+    f_body = fold(post.body)
+    title_words = words(f_title)
+    body_words = words(f_body)
+    terms = post.categories + post.tags
+    return IndexedPost(
+        path=post.path,
+        id=post.id,
+        title=post.title,
+        date=local.isoformat(),
+        ts=int(post.date.timestamp()),
+        categories=post.categories,
+        tags=post.tags,
+        category_keys=[fold(c) for c in post.categories],
+        tag_keys=[fold(t) for t in post.tags],
+        url=post.url,
+        archive_url=post.archive_url,
+        summary=post.summary,
+        body=post.body,
+        mtime_ns=mtime_ns,
+        size=size,
+        hash=digest,
+        fts_title=" ".join(title_words),
+        fts_tags=" ".join(words(fold(" ".join(terms)))),
+        fts_body=" ".join(body_words),
+        fts_sub=" ".join(subwords(f_title + "\n" + f_body, title_words + body_words)),
+        fts_chars=chars(f_title + "\n" + f_body),
+    )
+
+
+def _prepare(cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | None]]) -> list[tuple]:
+    """Worker: read, hash and parse files. Returns per item ('ok', IndexedPost) | ('same', None) | ('err', reason)."""
+    out: list[tuple] = []
+    for rel, abspath, mtime_ns, _size, old_hash in items:
+        try:
+            with open(abspath, "rb") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            out.append(("err", rel, f"cannot read file: {exc.strerror or exc}"))
+            continue
+        digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        if old_hash is not None and digest == old_hash:
+            out.append(("same", rel, None))
+            continue
+        try:
+            post = parse_post(cfg, rel, raw)
+            out.append(("ok", rel, index_post(post, cfg.timezone, mtime_ns, len(raw), digest)))
+        except PostError as exc:
+            out.append(("err", rel, str(exc)))
+        except Exception as exc:  # a bug or an exotic file must not abort the sync
+            out.append(("err", rel, f"unexpected error: {type(exc).__name__}: {exc}"))
+    return out
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+async def sync_archive(
+    store: Store,
+    cfg: ArchiveConfig,
+    *,
+    progress: ProgressFn | None = None,
+    workers: int | None = None,
+) -> SyncResult:
+    started = time.monotonic()
+    result = SyncResult()
+    loop = asyncio.get_running_loop()
+    files = await loop.run_in_executor(None, lambda: list(iter_post_files(cfg)))
+    states = await store.file_states()
+    seq = await store.begin_sync()
+
+    todo: list[tuple[str, str, int, int, str | None]] = []
+    seen: set[str] = set()
+    for rel, abspath, st in files:
+        seen.add(rel)
+        state = states.get(rel)
+        if state is not None and state[1] == st.st_mtime_ns and state[2] == st.st_size:
+            result.unchanged += 1
+            continue
+        todo.append((rel, abspath, st.st_mtime_ns, st.st_size, state[3] if state else None))
+    deletes = [state[0] for path, state in states.items() if path not in seen]
+    result.deleted = len(deletes)
+    total = len(todo)
+    if progress:
+        progress(0, total)
+
+    pending_posts: list[IndexedPost] = []
+    touches: list[tuple[int, int, int]] = []
+    done = 0
+
+    async def flush(final: bool = False) -> None:
+        nonlocal pending_posts, touches, deletes
+        if not (pending_posts or touches or deletes):
+            return
+        if not final and len(pending_posts) + len(touches) < BATCH:
+            return
+        new = [p for p in pending_posts if p.path not in states]
+        fresh = iter(await store.allocate_rowids(len(new))) if new else iter(())
+        rows = []
+        for p in pending_posts:
+            state = states.get(p.path)
+            if state is None:
+                rowid = next(fresh)
+                result.new_rowids.append(rowid)
+                rows.append((p, rowid, seq))
+            else:
+                rows.append((p, state[0], state[4]))
+        await store.write_batch(rows, touches, deletes)
+        pending_posts, touches, deletes = [], [], []
+
+    def take(outcomes: list[tuple]) -> None:
+        nonlocal done
+        for kind, rel, value in outcomes:
+            done += 1
+            if kind == "ok":
+                pending_posts.append(value)
+                if rel in states:
+                    result.updated += 1
+                else:
+                    result.added += 1
+            elif kind == "same":
+                state = states[rel]
+                st = os.stat(os.path.join(cfg.root, rel))
+                touches.append((state[0], st.st_mtime_ns, st.st_size))
+                result.unchanged += 1
+            else:
+                result.skipped += 1
+                result.errors.append({"path": rel, "reason": value})
+
+    chunks = [todo[i : i + CHUNK] for i in range(0, total, CHUNK)]
+    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    if total >= PARALLEL_THRESHOLD and n_workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+            # A bounded window of chunks in flight keeps memory flat however large the archive.
+            window: collections.deque = collections.deque()
+            queue = iter(chunks)
+            while True:
+                while len(window) < n_workers * 3:
+                    chunk = next(queue, None)
+                    if chunk is None:
+                        break
+                    window.append(loop.run_in_executor(pool, _prepare, cfg, chunk))
+                if not window:
+                    break
+                take(await window.popleft())
+                if progress:
+                    progress(done, total)
+                await flush()
+    else:
+        for chunk in chunks:
+            take(await loop.run_in_executor(None, _prepare, cfg, chunk))
+            if progress:
+                progress(done, total)
+            await flush()
+    await flush(final=True)
+
+    result.seconds = round(time.monotonic() - started, 3)
+    summary = result.to_json() | {
+        "seconds": result.seconds,
+        "finished": time.time(),
+        "errors": result.errors[:20],
+        "error_count": len(result.errors),
+    }
+    await store.set_meta("timezone", cfg.timezone)
+    await store.finish_sync(summary)
+    return result

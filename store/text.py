@@ -1,0 +1,212 @@
+"""Text handling: Markdown/HTML bodies to plain text, folding for search, summaries.
+
+Everything here is pure (no I/O, no database) so it runs in sync worker processes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from selectolax.lexbor import LexborHTMLParser
+
+# --- folding -----------------------------------------------------------------------------------
+
+_CJK_RANGES = (
+    "\u3400-\u4dbf"  # CJK extension A
+    "\u4e00-\u9fff"  # CJK unified ideographs
+    "\uf900-\ufaff"  # compatibility ideographs
+    "\U00020000-\U0003134f"  # extensions B..G
+)
+CJK_CHAR = f"[{_CJK_RANGES}]"
+_CJK_RE = re.compile(CJK_CHAR)
+_SPACE_BETWEEN_CJK = re.compile(f"(?<={CJK_CHAR})[ \t\u3000]+(?={CJK_CHAR})")
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK_RE.search(text) is not None
+
+
+def fold(text: str) -> str:
+    """Fold text for matching: full-width→half-width (NFKC), Traditional→Simplified, lower case.
+
+    Applied identically to indexed text and to queries, so `銀行`, `ＡＢＣ` and `abc` meet
+    `银行`, `abc`.
+    """
+    if not text:
+        return ""
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    if _CJK_RE.search(text):
+        text = _t2s().convert(text)
+    return text.lower()
+
+
+# --- Markdown / HTML to plain text -------------------------------------------------------------
+
+_AUTOLINK = re.compile(r"<(https?://[^>\s]*|)>")
+_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
+_LIQUID = re.compile(r"\{%.*?%\}|\{\{.*?\}\}", re.S)
+_HTML_TAG = re.compile(r"<(?:/?[a-zA-Z][a-zA-Z0-9]*\b[^>]*|!--.*?--)>", re.S)
+_BLOCK_BREAK = re.compile(
+    r"<(?:br\s*/?|/?(?:p|div|h[1-6]|li|ul|ol|tr|table|section|article|blockquote|pre|hr)\b[^>]*)>",
+    re.I,
+)
+_PARA_MARK = "\ue000"
+_WS = re.compile(r"[ \t\r\n\f\v\u00a0\u3000]+")
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
+_MD_QUOTE = re.compile(r"^\s{0,3}>\s?")
+_MD_LIST = re.compile(r"^\s{0,3}(?:[-*+]|\d+[.)])\s+")
+_MD_EMPH = re.compile(r"(\*\*|__|~~|`+)")
+_MD_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
+
+# A line made only of Markdown links whose text starts with 返回/Back/Home, joined by separators:
+# the archive's own navigation ("[返回东财滚动新闻](../emnews/)｜[返回首页](../)").
+_NAV_LINK = r"\[(?:返回|回到|back\b|home\b|首页)[^\]]*\]\([^)]*\)"
+_NAV_LINE = re.compile(rf"^\s*{_NAV_LINK}(?:\s*[|｜/·•\-]?\s*{_NAV_LINK})*\s*$", re.I | re.M)
+
+
+def _html_to_text(html: str) -> str:
+    marked = _BLOCK_BREAK.sub(_PARA_MARK, html)
+    tree = LexborHTMLParser(marked)
+    tree.strip_tags(["script", "style", "noscript", "template", "iframe", "svg", "head"])
+    body = tree.body
+    return body.text(separator="") if body is not None else ""
+
+
+def _clean_lines(text: str) -> list[str]:
+    paragraphs = []
+    # Single newlines are soft breaks (Markdown and HTML alike); paragraphs were marked before.
+    for chunk in text.split(_PARA_MARK):
+        line = _WS.sub(" ", chunk).strip()
+        if line:
+            paragraphs.append(_SPACE_BETWEEN_CJK.sub("", line))
+    return paragraphs
+
+
+def extract_source_links(body: str) -> tuple[str, list[str]]:
+    """Remove Markdown autolinks (`<http://…>`, also the empty `<>`) and return them."""
+    links: list[str] = []
+
+    def take(m: re.Match[str]) -> str:
+        if m.group(1):
+            links.append(m.group(1))
+        return "\n"
+
+    return _AUTOLINK.sub(take, body), links
+
+
+def leading_digest(body: str) -> str:
+    """The leading `> …` blockquote of a Markdown body, as plain text ('' if none)."""
+    lines = []
+    for raw in body.lstrip("\n").splitlines():
+        if _MD_QUOTE.match(raw):
+            lines.append(_MD_QUOTE.sub("", raw, count=1))
+        else:
+            break
+    if not lines:
+        return ""
+    return "\n".join(body_to_paragraphs("\n".join(lines)))
+
+
+def body_to_paragraphs(body: str) -> list[str]:
+    """Markdown or HTML body → list of plain-text paragraphs.
+
+    Drops script/style/comments, Liquid tags, images and the archive's navigation lines; decodes
+    entities; keeps link texts but not their URLs.
+    """
+    text = _LIQUID.sub("", body)
+    text = _NAV_LINE.sub("", text)
+    text, _ = extract_source_links(text)
+    text = _MD_IMAGE.sub("", text)
+    text = _MD_LINK.sub(r"\1", text)
+    lines = []
+    for line in text.split("\n"):
+        if _MD_RULE.match(line):
+            lines.append("")
+            continue
+        if _MD_HEADING.match(line) or _MD_LIST.match(line):
+            # headings and list items are their own paragraphs
+            line = _PARA_MARK + _MD_LIST.sub("", _MD_HEADING.sub("", line)) + _PARA_MARK
+        lines.append(_MD_QUOTE.sub("", line))
+    text = "\n".join(lines)
+    text = _MD_EMPH.sub("", text)
+    # Markdown paragraphs are separated by blank lines; single newlines stay line breaks.
+    text = re.sub(r"\n\s*\n", _PARA_MARK, text)
+    if "<" in text or "&" in text:
+        if _HTML_TAG.search(text) or "&" in text:
+            text = _html_to_text(text)
+    return _clean_lines(text)
+
+
+# --- summaries ---------------------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[。！？!?…])[”」』\"')）]*|(?<=\.)(?=\s)|(?<=[;；])")
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    out, start = [], 0
+    for m in _SENTENCE_END.finditer(paragraph):
+        end = m.end()
+        if end > start:
+            piece = paragraph[start:end].strip()
+            if piece:
+                out.append(piece)
+            start = end
+    rest = paragraph[start:].strip()
+    if rest:
+        out.append(rest)
+    return out
+
+
+def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
+    """Cut text to at most `limit` characters, at a word boundary for Latin text."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - len(ellipsis), 1)]
+    if not has_cjk(cut[-20:]):
+        space = cut.rfind(" ")
+        if space > limit // 2:
+            cut = cut[:space]
+    return cut.rstrip(" ,，、;；:：") + ellipsis
+
+
+def summarize(paragraphs: list[str], limit: int = 200) -> str:
+    """Extractive summary: whole sentences from the start, up to `limit` characters.
+
+    Cuts at sentence ends (。！？ and . ! ?); if the very first sentence is longer than the limit it is
+    truncated with an ellipsis.
+    """
+    limit = max(int(limit), 20)
+    out = ""
+    for para in paragraphs:
+        for sentence in split_sentences(para):
+            joined = join_text(out, sentence)
+            if len(joined) > limit:
+                return out or truncate(sentence, limit)
+            out = joined
+    return out
+
+
+def _wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+def join_text(left: str, right: str) -> str:
+    """Join two pieces of text with a space unless either side of the seam is wide (CJK)."""
+    if not left:
+        return right
+    if not right:
+        return left
+    if _wide(left[-1]) or _wide(right[0]):
+        return left + right
+    return left + " " + right

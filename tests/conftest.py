@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from store.db import Store
+from store.jekyll import open_archive
+from store.sync import sync_archive
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("NEWSBOT_CORPUS", REPO.parent / "shared" / "corpus"))
+
+
+class Archive:
+    """A Jekyll archive the test writes post by post."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.posts = root / "_posts"
+        self.posts.mkdir(parents=True, exist_ok=True)
+
+    def config(self, text: str) -> None:
+        (self.root / "_config.yml").write_text(textwrap.dedent(text), encoding="utf-8")
+
+    def write(self, name: str, text: str | bytes, dedent: bool = True) -> Path:
+        path = self.posts / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(textwrap.dedent(text).lstrip("\n") if dedent else text, encoding="utf-8")
+        return path
+
+    def post(
+        self,
+        name: str,
+        title: str,
+        body: str,
+        *,
+        date: str | None = "2024-05-01 10:00:00 +0800",
+        categories: str = "news",
+        tags: str = "",
+        extra: str = "",
+    ) -> Path:
+        lines = ["---", "layout: post", f'title: "{title}"']
+        if date is not None:
+            lines.append(f"date: {date}")
+        lines.append(f"categories: {categories}")
+        if tags:
+            lines.append(f"tags: {tags}")
+        if extra:
+            lines.append(extra.strip("\n"))
+        lines.append("---")
+        return self.write(name, "\n".join(lines) + "\n\n" + body + "\n", dedent=False)
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Archive:
+    a = Archive(tmp_path / "site")
+    a.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
+    return a
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    s = await Store.open(tmp_path / "test.sqlite3")
+    yield s
+    await s.close()
+
+
+async def sync(store: Store, archive: Archive, **kwargs):
+    return await sync_archive(store, open_archive(archive.root, **kwargs), workers=1)

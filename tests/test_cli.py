@@ -1,0 +1,120 @@
+"""The `newsbot` command line, run as a real subprocess against a real database file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def run(*args, cwd, stdin=None, env=None):
+    e = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DATABASE_", "BOT_", "SUMMARY_"))
+    }
+    e.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=120,
+    )
+
+
+def test_sync_search_latest_categories_show_json(tmp_path, archive):
+    archive.post(
+        "2024-05-01-a.md",
+        "人民币汇率走强",
+        "离岸人民币兑美元汇率走强。\n\n<https://src.example/a>",
+        categories="markets",
+        tags="汇率",
+    )
+    archive.post("2024-05-02-b.md", "English headline", "Some English body text.", categories="world")
+    archive.write("broken.md", "---\ntitle: x\n---\n", dedent=False)
+    db = str(tmp_path / "cli.sqlite3")
+
+    r = run("sync", "--archive", str(archive.root), "--db", db, "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out == {
+        "added": 2,
+        "updated": 0,
+        "deleted": 0,
+        "unchanged": 0,
+        "skipped": 1,
+        "errors": [{"path": "_posts/broken.md", "reason": out["errors"][0]["reason"]}],
+    }
+    assert "no usable date" in out["errors"][0]["reason"]
+
+    r = run("search", "人民币", "--db", db, "--json", cwd=tmp_path)
+    hits = json.loads(r.stdout)
+    assert len(hits) == 1
+    h = hits[0]
+    assert h["id"] == "2024-05-01-a" and h["title"] == "人民币汇率走强"
+    assert h["date"] == "2024-05-01T10:00:00+08:00"
+    assert h["categories"] == ["markets"] and h["tags"] == ["汇率"]
+    assert h["url"] == "https://src.example/a"
+    assert h["archive_url"] == "https://news.example.org/markets/2024/05/01/a.html"
+    assert h["summary"] and "**人民币**" in h["snippet"]
+
+    # `-word` is an exclusion, not an unknown flag
+    r = run("search", "汇率", "-人民币", "--db", db, "--json", cwd=tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout) == []
+
+    r = run("search", "-", "--db", db, cwd=tmp_path, stdin='人民币\nEnglish\n"unclosed\n')
+    lines = r.stdout.splitlines()
+    assert [len(json.loads(x)) for x in lines] == [1, 1, 0]
+    assert json.loads(lines[1])[0]["id"] == "2024-05-02-b"
+
+    r = run("latest", "--db", db, "--json", "--limit", "1", cwd=tmp_path)
+    assert [p["id"] for p in json.loads(r.stdout)] == ["2024-05-02-b"]
+    r = run("latest", "--category", "markets", "--db", db, "--json", cwd=tmp_path)
+    assert [p["id"] for p in json.loads(r.stdout)] == ["2024-05-01-a"]
+    r = run("categories", "--db", db, "--json", cwd=tmp_path)
+    assert sorted((c["name"], c["count"]) for c in json.loads(r.stdout)) == [("markets", 1), ("world", 1)]
+    r = run("categories", "--filter", "MARK", "--db", db, cwd=tmp_path)
+    assert "markets" in r.stdout and "world" not in r.stdout
+    r = run("show", "2024-05-01-a", "--db", db, cwd=tmp_path)
+    assert "离岸人民币兑美元汇率走强。" in r.stdout and "https://src.example/a" in r.stdout
+    r = run("show", "nope", "--db", db, cwd=tmp_path)
+    assert r.returncode == 1 and "no post with id 'nope'" in r.stderr
+
+    # human search output: title, date, category, link
+    r = run("search", "汇率", "--db", db, cwd=tmp_path)
+    assert "人民币汇率走强" in r.stdout and "2024-05-01 10:00" in r.stdout and "markets" in r.stdout
+    assert "https://src.example/a" in r.stdout
+
+
+def test_settings_from_env_file_and_errors(tmp_path, archive):
+    archive.post("2024-05-01-a.md", "标题", "正文。")
+    (tmp_path / ".env").write_text(f"ARCHIVE_DIR={archive.root}\nDATABASE_PATH={tmp_path / 'env.sqlite3'}\n")
+    r = run("sync", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["added"] == 1 and (tmp_path / "env.sqlite3").exists()
+
+    r = run("sync", cwd=tmp_path, env={"SUMMARY_CHARS": "lots"})
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "SUMMARY_CHARS" in r.stderr and "Traceback" not in r.stderr
+    r = run("sync", cwd=tmp_path, env={"TIMEZONE": "Nowhere/City"})
+    assert r.returncode == 2 and "TIMEZONE" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unreadable_archive_exits_2(tmp_path):
+    r = run("sync", "--archive", str(tmp_path / "missing"), "--db", str(tmp_path / "x.sqlite3"), cwd=tmp_path)
+    assert r.returncode == 2 and "archive not found" in r.stderr and "Traceback" not in r.stderr
+    r = run("search", "x", "--db", str(tmp_path / "none.sqlite3"), cwd=tmp_path)
+    assert r.returncode == 1 and "run `newsbot sync" in r.stderr
+
+
+def test_demo_archive_ships_and_searches(tmp_path):
+    db = str(tmp_path / "demo.sqlite3")
+    r = run("sync", "--archive", str(REPO / "examples" / "demo"), "--db", db, "--json", cwd=tmp_path)
+    out = json.loads(r.stdout)
+    assert out["added"] >= 15 and out["skipped"] == 1  # the one unpublished draft
+    r = run("search", "汇率", "--db", db, "--json", cwd=tmp_path)
+    assert len(json.loads(r.stdout)) >= 2

@@ -1,0 +1,220 @@
+"""Parsing one post: front matter quirks, dates, bodies, links, summaries, titles, permalinks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from store.jekyll import ArchiveError, PostError, open_archive, parse_post
+from store.text import body_to_paragraphs, fold, summarize
+
+CST = timezone(timedelta(hours=8))
+
+
+def parse(archive, name, text, **cfg):
+    path = archive.write(name, text)
+    return parse_post(open_archive(archive.root, **cfg), f"_posts/{name}", path.read_bytes())
+
+
+def test_finews_style_post(archive):
+    p = parse(
+        archive,
+        "2021-12-08-123.md",
+        """
+        ---
+        layout: post
+        title: "离岸人民币兑美元升至高位"
+        date: 2021-12-08 10:46:18
+        categories: emnews
+        tags: 东财滚动新闻
+        ---
+
+        离岸人民币兑美元升至6.3512，为2018年以来最高水平。
+
+        <http://finance.example.com/news/1.html>
+
+        [返回东财滚动新闻](../emnews/)｜[返回首页](../)
+        """,
+    )
+    assert p.id == "2021-12-08-123"
+    assert p.title == "离岸人民币兑美元升至高位"
+    assert p.date == datetime(2021, 12, 8, 10, 46, 18, tzinfo=CST)
+    assert p.categories == ["emnews"] and p.tags == ["东财滚动新闻"]
+    assert p.url == "http://finance.example.com/news/1.html"
+    assert p.archive_url == "https://news.example.org/emnews/2021/12/08/123.html"
+    assert "返回" not in p.body and "http" not in p.body
+    assert p.body == "离岸人民币兑美元升至6.3512，为2018年以来最高水平。"
+
+
+def test_python_yaml_tags_and_no_date_key(archive):
+    p = parse(
+        archive,
+        "2018-11-24-Shuiku-Off-2467.md",
+        """
+        ---
+        categories: !!python/unicode 'Shuiku-Off'
+        keywords: !!python/str '水库线下,Shuiku-Off'
+        count: !!python/int '3'
+        createtime: 2018-11-24 01:25:00+00:00
+        tags: !!python/unicode 'finacial'
+        title: '老虎吃人 #F560'
+        ---
+        <div><p>正文</p></div>
+        """,
+    )
+    assert p.categories == ["Shuiku-Off"] and p.tags == ["finacial"]
+    # the file name gives the day; createtime on that day gives the time
+    assert p.date == datetime(2018, 11, 24, 1, 25, tzinfo=timezone.utc)
+    assert p.title == "老虎吃人 #F560"
+
+
+def test_file_name_date_when_createtime_is_another_day(archive):
+    p = parse(archive, "2020-01-02-x.md", "---\ntitle: t\ncreatetime: 2019-05-05 10:00:00\n---\nbody\n")
+    assert p.date == datetime(2020, 1, 2, tzinfo=CST)
+
+
+def test_createtime_when_no_file_name_date(archive):
+    p = parse(archive, "x.md", "---\ntitle: t\ncreatetime: 2019-05-05 10:00:00\n---\nbody\n")
+    assert p.date == datetime(2019, 5, 5, 10, tzinfo=CST)
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("2021-12-29 08:30:55 +0800", datetime(2021, 12, 29, 8, 30, 55, tzinfo=CST)),
+        ("2021-12-29 08:30:55 -05:00", datetime(2021, 12, 29, 13, 30, 55, tzinfo=timezone.utc)),
+        ("2021-12-29T00:30:55Z", datetime(2021, 12, 29, 0, 30, 55, tzinfo=timezone.utc)),
+        ("2021-12-29", datetime(2021, 12, 29, tzinfo=CST)),
+        ("'2021-12-29 08:30'", datetime(2021, 12, 29, 8, 30, tzinfo=CST)),
+    ],
+)
+def test_date_forms(archive, value, expected):
+    p = parse(archive, "post.md", f"---\ntitle: t\ndate: {value}\n---\nbody\n")
+    assert p.date == expected
+
+
+def test_categories_list_or_string_and_singular(archive):
+    a = parse(
+        archive, "2020-01-01-a.md", "---\ntitle: a\ncategories: [Markets, World]\ntags: a b a\n---\nx\n"
+    )
+    assert a.categories == ["Markets", "World"] and a.tags == ["a", "b"]
+    assert a.archive_url == "https://news.example.org/markets/world/2020/01/01/a.html"
+    b = parse(archive, "2020-01-01-b.md", "---\ntitle: b\ncategory: tech\n---\nx\n")
+    assert b.categories == ["tech"]
+
+
+@pytest.mark.parametrize(
+    "name,content,reason",
+    [
+        ("2020-01-01-a.md", "---\ntitle: a\npublished: false\n---\nx\n", "unpublished"),
+        ("2020-01-01-b.md", "---\ntitle: [unclosed\n---\nx\n", "bad front matter"),
+        ("c.md", "---\ntitle: c\ndate:  +0800\n---\nx\n", "no usable date"),
+        ("2020-01-01-d.md", b"---\ntitle: \xff\xfe\n---\n", "not UTF-8"),
+        ("2020-01-01-e.md", "   \n\n", "empty file"),
+        ("2020-01-01-f.md", "just text, no front matter\n", "no YAML front matter"),
+        ("2020-01-01-g.md", "---\n- a\n- b\n---\nx\n", "not a key: value mapping"),
+        ("2020-01-01-h.md", "---\ntitle: ''\n---\n\n", "empty post"),
+    ],
+)
+def test_broken_posts_raise_clear_reasons(archive, name, content, reason):
+    path = (
+        archive.write(name, content)
+        if isinstance(content, bytes)
+        else archive.write(name, content, dedent=False)
+    )
+    with pytest.raises(PostError) as err:
+        parse_post(open_archive(archive.root), f"_posts/{name}", path.read_bytes())
+    assert reason in str(err.value)
+
+
+def test_leading_blank_line_before_front_matter_is_tolerated(archive):
+    p = parse(archive, "2020-01-01-a.md", "\n---\ntitle: ok\n---\nbody\n")
+    assert p.title == "ok"
+
+
+def test_html_body_to_clean_text():
+    paras = body_to_paragraphs(
+        "<p>第一段 &amp; <b>加粗</b><script>alert(1)</script></p><!-- hidden -->"
+        "<style>p{}</style><p>第二<span>\n   段</span></p><div>Third&nbsp;para &lt;x&gt;</div>"
+    )
+    assert paras == ["第一段 & 加粗", "第二段", "Third para <x>"]
+
+
+def test_markdown_body_to_clean_text():
+    paras = body_to_paragraphs(
+        "# Heading\n\nSome **bold** text with a [link](http://x.example).\n\n![img](a.png)\n\n- item one\n"
+        "{% include x.html %}\n\n[返回南方日报新闻](//x/category/a.html)｜[返回首页](//x/)\n"
+    )
+    assert paras == ["Heading", "Some bold text with a link.", "item one"]
+
+
+def test_source_link_rules(archive):
+    empty = parse(archive, "2020-01-01-a.md", "---\ntitle: a\n---\ntext\n\n<>\n")
+    assert empty.url is None
+    keyed = parse(
+        archive,
+        "2020-01-01-b.md",
+        "---\ntitle: b\nsource: https://src.example/1\n---\nx <http://other.example>\n",
+    )
+    assert keyed.url == "https://src.example/1"
+    # a relative `url` key is not a source link
+    rel = parse(archive, "2020-01-01-c.md", "---\ntitle: c\nurl: /local/page\n---\ntext\n")
+    assert rel.url is None
+
+
+def test_summary_prefers_description_then_digest_then_sentences(archive):
+    d = parse(archive, "2020-01-01-a.md", "---\ntitle: a\ndescription: 摘要在这里。\n---\n正文第一句。\n")
+    assert d.summary == "摘要在这里。"
+    q = parse(archive, "2020-01-01-b.md", "---\ntitle: b\n---\n> 导语一句。\n\n正文第一句。正文第二句。\n")
+    assert q.summary == "导语一句。"
+    assert "导语一句。" in q.body and "正文第一句。" in q.body
+
+
+def test_summary_cuts_at_sentence_ends():
+    text = "第一句话很短。" + "第二句话稍微长一点，但是也不算太长！" + "第三句" * 30 + "。"
+    s = summarize([text], limit=40)
+    assert s == "第一句话很短。第二句话稍微长一点，但是也不算太长！"
+    en = summarize(["One sentence here. Another one follows. " + "word " * 50], limit=45)
+    assert en == "One sentence here. Another one follows."
+    long_first = summarize(["x" * 300], limit=50)
+    assert len(long_first) <= 50 and long_first.endswith("…")
+
+
+def test_title_falls_back_to_first_line_then_slug(archive):
+    p = parse(archive, "2020-01-01-slug-here.md", "---\ndate: 2020-01-01\n---\n第一行是标题\n\n第二段\n")
+    assert p.title == "第一行是标题"
+
+
+def test_permalink_styles_and_overrides(archive):
+    archive.config("url: https://x.example\nbaseurl: /blog\npermalink: pretty\n")
+    p = parse(
+        archive,
+        "2020-03-04-hello.md",
+        "---\ntitle: h\ncategories: A\ndate: 2020-03-04 23:30:00 +0000\n---\nx\n",
+    )
+    assert p.archive_url == "https://x.example/blog/a/2020/03/04/hello/"
+    q = parse(
+        archive,
+        "2020-03-04-hello2.md",
+        "---\ntitle: h\ndate: 2020-03-04\n---\nx\n",
+        permalink="/:year/:title",
+    )
+    assert q.archive_url == "https://x.example/blog/2020/hello2"
+    r = parse(archive, "2020-03-04-x.md", "---\ntitle: h\npermalink: /fixed/page.html\n---\nx\n")
+    assert r.archive_url == "https://x.example/blog/fixed/page.html"
+
+
+def test_open_archive_accepts_root_or_posts_folder(archive, tmp_path):
+    assert open_archive(archive.root).posts_dir == open_archive(archive.posts).posts_dir
+    with pytest.raises(ArchiveError, match="no _posts folder"):
+        open_archive(tmp_path)
+    with pytest.raises(ArchiveError, match="not found"):
+        open_archive(tmp_path / "missing")
+    archive.config("timezone: Mars/Olympus\n")
+    with pytest.raises(ArchiveError, match="time zone"):
+        open_archive(archive.root)
+
+
+def test_fold():
+    assert fold("銀行ＡＢＣ１２３Abc") == "银行abc123abc"

@@ -1,0 +1,248 @@
+"""Search semantics over a real SQLite store built from fixture posts."""
+
+from __future__ import annotations
+
+import pytest
+
+from store.search import parse_query, search
+
+from .conftest import sync
+
+
+async def ids(store, q, **kw):
+    page = await search(store, q, limit=kw.pop("limit", 50), **kw)
+    return [h.post.id for h in page.hits]
+
+
+@pytest.fixture
+async def corpus(store, archive):
+    a = archive
+    a.post(
+        "2024-05-01-know.md",
+        "市场消息",
+        "我们知道市场会波动。",
+        date="2024-05-01 09:00:00 +0800",
+        categories="markets",
+        tags="观察",
+    )
+    a.post(
+        "2024-05-02-bank.md",
+        "銀行業務調整",
+        "多家銀行調整存款利率。",
+        date="2024-05-02 09:00:00 +0800",
+        categories="banks",
+    )
+    a.post(
+        "2024-05-03-rmb.md",
+        "人民币汇率走强",
+        "离岸人民币兑美元汇率走强，美元指数回落。",
+        date="2024-05-03 09:00:00 +0800",
+        categories="markets",
+        tags="汇率 外汇",
+    )
+    a.post(
+        "2024-05-04-rmb2.md",
+        "外汇市场周评",
+        "本周人民币汇率小幅波动，交易清淡。",
+        date="2024-05-04 09:00:00 +0800",
+        categories="markets",
+    )
+    a.post(
+        "2024-05-05-en.md",
+        "Fed holds rates steady",
+        "The Federal Reserve kept interest rates unchanged. C++ developers cheered, 100% sure.",
+        date="2024-05-05 09:00:00 +0800",
+        categories="World",
+        tags="fed",
+    )
+    a.post(
+        "2024-05-06-full.md",
+        "ＡＢＣ公司发布财报",
+        "ＡＢＣ公司第一季度营收增长。",
+        date="2024-05-06 09:00:00 +0800",
+        categories="companies",
+    )
+    a.post(
+        "2024-05-07-univ.md",
+        "清华大学发布报告",
+        "清华大学研究团队发布年度报告。",
+        date="2024-05-07 09:00:00 +0800",
+        categories="education",
+    )
+    a.post(
+        "2024-05-08-usd.md",
+        "美元走弱",
+        "美元指数下跌，美国国债收益率回落。",
+        date="2024-05-08 09:00:00 +0800",
+        categories="markets",
+    )
+    a.post(
+        "2024-05-09-phrase.md",
+        "exchange news",
+        "The exchange rate moved. Rate of exchange is a phrase.",
+        date="2024-05-09 09:00:00 +0800",
+        categories="World",
+    )
+    result = await sync(store, a)
+    assert result.added == 9
+    return store
+
+
+async def test_word_search_and_and_semantics(corpus):
+    assert set(await ids(corpus, "人民币 汇率")) == {"2024-05-03-rmb", "2024-05-04-rmb2"}
+    assert await ids(corpus, "人民币 清淡") == ["2024-05-04-rmb2"]
+
+
+async def test_substring_recall_single_and_two_chars(corpus):
+    # 知 is only inside the word 知道
+    assert await ids(corpus, "知") == ["2024-05-01-know"]
+    # 华大 spans the jieba word 清华大学
+    assert await ids(corpus, "华大") == ["2024-05-07-univ"]
+    # 民币汇 crosses two words
+    assert set(await ids(corpus, "民币汇")) == {"2024-05-03-rmb", "2024-05-04-rmb2"}
+    # a single very common character finds every post that contains it
+    assert set(await ids(corpus, "美")) == {"2024-05-03-rmb", "2024-05-08-usd"}
+
+
+async def test_traditional_simplified_fullwidth_and_case_fold(corpus):
+    assert await ids(corpus, "银行") == ["2024-05-02-bank"]
+    assert await ids(corpus, "銀行") == ["2024-05-02-bank"]
+    assert await ids(corpus, "存款利率") == ["2024-05-02-bank"]
+    assert await ids(corpus, "abc") == ["2024-05-06-full"]
+    assert await ids(corpus, "ＡＢＣ") == ["2024-05-06-full"]
+    assert await ids(corpus, "FEDERAL") == ["2024-05-05-en"]
+
+
+async def test_phrase_exclude_and_filters(corpus):
+    assert await ids(corpus, '"exchange rate"') == ["2024-05-09-phrase"]
+    assert await ids(corpus, '"rate exchange"') == []
+    assert set(await ids(corpus, "exchange rate")) == {"2024-05-09-phrase"}
+    assert await ids(corpus, "人民币 -清淡") == ["2024-05-03-rmb"]
+    assert await ids(corpus, "cat:markets 美元") == ["2024-05-08-usd", "2024-05-03-rmb"]
+    assert await ids(corpus, "cat:MARKETS #外汇") == ["2024-05-03-rmb"]
+    assert await ids(corpus, "#fed") == ["2024-05-05-en"]
+    assert await ids(corpus, "cat:world") == ["2024-05-09-phrase", "2024-05-05-en"]
+    assert await ids(corpus, "cat:markets since:2024-05-03 until:2024-05-04") == [
+        "2024-05-04-rmb2",
+        "2024-05-03-rmb",
+    ]
+    assert await ids(corpus, "汇率 until:2024-05-03") == ["2024-05-03-rmb"]
+    assert await ids(corpus, "cat:nosuch 美元") == []
+
+
+async def test_ranking_title_over_body_and_newer_first(corpus, archive):
+    # 美元 is in the title of -usd and only in the bodies of others
+    assert (await ids(corpus, "美元"))[0] == "2024-05-08-usd"
+    # word-level hits rank above substring-only hits: 汇率 as a word vs inside nothing else; 外汇 tag vs body
+    got = await ids(corpus, "外汇")
+    assert got[:2] == ["2024-05-03-rmb", "2024-05-04-rmb2"] or got[:2] == [
+        "2024-05-04-rmb2",
+        "2024-05-03-rmb",
+    ]
+
+
+async def test_equal_scores_newer_first(store, archive):
+    for day in range(1, 6):
+        archive.post(
+            f"2024-06-0{day}-same.md", "同一标题", "完全相同的正文。", date=f"2024-06-0{day} 08:00:00 +0800"
+        )
+    await sync(store, archive)
+    assert await ids(store, "相同") == [f"2024-06-0{d}-same" for d in range(5, 0, -1)]
+
+
+async def test_word_hits_rank_above_substring_hits(store, archive):
+    archive.post("2024-01-01-a.md", "甲", "他们知道答案。", date="2024-01-01")  # 知 only inside 知道
+    archive.post("2023-01-01-b.md", "乙", "求 知 若渴，知 也。", date="2023-01-01")  # 知 as a word
+    await sync(store, archive)
+    page = await search(store, "知")
+    assert [h.post.id for h in page.hits] == ["2023-01-01-b", "2024-01-01-a"]
+    assert [h.tier for h in page.hits] == ["word", "substring"]
+
+
+ODD = [
+    "C++",
+    "100%",
+    "*",
+    "NEAR(",
+    "a-b",
+    "中国 -美国",
+    "AND",
+    "OR",
+    "NOT",
+    '"',
+    '""',
+    '他说"你好',
+    "'",
+    "-",
+    "--",
+    "(",
+    ")",
+    "{title}:x",
+    "title:x",
+    "^x",
+    "x:y:z",
+    "\\",
+    "\x00",
+    "#",
+    "cat:",
+    "#",
+    "since:2024-99-99",
+    "until:abc",
+    "🙂",
+    "!!!",
+    "“引号”",
+    "a AND OR NOT b",
+    "NEAR(a b, 2)",
+    "*x*",
+    "x'); DROP TABLE posts;--",
+    " ",
+    "",
+    '-"a b"',
+    "銀" * 500,
+]
+
+
+@pytest.mark.parametrize("q", ODD)
+async def test_odd_queries_never_raise(corpus, q):
+    page = await search(corpus, q)
+    assert isinstance(page.hits, list)
+    assert await corpus.count_posts() == 9
+
+
+async def test_odd_query_still_finds_text(corpus):
+    assert await ids(corpus, "C++") == ["2024-05-05-en"]
+    assert await ids(corpus, "100%") == ["2024-05-05-en"]
+    assert await ids(corpus, "NEAR( 清华") == []  # NEAR is a plain word here, and no post has it
+
+
+async def test_paging_is_consistent(store, archive):
+    for i in range(25):
+        archive.post(
+            f"2024-02-{i + 1:02d}-p.md", f"新闻{i}", "测试分页的正文内容。", date=f"2024-02-{i + 1:02d}"
+        )
+    await sync(store, archive)
+    seen = []
+    offset = 0
+    while True:
+        page = await search(store, "分页", limit=10, offset=offset)
+        seen += [h.post.id for h in page.hits]
+        if not page.has_more:
+            break
+        offset += 10
+    assert len(seen) == 25 == len(set(seen))
+
+
+async def test_snippet_marks_terms(corpus):
+    page = await search(corpus, "汇率")
+    hit = next(h for h in page.hits if h.post.id == "2024-05-04-rmb2")
+    assert hit.marked_snippet("[", "]") == "本周人民币[汇率]小幅波动，交易清淡。"
+    trad = await search(corpus, "銀行")
+    assert "**銀行**" in trad.hits[0].marked_snippet()
+
+
+def test_parse_query_syntax():
+    q = parse_query('人民币 "exact phrase" -美国 cat:emnews #tag since:2024-01-02 until:2024-02-03 since:bad')
+    assert q.terms == ["人民币", "exact phrase", "since:bad"]
+    assert q.excludes == ["美国"]
+    assert q.categories == ["emnews"] and q.tags == ["tag"]
+    assert str(q.since) == "2024-01-02" and str(q.until) == "2024-02-03"

@@ -1,0 +1,136 @@
+"""Incremental sync: add, edit, delete, rename, unchanged, broken posts, nested folders."""
+
+from __future__ import annotations
+
+import os
+
+from store.db import Store
+from store.jekyll import open_archive
+from store.search import search
+from store.sync import sync_archive
+
+from .conftest import sync
+
+
+def counts(r):
+    return (r.added, r.updated, r.deleted, r.unchanged, r.skipped)
+
+
+async def titles(store, q):
+    return [h.post.title for h in (await search(store, q)).hits]
+
+
+async def test_add_edit_delete_rename(store, archive):
+    a = archive.post("2024-01-01-a.md", "第一篇", "苹果发布新品。")
+    archive.post("2024-01-02-b.md", "第二篇", "香蕉价格上涨。")
+    assert counts(await sync(store, archive)) == (2, 0, 0, 0, 0)
+    assert counts(await sync(store, archive)) == (0, 0, 0, 2, 0)
+
+    archive.post("2024-01-01-a.md", "第一篇改", "橙子发布新品。")
+    os.utime(a, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns + 10**9))
+    assert counts(await sync(store, archive)) == (0, 1, 0, 1, 0)
+    assert await titles(store, "橙子") == ["第一篇改"]
+    assert await titles(store, "苹果") == []
+
+    (archive.posts / "2024-01-02-b.md").rename(archive.posts / "2024-01-03-b.md")
+    r = await sync(store, archive)
+    assert counts(r) == (1, 0, 1, 1, 0)
+    got = (await search(store, "香蕉")).hits
+    assert [h.post.id for h in got] == ["2024-01-03-b"]
+
+    (archive.posts / "2024-01-03-b.md").unlink()
+    assert counts(await sync(store, archive)) == (0, 0, 1, 1, 0)
+    assert await titles(store, "香蕉") == []
+    assert await store.count_posts() == 1
+
+
+async def test_touched_but_identical_file_is_unchanged_and_not_reparsed(store, archive):
+    p = archive.post("2024-01-01-a.md", "标题", "正文。")
+    await sync(store, archive)
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 5 * 10**9))
+    r = await sync(store, archive)
+    assert counts(r) == (0, 0, 0, 1, 0)
+    # its new mtime was recorded: the next sync does not even hash it
+    states = await store.file_states()
+    assert states["_posts/2024-01-01-a.md"][1] == p.stat().st_mtime_ns
+
+
+async def test_broken_post_is_reported_and_others_indexed(store, archive):
+    archive.post("2024-01-01-ok.md", "好的", "正常的文章。")
+    archive.write("2024-01-02-bad.md", "---\ntitle: [oops\n---\nbody\n", dedent=False)
+    archive.write("nodate.md", "---\ntitle: x\n---\nbody\n", dedent=False)
+    archive.write("2024-01-03-bin.md", b"---\ntitle: \xff\n---\n")
+    r = await sync(store, archive)
+    assert counts(r) == (1, 0, 0, 0, 3)
+    reasons = {e["path"]: e["reason"] for e in r.errors}
+    assert set(reasons) == {"_posts/2024-01-02-bad.md", "_posts/nodate.md", "_posts/2024-01-03-bin.md"}
+    assert "bad front matter" in reasons["_posts/2024-01-02-bad.md"]
+    assert "no usable date" in reasons["_posts/nodate.md"]
+    assert "not UTF-8" in reasons["_posts/2024-01-03-bin.md"]
+    # reported again next time (still broken), never silently dropped
+    r2 = await sync(store, archive)
+    assert counts(r2) == (0, 0, 0, 1, 3)
+
+
+async def test_post_broken_by_an_edit_keeps_its_last_good_version(store, archive):
+    p = archive.post("2024-01-01-a.md", "好的", "正常的文章。")
+    await sync(store, archive)
+    p.write_text("---\ntitle: [broken\n---\n", encoding="utf-8")
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
+    r = await sync(store, archive)
+    assert counts(r) == (0, 0, 0, 0, 1)
+    assert await titles(store, "正常") == ["好的"]
+
+
+async def test_nested_folders_and_extensions(store, archive):
+    archive.post("2024/05/2024-05-01-nested.md", "嵌套", "子目录里的文章。")
+    archive.post("2024-05-02-page.html", "网页", "<p>HTML 文章。</p>")
+    archive.post("2024-05-03-long.markdown", "长扩展名", "markdown 文章。")
+    archive.write("notes.txt", "not a post")
+    archive.write(".hidden.md", "---\ntitle: h\n---\nx\n", dedent=False)
+    r = await sync(store, archive)
+    assert counts(r) == (3, 0, 0, 0, 0)
+    assert await titles(store, "子目录") == ["嵌套"]
+
+
+async def test_sync_accepts_posts_folder_and_parallel_workers(tmp_path, archive):
+    for i in range(30):
+        archive.post(f"2024-03-{i % 28 + 1:02d}-p{i}.md", f"标题{i}", f"第{i}篇正文，关于市场。")
+    async with await Store.open(tmp_path / "par.sqlite3") as store:
+        import store.sync as sync_mod
+
+        old = sync_mod.PARALLEL_THRESHOLD, sync_mod.CHUNK
+        sync_mod.PARALLEL_THRESHOLD, sync_mod.CHUNK = 10, 7
+        try:
+            r = await sync_archive(store, open_archive(archive.posts), workers=2)
+        finally:
+            sync_mod.PARALLEL_THRESHOLD, sync_mod.CHUNK = old
+        assert counts(r) == (30, 0, 0, 0, 0)
+        assert len((await search(store, "市场", limit=100)).hits) == 30
+
+
+async def test_rowids_are_never_reused(store, archive):
+    archive.post("2024-01-01-a.md", "甲", "一。")
+    archive.post("2024-01-02-b.md", "乙", "二。")
+    await sync(store, archive)
+    before = {p: s[0] for p, s in (await store.file_states()).items()}
+    (archive.posts / "2024-01-02-b.md").unlink()
+    await sync(store, archive)
+    archive.post("2024-01-03-c.md", "丙", "三。")
+    r = await sync(store, archive)
+    after = await store.file_states()
+    assert after["_posts/2024-01-03-c.md"][0] > max(before.values())
+    assert r.new_rowids == [after["_posts/2024-01-03-c.md"][0]]
+
+
+async def test_latest_and_categories(store, archive):
+    archive.post("2024-01-01-a.md", "甲", "一。", categories="Markets", date="2024-01-01")
+    archive.post("2024-01-02-b.md", "乙", "二。", categories="markets tech", date="2024-01-02")
+    archive.post("2024-01-03-c.md", "丙", "三。", categories="tech", date="2024-01-03")
+    await sync(store, archive)
+    assert [p.id for p in await store.latest(limit=2)] == ["2024-01-03-c", "2024-01-02-b"]
+    assert [p.id for p in await store.latest(category_key="markets")] == ["2024-01-02-b", "2024-01-01-a"]
+    rows, total = await store.terms("c")
+    assert total == 2 and sorted(n for _, _, n in rows) == [2, 2]
+    rows, total = await store.terms("c", "tec")
+    assert total == 1 and rows[0][1:] == ("tech", 2)
