@@ -15,7 +15,9 @@ from typing import Any
 
 import aiosqlite
 
-SCHEMA_VERSION = 1
+from .segment import INDEX_FORMAT, IndexTexts, index_texts, rank_text
+
+SCHEMA_VERSION = 2
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -60,17 +62,23 @@ MIGRATIONS: list[str] = [
         n INTEGER NOT NULL,
         PRIMARY KEY (kind, key)
     ) WITHOUT ROWID;
+    -- Contentless: the texts are recomputed from posts when an entry must be deleted (store.segment).
     CREATE VIRTUAL TABLE posts_fts USING fts5(
         title, tags, body, sub, chars,
+        content = '',
         tokenize = 'unicode61 remove_diacritics 2'
     );
+    """,
+    # 1 -> 2: the folded title and labels of each post, for ranking without folding at query time.
+    # Existing rows get theirs when the next sync rebuilds the index (index_format is reset).
+    """
+    ALTER TABLE posts ADD COLUMN rank_text TEXT NOT NULL DEFAULT '';
+    DELETE FROM meta WHERE key = 'index_format';
+    INSERT INTO meta VALUES ('index_format', 'stale');
     """,
 ]
 
 POST_COLUMNS = "rowid, id, path, title, date, ts, categories, tags, url, archive_url, summary, body"
-
-# BM25 column weights: title > categories/tags > body > search-mode sub-words; chars never ranks.
-BM25_WEIGHTS = (10.0, 4.0, 1.0, 0.5, 0.0)
 
 
 @dataclass
@@ -128,17 +136,16 @@ class IndexedPost:
     mtime_ns: int
     size: int
     hash: str
-    fts_title: str
-    fts_tags: str
-    fts_body: str
-    fts_sub: str
-    fts_chars: str
+    fts: IndexTexts
+    rank_text: str
 
 
 class Store:
     def __init__(self, conn: aiosqlite.Connection, path: str):
         self.conn = conn
         self.path = path
+        # document-frequency samples for ranking; cleared whenever posts change
+        self._df_cache: dict[tuple, tuple[int, list[int]]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -216,30 +223,29 @@ class Store:
         await self.set_meta("sync_seq", str(seq))
         return seq
 
-    async def allocate_rowids(self, n: int) -> range:
-        """Reserve `n` new post rowids; rowids are never reused, even after a post is deleted."""
+    async def next_rowid(self) -> int:
+        """The rowid the next new post gets; rowids are never reused, even after a post is deleted."""
         rows = await self.conn.execute_fetchall("SELECT COALESCE(MAX(rowid), 0) FROM posts")
-        start = max(int(await self.get_meta("next_rowid", "1") or 1), int(rows[0][0]) + 1)
-        await self.set_meta("next_rowid", str(start + n))
-        return range(start, start + n)
+        return max(int(await self.get_meta("next_rowid", "1") or 1), int(rows[0][0]) + 1)
 
     async def write_batch(
         self,
         posts: Sequence[tuple[IndexedPost, int, int]],
         touches: Iterable[tuple[int, int, int]] = (),
         deletes: Iterable[int] = (),
+        next_rowid: int | None = None,
     ) -> None:
         """In one transaction: delete `deletes` rowids, refresh (rowid, mtime_ns, size) of `touches`, and
         write each (post, rowid, first_seen), replacing what that rowid held."""
         touches, deletes = list(touches), list(deletes)
+        self._df_cache.clear()
         await self.conn.execute("BEGIN IMMEDIATE")
         try:
+            if next_rowid is not None:
+                await self.set_meta("next_rowid", str(next_rowid))
             gone = deletes + [rowid for _, rowid, _ in posts]
             if gone:
-                params = [(r,) for r in gone]
-                await self.conn.executemany("DELETE FROM posts_fts WHERE rowid=?", params)
-                await self.conn.executemany("DELETE FROM post_terms WHERE post=?", params)
-                await self.conn.executemany("DELETE FROM posts WHERE rowid=?", params)
+                await self._unindex(gone)
             if touches:
                 await self.conn.executemany(
                     "UPDATE posts SET mtime_ns=?, size=? WHERE rowid=?", [(m, s, r) for r, m, s in touches]
@@ -247,8 +253,8 @@ class Store:
             if posts:
                 await self.conn.executemany(
                     "INSERT INTO posts (rowid, path, id, title, date, ts, categories, tags, url, archive_url,"
-                    " summary, body, mtime_ns, size, hash, first_seen)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " summary, body, mtime_ns, size, hash, first_seen, rank_text)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (
                             rowid,
@@ -257,8 +263,8 @@ class Store:
                             p.title,
                             p.date,
                             p.ts,
-                            json.dumps(p.categories, ensure_ascii=False),
-                            json.dumps(p.tags, ensure_ascii=False),
+                            _json_list(p.categories),
+                            _json_list(p.tags),
                             p.url,
                             p.archive_url,
                             p.summary,
@@ -267,6 +273,7 @@ class Store:
                             p.size,
                             p.hash,
                             first_seen,
+                            p.rank_text,
                         )
                         for p, rowid, first_seen in posts
                     ],
@@ -284,15 +291,72 @@ class Store:
                     )
                 await self.conn.executemany(
                     "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
-                    [
-                        (rowid, p.fts_title, p.fts_tags, p.fts_body, p.fts_sub, p.fts_chars)
-                        for p, rowid, _ in posts
-                    ],
+                    [(rowid, *p.fts) for p, rowid, _ in posts],
                 )
             await self.conn.execute("COMMIT")
         except BaseException:
             await self.conn.execute("ROLLBACK")
             raise
+
+    async def _unindex(self, rowids: list[int]) -> None:
+        """Remove posts (those of `rowids` that exist) from posts, post_terms and the FTS index."""
+        existing = []
+        for i in range(0, len(rowids), 500):
+            chunk = rowids[i : i + 500]
+            existing += await self.conn.execute_fetchall(
+                "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})".format(
+                    ",".join("?" * len(chunk))
+                ),
+                chunk,
+            )
+        if not existing:
+            return
+        await self.conn.executemany(
+            "INSERT INTO posts_fts (posts_fts, rowid, title, tags, body, sub, chars) VALUES ('delete',?,?,?,?,?,?)",
+            [(r[0], *index_texts(r[1], r[2], json.loads(r[3]), json.loads(r[4]))) for r in existing],
+        )
+        params = [(r[0],) for r in existing]
+        await self.conn.executemany("DELETE FROM post_terms WHERE post=?", params)
+        await self.conn.executemany("DELETE FROM posts WHERE rowid=?", params)
+
+    async def index_is_current(self) -> bool:
+        """False when the FTS texts were built by another segmenter/folding version than this one."""
+        got = await self.get_meta("index_format")
+        if got is None:
+            return await self.count_posts() == 0
+        return got == INDEX_FORMAT
+
+    async def rebuild_index(self, progress=None) -> int:
+        """Rebuild the FTS index from the stored posts (after a segmenter or dictionary change)."""
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            await self.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
+            rows = await self.conn.execute_fetchall("SELECT rowid FROM posts ORDER BY rowid")
+            ids = [r[0] for r in rows]
+            for i in range(0, len(ids), 1000):
+                chunk = ids[i : i + 1000]
+                got = await self.conn.execute_fetchall(
+                    "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})".format(
+                        ",".join("?" * len(chunk))
+                    ),
+                    chunk,
+                )
+                await self.conn.executemany(
+                    "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
+                    [(r[0], *index_texts(r[1], r[2], json.loads(r[3]), json.loads(r[4]))) for r in got],
+                )
+                await self.conn.executemany(
+                    "UPDATE posts SET rank_text=? WHERE rowid=?",
+                    [(rank_text(r[1], json.loads(r[3]), json.loads(r[4])), r[0]) for r in got],
+                )
+                if progress:
+                    progress(i + len(chunk), len(ids))
+            await self.set_meta("index_format", INDEX_FORMAT)
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+        return len(ids)
 
     async def finish_sync(self, summary: dict[str, Any]) -> None:
         await self.conn.execute("BEGIN IMMEDIATE")
@@ -303,6 +367,7 @@ class Store:
                 " SELECT kind, key, MIN(name), COUNT(*) FROM post_terms GROUP BY kind, key"
             )
             await self.set_meta("last_sync", json.dumps(summary, ensure_ascii=False))
+            await self.set_meta("index_format", INDEX_FORMAT)
             await self.conn.execute("COMMIT")
         except BaseException:
             await self.conn.execute("ROLLBACK")
@@ -382,29 +447,74 @@ class Store:
         match: str,
         *,
         limit: int,
-        ranked: bool,
         filters: SearchFilters | None = None,
         exclude: Sequence[int] = (),
-    ) -> list[tuple[int, float, int]]:
-        """(rowid, bm25 or 0, ts) of up to `limit` matching posts, newest-indexed first."""
-        sql, params = self._filtered_fts_sql(match, ranked, filters, exclude)
-        sql += " ORDER BY f.rowid DESC LIMIT ?"
-        params.append(limit)
-        rows = await self.conn.execute_fetchall(sql, params)
-        return [(r[0], float(r[1]), r[2]) for r in rows]
+    ) -> list[tuple[int, int, str]]:
+        """(rowid, ts, rank_text) of up to `limit` posts matching an FTS5 expression, most recently
+        indexed first.
 
-    def _filtered_fts_sql(
-        self, match: str, ranked: bool, filters: SearchFilters | None, exclude: Sequence[int]
-    ) -> tuple[str, list[Any]]:
-        rank = "bm25(posts_fts, {})".format(", ".join(str(w) for w in BM25_WEIGHTS)) if ranked else "0"
-        sql = f"SELECT f.rowid, {rank}, p.ts FROM posts_fts f JOIN posts p ON p.rowid = f.rowid WHERE posts_fts MATCH ?"
-        params: list[Any] = [match]
+        Ordering by rowid lets FTS5 walk its doclists backwards and stop early, so the cost is bounded
+        by `limit`, not by how many posts match.
+        """
+        inner = "SELECT f.rowid FROM posts_fts f"
+        params: list[Any] = []
         if filters:
-            sql, params = filters.apply(sql, params)
+            inner += " JOIN posts p ON p.rowid = f.rowid WHERE posts_fts MATCH ?"
+            params.append(match)
+            inner, params = filters.apply(inner, params)
+        else:
+            inner += " WHERE posts_fts MATCH ?"
+            params.append(match)
         if exclude:
-            sql += " AND f.rowid NOT IN ({})".format(",".join("?" * len(exclude)))
+            inner += " AND f.rowid NOT IN ({})".format(",".join("?" * len(exclude)))
             params.extend(exclude)
-        return sql, params
+        inner += " ORDER BY f.rowid DESC LIMIT ?"
+        params.append(limit)
+        return await self.conn.execute_fetchall(
+            f"SELECT rowid, ts, rank_text FROM posts WHERE rowid IN ({inner})", params
+        )
+
+    async def recent_doc_counts(self, matches: Sequence[str], window: int) -> tuple[int, list[int]]:
+        key = (tuple(matches), window)
+        cached = self._df_cache.get(key)
+        if cached is None:
+            cached = await self._recent_doc_counts(matches, window)
+            if len(self._df_cache) > 4096:
+                self._df_cache.clear()
+            self._df_cache[key] = cached
+        return cached
+
+    async def _recent_doc_counts(self, matches: Sequence[str], window: int) -> tuple[int, list[int]]:
+        """How many of the last `window` indexed posts match each expression (for IDF), and the sample size.
+
+        FTS5's own bm25() computes IDF by scanning every matching row; sampling the newest posts keeps the
+        cost bounded for words that occur in most posts.
+        """
+        parts = ["SELECT -1, COUNT(*) FROM posts WHERE rowid > ?1"]
+        params: list[Any] = []
+        for i, match in enumerate(matches):
+            parts.append(f"SELECT {i}, COUNT(*) FROM posts_fts WHERE posts_fts MATCH ? AND rowid > ?1")
+            params.append(match)
+        top = await self.conn.execute_fetchall("SELECT COALESCE(MAX(rowid), 0) FROM posts")
+        floor = int(top[0][0]) - window
+        sql = " UNION ALL ".join(parts)
+        # ?1 is the floor; the MATCH parameters follow it.
+        rows = await self.conn.execute_fetchall(sql, [floor, *params])
+        got = {r[0]: int(r[1]) for r in rows}
+        return got.get(-1, 0), [got.get(i, 0) for i in range(len(matches))]
+
+    async def briefs(self, rowids: Sequence[int]) -> list[tuple[int, int, str]]:
+        """(rowid, ts, rank_text) of the given posts, for ranking."""
+        out: list[tuple[int, int, str]] = []
+        for i in range(0, len(rowids), 500):
+            chunk = list(rowids[i : i + 500])
+            out += await self.conn.execute_fetchall(
+                "SELECT rowid, ts, rank_text FROM posts WHERE rowid IN ({})".format(
+                    ",".join("?" * len(chunk))
+                ),
+                chunk,
+            )
+        return out
 
     async def filtered_posts(
         self, filters: SearchFilters, limit: int, not_match: str | None = None
@@ -440,6 +550,10 @@ class Store:
             "db_bytes": size,
             "last_sync": json.loads(last) if last else None,
         }
+
+
+def _json_list(items: list[str]) -> str:
+    return json.dumps(items, ensure_ascii=False)
 
 
 @dataclass

@@ -34,6 +34,7 @@ _PERMALINK_STYLES = {
     "weekdate": "/:categories/:year/W:week/:short_day/:title:output_ext",
     "none": "/:categories/:title:output_ext",
 }
+_PLACEHOLDER = re.compile(r":([a-z_]+)")
 _SOURCE_KEYS = ("source", "source_url", "link", "original_url", "origin", "url")
 
 
@@ -95,6 +96,40 @@ class ArchiveYAMLHandler(YAMLHandler):
 
 
 _HANDLER = ArchiveYAMLHandler()
+
+# Fast path for the common front matter of scraped archives: only `key: value` lines whose value is a
+# plain word-ish scalar or a simple quoted string. Such a block means the same under YAML, except that
+# YAML would type numbers, booleans and timestamps; values here stay strings, which every consumer below
+# accepts (dates are parsed from strings; booleans and nulls are not taken by the fast path at all).
+# Anything else goes through YAML. tests/test_parse.py checks both paths agree on real archives.
+_SIMPLE_LINE = re.compile(
+    r"""^([A-Za-z_][A-Za-z0-9_-]*):(?:[ \t]+(?:"([^"\\]*)"|'([^']*)'|([^\s\-?:,\[\]{}#&*!|>'"%@`](?:[^#:]|:(?!\s|$)|(?<!\s)#)*?)))?[ \t]*$"""
+)
+_YAML_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"})
+
+
+def fast_front_matter(text: str) -> dict[str, Any] | None:
+    """Parse a block of simple `key: value` lines; None when YAML is needed."""
+    meta: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        m = _SIMPLE_LINE.match(line)
+        if m is None:
+            return None
+        key, dq, sq, plain = m.groups()
+        if dq is not None:
+            value: Any = dq
+        elif sq is not None:
+            value = sq
+        elif plain is not None:
+            if plain.lower() in _YAML_WORDS:
+                return None
+            value = plain
+        else:
+            value = None
+        meta[key] = value
+    return meta
 
 
 # --- the archive -------------------------------------------------------------------------------
@@ -259,30 +294,30 @@ def parse_date(value: Any, tz: ZoneInfo) -> datetime | None:
 def _permalink(cfg: ArchiveConfig, template: str, post_date: datetime, slug: str, cats: list[str]) -> str:
     local = post_date.astimezone(cfg.tz)
     values = {
-        "year": f"{local.year:04d}",
-        "short_year": f"{local.year % 100:02d}",
-        "month": f"{local.month:02d}",
-        "i_month": str(local.month),
-        "short_month": local.strftime("%b"),
-        "day": f"{local.day:02d}",
-        "i_day": str(local.day),
-        "short_day": local.strftime("%a"),
-        "y_day": f"{local.timetuple().tm_yday:03d}",
-        "week": f"{local.isocalendar()[1]:02d}",
-        "hour": f"{local.hour:02d}",
-        "minute": f"{local.minute:02d}",
-        "second": f"{local.second:02d}",
-        "title": quote(slug),
-        "slug": quote(slug.lower()),
-        "categories": "/".join(quote(c.lower()) for c in cats),
-        "output_ext": ".html",
+        "year": lambda: f"{local.year:04d}",
+        "short_year": lambda: f"{local.year % 100:02d}",
+        "month": lambda: f"{local.month:02d}",
+        "i_month": lambda: str(local.month),
+        "short_month": lambda: local.strftime("%b"),
+        "day": lambda: f"{local.day:02d}",
+        "i_day": lambda: str(local.day),
+        "short_day": lambda: local.strftime("%a"),
+        "y_day": lambda: f"{local.timetuple().tm_yday:03d}",
+        "week": lambda: f"{local.isocalendar()[1]:02d}",
+        "hour": lambda: f"{local.hour:02d}",
+        "minute": lambda: f"{local.minute:02d}",
+        "second": lambda: f"{local.second:02d}",
+        "title": lambda: quote(slug),
+        "slug": lambda: quote(slug.lower()),
+        "categories": lambda: "/".join(quote(c.lower()) for c in cats),
+        "output_ext": lambda: ".html",
     }
-    path = re.sub(r":([a-z_]+)", lambda m: values.get(m.group(1), m.group(0)), template)
+    path = _PLACEHOLDER.sub(lambda m: values[m.group(1)]() if m.group(1) in values else m.group(0), template)
     path = re.sub(r"/{2,}", "/", "/" + path.lstrip("/"))
     return cfg.site_url + path
 
 
-def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes) -> Post:
+def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: bool = True) -> Post:
     """Parse one post file's bytes. Raises PostError with a clear reason."""
     try:
         text = raw.decode("utf-8-sig")
@@ -298,8 +333,10 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes) -> Post:
         fm_text, content = _HANDLER.split(text.strip())
     except ValueError as exc:
         raise PostError("front matter is not closed by a --- line") from exc
+    meta = fast_front_matter(fm_text) if use_fast_path else None
     try:
-        meta = _HANDLER.load(fm_text) if fm_text.strip() else {}
+        if meta is None:
+            meta = _HANDLER.load(fm_text) if fm_text.strip() else {}
     except yaml.YAMLError as exc:
         raise PostError(f"bad front matter: {_one_line(exc)}") from exc
     except (ValueError, TypeError, OverflowError) as exc:

@@ -12,21 +12,25 @@ Two tiers, both over the same FTS5 table:
    Substring-only hits come after all word hits, newest first.
 
 To keep the p99 bounded on very common words, each tier considers at most `CANDIDATES` matching posts,
-the most recently indexed first (the archive is indexed in date order, so these are the newest).
+the most recently indexed first (the archive is indexed in date order, so these are the newest), and the
+ranking is computed here rather than by FTS5's bm25(), whose IDF step scans every matching row.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from .db import PostRow, SearchFilters, Store
-from .segment import chars, words
-from .text import fold
+from .segment import words
+from .text import CJK_CHAR, fold
 
-CANDIDATES = 1000
+CANDIDATES = 300
+IDF_SAMPLE = 5000
+TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
 SNIPPET_CHARS = 120
 
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
@@ -137,19 +141,30 @@ def _word_expr(term: str) -> str | None:
     return "{title tags body} : " + _phrase(toks)
 
 
+_CJK_RUN = re.compile(f"{CJK_CHAR}+")
+_LATIN_RUN = re.compile(r"[^\W_]+")
+
+
 def _char_tokens(term: str) -> list[str]:
-    return chars(fold(term)).split()
+    """The CJK runs and the other word runs of a folded term."""
+    folded = fold(term)
+    runs = _CJK_RUN.findall(folded)
+    runs += [w for w in _LATIN_RUN.findall(_CJK_RUN.sub(" ", folded))]
+    return runs
 
 
 def _char_expr(term: str) -> str | None:
-    """Substring match over title+body; a trailing Latin/digit fragment matches as a prefix."""
-    toks = [t for t in re.split(r"\W+", " ".join(_char_tokens(term))) if t]
-    if not toks:
+    """Substring match over title and body: each CJK run of the term as a phrase of characters (an exact
+    substring); the Latin/digit words as a phrase whose last word may be a prefix (`farad` finds
+    `Faraday`; prefixes of fewer than 3 characters must match whole words)."""
+    folded = fold(term)
+    parts = [f"chars : {_phrase(list(run))}" for run in _CJK_RUN.findall(folded)]
+    latin = words(_CJK_RUN.sub(" ", folded))
+    if latin:
+        parts.append("{title body} : " + _phrase(latin) + (" *" if len(latin[-1]) >= 3 else ""))
+    if not parts:
         return None
-    expr = "chars : " + _phrase(toks)
-    if toks[-1].isascii():
-        expr += " *"
-    return expr
+    return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
 
 def _any_expr(term: str) -> str | None:
@@ -241,6 +256,32 @@ def make_snippet(
     return prefix + window + suffix, [(s + len(prefix), e + len(prefix)) for s, e in spans]
 
 
+async def _rank(
+    store: Store, briefs: list[tuple[int, int, str]], terms: list[str], exprs: list[str]
+) -> list[tuple[int, float]]:
+    """Order word-tier candidates: BM25-style field weights and IDF, newest first among equals.
+
+    score = sum over terms of idf(term) * (10 if in the title + 4 if in categories/tags + 1), where idf is
+    estimated on the newest `IDF_SAMPLE` posts. Every candidate matched every term as a word somewhere, so
+    the constant 1 stands for the body; term frequency inside the body is not used (recency decides
+    there, which suits news).
+    """
+    if not briefs:
+        return []
+    n, dfs = await store.recent_doc_counts(exprs, IDF_SAMPLE)
+    idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in dfs]
+    folded_terms = [fold(t).strip() for t in terms]
+    scored = []
+    for rowid, ts, text in briefs:
+        title, _, label = text.partition("\x1f")
+        score = 0.0
+        for term, weight in zip(folded_terms, idf, strict=True):
+            score += weight * (TITLE_WEIGHT * (term in title) + TAGS_WEIGHT * (term in label) + BODY_WEIGHT)
+        scored.append((round(score, 9), ts, rowid))
+    scored.sort(key=lambda x: (-x[0], -x[1], -x[2]))
+    return [(rowid, score) for score, _, rowid in scored]
+
+
 async def search(
     store: Store, text: str, *, limit: int = 10, offset: int = 0, tz: str | None = None
 ) -> SearchPage:
@@ -271,23 +312,23 @@ async def search(
     positives_c = [_char_expr(t) for t in q.terms]
     if q.terms:
         if all(positives_w):
-            rows = await store.fts_candidates(
-                _combine(positives_w, negatives), limit=CANDIDATES, ranked=True, filters=filters
+            cands = await store.fts_candidates(
+                _combine(positives_w, negatives), limit=CANDIDATES, filters=filters
             )
-            rows.sort(key=lambda r: (round(r[1], 6), -r[2], -r[0]))
-            ranked = [(r[0], "word", r[1]) for r in rows]
+            ranked = [(r, "word", score) for r, score in await _rank(store, cands, q.terms, positives_w)]
         if len(ranked) < want and all(positives_c):
             # Substring tier: each term may match as a word (e.g. in tags) or as a substring.
             any_pos = [_any_expr(t) for t in q.terms]
-            rows = await store.fts_candidates(
-                _combine(any_pos, negatives),
-                limit=CANDIDATES,
-                ranked=False,
-                filters=filters,
-                exclude=[r[0] for r in ranked],
+            briefs = list(
+                await store.fts_candidates(
+                    _combine(any_pos, negatives),
+                    limit=CANDIDATES,
+                    filters=filters,
+                    exclude=[r[0] for r in ranked],
+                )
             )
-            rows.sort(key=lambda r: (-r[2], -r[0]))
-            ranked += [(r[0], "substring", 0.0) for r in rows][: want - len(ranked)]
+            briefs.sort(key=lambda b: (-b[1], -b[0]))
+            ranked += [(b[0], "substring", 0.0) for b in briefs][: want - len(ranked)]
     else:
         not_match = " OR ".join(negatives) if negatives else None
         rowids = await store.filtered_posts(filters, want, not_match)

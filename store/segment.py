@@ -1,25 +1,47 @@
-"""Chinese word segmentation for the index and for queries (one place, so both agree).
+"""Chinese word segmentation and the index texts of a post (one place, so index and query agree).
 
 We use rjieba (jieba-rs with jieba's dictionary) with the HMM off: it gives the same tokens as pure-Python
-jieba with HMM off, ~17× faster (measured in benchmarks/README.md), and HMM-off output does not depend on
-the statistical model guessing new words, so index-time and query-time segmentation agree exactly.
+jieba with HMM off, ~17× faster (see README), and HMM-off output does not depend on the statistical model
+guessing new words, so index-time and query-time segmentation agree exactly.
 
-Three views of a folded text are indexed:
-- ``words``: the jieba words, space-separated (what BM25 ranks);
-- ``subwords``: the extra search-mode pieces (清华 华大 大学 for 清华大学), unshown, low weight;
-- ``chars``: every CJK character as its own token, other runs as words — a phrase query over it is an
-  exact substring match, which makes Chinese recall substring-complete (`知` finds `知道`).
+Five texts are indexed per post (space-separated tokens; FTS5's unicode61 tokenizer drops punctuation):
+- ``title``, ``tags`` (categories + tags), ``body``: the jieba words (what BM25 ranks);
+- ``sub``: the extra search-mode pieces (清华 华大 大学 for 清华大学), unshown, low weight;
+- ``chars``: every CJK character as its own token (other text collapsed to a gap token) — a phrase
+  query over it is an exact substring match, which makes Chinese recall substring-complete (`知` finds
+  `知道`).
+
+The FTS table is contentless: deleting a post's entry needs these same texts again, so they are
+recomputed from the stored post. `INDEX_FORMAT` names everything the texts depend on; when it changes
+(a new dictionary, a new OpenCC), the index is rebuilt rather than trusted.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
+from importlib import metadata
+from typing import NamedTuple
 
-from .text import CJK_CHAR
+from .text import CJK_CHAR, fold
 
 _TOKEN_OK = re.compile(r"\w", re.UNICODE)
-_CJK_SPLIT = re.compile(f"({CJK_CHAR})")
+_NON_CJK_RUN = re.compile(f"[^{CJK_CHAR[1:-1]}]+")
+# Stands between two CJK runs in the chars text, so a phrase never matches across other text.
+CHARS_GAP = "0"
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+INDEX_FORMAT = (
+    f"fts-v3 rjieba={_version('rjieba')} opencc={_version('opencc')} unicode={unicodedata.unidata_version}"
+)
 
 
 @lru_cache(maxsize=1)
@@ -36,19 +58,43 @@ def words(folded: str) -> list[str]:
     return [t for t in _jieba().cut(folded, False) if _TOKEN_OK.search(t)]
 
 
-def subwords(folded: str, word_list: list[str] | None = None) -> list[str]:
-    """Search-mode sub-words that are not already words of the text."""
-    if not folded:
-        return []
-    seen = set(word_list if word_list is not None else words(folded))
-    out = []
-    for t in _jieba().cut_for_search(folded, False):
-        if t not in seen and _TOKEN_OK.search(t):
-            seen.add(t)
-            out.append(t)
-    return out
-
-
 def chars(folded: str) -> str:
-    """The text with a space around every CJK character (for the unigram substring index)."""
-    return _CJK_SPLIT.sub(r" \1 ", folded)
+    """The CJK characters of the text, space-separated, with a gap token for anything between them.
+
+    Only CJK is indexed here: Latin and digit words are words in the other columns already.
+    """
+    return " ".join(_NON_CJK_RUN.sub(CHARS_GAP, folded))
+
+
+class IndexTexts(NamedTuple):
+    title: str
+    tags: str
+    body: str
+    sub: str
+    chars: str
+
+
+def index_texts(title: str, body: str, categories: list[str], tags: list[str]) -> IndexTexts:
+    """The five FTS texts of a post. Deterministic for a given INDEX_FORMAT."""
+    jieba = _jieba()
+    f_title, f_body = fold(title), fold(body)
+    t_words = jieba.cut(f_title, False)
+    b_words = jieba.cut(f_body, False)
+    # Search-mode pieces only come from words of 3+ characters; segmenting just those is much cheaper
+    # than a second pass over the whole text.
+    seen = set(t_words)
+    seen.update(b_words)
+    long_words = sorted(w for w in seen if len(w) > 2)
+    extra = set(jieba.cut_for_search(" ".join(long_words), False)).difference(seen) if long_words else ()
+    return IndexTexts(
+        title=" ".join(t_words),
+        tags=" ".join(jieba.cut(fold(" ".join(categories + tags)), False)),
+        body=" ".join(b_words),
+        sub=" ".join(sorted(extra)),
+        chars=chars(f_title + "\n" + f_body),
+    )
+
+
+def rank_text(title: str, categories: list[str], tags: list[str]) -> str:
+    """Folded title, a unit separator, folded categories and tags: what search ranking looks at."""
+    return fold(title) + "\x1f" + fold(" ".join(categories + tags))

@@ -19,15 +19,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .db import IndexedPost, Store
 from .jekyll import ArchiveConfig, Post, PostError, iter_post_files, parse_post
-from .segment import chars, subwords, words
+from .segment import index_texts, rank_text
 from .text import fold
 
-BATCH = 500
+BATCH = 1000
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
-CHUNK = 100
+CHUNK = 250
 
 
 @dataclass
@@ -54,14 +55,7 @@ class SyncResult:
 
 def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) -> IndexedPost:
     """A parsed post plus its folded, segmented index texts."""
-    from zoneinfo import ZoneInfo
-
     local = post.date.astimezone(ZoneInfo(tz_name))
-    f_title = fold(post.title)
-    f_body = fold(post.body)
-    title_words = words(f_title)
-    body_words = words(f_body)
-    terms = post.categories + post.tags
     return IndexedPost(
         path=post.path,
         id=post.id,
@@ -79,11 +73,8 @@ def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) 
         mtime_ns=mtime_ns,
         size=size,
         hash=digest,
-        fts_title=" ".join(title_words),
-        fts_tags=" ".join(words(fold(" ".join(terms)))),
-        fts_body=" ".join(body_words),
-        fts_sub=" ".join(subwords(f_title + "\n" + f_body, title_words + body_words)),
-        fts_chars=chars(f_title + "\n" + f_body),
+        fts=index_texts(post.title, post.body, post.categories, post.tags),
+        rank_text=rank_text(post.title, post.categories, post.tags),
     )
 
 
@@ -125,6 +116,8 @@ async def sync_archive(
     result = SyncResult()
     loop = asyncio.get_running_loop()
     files = await loop.run_in_executor(None, lambda: list(iter_post_files(cfg)))
+    if not await store.index_is_current():
+        await store.rebuild_index()
     states = await store.file_states()
     seq = await store.begin_sync()
 
@@ -147,25 +140,33 @@ async def sync_archive(
     touches: list[tuple[int, int, int]] = []
     done = 0
 
+    next_rowid = await store.next_rowid()
+    writing: asyncio.Task | None = None
+
     async def flush(final: bool = False) -> None:
-        nonlocal pending_posts, touches, deletes
-        if not (pending_posts or touches or deletes):
-            return
+        """Hand a batch to the database; the write runs while the next results are being received."""
+        nonlocal pending_posts, touches, deletes, next_rowid, writing
         if not final and len(pending_posts) + len(touches) < BATCH:
             return
-        new = [p for p in pending_posts if p.path not in states]
-        fresh = iter(await store.allocate_rowids(len(new))) if new else iter(())
+        if writing is not None:
+            await writing
+            writing = None
+        if not (pending_posts or touches or deletes):
+            return
         rows = []
         for p in pending_posts:
             state = states.get(p.path)
             if state is None:
-                rowid = next(fresh)
-                result.new_rowids.append(rowid)
-                rows.append((p, rowid, seq))
+                result.new_rowids.append(next_rowid)
+                rows.append((p, next_rowid, seq))
+                next_rowid += 1
             else:
                 rows.append((p, state[0], state[4]))
-        await store.write_batch(rows, touches, deletes)
+        writing = asyncio.ensure_future(store.write_batch(rows, touches, deletes, next_rowid=next_rowid))
         pending_posts, touches, deletes = [], [], []
+        if final:
+            await writing
+            writing = None
 
     def take(outcomes: list[tuple]) -> None:
         nonlocal done
@@ -188,7 +189,7 @@ async def sync_archive(
 
     chunks = [todo[i : i + CHUNK] for i in range(0, total, CHUNK)]
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
-    if total >= PARALLEL_THRESHOLD and n_workers > 1:
+    if total >= PARALLEL_THRESHOLD and n_workers > 0:
         ctx = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
             # A bounded window of chunks in flight keeps memory flat however large the archive.
@@ -213,6 +214,7 @@ async def sync_archive(
                 progress(done, total)
             await flush()
     await flush(final=True)
+    await flush(final=True)  # the last batch, after the one in flight
 
     result.seconds = round(time.monotonic() - started, 3)
     summary = result.to_json() | {

@@ -21,6 +21,15 @@ _CJK_RANGES = (
 )
 CJK_CHAR = f"[{_CJK_RANGES}]"
 _CJK_RE = re.compile(CJK_CHAR)
+# Text made only of these characters needs no NFKC pass: NFKC leaves ASCII and CJK ideographs alone and
+# changes only punctuation among the rest, which the tokenizer drops anyway. Anything else (full-width
+# letters and digits, ideographic space, compatibility ideographs, …) triggers the full normalisation.
+# tests/test_parse.py checks the claim against unicodedata for every character of this set.
+NFKC_SAFE = (
+    "\x00-\x7f\u4e00-\u9fff\u3001-\u3037\u303b-\u303f\u2010-\u2027\u2030-\u205e"
+    "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff3e\uff40\uff5b-\uff64"
+)
+_NEEDS_NFKC = re.compile(f"[^{NFKC_SAFE}]")
 _SPACE_BETWEEN_CJK = re.compile(f"(?<={CJK_CHAR})[ \t\u3000]+(?={CJK_CHAR})")
 
 
@@ -43,7 +52,7 @@ def fold(text: str) -> str:
     """
     if not text:
         return ""
-    if not unicodedata.is_normalized("NFKC", text):
+    if _NEEDS_NFKC.search(text):
         text = unicodedata.normalize("NFKC", text)
     if _CJK_RE.search(text):
         text = _t2s().convert(text)
@@ -62,11 +71,13 @@ _BLOCK_BREAK = re.compile(
     re.I,
 )
 _PARA_MARK = "\ue000"
+_BLANK_LINE = re.compile(r"\n\s*\n")
 _WS = re.compile(r"[ \t\r\n\f\v\u00a0\u3000]+")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
 _MD_QUOTE = re.compile(r"^\s{0,3}>\s?")
 _MD_LIST = re.compile(r"^\s{0,3}(?:[-*+]|\d+[.)])\s+")
 _MD_EMPH = re.compile(r"(\*\*|__|~~|`+)")
+_MD_BLOCK = re.compile(r"^\s{0,3}(?:#{1,6}\s|[-*+]\s|\d+[.)]\s|>|[-*_]\s*[-*_]\s*[-*_])", re.M)
 _MD_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
 
 # A line made only of Markdown links whose text starts with 返回/Back/Home, joined by separators:
@@ -84,13 +95,9 @@ def _html_to_text(html: str) -> str:
 
 
 def _clean_lines(text: str) -> list[str]:
-    paragraphs = []
     # Single newlines are soft breaks (Markdown and HTML alike); paragraphs were marked before.
-    for chunk in text.split(_PARA_MARK):
-        line = _WS.sub(" ", chunk).strip()
-        if line:
-            paragraphs.append(_SPACE_BETWEEN_CJK.sub("", line))
-    return paragraphs
+    text = _SPACE_BETWEEN_CJK.sub("", _WS.sub(" ", text))
+    return [line for chunk in text.split(_PARA_MARK) if (line := chunk.strip())]
 
 
 def extract_source_links(body: str) -> tuple[str, list[str]]:
@@ -124,24 +131,28 @@ def body_to_paragraphs(body: str) -> list[str]:
     Drops script/style/comments, Liquid tags, images and the archive's navigation lines; decodes
     entities; keeps link texts but not their URLs.
     """
-    text = _LIQUID.sub("", body)
-    text = _NAV_LINE.sub("", text)
-    text, _ = extract_source_links(text)
-    text = _MD_IMAGE.sub("", text)
-    text = _MD_LINK.sub(r"\1", text)
-    lines = []
-    for line in text.split("\n"):
-        if _MD_RULE.match(line):
-            lines.append("")
-            continue
-        if _MD_HEADING.match(line) or _MD_LIST.match(line):
-            # headings and list items are their own paragraphs
-            line = _PARA_MARK + _MD_LIST.sub("", _MD_HEADING.sub("", line)) + _PARA_MARK
-        lines.append(_MD_QUOTE.sub("", line))
-    text = "\n".join(lines)
-    text = _MD_EMPH.sub("", text)
+    text = _LIQUID.sub("", body) if "{" in body else body
+    if "](" in text:
+        text = _NAV_LINE.sub("", text)
+        text = _MD_IMAGE.sub("", text)
+        text = _MD_LINK.sub(r"\1", text)
+    if "<" in text:
+        text, _ = extract_source_links(text)
+    if _MD_BLOCK.search(text):
+        lines = []
+        for line in text.split("\n"):
+            if _MD_RULE.match(line):
+                lines.append("")
+                continue
+            if _MD_HEADING.match(line) or _MD_LIST.match(line):
+                # headings and list items are their own paragraphs
+                line = _PARA_MARK + _MD_LIST.sub("", _MD_HEADING.sub("", line)) + _PARA_MARK
+            lines.append(_MD_QUOTE.sub("", line))
+        text = "\n".join(lines)
+    if "*" in text or "_" in text or "~" in text or "`" in text:
+        text = _MD_EMPH.sub("", text)
     # Markdown paragraphs are separated by blank lines; single newlines stay line breaks.
-    text = re.sub(r"\n\s*\n", _PARA_MARK, text)
+    text = _BLANK_LINE.sub(_PARA_MARK, text)
     if "<" in text or "&" in text:
         if _HTML_TAG.search(text) or "&" in text:
             text = _html_to_text(text)

@@ -55,3 +55,25 @@ async def test_finews_known_shapes(tmp_path):
             assert "返回首页" not in p.body and "<p" not in p.body
             assert p.archive_url.startswith("https://finews.withounder.com/")
             assert p.url is None or p.url.startswith("http")
+
+
+@pytest.mark.parametrize("name", ["finews", "wechat"])
+def test_front_matter_fast_path_agrees_with_yaml(name):
+    from store.jekyll import PostError, parse_post
+
+    root = CORPUS / name
+    if not (root / "_posts").is_dir():
+        pytest.skip(f"{root} not present")
+    cfg = open_archive(root)
+    compared = 0
+    for rel, path, _ in iter_post_files(cfg):
+        raw = open(path, "rb").read()
+        outcomes = []
+        for fast in (True, False):
+            try:
+                outcomes.append(parse_post(cfg, rel, raw, use_fast_path=fast))
+            except PostError as exc:
+                outcomes.append(str(exc))
+        assert outcomes[0] == outcomes[1], rel
+        compared += 1
+    assert compared > 50

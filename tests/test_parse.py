@@ -218,3 +218,23 @@ def test_open_archive_accepts_root_or_posts_folder(archive, tmp_path):
 
 def test_fold():
     assert fold("銀行ＡＢＣ１２３Abc") == "银行abc123abc"
+
+
+def test_nfkc_shortcut_only_skips_characters_whose_folding_does_not_matter():
+    import re
+    import unicodedata
+
+    from store.text import NFKC_SAFE
+
+    safe = re.compile(f"[{NFKC_SAFE}]")
+
+    def word_chars(s):
+        return re.sub(r"\W", "", s.lower())
+
+    wrong = [
+        hex(cp)
+        for cp in range(0x10000)
+        if safe.match(chr(cp)) and word_chars(unicodedata.normalize("NFKC", chr(cp))) != word_chars(chr(cp))
+    ]
+    assert wrong == []
+    assert fold("〸＿ａ") == "十_a"
