@@ -146,6 +146,7 @@ class Store:
         self.path = path
         # document-frequency samples for ranking; cleared whenever posts change
         self._df_cache: dict[tuple, tuple[int, list[int]]] = {}
+        self._states_cache: tuple[str | None, dict[str, tuple[int, int, int]]] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -210,12 +211,33 @@ class Store:
 
     # --- sync support ------------------------------------------------------------------------
 
-    async def file_states(self) -> dict[str, tuple[int, int, int, str, int]]:
-        """path -> (rowid, mtime_ns, size, hash, first_seen) of every indexed post."""
-        rows = await self.conn.execute_fetchall(
-            "SELECT path, rowid, mtime_ns, size, hash, first_seen FROM posts"
-        )
-        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+    async def file_states(self) -> dict[str, tuple[int, int, int]]:
+        """path -> (rowid, mtime_ns, size) of every indexed post.
+
+        A long-running process (the bot) keeps the result of its own last sync; it is reused while no
+        other process has synced since (the sync sequence number is unchanged).
+        """
+        seq = await self.get_meta("sync_seq", "0")
+        if self._states_cache is not None and self._states_cache[0] == seq:
+            return dict(self._states_cache[1])
+        rows = await self.conn.execute_fetchall("SELECT path, rowid, mtime_ns, size FROM posts")
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    async def remember_file_states(self, states: dict[str, tuple[int, int, int]]) -> None:
+        self._states_cache = (await self.get_meta("sync_seq", "0"), states)
+
+    async def hashes(self, paths: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """path -> (content hash, first_seen) for the given indexed paths."""
+        out: dict[str, tuple[str, int]] = {}
+        paths = list(paths)
+        for i in range(0, len(paths), 500):
+            chunk = paths[i : i + 500]
+            rows = await self.conn.execute_fetchall(
+                "SELECT path, hash, first_seen FROM posts WHERE path IN ({})".format(",".join("?" * len(chunk))),
+                chunk,
+            )
+            out.update({r[0]: (r[1], r[2]) for r in rows})
+        return out
 
     async def begin_sync(self) -> int:
         """Start a sync: returns its sequence number (posts first indexed in it carry it)."""
@@ -375,6 +397,7 @@ class Store:
 
     async def optimize(self) -> None:
         await self.conn.execute("INSERT INTO posts_fts(posts_fts) VALUES ('optimize')")
+        await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -203,9 +203,10 @@ def open_archive(
 
 
 def iter_post_files(cfg: ArchiveConfig):
-    """Yield (relative path, absolute path, os.stat_result) of every post file, sorted by path."""
+    """Yield (relative path, absolute path, mtime_ns, size) of every post file, sorted by path."""
     found = []
-    stack = [cfg.posts_dir]
+    root = str(cfg.root).rstrip(os.sep) + os.sep
+    stack = [str(cfg.posts_dir)]
     while stack:
         folder = stack.pop()
         try:
@@ -213,13 +214,16 @@ def iter_post_files(cfg: ArchiveConfig):
         except OSError:
             continue
         for entry in entries:
-            if entry.name.startswith((".", "_", "#")) or entry.name.endswith("~"):
+            name = entry.name
+            if name.startswith((".", "_", "#")) or name.endswith("~"):
                 continue
             if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
-            elif entry.name.lower().endswith(POST_EXTENSIONS) and entry.is_file():
-                rel = os.path.relpath(entry.path, cfg.root)
-                found.append((rel, entry.path, entry.stat()))
+                stack.append(entry.path)
+            elif name.lower().endswith(POST_EXTENSIONS) and entry.is_file():
+                path = entry.path
+                rel = path[len(root) :] if path.startswith(root) else os.path.relpath(path, cfg.root)
+                st = entry.stat()
+                found.append((rel, path, st.st_mtime_ns, st.st_size))
     found.sort(key=lambda item: item[0])
     yield from found
 

@@ -18,7 +18,7 @@ async def test_real_archive_indexes_or_reports_every_file(tmp_path, name):
     if not (root / "_posts").is_dir():
         pytest.skip(f"{root} not present")
     cfg = open_archive(root)
-    files = [rel for rel, _, _ in iter_post_files(cfg)]
+    files = [rel for rel, *_ in iter_post_files(cfg)]
     async with await Store.open(tmp_path / f"{name}.sqlite3") as store:
         r = await sync_archive(store, cfg)
         assert r.added + r.skipped == len(files)
@@ -66,7 +66,7 @@ def test_front_matter_fast_path_agrees_with_yaml(name):
         pytest.skip(f"{root} not present")
     cfg = open_archive(root)
     compared = 0
-    for rel, path, _ in iter_post_files(cfg):
+    for rel, path, *_ in iter_post_files(cfg):
         raw = open(path, "rb").read()
         outcomes = []
         for fast in (True, False):

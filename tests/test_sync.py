@@ -134,3 +134,33 @@ async def test_latest_and_categories(store, archive):
     assert total == 2 and sorted(n for _, _, n in rows) == [2, 2]
     rows, total = await store.terms("c", "tec")
     assert total == 1 and rows[0][1:] == ("tech", 2)
+
+
+async def test_state_cache_is_not_trusted_after_another_process_synced(tmp_path, archive):
+    archive.post("2024-01-01-a.md", "甲", "一。")
+    archive.post("2024-01-02-b.md", "乙", "二。")
+    cfg = open_archive(archive.root)
+    db = tmp_path / "shared.sqlite3"
+    async with await Store.open(db) as a, await Store.open(db) as b:
+        assert counts(await sync_archive(a, cfg, workers=0)) == (2, 0, 0, 0, 0)
+        (archive.posts / "2024-01-01-a.md").unlink()
+        assert counts(await sync_archive(b, cfg, workers=0)) == (0, 0, 1, 1, 0)
+        archive.post("2024-01-03-c.md", "丙", "三。")
+        assert counts(await sync_archive(a, cfg, workers=0)) == (1, 0, 0, 1, 0)
+        assert counts(await sync_archive(a, cfg, workers=0)) == (0, 0, 0, 2, 0)
+        assert await a.count_posts() == 2
+
+
+async def test_index_rebuilt_when_segmenter_version_changes(store, archive):
+    archive.post("2024-01-01-a.md", "苹果", "香蕉和橙子。")
+    await sync(store, archive)
+    await store.set_meta("index_format", "some older segmenter")
+    assert not await store.index_is_current()
+    r = await sync(store, archive)
+    assert counts(r) == (0, 0, 0, 1, 0)
+    assert await store.index_is_current()
+    assert await titles(store, "香蕉") == ["苹果"]
+    # the rebuilt index still deletes cleanly
+    (archive.posts / "2024-01-01-a.md").unlink()
+    await sync(store, archive)
+    assert await titles(store, "香蕉") == []
