@@ -237,19 +237,12 @@ async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         await store.close()
 
 
-async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import run_bot
-
-    return await run_bot(settings, webhook=args.webhook)
-
-
 COMMANDS = {
     "sync": cmd_sync,
     "search": cmd_search,
     "latest": cmd_latest,
     "categories": cmd_categories,
     "show": cmd_show,
-    "run": cmd_run,
 }
 
 

@@ -17,7 +17,7 @@ import aiosqlite
 
 from .segment import INDEX_FORMAT, IndexTexts, index_texts, rank_text
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -75,6 +75,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE posts ADD COLUMN rank_text TEXT NOT NULL DEFAULT '';
     DELETE FROM meta WHERE key = 'index_format';
     INSERT INTO meta VALUES ('index_format', 'stale');
+    """,
+    # 2 -> 3: what the bot remembers: each chat's language, and the search queries behind paging buttons.
+    """
+    CREATE TABLE chat_prefs (chat_id INTEGER PRIMARY KEY, language TEXT);
+    CREATE TABLE saved_queries (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE, used INTEGER NOT NULL);
     """,
 ]
 
@@ -233,7 +238,9 @@ class Store:
         for i in range(0, len(paths), 500):
             chunk = paths[i : i + 500]
             rows = await self.conn.execute_fetchall(
-                "SELECT path, hash, first_seen FROM posts WHERE path IN ({})".format(",".join("?" * len(chunk))),
+                "SELECT path, hash, first_seen FROM posts WHERE path IN ({})".format(
+                    ",".join("?" * len(chunk))
+                ),
                 chunk,
             )
             out.update({r[0]: (r[1], r[2]) for r in rows})
@@ -553,6 +560,39 @@ class Store:
         params.append(limit)
         rows = await self.conn.execute_fetchall(sql, params)
         return [r[0] for r in rows]
+
+    # --- what the bot remembers ------------------------------------------------------------
+
+    async def chat_language(self, chat_id: int) -> str | None:
+        rows = await self.conn.execute_fetchall("SELECT language FROM chat_prefs WHERE chat_id=?", (chat_id,))
+        return rows[0][0] if rows else None
+
+    async def set_chat_language(self, chat_id: int, language: str | None) -> None:
+        await self.conn.execute(
+            "INSERT INTO chat_prefs (chat_id, language) VALUES (?, ?)"
+            " ON CONFLICT(chat_id) DO UPDATE SET language=excluded.language",
+            (chat_id, language),
+        )
+
+    async def save_query(self, text: str) -> int:
+        """A short id for a query text (for buttons, whose data is limited to 64 bytes)."""
+        now = now_ts()
+        await self.conn.execute(
+            "INSERT INTO saved_queries (text, used) VALUES (?, ?) ON CONFLICT(text) DO UPDATE SET used=excluded.used",
+            (text, now),
+        )
+        rows = await self.conn.execute_fetchall("SELECT id FROM saved_queries WHERE text=?", (text,))
+        return int(rows[0][0])
+
+    async def saved_query(self, query_id: int) -> str | None:
+        rows = await self.conn.execute_fetchall("SELECT text FROM saved_queries WHERE id=?", (query_id,))
+        return rows[0][0] if rows else None
+
+    async def forget_queries(self, older_than_seconds: int) -> int:
+        cur = await self.conn.execute(
+            "DELETE FROM saved_queries WHERE used < ?", (now_ts() - older_than_seconds,)
+        )
+        return cur.rowcount
 
     # --- statistics --------------------------------------------------------------------------
 

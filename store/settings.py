@@ -32,6 +32,14 @@ class Settings(BaseSettings):
         "https://api.telegram.org/bot", description="Bot API base URL (before the token)"
     )
     default_language: str = Field("zh", description="language when the user's is unknown: zh or en")
+    webhook_url: str | None = Field(
+        None, description="public HTTPS URL Telegram posts updates to (--webhook)"
+    )
+    webhook_listen: str = Field("127.0.0.1", description="address the webhook server binds")
+    webhook_port: int = Field(8443, ge=1, le=65535, description="port the webhook server binds")
+    webhook_secret: SecretStr | None = Field(
+        None, description="secret token Telegram sends with each webhook call"
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,168 @@
+"""/latest, /categories (paged, filterable), one category's posts, and post cards."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from store.db import PostRow
+from store.text import fold
+
+from .. import keyboards as kb
+from .. import render
+from ..services import Services, services
+from .common import edit, int_arg, reply
+
+LATEST_DEFAULT = 8
+LATEST_MAX = 20
+CATEGORIES_PER_PAGE = 10
+POSTS_PER_PAGE = 8
+
+
+def _open_buttons(posts: list[PostRow], first_number: int = 1) -> list[tuple[str, str, bool]]:
+    return [(str(first_number + i), kb.open_post(p.rowid), False) for i, p in enumerate(posts)]
+
+
+def post_list(svc: Services, lang: str, header: str, posts: list[PostRow], first_number: int = 1) -> str:
+    source = svc.i18n.t(lang, "post.source")
+    blocks = [render.post_item(p, source, number=first_number + i) for i, p in enumerate(posts)]
+    return render.join_blocks(header, blocks)
+
+
+async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    lang = await svc.language(update)
+    args = list(context.args or [])
+    limit = LATEST_DEFAULT
+    if args and args[0].isdigit():
+        limit = int_arg(args.pop(0), LATEST_DEFAULT, 1, LATEST_MAX)
+    category = " ".join(args).strip()
+    key = None
+    if category:
+        key = fold(category)
+        found = await svc.store.term_count("c", key)
+        if found is None:
+            await reply(update, svc.i18n.t(lang, "latest.no_category", name=category))
+            return
+        category = found[0]
+    posts = await svc.store.latest(limit=limit, category_key=key)
+    if not posts:
+        await reply(update, svc.i18n.t(lang, "latest.empty"))
+        return
+    header = (
+        svc.i18n.t(lang, "latest.header_category", category=category)
+        if key
+        else svc.i18n.t(lang, "latest.header")
+    )
+    await reply(update, post_list(svc, lang, header, posts), kb.markup([_open_buttons(posts)]))
+
+
+async def _categories_screen(svc: Services, lang: str, page: int, fragment: str):
+    rows, total = await svc.store.terms(
+        "c",
+        fold(fragment) if fragment else None,
+        limit=CATEGORIES_PER_PAGE,
+        offset=page * CATEGORIES_PER_PAGE,
+    )
+    if total == 0:
+        return svc.i18n.t(lang, "categories.empty"), None
+    pages = (total + CATEGORIES_PER_PAGE - 1) // CATEGORIES_PER_PAGE
+    if fragment:
+        text = svc.i18n.t(
+            lang, "categories.header_filtered", filter=fragment, total=total, page=page + 1, pages=pages
+        )
+    else:
+        text = svc.i18n.t(lang, "categories.header", total=total, page=page + 1, pages=pages)
+    buttons = [[(f"{name} ({n})", kb.category_posts(key, 0, page), False)] for key, name, n in rows]
+    buttons.append(
+        kb.pager(
+            kb.categories_page(page - 1, fragment) if page > 0 else None,
+            kb.categories_page(page + 1, fragment) if page + 1 < pages else None,
+        )
+    )
+    return text, kb.markup(buttons)
+
+
+async def categories(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    lang = await svc.language(update)
+    text, keyboard = await _categories_screen(svc, lang, 0, " ".join(context.args or []).strip())
+    await reply(update, text, keyboard)
+
+
+async def on_categories_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    query = update.callback_query
+    lang = await svc.language(update)
+    _, (page, fragment) = kb.parse(query.data)
+    await query.answer()
+    text, keyboard = await _categories_screen(svc, lang, int_arg(page), fragment)
+    await edit(query, text, keyboard)
+
+
+async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    query = update.callback_query
+    lang = await svc.language(update)
+    _, parts = kb.parse(query.data)
+    if len(parts) != 3:
+        await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
+        return
+    digest, page_s, list_page_s = parts
+    page, list_page = int_arg(page_s), int_arg(list_page_s)
+    found = await svc.category_by_hash(digest)
+    if found is None:
+        await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
+        return
+    key, name = found
+    count = (await svc.store.term_count("c", key) or (name, 0))[1]
+    posts = await svc.store.latest(limit=POSTS_PER_PAGE, offset=page * POSTS_PER_PAGE, category_key=key)
+    await query.answer()
+    pages = max(1, (count + POSTS_PER_PAGE - 1) // POSTS_PER_PAGE)
+    header = svc.i18n.t(lang, "category.header", category=name, count=count, page=page + 1, pages=pages)
+    text = post_list(svc, lang, header, posts, first_number=page * POSTS_PER_PAGE + 1)
+    rows = [
+        _open_buttons(posts, page * POSTS_PER_PAGE + 1),
+        kb.pager(
+            kb.category_posts(key, page - 1, list_page) if page > 0 else None,
+            kb.category_posts(key, page + 1, list_page) if page + 1 < pages else None,
+        ),
+        [(svc.i18n.t(lang, "nav.back"), kb.categories_page(list_page), False)],
+    ]
+    await edit(query, text, kb.markup(rows))
+
+
+def card_keyboard(svc: Services, lang: str, post: PostRow):
+    row = []
+    if post.url:
+        row.append((svc.i18n.t(lang, "post.source"), post.url, True))
+    if post.archive_url.startswith(("http://", "https://")):
+        row.append((svc.i18n.t(lang, "post.archive"), post.archive_url, True))
+    return kb.markup([row])
+
+
+async def send_post_card(update: Update, context: ContextTypes.DEFAULT_TYPE, ref: str, lang: str) -> None:
+    svc = services(context)
+    post = await svc.store.get_post(int(ref)) if ref.isdigit() else None
+    if post is None:
+        await reply(update, svc.i18n.t(lang, "post.not_found"))
+        return
+    await reply(update, render.post_card(post), card_keyboard(svc, lang, post))
+
+
+async def on_open_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    query = update.callback_query
+    lang = await svc.language(update)
+    _, parts = kb.parse(query.data)
+    post = await svc.store.get_post(int(parts[0])) if parts and parts[0].isdigit() else None
+    if post is None:
+        await query.answer(svc.i18n.t(lang, "post.not_found"), show_alert=True)
+        return
+    await query.answer()
+    await context.bot.send_message(
+        query.message.chat.id if query.message else query.from_user.id,
+        render.post_card(post),
+        reply_markup=card_keyboard(svc, lang, post),
+        message_thread_id=getattr(query.message, "message_thread_id", None) if query.message else None,
+    )

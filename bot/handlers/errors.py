@@ -1,0 +1,55 @@
+"""The one error handler, unknown commands and buttons this bot does not know."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from ..services import services
+from .common import reply
+
+log = logging.getLogger("newsbot.bot")
+
+
+async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log with context; tell the user a short apology; never show a traceback."""
+    where = ""
+    if isinstance(update, Update):
+        chat = update.effective_chat
+        where = f" update={update.update_id} chat={chat.id if chat else None}"
+    log.error("handler failed:%s", where, exc_info=context.error)
+    if not isinstance(update, Update):
+        return
+    try:
+        svc = services(context)
+        lang = await svc.language(update)
+        text = svc.i18n.t(lang, "error.generic")
+        if update.callback_query is not None:
+            await update.callback_query.answer(text, show_alert=True)
+        elif update.effective_message is not None:
+            await reply(update, text)
+    except Exception:  # the apology itself failed: logged, nothing more to do
+        log.exception("could not tell the user about the error")
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    if chat.type != chat.PRIVATE:
+        # in groups only answer commands addressed to this bot explicitly
+        command = (message.text or "").split()[0] if message.text else ""
+        if "@" not in command or command.split("@", 1)[1].lower() != (context.bot.username or "").lower():
+            return
+    svc = services(context)
+    await reply(update, svc.i18n.t(await svc.language(update), "unknown.command"))
+
+
+async def on_unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    await update.callback_query.answer(
+        svc.i18n.t(await svc.language(update), "button.expired"), show_alert=True
+    )

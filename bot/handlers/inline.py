@@ -1,0 +1,45 @@
+"""Inline mode: `@bot words` in any chat returns article cards, paged with next_offset."""
+
+from __future__ import annotations
+
+from telegram import InlineQueryResultArticle, InputTextMessageContent, Update
+from telegram.ext import ContextTypes
+
+from store.search import search
+
+from .. import render
+from ..services import services
+from .browse import card_keyboard
+from .common import int_arg
+
+PER_ANSWER = 20  # Telegram allows 50
+MAX_OFFSET = 1000
+
+
+async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    query = update.inline_query
+    lang = await svc.language(update)
+    offset = int_arg(query.offset or "0", 0, 0, MAX_OFFSET)
+    text = " ".join((query.query or "").split())
+    if text:
+        page = await search(svc.store, text, limit=PER_ANSWER, offset=offset)
+        posts, more = [h.post for h in page.hits], page.has_more
+    else:
+        posts = await svc.store.latest(limit=PER_ANSWER + 1, offset=offset)
+        more = len(posts) > PER_ANSWER
+        posts = posts[:PER_ANSWER]
+    results = [
+        InlineQueryResultArticle(
+            id=str(p.rowid),
+            title=render.truncate(p.title, 100),
+            description=render.one_line(p.summary or p.body, 120),
+            input_message_content=InputTextMessageContent(render.post_card(p)),
+            reply_markup=card_keyboard(svc, lang, p),
+            url=p.archive_url if p.archive_url.startswith(("http://", "https://")) else None,
+        )
+        for p in posts
+    ]
+    # No next_offset at all means "no more results" (PTB 22 would send an empty string as "[]").
+    next_offset = str(offset + PER_ANSWER) if more and offset + PER_ANSWER <= MAX_OFFSET else None
+    await query.answer(results, cache_time=30, is_personal=False, next_offset=next_offset)

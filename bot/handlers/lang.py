@@ -1,0 +1,33 @@
+"""/lang: choose this chat's language (stored in the database), or follow each user's Telegram setting."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from .. import keyboards as kb
+from ..i18n import LANGUAGE_NAMES
+from ..services import services
+from .common import edit, reply
+
+
+async def lang_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    lang = await svc.language(update)
+    rows = [[(LANGUAGE_NAMES.get(code, code), kb.language(code), False)] for code in svc.i18n.languages]
+    rows.append([(svc.i18n.t(lang, "lang.auto"), kb.language("auto"), False)])
+    await reply(update, svc.i18n.t(lang, "lang.choose"), kb.markup(rows))
+
+
+async def on_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    query = update.callback_query
+    _, parts = kb.parse(query.data)
+    choice = parts[0] if parts else ""
+    if choice != "auto" and choice not in svc.i18n.catalogs:
+        await query.answer(svc.i18n.t(await svc.language(update), "button.expired"), show_alert=True)
+        return
+    await svc.set_language(query.message.chat.id, None if choice == "auto" else choice)
+    lang = await svc.language(update)
+    await query.answer()
+    await edit(query, svc.i18n.t(lang, "lang.set_auto" if choice == "auto" else "lang.set"))

@@ -1,0 +1,53 @@
+"""User-facing strings: gettext catalogs in `locales/<lang>/LC_MESSAGES/newsbot.po`, read with Babel.
+
+Messages are looked up by a stable key (the msgid). Placeholders are `{name}`; their values are
+HTML-escaped here, so callers can pass any user or archive text.
+"""
+
+from __future__ import annotations
+
+import html
+import string
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
+DOMAIN = "newsbot"
+LANGUAGE_NAMES = {"zh": "简体中文", "en": "English"}
+
+
+class I18n:
+    def __init__(self, locales_dir: Path = LOCALES_DIR, default: str = "zh"):
+        self.catalogs: dict[str, dict[str, str]] = {}
+        for po in sorted(locales_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
+            lang = po.parent.parent.name
+            with po.open("rb") as fh:
+                catalog = read_po(fh)
+            self.catalogs[lang] = {m.id: m.string for m in catalog if m.id and m.string}
+        if not self.catalogs:
+            raise RuntimeError(f"no message catalogs under {locales_dir}")
+        self.default = default if default in self.catalogs else sorted(self.catalogs)[0]
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self.catalogs)
+
+    def resolve(self, language_code: str | None) -> str:
+        """A supported language for a Telegram language_code ('zh-hans', 'en-US', None…)."""
+        if language_code:
+            base = language_code.replace("_", "-").split("-")[0].lower()
+            if base in self.catalogs:
+                return base
+        return self.default
+
+    def t(self, lang: str, key: str, **values: object) -> str:
+        catalog = self.catalogs.get(lang) or self.catalogs[self.default]
+        template = catalog.get(key) or self.catalogs[self.default].get(key) or key
+        if not values:
+            return template
+        return template.format(**{k: html.escape(str(v), quote=False) for k, v in values.items()})
+
+
+def placeholders(template: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field}

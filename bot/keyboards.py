@@ -1,0 +1,94 @@
+"""Inline keyboards and their callback data (≤ 64 bytes, one compact format in one place).
+
+p:<rowid>                        open a post card
+cl:<page>:<filter>               categories list page (filter cut to fit)
+cp:<cat hash>:<page>:<list page> one category's posts
+sr:<query id>:<page>             a search results page
+lg:<lang>|auto                   choose a language
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+MAX_DATA = 64
+MAX_BUTTONS = 100
+
+
+def _fit(prefix: str, tail: str) -> str:
+    data = prefix + tail
+    while len(data.encode("utf-8")) > MAX_DATA and tail:
+        tail = tail[:-1]
+        data = prefix + tail
+    return data
+
+
+def cat_hash(key: str) -> str:
+    return format(zlib.crc32(key.encode("utf-8")), "08x")
+
+
+def open_post(rowid: int) -> str:
+    return f"p:{rowid}"
+
+
+def categories_page(page: int, fragment: str = "") -> str:
+    return _fit(f"cl:{page}:", fragment)
+
+
+def category_posts(key: str, page: int, list_page: int) -> str:
+    return f"cp:{cat_hash(key)}:{page}:{list_page}"
+
+
+def search_page(query_id: int, page: int) -> str:
+    return f"sr:{query_id}:{page}"
+
+
+def language(lang: str) -> str:
+    return f"lg:{lang}"
+
+
+def parse(data: str | None) -> tuple[str, list[str]] | None:
+    """('p', ['123']) etc.; None for data this bot did not make."""
+    if not data or ":" not in data:
+        return None
+    kind, _, rest = data.partition(":")
+    if kind == "cl":
+        page, _, frag = rest.partition(":")
+        return kind, [page, frag]
+    if kind in ("p", "cp", "sr", "lg"):
+        return kind, rest.split(":")
+    return None
+
+
+def markup(rows: list[list[tuple[str, str, bool]]]) -> InlineKeyboardMarkup | None:
+    """Rows of (label, callback data or URL, is_url) → keyboard; at most 100 buttons."""
+    out, count = [], 0
+    for row in rows:
+        buttons = []
+        for label, value, is_url in row:
+            if count >= MAX_BUTTONS:
+                break
+            if is_url:
+                buttons.append(InlineKeyboardButton(label, url=value))
+            else:
+                assert len(value.encode("utf-8")) <= MAX_DATA, value
+                buttons.append(InlineKeyboardButton(label, callback_data=value))
+            count += 1
+        if buttons:
+            out.append(buttons)
+    return InlineKeyboardMarkup(out) if out else None
+
+
+def pager(
+    prev_data: str | None, next_data: str | None, middle: tuple[str, str] | None = None
+) -> list[tuple[str, str, bool]]:
+    row = []
+    if prev_data:
+        row.append(("‹", prev_data, False))
+    if middle:
+        row.append((middle[0], middle[1], False))
+    if next_data:
+        row.append(("›", next_data, False))
+    return row

@@ -1,0 +1,116 @@
+"""Everything that turns posts into Telegram HTML, within Telegram's limits.
+
+Dynamic text is cut as plain text first and escaped afterwards, so a cut never lands inside a tag or an
+entity; only the tags Telegram accepts are produced (b, i, a, code, blockquote).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime
+
+from store.db import PostRow
+from store.search import SearchHit
+from store.text import truncate
+
+MESSAGE_LIMIT = 4096
+TITLE_CHARS = 120
+LINE_CHARS = 160
+CARD_SUMMARY_CHARS = 600
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def attr(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def visible_len(markup: str) -> int:
+    """Length of the text Telegram shows for an HTML message (what its 4096 limit counts)."""
+    return len(html.unescape(_TAG.sub("", markup)))
+
+
+def fmt_date(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def link(url: str | None, text: str) -> str:
+    if url and url.startswith(("http://", "https://", "tg://")):
+        return f'<a href="{attr(url)}">{esc(text)}</a>'
+    return esc(text)
+
+
+def one_line(text: str, limit: int = LINE_CHARS) -> str:
+    return truncate(" ".join(text.split()), limit)
+
+
+def post_item(
+    post: PostRow, source_label: str, snippet_html: str | None = None, number: int | None = None
+) -> str:
+    """A post in a list: linked title, date · categories, one line of summary or snippet, source link."""
+    prefix = f"{number}. " if number is not None else ""
+    lines = [prefix + "<b>" + link(post.archive_url, truncate(post.title, TITLE_CHARS)) + "</b>"]
+    meta = fmt_date(post.date)
+    if post.categories:
+        meta += " · " + ", ".join(post.categories[:3])
+    lines.append(f"<i>{esc(meta)}</i>")
+    if snippet_html:
+        lines.append(snippet_html)
+    elif post.summary:
+        lines.append(esc(one_line(post.summary)))
+    if post.url:
+        lines.append(link(post.url, source_label))
+    return "\n".join(lines)
+
+
+def snippet_html(hit: SearchHit) -> str:
+    """The hit's snippet on one line with the matched terms in bold."""
+    if not hit.snippet:
+        return ""
+    # cut the plain snippet first, then mark (spans beyond the cut are dropped)
+    text = hit.snippet
+    spans = [(s, e) for s, e in hit.highlights if e <= LINE_CHARS]
+    if len(text) > LINE_CHARS:
+        text = text[: LINE_CHARS - 1] + "…"
+    out, pos = [], 0
+    for start, end in spans:
+        out.append(esc(text[pos:start]))
+        out.append("<b>" + esc(text[start:end]) + "</b>")
+        pos = end
+    out.append(esc(text[pos:]))
+    return " ".join("".join(out).split())
+
+
+def post_card(post: PostRow) -> str:
+    """A post on its own: title, date, categories and tags, summary."""
+    parts = ["<b>" + link(post.archive_url, truncate(post.title, 300)) + "</b>"]
+    meta = fmt_date(post.date)
+    if post.categories:
+        meta += " · " + " / ".join(post.categories)
+    parts.append(f"<i>{esc(meta)}</i>")
+    if post.tags:
+        parts.append(esc(" ".join("#" + t for t in post.tags[:10])))
+    summary = post.summary or truncate(post.body, CARD_SUMMARY_CHARS)
+    if summary:
+        parts.append("")
+        parts.append(esc(truncate(summary, CARD_SUMMARY_CHARS)))
+    return "\n".join(parts)
+
+
+def join_blocks(header: str, blocks: list[str], limit: int = MESSAGE_LIMIT) -> str:
+    """Header and blocks separated by blank lines, keeping only whole blocks that fit the limit."""
+    out = header
+    for block in blocks:
+        candidate = out + ("\n\n" if out else "") + block
+        if visible_len(candidate) > limit:
+            break
+        out = candidate
+    return out

@@ -1,0 +1,52 @@
+"""Long-lived services the handlers share (kept in `application.bot_data["svc"]`), and the one place
+that decides a chat's language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from store.db import Store
+from store.settings import Settings
+
+from .i18n import I18n
+from .keyboards import cat_hash
+
+
+@dataclass
+class Services:
+    store: Store
+    i18n: I18n
+    settings: Settings
+    site_name: str = "newsbot"
+    _languages: dict[int, str | None] = field(default_factory=dict)
+    _categories: dict[str, tuple[str, str]] = field(default_factory=dict)  # hash -> (key, name)
+
+    async def language(self, update: Update) -> str:
+        """The chat's chosen language (/lang), else the user's Telegram language, else the default."""
+        chat = update.effective_chat
+        if chat is not None:
+            if chat.id not in self._languages:
+                self._languages[chat.id] = await self.store.chat_language(chat.id)
+            chosen = self._languages[chat.id]
+            if chosen in self.i18n.catalogs:
+                return chosen
+        user = update.effective_user
+        return self.i18n.resolve(user.language_code if user else None)
+
+    async def set_language(self, chat_id: int, lang: str | None) -> None:
+        await self.store.set_chat_language(chat_id, lang)
+        self._languages[chat_id] = lang
+
+    async def category_by_hash(self, digest: str) -> tuple[str, str] | None:
+        """(key, name) of a category from the short hash used in buttons."""
+        if digest not in self._categories:
+            rows, _ = await self.store.terms("c", limit=1_000_000)
+            self._categories = {cat_hash(key): (key, name) for key, name, _ in rows}
+        return self._categories.get(digest)
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    return context.application.bot_data["svc"]

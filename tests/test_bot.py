@@ -1,0 +1,329 @@
+"""End to end: the real PTB Application over HTTP against the Bot API test server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from telegram import Update
+
+from bot.app import ConfigError, build_application, check_token, setup, teardown
+from bot.i18n import I18n, placeholders
+from store.settings import Settings
+
+from .botapi import FakeBotAPI
+
+TOKEN = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
+ALICE = 111  # a private chat with an English user
+WANG = 222  # a private chat with a Chinese user
+GROUP = -1001234567890
+
+
+class Bot:
+    def __init__(self, api: FakeBotAPI, app, archive):
+        self.api, self.app, self.archive = api, app, archive
+
+    @property
+    def store(self):
+        return self.app.bot_data["svc"].store
+
+
+@pytest.fixture
+async def bot(tmp_path, archive):
+    for i in range(1, 13):
+        archive.post(
+            f"2024-03-{i:02d}-m{i}.md",
+            f"人民币汇率第{i}条消息",
+            f"第{i}条：离岸人民币兑美元汇率走强。\n\n<https://src.example/m{i}>",
+            date=f"2024-03-{i:02d} 09:00:00 +0800",
+            categories="markets",
+            tags="汇率",
+        )
+    archive.post(
+        "2024-03-20-en.md",
+        "Fed keeps rates on hold",
+        "The Federal Reserve held rates. <b>not a tag</b> & more.",
+        date="2024-03-20 08:00:00 +0800",
+        categories="world",
+    )
+    archive.post(
+        "2024-03-21-lt.md",
+        "A <script> & 'quotes' title",
+        "Body with <angle> brackets & ampersands.",
+        date="2024-03-21 08:00:00 +0800",
+        categories="world",
+    )
+    for i in range(25):
+        archive.post(
+            f"2023-01-{i + 1:02d}-c{i}.md",
+            f"分类{i}",
+            "正文。",
+            date=f"2023-01-{i + 1:02d}",
+            categories=f"cat{i:02d}",
+        )
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    api.add_chat(ALICE)
+    api.add_chat(WANG)
+    api.add_chat(GROUP, "supergroup", "Readers")
+    settings = Settings(
+        bot_token=TOKEN,
+        telegram_base_url=api.base_url,
+        database_path=tmp_path / "bot.sqlite3",
+        archive_dir=archive.root,
+        default_language="zh",
+    )
+    app = build_application(settings, rate_limit=False)
+    await app.initialize()
+    await setup(app)
+    await app.start()
+    await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+    try:
+        yield Bot(api, app, archive)
+    finally:
+        await app.updater.stop()
+        await app.stop()
+        await teardown(app)
+        await app.shutdown()
+        await api.stop()
+
+
+async def test_commands_are_published_per_language(bot):
+    assert set(bot.api.commands) == {"", "en", "zh"}
+    en = {c["command"]: c["description"] for c in bot.api.commands["en"]}
+    zh = {c["command"]: c["description"] for c in bot.api.commands["zh"]}
+    assert set(en) == set(zh) == {"start", "help", "latest", "categories", "search", "lang"}
+    assert en["search"].startswith("Search") and zh["search"].startswith("搜索")
+
+
+async def test_start_and_help_in_both_languages(bot):
+    reply = await bot.api.ask(ALICE, "/start")
+    assert "/latest" in reply.text and "@newsbot_test_bot" in reply.text and "news archive" in reply.text
+    reply = await bot.api.ask(WANG, "/start", language_code="zh-hans")
+    assert "新闻档案" in reply.text
+    reply = await bot.api.ask(ALICE, "/help")
+    assert "cat:NAME" in reply.text and "since:" in reply.text
+
+
+async def test_latest_lists_posts_with_links_dates_and_sources(bot):
+    reply = await bot.api.ask(ALICE, "/latest 3")
+    assert reply.text.startswith("Latest posts")
+    assert "A <script> & 'quotes' title" in reply.text  # escaped on the way out, shown as written
+    assert "2024-03-21 08:00" in reply.text and "world" in reply.text
+    assert reply.html.count("<a href=") >= 3
+    assert [b["text"] for b in reply.buttons()] == ["1", "2", "3"]
+    reply = await bot.api.ask(ALICE, "/latest 2 MARKETS")
+    assert "Latest in markets" in reply.text and "人民币汇率第12条消息" in reply.text
+    assert 'href="https://src.example/m12"' in reply.html
+    reply = await bot.api.ask(ALICE, "/latest nosuchcategory")
+    assert "no category named “nosuchcategory”" in reply.text
+
+
+async def test_categories_paging_filter_and_back(bot):
+    reply = await bot.api.ask(ALICE, "/categories")
+    assert "Categories (27)" in reply.text and "page 1/3" in reply.text
+    labels = [b["text"] for b in reply.buttons()]
+    assert labels[0] == "markets (12)" and "›" in labels and "‹" not in labels
+    bot.api.press(reply, "›")
+    await bot.api.wait_for(lambda: reply.edits == 1)
+    assert "page 2/3" in reply.text and "‹" in [b["text"] for b in reply.buttons()]
+    bot.api.press(reply, "‹")
+    await bot.api.wait_for(lambda: reply.edits == 2)
+    assert "page 1/3" in reply.text
+    # into a category, page through its posts, and back
+    bot.api.press(reply, "markets (12)")
+    await bot.api.wait_for(lambda: reply.edits == 3)
+    assert "markets — 12 posts, page 1/2" in reply.text and "人民币汇率第12条消息" in reply.text
+    bot.api.press(reply, "›")
+    await bot.api.wait_for(lambda: reply.edits == 4)
+    assert "page 2/2" in reply.text and "人民币汇率第1条消息" in reply.text
+    bot.api.press(reply, "« Categories")
+    await bot.api.wait_for(lambda: reply.edits == 5)
+    assert "Categories (27)" in reply.text
+    filtered = await bot.api.ask(ALICE, "/categories cat1")
+    assert "matching “cat1”" in filtered.text and "(10)" in filtered.text
+    assert all(b["text"].startswith("cat1") for b in filtered.buttons() if "(" in b["text"])
+
+
+async def test_search_paging_snippets_and_nothing_found(bot):
+    reply = await bot.api.ask(ALICE, "/search 汇率")
+    assert "Results for 汇率 — page 1" in reply.text
+    assert "<b>汇率</b>" in reply.html
+    assert "›" in [b["text"] for b in reply.buttons()]
+    first_page = reply.text
+    bot.api.press(reply, "›")
+    await bot.api.wait_for(lambda: reply.edits == 1)
+    assert "page 2" in reply.text and reply.text != first_page
+    bot.api.press(reply, "‹")
+    await bot.api.wait_for(lambda: reply.edits == 2)
+    assert reply.text == first_page
+    nothing = await bot.api.ask(ALICE, "/search 不存在的词语组合xyz")
+    assert "Nothing found" in nothing.text and "single character" in nothing.text
+    usage = await bot.api.ask(ALICE, "/search")
+    assert "/search 人民币 汇率" in usage.text
+
+
+async def test_plain_text_in_private_is_a_search_and_odd_queries_are_safe(bot):
+    reply = await bot.api.ask(ALICE, "Federal")
+    assert "Fed keeps rates on hold" in reply.text
+    for odd in ['"unclosed', "C++ AND NOT", "<b>", "* NEAR(", "-", "&amp;"]:
+        r = await bot.api.ask(ALICE, odd)
+        assert r.text
+    assert not [e for e in bot.api.errors if e[0] == "sendMessage"]
+
+
+async def test_post_card_from_button_and_deep_link(bot):
+    reply = await bot.api.ask(ALICE, "/latest 1 markets")
+    before = reply.message_id
+    bot.api.press(reply, "1")
+    card = await bot.api.next_message(ALICE, before)
+    assert card.text.startswith("人民币汇率第12条消息")
+    assert "2024-03-12 09:00" in card.text and "#汇率" in card.text and "离岸人民币" in card.text
+    urls = {b["text"]: b["url"] for b in card.buttons()}
+    assert urls["Source"] == "https://src.example/m12"
+    assert urls["Archive page"] == "https://news.example.org/markets/2024/03/12/m12.html"
+    rowid = int(reply.button("1")["callback_data"].split(":")[1])
+    deep = await bot.api.ask(WANG, f"/start post_{rowid}", language_code="zh")
+    assert deep.text.startswith("人民币汇率第12条消息")
+    assert {b["text"] for b in deep.buttons()} == {"原文", "档案页面"}
+
+
+async def test_deleted_post_and_expired_buttons(bot):
+    reply = await bot.api.ask(ALICE, "/latest 1")
+    missing = await bot.api.ask(ALICE, "/start post_99999")
+    assert "no longer in the archive" in missing.text
+    qid = bot.api.press_data(reply, "p:99999")
+    answer = await bot.api.callback_answer(qid)
+    assert answer["show_alert"] and "no longer" in answer["text"]
+    qid = bot.api.press_data(reply, "sr:99999:1")
+    assert "expired" in (await bot.api.callback_answer(qid))["text"]
+    qid = bot.api.press_data(reply, "zz:whatever")
+    assert "expired" in (await bot.api.callback_answer(qid))["text"]
+    qid = bot.api.press_data(reply, "cp:deadbeef:0:0")
+    assert "expired" in (await bot.api.callback_answer(qid))["text"]
+
+
+async def test_pressing_the_same_page_twice_is_not_an_error(bot):
+    reply = await bot.api.ask(ALICE, "/categories")
+    data = reply.button("›")["callback_data"]
+    q1 = bot.api.press_data(reply, data)
+    await bot.api.callback_answer(q1)
+    await bot.api.wait_for(lambda: reply.edits == 1)
+    q2 = bot.api.press_data(reply, data)
+    await bot.api.callback_answer(q2)
+    await bot.api.wait_for(lambda: any("not modified" in d for _, d in bot.api.errors))
+    # the "not modified" answer was swallowed: no apology was sent
+    assert all("went wrong" not in (a.get("text") or "") for a in bot.api.callback_answers.values())
+
+
+async def test_unknown_command(bot):
+    reply = await bot.api.ask(ALICE, "/frobnicate")
+    assert "don't know that command" in reply.text
+
+
+async def test_group_commands_with_suffix_and_no_chatter(bot):
+    reply = await bot.api.ask(GROUP, "/latest@newsbot_test_bot 2", user_id=ALICE)
+    assert "Latest posts" in reply.text
+    before = len(bot.api.sent_to(GROUP))
+    bot.api.send_text(GROUP, "just chatting about 汇率", user_id=ALICE)
+    bot.api.send_text(GROUP, "/latest@some_other_bot", user_id=ALICE)
+    bot.api.send_text(GROUP, "/frobnicate", user_id=ALICE)
+    probe = await bot.api.ask(GROUP, "/help@newsbot_test_bot", user_id=ALICE)
+    assert "Search syntax" in probe.text
+    assert len(bot.api.sent_to(GROUP)) == before + 1  # only the /help reply
+
+
+async def test_lang_is_stored_per_chat(bot):
+    reply = await bot.api.ask(ALICE, "/lang")
+    assert [b["text"] for b in reply.buttons()] == ["English", "简体中文", "Automatic (Telegram's language)"]
+    bot.api.press(reply, "简体中文")
+    await bot.api.wait_for(lambda: reply.edits == 1)
+    assert reply.text == "语言：简体中文。"
+    assert await bot.store.chat_language(ALICE) == "zh"
+    after = await bot.api.ask(ALICE, "/latest 1")  # the user's Telegram language is English
+    assert after.text.startswith("最新文章")
+    reply = await bot.api.ask(ALICE, "/lang")
+    bot.api.press(reply, "自动（跟随 Telegram 语言）")
+    await bot.api.wait_for(lambda: reply.edits == 1)
+    assert (await bot.api.ask(ALICE, "/latest 1")).text.startswith("Latest posts")
+
+
+async def test_inline_mode_search_latest_and_paging(bot):
+    qid = bot.api.inline(ALICE, "")
+    answer = await bot.api.inline_answer(qid)
+    titles = [r["title"] for r in answer["results"]]
+    assert titles[0] == "A <script> & 'quotes' title" and len(titles) == 20
+    assert answer["next_offset"] == "20"
+    qid = bot.api.inline(ALICE, "", offset="20")
+    more = await bot.api.inline_answer(qid)
+    assert len(more["results"]) == 39 - 20 and more.get("next_offset", "") == ""
+    qid = bot.api.inline(ALICE, "汇率")
+    hits = await bot.api.inline_answer(qid)
+    assert len(hits["results"]) == 12
+    first = hits["results"][0]
+    assert first["input_message_content"]["message_text"].startswith("<b><a href=")
+    assert first["description"]
+
+
+async def test_long_content_is_cut_within_limits(bot):
+    long_title = "长标题" * 200
+    long_body = ("很长的正文句子，" * 400) + "。"
+    bot.archive.post("2024-04-01-long.md", long_title, long_body, date="2024-04-01", categories="markets")
+    for i in range(6):
+        bot.archive.post(f"2024-04-0{i + 2}-x.md", "超长" * 150, "正文" * 600, date=f"2024-04-0{i + 2}")
+    from store.jekyll import open_archive
+    from store.sync import sync_archive
+
+    await sync_archive(bot.store, open_archive(bot.archive.root), workers=0)
+    reply = await bot.api.ask(ALICE, "/latest 20")
+    assert len(reply.text) <= 4096
+    card_src = await bot.api.ask(ALICE, "/latest 1 markets")
+    bot.api.press(card_src, "1")
+    card = await bot.api.next_message(ALICE, card_src.message_id)
+    assert len(card.text) <= 4096 and card.text.startswith("长标题")
+    assert not bot.api.errors or all("not modified" in d for _, d in bot.api.errors), bot.api.errors
+
+
+async def test_handler_error_gets_an_apology_not_a_traceback(bot, caplog):
+    from telegram.error import BadRequest  # noqa: F401  (the server answers with a 500 below)
+
+    from .botapi import ApiError
+
+    bot.api.fail_next["sendMessage"] = ApiError("Internal Server Error: boom", 500)
+    with caplog.at_level(logging.ERROR, logger="newsbot.bot"):
+        reply = await bot.api.ask(ALICE, "/help")
+    assert reply.text == "Sorry, something went wrong. Please try again in a moment."
+    assert any("handler failed" in r.message for r in caplog.records)
+    assert TOKEN not in caplog.text
+
+
+def test_every_message_exists_in_every_locale_with_the_same_placeholders():
+    i18n = I18n()
+    assert set(i18n.languages) >= {"en", "zh"}
+    keys = set(i18n.catalogs["en"])
+    for lang in i18n.languages:
+        assert set(i18n.catalogs[lang]) == keys, lang
+        for key in keys:
+            assert placeholders(i18n.catalogs[lang][key]) == placeholders(i18n.catalogs["en"][key]), (
+                lang,
+                key,
+            )
+
+
+def test_no_user_facing_strings_in_handlers():
+    """Replies come from the catalogs: handler modules call i18n.t, never reply with literals."""
+    import re
+    from pathlib import Path
+
+    for path in (Path(__file__).resolve().parents[1] / "bot" / "handlers").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        assert not re.search(r"reply(?:_html)?\(\s*update,\s*[\"']", source), path
+        assert not re.search(r"answer\(\s*[\"'][A-Za-z\u4e00-\u9fff]", source), path
+
+
+def test_token_checks():
+    with pytest.raises(ConfigError, match="not set"):
+        check_token(Settings(bot_token=None))
+    with pytest.raises(ConfigError, match="malformed"):
+        check_token(Settings(bot_token="12345"))
+    assert check_token(Settings(bot_token=TOKEN)) == TOKEN
