@@ -162,6 +162,7 @@ class FakeBotAPI:
     inline_answers: dict[str, dict] = field(default_factory=dict)
     commands: dict[str, list] = field(default_factory=dict)
     fail_next: dict[str, ApiError] = field(default_factory=dict)
+    webhook: dict | None = None
 
     def __post_init__(self):
         self._updates: list[dict] = []
@@ -237,7 +238,19 @@ class FakeBotAPI:
         return self.bot_user()
 
     async def m_deleteWebhook(self, p):
+        self.webhook = None
         return True
+
+    async def m_setWebhook(self, p):
+        self.webhook = p
+        return True
+
+    def make_text_update(self, chat_id: int, text: str, user_id: int | None = None) -> dict:
+        """An update as Telegram would POST it to a webhook."""
+        message = self.send_text(chat_id, text, user_id)
+        update = self._updates.pop()
+        assert update["message"] is message
+        return update
 
     async def m_setMyCommands(self, p):
         self.commands[p.get("language_code", "")] = p["commands"]

@@ -1,0 +1,146 @@
+"""`newsbot run` as a real process against the loopback Bot API server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+from .botapi import FakeBotAPI
+from .test_bot import ALICE, TOKEN
+
+
+def _env(**extra):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BOT_", "TELEGRAM_", "ARCHIVE_", "DATABASE_"))
+    }
+    env.update(extra)
+    return env
+
+
+async def test_run_polls_answers_and_never_prints_the_token(tmp_path, archive):
+    archive.post("2024-05-01-a.md", "运行测试", "正文内容。", categories="demo")
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    api.add_chat(ALICE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=tmp_path,
+        env=_env(
+            BOT_TOKEN=TOKEN,
+            TELEGRAM_BASE_URL=api.base_url,
+            ARCHIVE_DIR=str(archive.root),
+            DATABASE_PATH=str(tmp_path / "run.sqlite3"),
+        ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        reply = await api.ask(
+            ALICE,
+            "/latest",
+        )
+        assert "运行测试" in reply.text
+        # the store was synced at start and the command menus were set
+        assert set(api.commands) == {"", "en", "zh"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        await api.stop()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    logs = (out + err).decode()
+    assert "sync: added 1" in logs
+    assert TOKEN not in logs and TOKEN.split(":")[1] not in logs
+
+
+def test_run_refuses_a_missing_or_malformed_token(tmp_path):
+    for value, expected in (("", "BOT_TOKEN is not set"), ("not-a-token", "BOT_TOKEN is malformed")):
+        r = subprocess.run(
+            [sys.executable, "-m", "bot", "run"],
+            cwd=tmp_path,
+            env=_env(BOT_TOKEN=value),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 2
+        assert r.stderr.strip().count("\n") == 0 and expected in r.stderr
+        assert "not-a-token" not in r.stderr + r.stdout
+
+
+def test_webhook_mode_needs_a_url(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--webhook"],
+        cwd=tmp_path,
+        env=_env(BOT_TOKEN=TOKEN),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "WEBHOOK_URL" in r.stderr and TOKEN not in r.stderr
+
+
+async def test_webhook_mode_serves_updates_with_the_secret(tmp_path, archive):
+    import socket
+
+    import aiohttp
+
+    archive.post("2024-05-01-a.md", "网络钩子", "正文内容。", categories="demo")
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    api.add_chat(ALICE)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        "--webhook",
+        cwd=tmp_path,
+        env=_env(
+            BOT_TOKEN=TOKEN,
+            TELEGRAM_BASE_URL=api.base_url,
+            ARCHIVE_DIR=str(archive.root),
+            DATABASE_PATH=str(tmp_path / "hook.sqlite3"),
+            WEBHOOK_URL=f"http://127.0.0.1:{port}",
+            WEBHOOK_LISTEN="127.0.0.1",
+            WEBHOOK_PORT=str(port),
+            WEBHOOK_SECRET="s3cret-token",
+        ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        hook = await api.wait_for(lambda: api.webhook, timeout=30)
+        assert hook["url"] == f"http://127.0.0.1:{port}/telegram" and hook["secret_token"] == "s3cret-token"
+        url = f"http://127.0.0.1:{port}/telegram"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # the webhook server may start listening just after setWebhook
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/"):
+                        break
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.1)
+            update = api.make_text_update(ALICE, "/latest")
+            async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as r:
+                assert r.status == 403
+            async with http.post(
+                url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"}
+            ) as r:
+                assert r.status == 200
+        reply = await api.next_message(ALICE, update["message"]["message_id"])
+        assert "网络钩子" in reply.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        await api.stop()
+    assert TOKEN not in (out + err).decode()
