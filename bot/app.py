@@ -6,15 +6,16 @@ import logging
 import re
 import sys
 
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
 from store.db import Store
 from store.jekyll import ArchiveError, open_archive
 from store.settings import Settings
-from store.sync import sync_archive
 
+from .follow import Deliverer, Follower, sync_settings_rules
 from .handlers import register
 from .i18n import I18n
 from .services import Services
@@ -23,7 +24,18 @@ log = logging.getLogger("newsbot")
 TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
 HTTP_POOL = 32
 CONCURRENT_UPDATES = 16
-COMMANDS = ("start", "help", "latest", "categories", "search", "lang")
+COMMANDS = (
+    "start",
+    "help",
+    "latest",
+    "categories",
+    "search",
+    "lang",
+    "subscribe",
+    "unsubscribe",
+    "subscriptions",
+)
+ADMIN_COMMANDS = ("reload", "stats", "autopost")
 
 
 class ConfigError(Exception):
@@ -90,11 +102,11 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
 
 
 async def setup(app: Application) -> None:
-    """Open the store, sync the archive if it is empty or stale, publish the localized command menus."""
+    """Open the store, sync the archive, start following it, publish the localized command menus."""
     settings: Settings = app.bot_data["settings"]
     i18n = I18n(default=settings.default_language)
     store = await Store.open(settings.database_path)
-    site = "newsbot"
+    site = settings.site_url or ""
     try:
         cfg = open_archive(
             settings.archive_dir,
@@ -103,16 +115,7 @@ async def setup(app: Application) -> None:
             permalink=settings.permalink,
             summary_chars=settings.summary_chars,
         )
-        site = cfg.site_url.split("//")[-1] or cfg.root.name
-        result = await sync_archive(store, cfg)
-        log.info(
-            "sync: added %d, updated %d, deleted %d, unchanged %d, skipped %d",
-            result.added,
-            result.updated,
-            result.deleted,
-            result.unchanged,
-            result.skipped,
-        )
+        site = cfg.site_url
     except ArchiveError as exc:
         if await store.count_posts() == 0:
             await store.close()
@@ -120,17 +123,46 @@ async def setup(app: Application) -> None:
         log.warning(
             "archive not readable (%s); serving the %d posts already indexed", exc, await store.count_posts()
         )
-    app.bot_data["svc"] = Services(store=store, i18n=i18n, settings=settings, site_name=site)
+    svc = Services(
+        store=store, i18n=i18n, settings=settings, site_name=site.split("//")[-1] or "newsbot", bot=app.bot
+    )
+    app.bot_data["svc"] = svc
+    svc.deliverer = Deliverer(app.bot, store, settings, i18n, svc.notify)
+    svc.follower = Follower(store, settings, svc.notify, on_new=svc.deliverer.kick)
+    await svc.follower.sync()
+    # rules from settings start after the first sync, so a new rule never floods its chat with the archive
+    await sync_settings_rules(store, settings)
+    svc.deliverer.start()
+    if settings.sync_interval and app.job_queue is not None:
+        app.job_queue.run_repeating(
+            _scheduled_sync, interval=settings.sync_interval, first=settings.sync_interval, name="sync"
+        )
+    await _publish_commands(app, i18n, settings)
+
+
+async def _scheduled_sync(context) -> None:
+    await context.application.bot_data["svc"].follower.sync()
+
+
+async def _publish_commands(app: Application, i18n: I18n, settings: Settings) -> None:
     for lang in i18n.languages:
         commands = [BotCommand(c, i18n.t(lang, f"cmd.{c}")) for c in COMMANDS]
         await app.bot.set_my_commands(commands, language_code=lang)
-    default = [BotCommand(c, i18n.t(i18n.default, f"cmd.{c}")) for c in COMMANDS]
-    await app.bot.set_my_commands(default)
+    await app.bot.set_my_commands([BotCommand(c, i18n.t(i18n.default, f"cmd.{c}")) for c in COMMANDS])
+    # admins see the admin commands too, in their private chat with the bot
+    admin_menu = [BotCommand(c, i18n.t(i18n.default, f"cmd.{c}")) for c in COMMANDS + ADMIN_COMMANDS]
+    for admin in settings.admin_ids:
+        try:
+            await app.bot.set_my_commands(admin_menu, scope=BotCommandScopeChat(admin))
+        except TelegramError as exc:
+            log.warning("could not set the admin menu for %s: %s", admin, exc)
 
 
 async def teardown(app: Application) -> None:
     svc: Services | None = app.bot_data.get("svc")
     if svc is not None:
+        if svc.deliverer is not None:
+            await svc.deliverer.stop()
         await svc.store.close()
 
 

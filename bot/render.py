@@ -114,3 +114,25 @@ def join_blocks(header: str, blocks: list[str], limit: int = MESSAGE_LIMIT) -> s
             break
         out = candidate
     return out
+
+
+def digest_item(post: PostRow) -> str:
+    """One line of a digest: the linked title (source link when there is one)."""
+    line = "• " + link(post.archive_url, truncate(post.title, TITLE_CHARS))
+    if post.url:
+        line += " · " + link(post.url, "↗")
+    return line
+
+
+def split_blocks(header: str, blocks: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Header and blocks (one per line) in as many messages as needed, each within the limit."""
+    messages, current = [], header
+    for block in blocks:
+        candidate = current + "\n" + block
+        if visible_len(candidate) > limit and current != header:
+            messages.append(current)
+            current = header + "\n" + block
+        else:
+            current = candidate
+    messages.append(current)
+    return messages

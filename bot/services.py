@@ -3,7 +3,10 @@ that decides a chat's language."""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from telegram import Update
 from telegram.ext import ContextTypes
@@ -21,6 +24,10 @@ class Services:
     i18n: I18n
     settings: Settings
     site_name: str = "newsbot"
+    bot: Any = None
+    follower: Any = None
+    deliverer: Any = None
+    started: float = field(default_factory=time.time)
     _languages: dict[int, str | None] = field(default_factory=dict)
     _categories: dict[str, tuple[str, str]] = field(default_factory=dict)  # hash -> (key, name)
 
@@ -46,6 +53,19 @@ class Services:
             rows, _ = await self.store.terms("c", limit=1_000_000)
             self._categories = {cat_hash(key): (key, name) for key, name, _ in rows}
         return self._categories.get(digest)
+
+    def is_admin(self, update: Update) -> bool:
+        user = update.effective_user
+        return user is not None and user.id in self.settings.admin_ids
+
+    async def notify(self, key: str, **values: object) -> None:
+        """Tell every admin something that needs a human (in the default language)."""
+        text = self.i18n.t(self.i18n.default, key, **values)
+        for admin in self.settings.admin_ids:
+            try:
+                await self.bot.send_message(admin, text)
+            except Exception as exc:  # an admin who never opened a chat with the bot, etc.
+                logging.getLogger("newsbot").warning("could not notify admin %s: %s", admin, exc)
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

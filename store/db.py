@@ -17,7 +17,7 @@ import aiosqlite
 
 from .segment import INDEX_FORMAT, IndexTexts, index_texts, rank_text
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -80,6 +80,38 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE chat_prefs (chat_id INTEGER PRIMARY KEY, language TEXT);
     CREATE TABLE saved_queries (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE, used INTEGER NOT NULL);
+    """,
+    # 3 -> 4: following the archive: auto-post rules (from settings, admins, or users' subscriptions) and
+    # the delivery ledger (one row per post and destination; pending -> sending -> sent | failed).
+    """
+    CREATE TABLE rules (
+        id INTEGER PRIMARY KEY,
+        chat TEXT NOT NULL,
+        thread INTEGER NOT NULL DEFAULT 0,
+        categories TEXT NOT NULL DEFAULT '[]',
+        query TEXT NOT NULL DEFAULT '',
+        origin TEXT NOT NULL,
+        owner INTEGER,
+        since_seq INTEGER NOT NULL,
+        paused TEXT,
+        created INTEGER NOT NULL,
+        UNIQUE (chat, thread, categories, query, origin)
+    );
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        rule INTEGER NOT NULL,
+        chat TEXT NOT NULL,
+        thread INTEGER NOT NULL DEFAULT 0,
+        post INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        message_id INTEGER,
+        created INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        UNIQUE (chat, thread, post)
+    );
+    CREATE INDEX deliveries_status ON deliveries (status, chat, thread, id);
     """,
 ]
 
@@ -593,6 +625,169 @@ class Store:
             "DELETE FROM saved_queries WHERE used < ?", (now_ts() - older_than_seconds,)
         )
         return cur.rowcount
+
+    # --- auto-post rules and the delivery ledger ------------------------------------------------
+
+    async def current_seq(self) -> int:
+        return int(await self.get_meta("sync_seq", "0") or 0)
+
+    async def add_rule(
+        self,
+        chat: str,
+        *,
+        thread: int = 0,
+        categories: Sequence[str] = (),
+        query: str = "",
+        origin: str = "admin",
+        owner: int | None = None,
+    ) -> tuple[int, bool]:
+        """(rule id, created?). A new rule only sees posts first indexed after the current sync."""
+        cats = _json_list(sorted(set(categories)))
+        rows = await self.conn.execute_fetchall(
+            "SELECT id FROM rules WHERE chat=? AND thread=? AND categories=? AND query=? AND origin=?",
+            (chat, thread, cats, query, origin),
+        )
+        if rows:
+            return int(rows[0][0]), False
+        cur = await self.conn.execute(
+            "INSERT INTO rules (chat, thread, categories, query, origin, owner, since_seq, created)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (chat, thread, cats, query, origin, owner, await self.current_seq(), now_ts()),
+        )
+        return int(cur.lastrowid), True
+
+    async def rules(self, origin: str | None = None, owner: int | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, chat, thread, categories, query, origin, owner, since_seq, paused FROM rules WHERE 1"
+        )
+        params: list[Any] = []
+        if origin is not None:
+            sql += " AND origin=?"
+            params.append(origin)
+        if owner is not None:
+            sql += " AND owner=?"
+            params.append(owner)
+        rows = await self.conn.execute_fetchall(sql + " ORDER BY id", params)
+        keys = ("id", "chat", "thread", "categories", "query", "origin", "owner", "since_seq", "paused")
+        out = []
+        for r in rows:
+            rule = dict(zip(keys, r, strict=True))
+            rule["categories"] = json.loads(rule["categories"])
+            out.append(rule)
+        return out
+
+    async def remove_rule(self, rule_id: int, origin: str | None = None, owner: int | None = None) -> bool:
+        sql, params = "DELETE FROM rules WHERE id=?", [rule_id]
+        if origin is not None:
+            sql += " AND origin=?"
+            params.append(origin)
+        if owner is not None:
+            sql += " AND owner=?"
+            params.append(owner)
+        cur = await self.conn.execute(sql, params)
+        if cur.rowcount:
+            await self.conn.execute(
+                "UPDATE deliveries SET status='failed', error='rule removed', updated=? WHERE rule=? AND status"
+                " IN ('pending','sending')",
+                (now_ts(), rule_id),
+            )
+        return bool(cur.rowcount)
+
+    async def pause_rules(self, chat: str, reason: str) -> list[int]:
+        rows = await self.conn.execute_fetchall(
+            "SELECT id FROM rules WHERE chat=? AND paused IS NULL", (chat,)
+        )
+        await self.conn.execute("UPDATE rules SET paused=? WHERE chat=? AND paused IS NULL", (reason, chat))
+        return [r[0] for r in rows]
+
+    async def resume_rule(self, rule_id: int) -> bool:
+        cur = await self.conn.execute("UPDATE rules SET paused=NULL WHERE id=?", (rule_id,))
+        return bool(cur.rowcount)
+
+    async def new_posts_since(self, seq: int) -> list[tuple[int, int]]:
+        """(rowid, first_seen) of posts first indexed after sync `seq`, oldest first."""
+        return await self.conn.execute_fetchall(
+            "SELECT rowid, first_seen FROM posts WHERE first_seen > ? ORDER BY ts, rowid", (seq,)
+        )
+
+    async def posts_in_categories(self, rowids: Sequence[int], keys: Sequence[str]) -> set[int]:
+        if not rowids or not keys:
+            return set()
+        rows = await self.conn.execute_fetchall(
+            "SELECT DISTINCT post FROM post_terms WHERE kind='c' AND key IN ({}) AND post IN ({})".format(
+                ",".join("?" * len(keys)), ",".join("?" * len(rowids))
+            ),
+            [*keys, *rowids],
+        )
+        return {r[0] for r in rows}
+
+    async def match_within(
+        self, match: str, rowids: Sequence[int], filters: SearchFilters | None = None
+    ) -> set[int]:
+        """Which of `rowids` match an FTS5 expression (and filters)."""
+        if not rowids:
+            return set()
+        sql = "SELECT f.rowid FROM posts_fts f JOIN posts p ON p.rowid=f.rowid WHERE posts_fts MATCH ?"
+        params: list[Any] = [match]
+        if filters:
+            sql, params = filters.apply(sql, params)
+        sql += " AND f.rowid IN ({})".format(",".join("?" * len(rowids)))
+        rows = await self.conn.execute_fetchall(sql, [*params, *rowids])
+        return {r[0] for r in rows}
+
+    async def enqueue(self, items: Sequence[tuple[int, str, int, int]], delivered_seq: int) -> int:
+        """Record (rule, chat, thread, post) deliveries as pending and move the watermark, atomically.
+
+        A post goes to a chat/topic once even when several rules match it.
+        """
+        now = now_ts()
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            before = self.conn.total_changes
+            await self.conn.executemany(
+                "INSERT OR IGNORE INTO deliveries (rule, chat, thread, post, status, created, updated)"
+                " VALUES (?,?,?,?,'pending',?,?)",
+                [(r, c, t, p, now, now) for r, c, t, p in items],
+            )
+            added = self.conn.total_changes - before
+            await self.set_meta("delivered_seq", str(delivered_seq))
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+        return added
+
+    async def due_deliveries(self) -> list[dict[str, Any]]:
+        """Pending deliveries, and those left 'sending' by a crash (outcome unknown: they are sent again)."""
+        rows = await self.conn.execute_fetchall(
+            "SELECT d.id, d.rule, d.chat, d.thread, d.post, d.attempts FROM deliveries d"
+            " JOIN rules r ON r.id = d.rule"
+            " WHERE d.status IN ('pending','sending') AND r.paused IS NULL ORDER BY d.chat, d.thread, d.id"
+        )
+        keys = ("id", "rule", "chat", "thread", "post", "attempts")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def mark_deliveries(
+        self,
+        ids: Sequence[int],
+        status: str,
+        *,
+        error: str | None = None,
+        message_id: int | None = None,
+        attempt: bool = False,
+    ) -> None:
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        await self.conn.execute(
+            f"UPDATE deliveries SET status=?, error=?, message_id=COALESCE(?, message_id), updated=?,"
+            f" attempts = attempts + ? WHERE id IN ({marks})",
+            (status, error, message_id, now_ts(), 1 if attempt else 0, *ids),
+        )
+
+    async def delivery_counts(self) -> dict[str, int]:
+        rows = await self.conn.execute_fetchall("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
+        return {r[0]: int(r[1]) for r in rows}
 
     # --- statistics --------------------------------------------------------------------------
 

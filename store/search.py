@@ -345,3 +345,26 @@ async def search(
         snippet, spans = make_snippet(post.body or post.summary, terms)
         hits.append(SearchHit(post, tier, score, snippet, spans))
     return SearchPage(q, hits, offset, len(ranked) > offset + limit)
+
+
+async def matching(store: Store, text: str, rowids: list[int], tz: str | None = None) -> set[int]:
+    """Which of `rowids` a query matches (substring-level, with the query's filters): for alerts."""
+    q = parse_query(text)
+    q.terms = [t for t in q.terms if _char_tokens(t) and (_word_expr(t) or _char_expr(t))]
+    q.excludes = [t for t in q.excludes if _any_expr(t)]
+    if q.is_empty or not rowids:
+        return set()
+    zone = ZoneInfo(tz or await store.get_meta("timezone", "UTC") or "UTC")
+    filters = SearchFilters(
+        category_keys=[fold(c) for c in q.categories],
+        tag_keys=[fold(t) for t in q.tags],
+        since_ts=int(datetime.combine(q.since, time(), zone).timestamp()) if q.since else None,
+        until_ts=int(datetime.combine(q.until + timedelta(days=1), time(), zone).timestamp())
+        if q.until
+        else None,
+    )
+    negatives = [e for e in (_any_expr(t) for t in q.excludes) if e]
+    if q.terms:
+        return await store.match_within(_combine([_any_expr(t) for t in q.terms], negatives), rowids, filters)
+    keep = set(await store.filtered_posts(filters, 10**9, " OR ".join(negatives) if negatives else None))
+    return keep & set(rowids)

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class SettingsError(Exception):
     """A bad configuration value; the message is one line naming the key."""
+
+
+class AutopostRule(BaseModel):
+    """Where new posts go: a chat (id or @name), optionally only some categories and/or a query, and a
+    forum topic."""
+
+    chat_id: int | str
+    categories: list[str] = Field(default_factory=list)
+    query: str | None = None
+    thread_id: int | None = None
 
 
 class Settings(BaseSettings):
@@ -40,6 +52,34 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="secret token Telegram sends with each webhook call"
     )
+
+    # --- following the archive ---
+    sync_interval: int = Field(300, ge=0, description="seconds between syncs while running; 0 disables")
+    archive_git_pull: bool = Field(
+        False, description="run `git pull --ff-only` in the archive before each sync"
+    )
+    git_pull_timeout: int = Field(60, ge=1, description="seconds before a git pull is abandoned")
+    admin_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Telegram user ids allowed to /reload, /stats, /autopost"
+    )
+    autopost_chats: list[AutopostRule] = Field(
+        default_factory=list, description="JSON list of auto-post rules"
+    )
+    digest_threshold: int = Field(
+        5, ge=1, description="more pending posts than this for one chat → one digest"
+    )
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _ids(cls, value):
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return []
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in text.replace(";", ",").replace(" ", ",").split(",") if part]
+        return value
 
     @field_validator("timezone")
     @classmethod

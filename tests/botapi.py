@@ -253,7 +253,12 @@ class FakeBotAPI:
         return update
 
     async def m_setMyCommands(self, p):
-        self.commands[p.get("language_code", "")] = p["commands"]
+        scope = p.get("scope") or {}
+        key = p.get("language_code", "")
+        if scope.get("type") == "chat":
+            self._chat(scope.get("chat_id"))  # Telegram: "chat not found" unless the user opened the bot
+            key = f"chat:{scope['chat_id']}"
+        self.commands[key] = p["commands"]
         return True
 
     async def m_getUpdates(self, p):

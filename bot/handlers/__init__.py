@@ -11,7 +11,7 @@ from telegram.ext import (
     filters,
 )
 
-from . import browse, errors, inline, lang, search, start
+from . import admin, alerts, browse, errors, inline, lang, search, start
 
 
 def register(app: Application) -> None:
@@ -21,6 +21,12 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("categories", browse.categories))
     app.add_handler(CommandHandler("search", search.search_command))
     app.add_handler(CommandHandler("lang", lang.lang_command))
+    app.add_handler(CommandHandler("reload", admin.reload_command))
+    app.add_handler(CommandHandler("stats", admin.stats_command))
+    app.add_handler(CommandHandler("autopost", admin.autopost_command))
+    app.add_handler(CommandHandler("subscribe", alerts.subscribe_command))
+    app.add_handler(CommandHandler("unsubscribe", alerts.unsubscribe_command))
+    app.add_handler(CommandHandler("subscriptions", alerts.subscriptions_command))
     app.add_handler(CallbackQueryHandler(browse.on_categories_page, pattern=r"^cl:"))
     app.add_handler(CallbackQueryHandler(browse.on_category_posts, pattern=r"^cp:"))
     app.add_handler(CallbackQueryHandler(search.on_search_page, pattern=r"^sr:"))

@@ -1,0 +1,303 @@
+"""Following the archive: git pull + sync (never two at once), turning new posts into deliveries, and the
+rate-limited sender that works through the delivery ledger.
+
+Exactly-once delivery: a delivery row is written (pending) in the same transaction that advances the
+"delivered_seq" watermark, so a crash can neither lose new posts nor enqueue them twice. Before a send the
+row becomes "sending", after it "sent". A row still "sending" after a crash has an unknown outcome
+(Telegram may or may not have received it); it is sent again on restart: a rare duplicate is preferred
+to a silent loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from store.db import PostRow, Store
+from store.jekyll import ArchiveError, open_archive
+from store.search import matching
+from store.settings import Settings
+from store.sync import SyncResult, sync_archive
+from store.text import fold
+
+from . import keyboards as kb
+from . import render
+
+log = logging.getLogger("newsbot.follow")
+MAX_ATTEMPTS = 5
+DEFAULT_RETRY = 5.0
+
+
+def chat_ref(chat: str) -> int | str:
+    """A rule's chat as the Bot API wants it: an int id, or an @username."""
+    return int(chat) if chat.lstrip("-").isdigit() else chat
+
+
+@dataclass
+class SyncReport:
+    result: SyncResult | None
+    seconds: float
+    pull_error: str | None = None
+    archive_error: str | None = None
+    queued: int = 0
+    finished: float = field(default_factory=time.time)
+
+
+async def sync_settings_rules(store: Store, settings: Settings) -> None:
+    """Make the 'settings' rules in the database match AUTOPOST_CHATS (new ones start from now)."""
+    wanted = set()
+    for rule in settings.autopost_chats:
+        rid, _ = await store.add_rule(
+            str(rule.chat_id),
+            thread=rule.thread_id or 0,
+            categories=[c.lower() for c in rule.categories],
+            query=(rule.query or "").strip(),
+            origin="settings",
+        )
+        wanted.add(rid)
+    for rule in await store.rules(origin="settings"):
+        if rule["id"] not in wanted:
+            await store.remove_rule(rule["id"])
+
+
+async def enqueue_new_posts(store: Store) -> int:
+    """Record a pending delivery for every (rule, post first indexed after the rule existed) match."""
+    delivered = int(await store.get_meta("delivered_seq", "0") or 0)
+    current = await store.current_seq()
+    if current <= delivered:
+        return 0
+    new = await store.new_posts_since(delivered)
+    items: list[tuple[int, str, int, int]] = []
+    for rule in await store.rules():
+        if rule["paused"]:
+            continue
+        eligible = [rowid for rowid, first_seen in new if first_seen > rule["since_seq"]]
+        if not eligible:
+            continue
+        keep = set(eligible)
+        if rule["categories"]:
+            keep &= await store.posts_in_categories(eligible, [fold(c) for c in rule["categories"]])
+        if rule["query"]:
+            keep &= await matching(store, rule["query"], eligible)
+        items += [(rule["id"], rule["chat"], rule["thread"], rowid) for rowid in eligible if rowid in keep]
+    return await store.enqueue(items, current)
+
+
+class Follower:
+    """Runs syncs one at a time; a sync asked for while one runs joins it."""
+
+    def __init__(self, store: Store, settings: Settings, notify, on_new=None):
+        self.store, self.settings, self.notify, self.on_new = store, settings, notify, on_new
+        self._task: asyncio.Task | None = None
+        self.last: SyncReport | None = None
+
+    async def sync(self, pull: bool | None = None) -> SyncReport:
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(
+                self._run(self.settings.archive_git_pull if pull is None else pull)
+            )
+        return await asyncio.shield(self._task)
+
+    async def _run(self, pull: bool) -> SyncReport:
+        started = time.monotonic()
+        pull_error = await self.git_pull() if pull else None
+        if pull_error:
+            await self.notify("alert.pull_failed", error=pull_error)
+        s = self.settings
+        try:
+            cfg = open_archive(
+                s.archive_dir,
+                site_url=s.site_url,
+                timezone_name=s.timezone,
+                permalink=s.permalink,
+                summary_chars=s.summary_chars,
+            )
+        except ArchiveError as exc:
+            await self.notify("alert.archive_error", error=str(exc))
+            self.last = SyncReport(None, time.monotonic() - started, pull_error, str(exc))
+            return self.last
+        result = await sync_archive(self.store, cfg)
+        queued = await enqueue_new_posts(self.store)
+        if queued and self.on_new:
+            self.on_new()
+        self.last = SyncReport(result, round(time.monotonic() - started, 2), pull_error, None, queued)
+        log.info(
+            "sync: added %d, updated %d, deleted %d, unchanged %d, skipped %d; %d deliveries queued",
+            result.added,
+            result.updated,
+            result.deleted,
+            result.unchanged,
+            result.skipped,
+            queued,
+        )
+        return self.last
+
+    async def git_pull(self) -> str | None:
+        """`git pull --ff-only` in the archive; an error message, or None when it worked or is not a repo."""
+        root = str(self.settings.archive_dir)
+        if not os.path.isdir(root):
+            return None
+        try:
+            probe = await asyncio.create_subprocess_exec(
+                "git",
+                "-C",
+                root,
+                "rev-parse",
+                "--is-inside-work-tree",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            out, _ = await probe.communicate()
+        except FileNotFoundError:
+            return "git is not installed"
+        if probe.returncode != 0 or out.strip() != b"true":
+            return None
+        proc = await asyncio.create_subprocess_exec(
+            "git",
+            "-C",
+            root,
+            "pull",
+            "--ff-only",
+            "--quiet",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        )
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), self.settings.git_pull_timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            return f"git pull timed out after {self.settings.git_pull_timeout}s"
+        if proc.returncode != 0:
+            text = err.decode("utf-8", "replace").strip().splitlines()
+            return (text[-1] if text else f"exit code {proc.returncode}")[:300]
+        return None
+
+
+class Deliverer:
+    """Sends due deliveries: one card per post, or a digest when a chat has many waiting."""
+
+    def __init__(self, bot, store: Store, settings: Settings, i18n, notify):
+        self.bot, self.store, self.settings, self.i18n, self.notify = bot, store, settings, i18n, notify
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery round failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=30)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def run_once(self) -> None:
+        async with self._lock:
+            due = await self.store.due_deliveries()
+            for (chat, thread), group in itertools.groupby(due, key=lambda d: (d["chat"], d["thread"])):
+                await self._deliver_group(chat, thread, list(group))
+
+    async def _deliver_group(self, chat: str, thread: int, items: list[dict]) -> None:
+        posts = {p.rowid: p for p in await self.store.get_posts([i["post"] for i in items])}
+        gone = [i["id"] for i in items if i["post"] not in posts]
+        await self.store.mark_deliveries(gone, "failed", error="post no longer in the archive")
+        items = [i for i in items if i["post"] in posts]
+        if not items:
+            return
+        lang = self.i18n.default
+        if len(items) > self.settings.digest_threshold:
+            blocks = [render.digest_item(posts[i["post"]]) for i in items]
+            messages = render.split_blocks(self.i18n.t(lang, "digest.header", count=len(items)), blocks)
+            ids = [i["id"] for i in items]
+            await self.store.mark_deliveries(ids, "sending", attempt=True)
+            for text in messages:
+                ok = await self._send(chat, thread, text, None, ids, max(i["attempts"] for i in items))
+                if not ok:
+                    return
+            await self.store.mark_deliveries(ids, "sent")
+            return
+        for item in items:
+            post = posts[item["post"]]
+            await self.store.mark_deliveries([item["id"]], "sending", attempt=True)
+            message = await self._send(
+                chat,
+                thread,
+                render.post_card(post),
+                self._card_keyboard(post, lang),
+                [item["id"]],
+                item["attempts"],
+            )
+            if message is None:
+                return  # chat paused or retry later: leave the rest of this chat for later
+            await self.store.mark_deliveries(
+                [item["id"]], "sent", message_id=getattr(message, "message_id", None)
+            )
+
+    def _card_keyboard(self, post: PostRow, lang: str):
+        row = []
+        if post.url:
+            row.append((self.i18n.t(lang, "post.source"), post.url, True))
+        if post.archive_url.startswith(("http://", "https://")):
+            row.append((self.i18n.t(lang, "post.archive"), post.archive_url, True))
+        return kb.markup([row])
+
+    async def _send(self, chat: str, thread: int, text: str, keyboard, ids: list[int], attempts: int):
+        """Send with retries on 429; pause the chat's rules when it is unreachable. The message, or None."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return await self.bot.send_message(
+                    chat_ref(chat), text, reply_markup=keyboard, message_thread_id=thread or None
+                )
+            except RetryAfter as exc:
+                wait = exc.retry_after
+                await asyncio.sleep(wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait))
+            except (Forbidden, BadRequest) as exc:
+                reason = str(exc)
+                unreachable = isinstance(exc, Forbidden) or "chat not found" in reason.lower()
+                if unreachable:
+                    paused = await self.store.pause_rules(chat, reason)
+                    await self.store.mark_deliveries(ids, "pending", error=reason)
+                    if paused:
+                        await self.notify(
+                            "alert.paused", chat=chat, reason=reason, rules=", ".join(map(str, paused))
+                        )
+                else:
+                    await self.store.mark_deliveries(ids, "failed", error=reason)
+                    await self.notify("alert.send_failed", chat=chat, reason=reason)
+                return None
+            except (NetworkError, TelegramError) as exc:
+                if attempts + 1 >= MAX_ATTEMPTS:
+                    await self.store.mark_deliveries(ids, "failed", error=str(exc))
+                    await self.notify("alert.send_failed", chat=chat, reason=str(exc))
+                else:
+                    await self.store.mark_deliveries(ids, "pending", error=str(exc))
+                return None
+        await self.store.mark_deliveries(ids, "pending", error="rate limited")
+        return None

@@ -1,0 +1,190 @@
+"""Admin commands: /reload, /stats, /autopost. Anyone else is refused and nothing changes."""
+
+from __future__ import annotations
+
+import functools
+import time
+from datetime import datetime
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from store.text import fold
+
+from ..services import services
+from .common import reply
+
+SHOW_SKIPPED = 5
+
+
+def admin_only(handler):
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        svc = services(context)
+        if not svc.is_admin(update):
+            await reply(update, svc.i18n.t(await svc.language(update), "admin.refused"))
+            return
+        await handler(update, context)
+
+    return wrapper
+
+
+@admin_only
+async def reload_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    lang = await svc.language(update)
+    report = await svc.follower.sync()
+    lines = []
+    if report.pull_error:
+        lines.append(svc.i18n.t(lang, "reload.pull_failed", error=report.pull_error))
+    if report.result is None:
+        lines.append(svc.i18n.t(lang, "alert.archive_error", error=report.archive_error or "?"))
+    else:
+        r = report.result
+        lines.append(
+            svc.i18n.t(
+                lang,
+                "reload.done",
+                added=r.added,
+                updated=r.updated,
+                deleted=r.deleted,
+                unchanged=r.unchanged,
+                skipped=r.skipped,
+                seconds=f"{report.seconds:.1f}",
+                queued=report.queued,
+            )
+        )
+        for err in r.errors[:SHOW_SKIPPED]:
+            lines.append(svc.i18n.t(lang, "reload.skipped_item", path=err["path"], reason=err["reason"]))
+        if len(r.errors) > SHOW_SKIPPED:
+            lines.append(svc.i18n.t(lang, "reload.more_skipped", count=len(r.errors) - SHOW_SKIPPED))
+    await reply(update, "\n".join(lines))
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (f"{days}d " if days else "") + f"{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+@admin_only
+async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    lang = await svc.language(update)
+    stats = await svc.store.stats()
+    counts = await svc.store.delivery_counts()
+    last = stats["last_sync"]
+    if last:
+        when = datetime.fromtimestamp(last["finished"]).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        last_text = svc.i18n.t(
+            lang,
+            "stats.last_sync",
+            when=when,
+            seconds=f"{last.get('seconds', 0):.1f}",
+            added=last["added"],
+            updated=last["updated"],
+            deleted=last["deleted"],
+            skipped=last["skipped"],
+        )
+    else:
+        last_text = svc.i18n.t(lang, "stats.never")
+    await reply(
+        update,
+        svc.i18n.t(
+            lang,
+            "stats.text",
+            posts=stats["posts"],
+            categories=stats["categories"],
+            db=f"{stats['db_bytes'] / 2**20:.1f} MB",
+            last=last_text,
+            pending=counts.get("pending", 0) + counts.get("sending", 0),
+            failed=counts.get("failed", 0),
+            sent=counts.get("sent", 0),
+            uptime=_duration(time.time() - svc.started),
+        ),
+    )
+
+
+def _describe(svc, lang: str, rule: dict) -> str:
+    parts = []
+    if rule["categories"]:
+        parts.append(" ".join("cat:" + c for c in rule["categories"]))
+    if rule["query"]:
+        parts.append(rule["query"])
+    return " ".join(parts) or svc.i18n.t(lang, "filter.all")
+
+
+@admin_only
+async def autopost_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/autopost | /autopost add [CHAT] [cat:NAME…] [thread:N] [query…] | /autopost remove ID | resume ID"""
+    svc = services(context)
+    lang = await svc.language(update)
+    args = list(context.args or [])
+    action = args.pop(0).lower() if args else "list"
+    if action == "list":
+        rules = [r for r in await svc.store.rules() if r["origin"] != "subscription"]
+        if not rules:
+            await reply(update, svc.i18n.t(lang, "autopost.none"))
+            return
+        lines = [svc.i18n.t(lang, "autopost.list_header")]
+        for r in rules:
+            status = svc.i18n.t(lang, "autopost.paused", reason=r["paused"]) if r["paused"] else ""
+            lines.append(
+                svc.i18n.t(
+                    lang,
+                    "autopost.rule_line",
+                    id=r["id"],
+                    chat=r["chat"],
+                    thread=r["thread"] or "-",
+                    filter=_describe(svc, lang, r),
+                    origin=r["origin"],
+                )
+                + status
+            )
+        await reply(update, "\n".join(lines))
+        return
+    if action in ("remove", "resume") and args and args[0].isdigit():
+        rule_id = int(args[0])
+        if action == "remove":
+            ok = await svc.store.remove_rule(rule_id, origin="admin")
+        else:
+            ok = await svc.store.resume_rule(rule_id)
+            svc.deliverer.kick()
+        key = (
+            ("autopost.removed" if action == "remove" else "autopost.resumed") if ok else "autopost.not_found"
+        )
+        await reply(update, svc.i18n.t(lang, key, id=rule_id))
+        return
+    if action != "add":
+        await reply(update, svc.i18n.t(lang, "autopost.usage"))
+        return
+    chat = update.effective_chat
+    target = None
+    if args and (args[0].lstrip("-").isdigit() or args[0].startswith("@")):
+        target = args.pop(0)
+    elif chat is not None and chat.type != chat.PRIVATE:
+        target = str(chat.id)
+    if target is None:
+        await reply(update, svc.i18n.t(lang, "autopost.usage"))
+        return
+    thread = 0
+    message = update.effective_message
+    if message is not None and message.is_topic_message and message.message_thread_id:
+        thread = message.message_thread_id
+    categories, words = [], []
+    for arg in args:
+        low = arg.lower()
+        if low.startswith("cat:") and len(arg) > 4:
+            categories.append(fold(arg[4:]))
+        elif low.startswith("thread:") and arg[7:].isdigit():
+            thread = int(arg[7:])
+        else:
+            words.append(arg)
+    rule_id, created = await svc.store.add_rule(
+        target, thread=thread, categories=categories, query=" ".join(words), origin="admin"
+    )
+    await reply(
+        update, svc.i18n.t(lang, "autopost.added" if created else "autopost.exists", id=rule_id, chat=target)
+    )

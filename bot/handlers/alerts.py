@@ -1,0 +1,71 @@
+"""Users' alerts: /subscribe <category | query>, /unsubscribe <id | all>, /subscriptions.
+
+A subscription is an auto-post rule whose chat is the user's private chat: the same ledger and limits.
+"""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from store.text import fold
+
+from ..services import services
+from .common import reply
+
+
+async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    lang = await svc.language(update)
+    user = update.effective_user
+    text = " ".join(context.args or []).strip()
+    if not text or user is None:
+        await reply(update, svc.i18n.t(lang, "subscribe.usage"))
+        return
+    found = await svc.store.term_count("c", fold(text.removeprefix("cat:")))
+    if found is not None:
+        rule_id, created = await svc.store.add_rule(
+            str(user.id), categories=[fold(text.removeprefix("cat:"))], origin="subscription", owner=user.id
+        )
+        what = "cat:" + found[0]
+    else:
+        rule_id, created = await svc.store.add_rule(
+            str(user.id), query=text, origin="subscription", owner=user.id
+        )
+        what = text
+    await reply(
+        update, svc.i18n.t(lang, "subscribe.added" if created else "subscribe.exists", id=rule_id, what=what)
+    )
+
+
+async def subscriptions_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    lang = await svc.language(update)
+    rules = await svc.store.rules(origin="subscription", owner=update.effective_user.id)
+    if not rules:
+        await reply(update, svc.i18n.t(lang, "subscriptions.none"))
+        return
+    lines = [svc.i18n.t(lang, "subscriptions.header")]
+    for r in rules:
+        what = " ".join("cat:" + c for c in r["categories"]) or r["query"]
+        lines.append(svc.i18n.t(lang, "subscriptions.line", id=r["id"], what=what))
+    await reply(update, "\n".join(lines))
+
+
+async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    lang = await svc.language(update)
+    user = update.effective_user
+    arg = " ".join(context.args or []).strip().lower()
+    rules = await svc.store.rules(origin="subscription", owner=user.id)
+    if arg == "all":
+        targets = [r["id"] for r in rules]
+    elif arg.isdigit():
+        targets = [int(arg)]
+    else:
+        await reply(update, svc.i18n.t(lang, "unsubscribe.usage"))
+        return
+    removed = 0
+    for rule_id in targets:
+        removed += await svc.store.remove_rule(rule_id, origin="subscription", owner=user.id)
+    await reply(update, svc.i18n.t(lang, "unsubscribe.done", count=removed))
