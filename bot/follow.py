@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -32,6 +33,14 @@ from . import render
 log = logging.getLogger("newsbot.follow")
 MAX_ATTEMPTS = 5
 DEFAULT_RETRY = 5.0
+
+
+def _seconds(exc: RetryAfter) -> float:
+    """RetryAfter.retry_after is an int in PTB 22 (a timedelta from PTB 23 on, or with PTB_TIMEDELTA)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wait = exc.retry_after
+    return wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait or DEFAULT_RETRY)
 
 
 def chat_ref(chat: str) -> int | str:
@@ -176,8 +185,8 @@ class Follower:
             await proc.wait()
             return f"git pull timed out after {self.settings.git_pull_timeout}s"
         if proc.returncode != 0:
-            text = err.decode("utf-8", "replace").strip().splitlines()
-            return (text[-1] if text else f"exit code {proc.returncode}")[:300]
+            lines = [line.strip() for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
+            return (lines[0] if lines else f"exit code {proc.returncode}")[:300]
         return None
 
 
@@ -276,8 +285,7 @@ class Deliverer:
                     chat_ref(chat), text, reply_markup=keyboard, message_thread_id=thread or None
                 )
             except RetryAfter as exc:
-                wait = exc.retry_after
-                await asyncio.sleep(wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait))
+                await asyncio.sleep(_seconds(exc))
             except (Forbidden, BadRequest) as exc:
                 reason = str(exc)
                 unreachable = isinstance(exc, Forbidden) or "chat not found" in reason.lower()

@@ -1,0 +1,238 @@
+"""Following the archive end to end: /reload, /stats, auto-posting, digests, topics, 429s, Forbidden,
+subscriptions, overlapping syncs, git pull failures."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+from telegram import Update
+
+from bot.app import build_application, setup, teardown
+from store.settings import AutopostRule, Settings
+
+from .botapi import ApiError, FakeBotAPI
+from .test_bot import ALICE, TOKEN, WANG
+
+ADMIN = 777
+CHANNEL = -1009999999999
+FORUM = -1008888888888
+
+
+class Env:
+    def __init__(self, api, app, archive):
+        self.api, self.app, self.archive = api, app, archive
+
+    @property
+    def svc(self):
+        return self.app.bot_data["svc"]
+
+    def channel_posts(self, chat=CHANNEL):
+        return self.api.sent_to(chat)
+
+    async def settle(self):
+        """Wait until no delivery is pending (and the sender has finished its round)."""
+        async def idle():
+            counts = await self.svc.store.delivery_counts()
+            return counts.get("pending", 0) + counts.get("sending", 0) == 0
+
+        for _ in range(300):
+            await self.svc.deliverer.run_once()
+            if await idle():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"deliveries still pending: {await self.svc.store.delivery_counts()}")
+
+
+@pytest.fixture
+async def make_env(tmp_path, archive):
+    started: list[Env] = []
+
+    async def start(**overrides) -> Env:
+        archive.post("2024-01-01-old.md", "旧文章", "已经在档案里的文章。", date="2024-01-01", categories="markets")
+        api = FakeBotAPI(TOKEN)
+        await api.start()
+        for chat in (ALICE, WANG, ADMIN):
+            api.add_chat(chat)
+        api.add_chat(CHANNEL, "channel", "News channel")
+        api.add_chat(FORUM, "supergroup", "Forum", is_forum=True)
+        values = dict(
+            bot_token=TOKEN, telegram_base_url=api.base_url, database_path=tmp_path / "follow.sqlite3",
+            archive_dir=archive.root, admin_ids=[ADMIN], sync_interval=0, digest_threshold=3,
+            autopost_chats=[AutopostRule(chat_id=CHANNEL)], default_language="en",
+        )
+        values.update(overrides)
+        app = build_application(Settings(**values), rate_limit=False)
+        await app.initialize()
+        await setup(app)
+        await app.start()
+        await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+        env = Env(api, app, archive)
+        started.append(env)
+        return env
+
+    yield start
+    for env in started:
+        await env.app.updater.stop()
+        await env.app.stop()
+        await teardown(env.app)
+        await env.app.shutdown()
+        await env.api.stop()
+
+
+async def test_new_post_and_admin_reload_posts_exactly_once(make_env):
+    env = await make_env()
+    assert env.channel_posts() == []  # the archive that was already there is not flooded
+    env.archive.post("2024-05-01-new.md", "新文章来了", "新的内容。\n\n<https://src.example/new>", date="2024-05-01")
+    reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
+    assert "1 added" in reply.text and "1 deliveries queued" in reply.text
+    await env.settle()
+    posts = env.channel_posts()
+    assert len(posts) == 1 and posts[0].text.startswith("新文章来了")
+    assert {b["text"]: b["url"] for b in posts[0].buttons()}["Source"] == "https://src.example/new"
+    again = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
+    assert "0 added" in again.text
+    await env.settle()
+    assert len(env.channel_posts()) == 1
+
+
+async def test_non_admin_reload_is_refused_and_nothing_syncs(make_env):
+    env = await make_env()
+    env.archive.post("2024-05-01-new.md", "不该同步", "内容。", date="2024-05-01")
+    seq = await env.svc.store.current_seq()
+    for command in ("/reload", "/stats", "/autopost", "/autopost add -100123"):
+        reply = await env.api.ask(ALICE, command, user_id=ALICE)
+        assert "only the bot's admins" in reply.text
+    assert await env.svc.store.current_seq() == seq
+    assert await env.svc.store.count_posts() == 1
+    assert len(await env.svc.store.rules()) == 1
+    assert "chat:777" in env.api.commands  # the admin menu went to the admin only
+    assert "reload" in [c["command"] for c in env.api.commands["chat:777"]]
+
+
+async def test_reload_reports_skipped_posts_and_stats(make_env):
+    env = await make_env()
+    env.archive.write("broken.md", "---\ntitle: x\n---\n", dedent=False)
+    reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
+    assert "1 skipped" in reply.text and "_posts/broken.md" in reply.text and "no usable date" in reply.text
+    stats = await env.api.ask(ADMIN, "/stats", user_id=ADMIN)
+    for part in ("Posts: 1", "Categories: 1", "Database:", "MB", "Last sync:", "Deliveries: 0 pending, 0 failed",
+                 "Uptime:"):
+        assert part in stats.text, part
+
+
+async def test_burst_above_threshold_becomes_a_digest(make_env):
+    env = await make_env()
+    for i in range(5):
+        env.archive.post(f"2024-05-0{i + 1}-b{i}.md", f"快讯{i}", f"内容{i}。", date=f"2024-05-0{i + 1}")
+    await env.svc.follower.sync()
+    await env.settle()
+    posts = env.channel_posts()
+    assert len(posts) == 1
+    assert posts[0].text.startswith("5 new posts") and all(f"快讯{i}" in posts[0].text for i in range(5))
+    counts = await env.svc.store.delivery_counts()
+    assert counts == {"sent": 5}
+
+
+async def test_rule_with_thread_posts_into_the_topic_and_filters_by_category(make_env):
+    env = await make_env(autopost_chats=[AutopostRule(chat_id=FORUM, thread_id=42, categories=["Tech"])])
+    env.archive.post("2024-05-01-t.md", "科技新闻", "芯片。", date="2024-05-01", categories="tech")
+    env.archive.post("2024-05-02-m.md", "市场新闻", "股票。", date="2024-05-02", categories="markets")
+    await env.svc.follower.sync()
+    await env.settle()
+    posts = env.channel_posts(FORUM)
+    assert [p.text.split("\n")[0] for p in posts] == ["科技新闻"]
+    assert posts[0].thread_id == 42
+
+
+async def test_429_is_retried_after_the_wait(make_env):
+    env = await make_env()
+    env.api.fail_next["sendMessage"] = ApiError("Too Many Requests: retry after 1", 429, retry_after=1)
+    env.archive.post("2024-05-01-new.md", "限流之后", "内容。", date="2024-05-01")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await env.svc.follower.sync()
+    await env.settle()
+    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["限流之后"]
+    assert loop.time() - started >= 1.0
+    assert ("sendMessage", "Too Many Requests: retry after 1") in env.api.errors
+
+
+async def test_forbidden_pauses_the_rule_and_tells_admins(make_env):
+    env = await make_env()
+    env.api.fail_next["sendMessage"] = ApiError("Forbidden: bot was kicked from the channel chat", 403)
+    env.archive.post("2024-05-01-new.md", "被踢出", "内容。", date="2024-05-01")
+    await env.svc.follower.sync()
+    await env.svc.deliverer.run_once()
+    alert = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "paused" in m.text])
+    assert str(CHANNEL) in alert[0].text and "kicked" in alert[0].text
+    rules = await env.svc.store.rules()
+    assert rules[0]["paused"] and env.channel_posts() == []
+    # the delivery is kept; resuming the rule sends it
+    listing = await env.api.ask(ADMIN, "/autopost", user_id=ADMIN)
+    assert "paused" in listing.text
+    await env.api.ask(ADMIN, f"/autopost resume {rules[0]['id']}", user_id=ADMIN)
+    await env.settle()
+    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["被踢出"]
+
+
+async def test_subscriptions_deliver_matching_posts_only(make_env):
+    env = await make_env(autopost_chats=[])
+    r = await env.api.ask(ALICE, "/subscribe markets", user_id=ALICE)
+    assert "Alert #" in r.text and "cat:markets" in r.text
+    r = await env.api.ask(WANG, "/subscribe 芯片", user_id=WANG)
+    listing = await env.api.ask(WANG, "/subscriptions", user_id=WANG)
+    assert "芯片" in listing.text
+    before_alice, before_wang = len(env.api.sent_to(ALICE)), len(env.api.sent_to(WANG))
+    env.archive.post("2024-05-01-a.md", "股市收涨", "大盘上涨。", date="2024-05-01", categories="markets")
+    env.archive.post("2024-05-02-b.md", "芯片出口", "半导体芯片订单增长。", date="2024-05-02", categories="tech")
+    env.archive.post("2024-05-03-c.md", "天气", "晴。", date="2024-05-03", categories="life")
+    await env.svc.follower.sync()
+    await env.settle()
+    alice = [m.text.split("\n")[0] for m in env.api.sent_to(ALICE)[before_alice:]]
+    wang = [m.text.split("\n")[0] for m in env.api.sent_to(WANG)[before_wang:]]
+    assert alice == ["股市收涨"] and wang == ["芯片出口"]
+    r = await env.api.ask(ALICE, "/unsubscribe all", user_id=ALICE)
+    assert "1 alert(s) removed" in r.text
+    assert await env.svc.store.rules(origin="subscription", owner=ALICE) == []
+
+
+async def test_autopost_add_list_remove_at_runtime(make_env):
+    env = await make_env(autopost_chats=[])
+    r = await env.api.ask(ADMIN, f"/autopost add {CHANNEL} cat:world 利率", user_id=ADMIN)
+    assert "Rule #" in r.text
+    listing = await env.api.ask(ADMIN, "/autopost", user_id=ADMIN)
+    assert f"→ {CHANNEL}" in listing.text and "cat:world 利率" in listing.text
+    env.archive.post("2024-05-01-a.md", "利率决议", "央行维持利率不变。", date="2024-05-01", categories="world")
+    env.archive.post("2024-05-02-b.md", "其他世界新闻", "无关。", date="2024-05-02", categories="world")
+    await env.svc.follower.sync()
+    await env.settle()
+    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["利率决议"]
+    rule_id = (await env.svc.store.rules())[0]["id"]
+    r = await env.api.ask(ADMIN, f"/autopost remove {rule_id}", user_id=ADMIN)
+    assert "removed" in r.text and await env.svc.store.rules() == []
+
+
+async def test_syncs_never_overlap(make_env):
+    env = await make_env()
+    env.archive.post("2024-05-01-a.md", "并发", "内容。", date="2024-05-01")
+    seq = await env.svc.store.current_seq()
+    a, b = await asyncio.gather(env.svc.follower.sync(), env.svc.follower.sync())
+    assert a is b and a.result.added == 1
+    assert await env.svc.store.current_seq() == seq + 1
+
+
+async def test_failed_git_pull_is_reported_and_sync_continues(make_env):
+    env = await make_env(archive_git_pull=True)
+    root = env.archive.root
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "-c", "user.email=t@e", "-c", "user.name=t", "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(root), "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "x"],
+                   check=True)
+    env.archive.post("2024-05-01-a.md", "拉取失败也同步", "内容。", date="2024-05-01")
+    env.api.send_text(ADMIN, "/reload", user_id=ADMIN)
+    reply = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "added" in m.text])
+    assert "git pull failed: There is no tracking information" in reply[0].text and "1 added" in reply[0].text
+    alert = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "⚠️ git pull failed" in m.text])
+    assert "The sync went on" in alert[0].text
