@@ -163,6 +163,7 @@ class FakeBotAPI:
     commands: dict[str, list] = field(default_factory=dict)
     fail_next: dict[str, ApiError] = field(default_factory=dict)
     webhook: dict | None = None
+    hang_after: dict[int, int] = field(default_factory=dict)  # chat -> sends to let through, then hang
 
     def __post_init__(self):
         self._updates: list[dict] = []
@@ -171,6 +172,8 @@ class FakeBotAPI:
         self._msg_ids: dict[int, itertools.count] = {}
         self._changed = asyncio.Condition()
         self.base_url = ""
+        self.hanging = asyncio.Event()
+        self._release = asyncio.Event()
 
     # --- server ---------------------------------------------------------------------------------
 
@@ -186,6 +189,7 @@ class FakeBotAPI:
 
     async def stop(self) -> None:
         self._new.set()
+        self._release.set()
         await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -299,6 +303,13 @@ class FakeBotAPI:
 
     async def m_sendMessage(self, p):
         chat = self._chat(p.get("chat_id"))
+        if chat["id"] in self.hang_after:
+            if self.hang_after[chat["id"]] <= 0:
+                # never answer, never deliver: the bot cannot know whether this send went through
+                self.hanging.set()
+                await self._release.wait()
+                raise ApiError("Bad Gateway", 502)
+            self.hang_after[chat["id"]] -= 1
         plain = check_text(p.get("text", ""), p.get("parse_mode"))
         check_markup(p.get("reply_markup"))
         counter = self._msg_ids.setdefault(chat["id"], itertools.count(1000))

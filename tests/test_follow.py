@@ -33,6 +33,7 @@ class Env:
 
     async def settle(self):
         """Wait until no delivery is pending (and the sender has finished its round)."""
+
         async def idle():
             counts = await self.svc.store.delivery_counts()
             return counts.get("pending", 0) + counts.get("sending", 0) == 0
@@ -50,7 +51,9 @@ async def make_env(tmp_path, archive):
     started: list[Env] = []
 
     async def start(**overrides) -> Env:
-        archive.post("2024-01-01-old.md", "旧文章", "已经在档案里的文章。", date="2024-01-01", categories="markets")
+        archive.post(
+            "2024-01-01-old.md", "旧文章", "已经在档案里的文章。", date="2024-01-01", categories="markets"
+        )
         api = FakeBotAPI(TOKEN)
         await api.start()
         for chat in (ALICE, WANG, ADMIN):
@@ -58,9 +61,15 @@ async def make_env(tmp_path, archive):
         api.add_chat(CHANNEL, "channel", "News channel")
         api.add_chat(FORUM, "supergroup", "Forum", is_forum=True)
         values = dict(
-            bot_token=TOKEN, telegram_base_url=api.base_url, database_path=tmp_path / "follow.sqlite3",
-            archive_dir=archive.root, admin_ids=[ADMIN], sync_interval=0, digest_threshold=3,
-            autopost_chats=[AutopostRule(chat_id=CHANNEL)], default_language="en",
+            bot_token=TOKEN,
+            telegram_base_url=api.base_url,
+            database_path=tmp_path / "follow.sqlite3",
+            archive_dir=archive.root,
+            admin_ids=[ADMIN],
+            sync_interval=0,
+            digest_threshold=3,
+            autopost_chats=[AutopostRule(chat_id=CHANNEL)],
+            default_language="en",
         )
         values.update(overrides)
         app = build_application(Settings(**values), rate_limit=False)
@@ -84,7 +93,9 @@ async def make_env(tmp_path, archive):
 async def test_new_post_and_admin_reload_posts_exactly_once(make_env):
     env = await make_env()
     assert env.channel_posts() == []  # the archive that was already there is not flooded
-    env.archive.post("2024-05-01-new.md", "新文章来了", "新的内容。\n\n<https://src.example/new>", date="2024-05-01")
+    env.archive.post(
+        "2024-05-01-new.md", "新文章来了", "新的内容。\n\n<https://src.example/new>", date="2024-05-01"
+    )
     reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
     assert "1 added" in reply.text and "1 deliveries queued" in reply.text
     await env.settle()
@@ -117,8 +128,15 @@ async def test_reload_reports_skipped_posts_and_stats(make_env):
     reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
     assert "1 skipped" in reply.text and "_posts/broken.md" in reply.text and "no usable date" in reply.text
     stats = await env.api.ask(ADMIN, "/stats", user_id=ADMIN)
-    for part in ("Posts: 1", "Categories: 1", "Database:", "MB", "Last sync:", "Deliveries: 0 pending, 0 failed",
-                 "Uptime:"):
+    for part in (
+        "Posts: 1",
+        "Categories: 1",
+        "Database:",
+        "MB",
+        "Last sync:",
+        "Deliveries: 0 pending, 0 failed",
+        "Uptime:",
+    ):
         assert part in stats.text, part
 
 
@@ -186,7 +204,9 @@ async def test_subscriptions_deliver_matching_posts_only(make_env):
     assert "芯片" in listing.text
     before_alice, before_wang = len(env.api.sent_to(ALICE)), len(env.api.sent_to(WANG))
     env.archive.post("2024-05-01-a.md", "股市收涨", "大盘上涨。", date="2024-05-01", categories="markets")
-    env.archive.post("2024-05-02-b.md", "芯片出口", "半导体芯片订单增长。", date="2024-05-02", categories="tech")
+    env.archive.post(
+        "2024-05-02-b.md", "芯片出口", "半导体芯片订单增长。", date="2024-05-02", categories="tech"
+    )
     env.archive.post("2024-05-03-c.md", "天气", "晴。", date="2024-05-03", categories="life")
     await env.svc.follower.sync()
     await env.settle()
@@ -204,7 +224,9 @@ async def test_autopost_add_list_remove_at_runtime(make_env):
     assert "Rule #" in r.text
     listing = await env.api.ask(ADMIN, "/autopost", user_id=ADMIN)
     assert f"→ {CHANNEL}" in listing.text and "cat:world 利率" in listing.text
-    env.archive.post("2024-05-01-a.md", "利率决议", "央行维持利率不变。", date="2024-05-01", categories="world")
+    env.archive.post(
+        "2024-05-01-a.md", "利率决议", "央行维持利率不变。", date="2024-05-01", categories="world"
+    )
     env.archive.post("2024-05-02-b.md", "其他世界新闻", "无关。", date="2024-05-02", categories="world")
     await env.svc.follower.sync()
     await env.settle()
@@ -227,12 +249,25 @@ async def test_failed_git_pull_is_reported_and_sync_continues(make_env):
     env = await make_env(archive_git_pull=True)
     root = env.archive.root
     subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "-c", "user.email=t@e", "-c", "user.name=t", "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(root), "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "x"],
-                   check=True)
+    subprocess.run(
+        ["git", "-C", str(root), "-c", "user.email=t@e", "-c", "user.name=t", "add", "-A"], check=True
+    )
+    subprocess.run(
+        ["git", "-C", str(root), "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "x"],
+        check=True,
+    )
     env.archive.post("2024-05-01-a.md", "拉取失败也同步", "内容。", date="2024-05-01")
     env.api.send_text(ADMIN, "/reload", user_id=ADMIN)
     reply = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "added" in m.text])
     assert "git pull failed: There is no tracking information" in reply[0].text and "1 added" in reply[0].text
-    alert = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "⚠️ git pull failed" in m.text])
+    alert = await env.api.wait_for(
+        lambda: [m for m in env.api.sent_to(ADMIN) if "⚠️ git pull failed" in m.text]
+    )
     assert "The sync went on" in alert[0].text
+
+
+async def test_periodic_sync_picks_up_new_posts_without_reload(make_env):
+    env = await make_env(sync_interval=1)
+    env.archive.post("2024-05-01-a.md", "定时同步", "内容。", date="2024-05-01")
+    found = await env.api.wait_for(lambda: env.channel_posts(), timeout=15)
+    assert found[0].text.startswith("定时同步")

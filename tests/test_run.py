@@ -144,3 +144,65 @@ async def test_webhook_mode_serves_updates_with_the_secret(tmp_path, archive):
         out, err = await asyncio.wait_for(proc.communicate(), 30)
         await api.stop()
     assert TOKEN not in (out + err).decode()
+
+
+async def test_killed_mid_burst_then_restarted_delivers_every_post_exactly_once(tmp_path, archive):
+    import json
+
+    admin, channel = 777, -1009999999999
+    archive.post("2024-01-01-old.md", "旧文章", "已经在档案里。", date="2024-01-01")
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    api.add_chat(admin)
+    api.add_chat(channel, "channel", "News")
+    env = _env(
+        BOT_TOKEN=TOKEN,
+        TELEGRAM_BASE_URL=api.base_url,
+        ARCHIVE_DIR=str(archive.root),
+        DATABASE_PATH=str(tmp_path / "ledger.sqlite3"),
+        ADMIN_IDS=str(admin),
+        SYNC_INTERVAL="0",
+        DIGEST_THRESHOLD="100",
+        AUTOPOST_CHATS=json.dumps([{"chat_id": channel}]),
+    )
+
+    async def start():
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await api.wait_for(lambda: "chat:777" in api.commands, timeout=60)
+        return proc
+
+    first = await start()
+    try:
+        titles = [f"快讯第{i}条" for i in range(8)]
+        for i, title in enumerate(titles):
+            archive.post(f"2024-05-0{i + 1}-n{i}.md", title, f"内容{i}。", date=f"2024-05-0{i + 1}")
+        api.hang_after[channel] = 3  # three cards go through, the fourth send never returns
+        api.send_text(admin, "/reload", user_id=admin)
+        await asyncio.wait_for(api.hanging.wait(), 60)
+        first.kill()  # kill -9 while a send's outcome is unknown
+        await first.wait()
+        assert len(api.sent_to(channel)) == 3
+        del api.hang_after[channel]
+        api.commands.clear()
+        second = await start()
+        try:
+            await api.wait_for(lambda: len(api.sent_to(channel)) >= 8, timeout=60)
+            await asyncio.sleep(1.0)  # nothing more arrives
+            delivered = [m.text.split("\n")[0] for m in api.sent_to(channel)]
+            assert sorted(delivered) == sorted(titles), delivered
+        finally:
+            second.send_signal(signal.SIGINT)
+            await asyncio.wait_for(second.communicate(), 30)
+    finally:
+        if first.returncode is None:
+            first.kill()
+        await api.stop()
