@@ -12,8 +12,8 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
 from store.db import Store
-from store.jekyll import ArchiveError, open_archive
-from store.settings import Settings
+from store.jekyll import ArchiveError
+from store.settings import Settings, archive_config
 
 from .follow import Deliverer, Follower, sync_settings_rules
 from .handlers import register
@@ -108,13 +108,7 @@ async def setup(app: Application) -> None:
     store = await Store.open(settings.database_path)
     site = settings.site_url or ""
     try:
-        cfg = open_archive(
-            settings.archive_dir,
-            site_url=settings.site_url,
-            timezone_name=settings.timezone,
-            permalink=settings.permalink,
-            summary_chars=settings.summary_chars,
-        )
+        cfg = archive_config(settings)
         site = cfg.site_url
     except ArchiveError as exc:
         if await store.count_posts() == 0:

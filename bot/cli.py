@@ -12,9 +12,9 @@ from datetime import datetime
 from pathlib import Path
 
 from store.db import PostRow, Store
-from store.jekyll import ArchiveError, open_archive
+from store.jekyll import ArchiveError
 from store.search import search
-from store.settings import Settings, SettingsError, load_settings
+from store.settings import Settings, SettingsError, archive_config, load_settings
 from store.sync import SyncResult, sync_archive
 from store.text import fold
 
@@ -113,13 +113,7 @@ def _print_json(obj) -> None:
 
 async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        cfg = open_archive(
-            settings.archive_dir,
-            site_url=settings.site_url,
-            timezone_name=settings.timezone,
-            permalink=settings.permalink,
-            summary_chars=settings.summary_chars,
-        )
+        cfg = archive_config(settings)
     except ArchiveError as exc:
         raise CliError(str(exc), code=2) from None
     bar = None

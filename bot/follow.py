@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from store.db import PostRow, Store
-from store.jekyll import ArchiveError, open_archive
+from store.db import Store
+from store.jekyll import ArchiveError
 from store.search import matching
-from store.settings import Settings
+from store.settings import Settings, archive_config
 from store.sync import SyncResult, sync_archive
 from store.text import fold
 
@@ -118,15 +118,8 @@ class Follower:
         pull_error = await self.git_pull() if pull else None
         if pull_error:
             await self.notify("alert.pull_failed", error=pull_error)
-        s = self.settings
         try:
-            cfg = open_archive(
-                s.archive_dir,
-                site_url=s.site_url,
-                timezone_name=s.timezone,
-                permalink=s.permalink,
-                summary_chars=s.summary_chars,
-            )
+            cfg = archive_config(self.settings)
         except ArchiveError as exc:
             await self.notify("alert.archive_error", error=str(exc))
             self.last = SyncReport(None, time.monotonic() - started, pull_error, str(exc))
@@ -259,7 +252,7 @@ class Deliverer:
                 chat,
                 thread,
                 render.post_card(post),
-                self._card_keyboard(post, lang),
+                kb.post_links(self.i18n, lang, post),
                 [item["id"]],
                 item["attempts"],
             )
@@ -268,14 +261,6 @@ class Deliverer:
             await self.store.mark_deliveries(
                 [item["id"]], "sent", message_id=getattr(message, "message_id", None)
             )
-
-    def _card_keyboard(self, post: PostRow, lang: str):
-        row = []
-        if post.url:
-            row.append((self.i18n.t(lang, "post.source"), post.url, True))
-        if post.archive_url.startswith(("http://", "https://")):
-            row.append((self.i18n.t(lang, "post.archive"), post.archive_url, True))
-        return kb.markup([row])
 
     async def _send(self, chat: str, thread: int, text: str, keyboard, ids: list[int], attempts: int):
         """Send with retries on 429; pause the chat's rules when it is unreachable. The message, or None."""

@@ -92,3 +92,13 @@ def pager(
     if next_data:
         row.append(("›", next_data, False))
     return row
+
+
+def post_links(i18n, lang: str, post) -> InlineKeyboardMarkup | None:
+    """The buttons under a post card: its source, and its page in the archive."""
+    row = []
+    if post.url:
+        row.append((i18n.t(lang, "post.source"), post.url, True))
+    if post.archive_url.startswith(("http://", "https://")):
+        row.append((i18n.t(lang, "post.archive"), post.archive_url, True))
+    return markup([row])

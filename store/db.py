@@ -237,6 +237,15 @@ class Store:
                 + "COMMIT;"
             )
 
+    async def _rows_in(self, sql: str, values: Sequence[Any], chunk: int = 500) -> list:
+        """Run `sql`, whose "{}" stands for a list of placeholders, over `values` in chunks."""
+        values = list(values)
+        out: list = []
+        for i in range(0, len(values), chunk):
+            part = values[i : i + chunk]
+            out += await self.conn.execute_fetchall(sql.format(",".join("?" * len(part))), part)
+        return out
+
     # --- metadata ----------------------------------------------------------------------------
 
     async def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -265,18 +274,8 @@ class Store:
 
     async def hashes(self, paths: Sequence[str]) -> dict[str, tuple[str, int]]:
         """path -> (content hash, first_seen) for the given indexed paths."""
-        out: dict[str, tuple[str, int]] = {}
-        paths = list(paths)
-        for i in range(0, len(paths), 500):
-            chunk = paths[i : i + 500]
-            rows = await self.conn.execute_fetchall(
-                "SELECT path, hash, first_seen FROM posts WHERE path IN ({})".format(
-                    ",".join("?" * len(chunk))
-                ),
-                chunk,
-            )
-            out.update({r[0]: (r[1], r[2]) for r in rows})
-        return out
+        rows = await self._rows_in("SELECT path, hash, first_seen FROM posts WHERE path IN ({})", paths)
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     async def begin_sync(self) -> int:
         """Start a sync: returns its sequence number (posts first indexed in it carry it)."""
@@ -361,15 +360,9 @@ class Store:
 
     async def _unindex(self, rowids: list[int]) -> None:
         """Remove posts (those of `rowids` that exist) from posts, post_terms and the FTS index."""
-        existing = []
-        for i in range(0, len(rowids), 500):
-            chunk = rowids[i : i + 500]
-            existing += await self.conn.execute_fetchall(
-                "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})".format(
-                    ",".join("?" * len(chunk))
-                ),
-                chunk,
-            )
+        existing = await self._rows_in(
+            "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})", rowids
+        )
         if not existing:
             return
         await self.conn.executemany(
@@ -396,11 +389,8 @@ class Store:
             ids = [r[0] for r in rows]
             for i in range(0, len(ids), 1000):
                 chunk = ids[i : i + 1000]
-                got = await self.conn.execute_fetchall(
-                    "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})".format(
-                        ",".join("?" * len(chunk))
-                    ),
-                    chunk,
+                got = await self._rows_in(
+                    "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})", chunk
                 )
                 await self.conn.executemany(
                     "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
@@ -660,13 +650,7 @@ class Store:
         sql = (
             "SELECT id, chat, thread, categories, query, origin, owner, since_seq, paused FROM rules WHERE 1"
         )
-        params: list[Any] = []
-        if origin is not None:
-            sql += " AND origin=?"
-            params.append(origin)
-        if owner is not None:
-            sql += " AND owner=?"
-            params.append(owner)
+        sql, params = _scoped(sql, [], origin, owner)
         rows = await self.conn.execute_fetchall(sql + " ORDER BY id", params)
         keys = ("id", "chat", "thread", "categories", "query", "origin", "owner", "since_seq", "paused")
         out = []
@@ -677,13 +661,7 @@ class Store:
         return out
 
     async def remove_rule(self, rule_id: int, origin: str | None = None, owner: int | None = None) -> bool:
-        sql, params = "DELETE FROM rules WHERE id=?", [rule_id]
-        if origin is not None:
-            sql += " AND origin=?"
-            params.append(origin)
-        if owner is not None:
-            sql += " AND owner=?"
-            params.append(owner)
+        sql, params = _scoped("DELETE FROM rules WHERE id=?", [rule_id], origin, owner)
         cur = await self.conn.execute(sql, params)
         if cur.rowcount:
             await self.conn.execute(
@@ -808,6 +786,17 @@ class Store:
             "db_bytes": size,
             "last_sync": json.loads(last) if last else None,
         }
+
+
+def _scoped(sql: str, params: list[Any], origin: str | None, owner: int | None) -> tuple[str, list[Any]]:
+    """Restrict a rules statement to one origin and/or owner."""
+    if origin is not None:
+        sql += " AND origin=?"
+        params.append(origin)
+    if owner is not None:
+        sql += " AND owner=?"
+        params.append(owner)
+    return sql, params
 
 
 def _json_list(items: list[str]) -> str:

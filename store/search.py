@@ -256,6 +256,22 @@ def make_snippet(
     return prefix + window + suffix, [(s + len(prefix), e + len(prefix)) for s, e in spans]
 
 
+async def _compile(store: Store, q: Query, tz: str | None) -> tuple[SearchFilters, list[str]]:
+    """Drop terms that can match nothing (`%`, `++`); the query's filters and its exclusion expressions."""
+    q.terms = [t for t in q.terms if _char_tokens(t) and (_word_expr(t) or _char_expr(t))]
+    q.excludes = [t for t in q.excludes if _any_expr(t)]
+    zone = ZoneInfo(tz or await store.get_meta("timezone", "UTC") or "UTC")
+    filters = SearchFilters(
+        category_keys=[fold(c) for c in q.categories],
+        tag_keys=[fold(t) for t in q.tags],
+        since_ts=int(datetime.combine(q.since, time(), zone).timestamp()) if q.since else None,
+        until_ts=int(datetime.combine(q.until + timedelta(days=1), time(), zone).timestamp())
+        if q.until
+        else None,
+    )
+    return filters, [e for e in (_any_expr(t) for t in q.excludes) if e]
+
+
 async def _rank(
     store: Store, briefs: list[tuple[int, int, str]], terms: list[str], exprs: list[str]
 ) -> list[tuple[int, float]]:
@@ -287,23 +303,13 @@ async def search(
 ) -> SearchPage:
     """Run a user query. Never raises on odd input; an empty query returns no hits."""
     q = parse_query(text)
-    # Terms made only of punctuation or operators (`%`, `++`) match nothing; they are ignored.
-    q.terms = [t for t in q.terms if _char_tokens(t) and (_word_expr(t) or _char_expr(t))]
-    q.excludes = [t for t in q.excludes if _any_expr(t)]
     limit = max(1, min(int(limit), 100))
     offset = max(0, int(offset))
     if q.is_empty:
         return SearchPage(q, [], offset, False)
-    zone = ZoneInfo(tz or await store.get_meta("timezone", "UTC") or "UTC")
-    filters = SearchFilters(
-        category_keys=[fold(c) for c in q.categories],
-        tag_keys=[fold(t) for t in q.tags],
-        since_ts=int(datetime.combine(q.since, time(), zone).timestamp()) if q.since else None,
-        until_ts=int(datetime.combine(q.until + timedelta(days=1), time(), zone).timestamp())
-        if q.until
-        else None,
-    )
-    negatives = [e for e in (_any_expr(t) for t in q.excludes) if e]
+    filters, negatives = await _compile(store, q, tz)
+    if q.is_empty:
+        return SearchPage(q, [], offset, False)
     want = offset + limit + 1
     terms = _highlight_terms(q)
 
@@ -350,20 +356,9 @@ async def search(
 async def matching(store: Store, text: str, rowids: list[int], tz: str | None = None) -> set[int]:
     """Which of `rowids` a query matches (substring-level, with the query's filters): for alerts."""
     q = parse_query(text)
-    q.terms = [t for t in q.terms if _char_tokens(t) and (_word_expr(t) or _char_expr(t))]
-    q.excludes = [t for t in q.excludes if _any_expr(t)]
+    filters, negatives = await _compile(store, q, tz)
     if q.is_empty or not rowids:
         return set()
-    zone = ZoneInfo(tz or await store.get_meta("timezone", "UTC") or "UTC")
-    filters = SearchFilters(
-        category_keys=[fold(c) for c in q.categories],
-        tag_keys=[fold(t) for t in q.tags],
-        since_ts=int(datetime.combine(q.since, time(), zone).timestamp()) if q.since else None,
-        until_ts=int(datetime.combine(q.until + timedelta(days=1), time(), zone).timestamp())
-        if q.until
-        else None,
-    )
-    negatives = [e for e in (_any_expr(t) for t in q.excludes) if e]
     if q.terms:
         return await store.match_within(_combine([_any_expr(t) for t in q.terms], negatives), rowids, filters)
     keep = set(await store.filtered_posts(filters, 10**9, " OR ".join(negatives) if negatives else None))

@@ -107,3 +107,19 @@ def load_settings(**overrides) -> Settings:
         key = ".".join(str(p) for p in err.get("loc", ())) or "settings"
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")
         raise SettingsError(f"{key.upper()}: {msg}") from None
+
+
+def archive_config(settings: Settings):
+    """The archive described by the settings (flags and settings override `_config.yml`).
+
+    Raises store.jekyll.ArchiveError when the archive cannot be used.
+    """
+    from .jekyll import open_archive
+
+    return open_archive(
+        settings.archive_dir,
+        site_url=settings.site_url,
+        timezone_name=settings.timezone,
+        permalink=settings.permalink,
+        summary_chars=settings.summary_chars,
+    )

@@ -133,12 +133,7 @@ async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 
 
 def card_keyboard(svc: Services, lang: str, post: PostRow):
-    row = []
-    if post.url:
-        row.append((svc.i18n.t(lang, "post.source"), post.url, True))
-    if post.archive_url.startswith(("http://", "https://")):
-        row.append((svc.i18n.t(lang, "post.archive"), post.archive_url, True))
-    return kb.markup([row])
+    return kb.post_links(svc.i18n, lang, post)
 
 
 async def send_post_card(update: Update, context: ContextTypes.DEFAULT_TYPE, ref: str, lang: str) -> None:
