@@ -183,6 +183,7 @@ class Store:
         self.path = path
         # document-frequency samples for ranking; cleared whenever posts change
         self._df_cache: dict[tuple, tuple[int, list[int]]] = {}
+        self._timezone: str | None = None
         self._states_cache: tuple[str | None, dict[str, tuple[int, int, int]]] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -254,6 +255,14 @@ class Store:
 
     async def set_meta(self, key: str, value: str) -> None:
         await self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        if key == "timezone":
+            self._timezone = value
+
+    async def archive_timezone(self) -> str:
+        """The archive's time zone as recorded by the last sync (cached; a sync here updates it)."""
+        if self._timezone is None:
+            self._timezone = await self.get_meta("timezone", "UTC") or "UTC"
+        return self._timezone
 
     # --- sync support ------------------------------------------------------------------------
 

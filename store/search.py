@@ -260,7 +260,7 @@ async def _compile(store: Store, q: Query, tz: str | None) -> tuple[SearchFilter
     """Drop terms that can match nothing (`%`, `++`); the query's filters and its exclusion expressions."""
     q.terms = [t for t in q.terms if _char_tokens(t) and (_word_expr(t) or _char_expr(t))]
     q.excludes = [t for t in q.excludes if _any_expr(t)]
-    zone = ZoneInfo(tz or await store.get_meta("timezone", "UTC") or "UTC")
+    zone = ZoneInfo(tz or await store.archive_timezone())
     filters = SearchFilters(
         category_keys=[fold(c) for c in q.categories],
         tag_keys=[fold(t) for t in q.tags],
@@ -284,8 +284,11 @@ async def _rank(
     """
     if not briefs:
         return []
-    n, dfs = await store.recent_doc_counts(exprs, IDF_SAMPLE)
-    idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in dfs]
+    if len(exprs) == 1:
+        idf = [1.0]  # one term: its IDF scales every score alike and cannot change the order
+    else:
+        n, dfs = await store.recent_doc_counts(exprs, IDF_SAMPLE)
+        idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in dfs]
     folded_terms = [fold(t).strip() for t in terms]
     scored = []
     for rowid, ts, text in briefs:
