@@ -5,6 +5,8 @@ One `Store` object wraps one aiosqlite connection. Nothing outside this module w
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import os
 import time
@@ -177,10 +179,24 @@ class IndexedPost:
     rank_text: str
 
 
+def _locked(method):
+    """Run a writing method alone: never inside another method's open transaction on this connection."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Store, *args, **kwargs):
+        async with self._lock:
+            return await method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Store:
     def __init__(self, conn: aiosqlite.Connection, path: str):
         self.conn = conn
         self.path = path
+        # One connection serves the bot's handlers, the sync and the sender; writes take turns so a
+        # handler's write never lands inside (or breaks) a sync's transaction.
+        self._lock = asyncio.Lock()
         # document-frequency samples for ranking; cleared whenever posts change
         self._df_cache: dict[tuple, tuple[int, list[int]]] = {}
         self._timezone: str | None = None
@@ -253,7 +269,11 @@ class Store:
         rows = await self.conn.execute_fetchall("SELECT value FROM meta WHERE key=?", (key,))
         return rows[0][0] if rows else default
 
+    @_locked
     async def set_meta(self, key: str, value: str) -> None:
+        await self._put_meta(key, value)
+
+    async def _put_meta(self, key: str, value: str) -> None:
         await self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         if key == "timezone":
             self._timezone = value
@@ -286,10 +306,11 @@ class Store:
         rows = await self._rows_in("SELECT path, hash, first_seen FROM posts WHERE path IN ({})", paths)
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    @_locked
     async def begin_sync(self) -> int:
         """Start a sync: returns its sequence number (posts first indexed in it carry it)."""
         seq = int(await self.get_meta("sync_seq", "0") or 0) + 1
-        await self.set_meta("sync_seq", str(seq))
+        await self._put_meta("sync_seq", str(seq))
         return seq
 
     async def next_rowid(self) -> int:
@@ -297,6 +318,7 @@ class Store:
         rows = await self.conn.execute_fetchall("SELECT COALESCE(MAX(rowid), 0) FROM posts")
         return max(int(await self.get_meta("next_rowid", "1") or 1), int(rows[0][0]) + 1)
 
+    @_locked
     async def write_batch(
         self,
         posts: Sequence[tuple[IndexedPost, int, int]],
@@ -311,7 +333,7 @@ class Store:
         await self.conn.execute("BEGIN IMMEDIATE")
         try:
             if next_rowid is not None:
-                await self.set_meta("next_rowid", str(next_rowid))
+                await self._put_meta("next_rowid", str(next_rowid))
             gone = deletes + [rowid for _, rowid, _ in posts]
             if gone:
                 await self._unindex(gone)
@@ -389,6 +411,7 @@ class Store:
             return await self.count_posts() == 0
         return got == INDEX_FORMAT
 
+    @_locked
     async def rebuild_index(self, progress=None) -> int:
         """Rebuild the FTS index from the stored posts (after a segmenter or dictionary change)."""
         await self.conn.execute("BEGIN IMMEDIATE")
@@ -411,13 +434,14 @@ class Store:
                 )
                 if progress:
                     progress(i + len(chunk), len(ids))
-            await self.set_meta("index_format", INDEX_FORMAT)
+            await self._put_meta("index_format", INDEX_FORMAT)
             await self.conn.execute("COMMIT")
         except BaseException:
             await self.conn.execute("ROLLBACK")
             raise
         return len(ids)
 
+    @_locked
     async def finish_sync(self, summary: dict[str, Any]) -> None:
         await self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -426,13 +450,14 @@ class Store:
                 "INSERT INTO term_counts (kind, key, name, n)"
                 " SELECT kind, key, MIN(name), COUNT(*) FROM post_terms GROUP BY kind, key"
             )
-            await self.set_meta("last_sync", json.dumps(summary, ensure_ascii=False))
-            await self.set_meta("index_format", INDEX_FORMAT)
+            await self._put_meta("last_sync", json.dumps(summary, ensure_ascii=False))
+            await self._put_meta("index_format", INDEX_FORMAT)
             await self.conn.execute("COMMIT")
         except BaseException:
             await self.conn.execute("ROLLBACK")
             raise
 
+    @_locked
     async def optimize(self) -> None:
         await self.conn.execute("INSERT INTO posts_fts(posts_fts) VALUES ('optimize')")
         await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -598,6 +623,7 @@ class Store:
         rows = await self.conn.execute_fetchall("SELECT language FROM chat_prefs WHERE chat_id=?", (chat_id,))
         return rows[0][0] if rows else None
 
+    @_locked
     async def set_chat_language(self, chat_id: int, language: str | None) -> None:
         await self.conn.execute(
             "INSERT INTO chat_prefs (chat_id, language) VALUES (?, ?)"
@@ -605,6 +631,7 @@ class Store:
             (chat_id, language),
         )
 
+    @_locked
     async def save_query(self, text: str) -> int:
         """A short id for a query text (for buttons, whose data is limited to 64 bytes)."""
         now = now_ts()
@@ -619,6 +646,7 @@ class Store:
         rows = await self.conn.execute_fetchall("SELECT text FROM saved_queries WHERE id=?", (query_id,))
         return rows[0][0] if rows else None
 
+    @_locked
     async def forget_queries(self, older_than_seconds: int) -> int:
         cur = await self.conn.execute(
             "DELETE FROM saved_queries WHERE used < ?", (now_ts() - older_than_seconds,)
@@ -630,6 +658,7 @@ class Store:
     async def current_seq(self) -> int:
         return int(await self.get_meta("sync_seq", "0") or 0)
 
+    @_locked
     async def add_rule(
         self,
         chat: str,
@@ -669,6 +698,7 @@ class Store:
             out.append(rule)
         return out
 
+    @_locked
     async def remove_rule(self, rule_id: int, origin: str | None = None, owner: int | None = None) -> bool:
         sql, params = _scoped("DELETE FROM rules WHERE id=?", [rule_id], origin, owner)
         cur = await self.conn.execute(sql, params)
@@ -680,6 +710,7 @@ class Store:
             )
         return bool(cur.rowcount)
 
+    @_locked
     async def pause_rules(self, chat: str, reason: str) -> list[int]:
         rows = await self.conn.execute_fetchall(
             "SELECT id FROM rules WHERE chat=? AND paused IS NULL", (chat,)
@@ -687,6 +718,7 @@ class Store:
         await self.conn.execute("UPDATE rules SET paused=? WHERE chat=? AND paused IS NULL", (reason, chat))
         return [r[0] for r in rows]
 
+    @_locked
     async def resume_rule(self, rule_id: int) -> bool:
         cur = await self.conn.execute("UPDATE rules SET paused=NULL WHERE id=?", (rule_id,))
         return bool(cur.rowcount)
@@ -722,6 +754,7 @@ class Store:
         rows = await self.conn.execute_fetchall(sql, [*params, *rowids])
         return {r[0] for r in rows}
 
+    @_locked
     async def enqueue(self, items: Sequence[tuple[int, str, int, int]], delivered_seq: int) -> int:
         """Record (rule, chat, thread, post) deliveries as pending and move the watermark, atomically.
 
@@ -737,7 +770,7 @@ class Store:
                 [(r, c, t, p, now, now) for r, c, t, p in items],
             )
             added = self.conn.total_changes - before
-            await self.set_meta("delivered_seq", str(delivered_seq))
+            await self._put_meta("delivered_seq", str(delivered_seq))
             await self.conn.execute("COMMIT")
         except BaseException:
             await self.conn.execute("ROLLBACK")
@@ -754,6 +787,7 @@ class Store:
         keys = ("id", "rule", "chat", "thread", "post", "attempts")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    @_locked
     async def mark_deliveries(
         self,
         ids: Sequence[int],

@@ -164,3 +164,31 @@ async def test_index_rebuilt_when_segmenter_version_changes(store, archive):
     (archive.posts / "2024-01-01-a.md").unlink()
     await sync(store, archive)
     assert await titles(store, "香蕉") == []
+
+
+async def test_writes_during_a_sync_take_turns_with_its_transactions(store, archive):
+    import asyncio
+
+    import store.sync as sync_mod
+
+    for i in range(60):
+        archive.post(f"2024-02-{i % 28 + 1:02d}-w{i}.md", f"标题{i}", f"正文{i}。")
+    old = sync_mod.BATCH
+    sync_mod.BATCH = 5  # many small transactions
+    try:
+
+        async def chatter():
+            for i in range(40):
+                await store.set_chat_language(i, "en")
+                await store.save_query(f"query {i}")
+                await store.enqueue([], 0)  # a transaction of its own (the sender's ledger writes)
+                await asyncio.sleep(0)
+
+        result, _ = await asyncio.gather(sync(store, archive), chatter())
+    finally:
+        sync_mod.BATCH = old
+    assert result.added == 60
+    assert await store.chat_language(39) == "en" and await store.saved_query(
+        await store.save_query("query 39")
+    )
+    assert await store.count_posts() == 60
