@@ -156,6 +156,8 @@ async def sync_archive(
         if not final and len(pending_posts) + len(touches) < BATCH:
             return
         if writing is not None:
+            if not final and not writing.done() and len(pending_posts) < 3 * BATCH:
+                return  # keep the workers busy while the previous batch is being written
             await writing
             writing = None
         if not (pending_posts or touches or deletes):
@@ -196,7 +198,8 @@ async def sync_archive(
                 result.skipped += 1
                 result.errors.append({"path": rel, "reason": value})
 
-    chunks = [todo[i : i + CHUNK] for i in range(0, total, CHUNK)]
+    del files  # the walk's list is no longer needed; todo holds what changed
+    chunks = (todo[i : i + CHUNK] for i in range(0, total, CHUNK))
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if total >= PARALLEL_THRESHOLD and n_workers > 0:
         ctx = multiprocessing.get_context("spawn")
