@@ -42,20 +42,19 @@ class ConfigError(Exception):
     pass
 
 
-class RedactToken(logging.Filter):
-    """Replace the bot token wherever it would appear in a log line (URLs of failed requests…)."""
+class RedactingFormatter(logging.Formatter):
+    """Formats as usual, then replaces the bot token wherever it appears: in messages, in exception texts
+    and tracebacks (a failed request's URL contains the token)."""
 
-    def __init__(self, token: str):
-        super().__init__()
-        self.token = token
+    def __init__(self, fmt: str, token: str):
+        super().__init__(fmt)
+        self.secrets = [t for t in (token, token.split(":", 1)[-1]) if t]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.token:
-            message = record.getMessage()
-            if self.token in message:
-                record.msg = message.replace(self.token, "<token>")
-                record.args = ()
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "<token>")
+        return text
 
 
 def check_token(settings: Settings) -> str:
@@ -67,13 +66,15 @@ def check_token(settings: Settings) -> str:
     return token
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def setup_logging(token: str) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request URL, and the URL contains the token
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # httpx logs every request URL at INFO, and the URL contains the token
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    redact = RedactToken(token)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(redact)
+        handler.setFormatter(RedactingFormatter(LOG_FORMAT, token))
 
 
 def build_application(settings: Settings, *, rate_limit: bool = True) -> Application:

@@ -342,3 +342,25 @@ def test_token_checks():
     with pytest.raises(ConfigError, match="malformed"):
         check_token(Settings(bot_token="12345"))
     assert check_token(Settings(bot_token=TOKEN)) == TOKEN
+
+
+def test_log_lines_and_tracebacks_never_show_the_token():
+    import io
+
+    from bot.app import LOG_FORMAT, RedactingFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT, TOKEN))
+    log = logging.getLogger("newsbot.test-redaction")
+    log.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError(f"POST https://api.telegram.org/bot{TOKEN}/getMe failed")
+        except RuntimeError:
+            log.exception("request to %s failed", f"https://api.telegram.org/bot{TOKEN}/sendMessage")
+    finally:
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert "failed" in text and "<token>" in text and "Traceback" in text
+    assert TOKEN not in text and TOKEN.split(":")[1] not in text
