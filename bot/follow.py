@@ -32,6 +32,7 @@ from . import render
 
 log = logging.getLogger("newsbot.follow")
 MAX_ATTEMPTS = 5
+QUERY_BUTTONS_TTL = 7 * 86400
 DEFAULT_RETRY = 5.0
 
 
@@ -126,6 +127,7 @@ class Follower:
             return self.last
         result = await sync_archive(self.store, cfg)
         queued = await enqueue_new_posts(self.store)
+        await self.store.forget_queries(QUERY_BUTTONS_TTL)  # their paging buttons then say "expired"
         if queued and self.on_new:
             self.on_new()
         self.last = SyncReport(result, round(time.monotonic() - started, 2), pull_error, None, queued)
