@@ -294,7 +294,10 @@ class Store:
         """
         seq = await self.get_meta("sync_seq", "0")
         if self._states_cache is not None and self._states_cache[0] == seq:
-            return dict(self._states_cache[1])
+            # the sync that asked reads it, and only updates it once its own work is committed
+            states = self._states_cache[1]
+            self._states_cache = None
+            return states
         rows = await self.conn.execute_fetchall("SELECT path, rowid, mtime_ns, size FROM posts")
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 

@@ -203,7 +203,7 @@ def open_archive(
 
 
 def iter_post_files(cfg: ArchiveConfig):
-    """Yield (relative path, absolute path, mtime_ns, size) of every post file, sorted by path."""
+    """Yield (path relative to the archive root, mtime_ns, size) of every post file, sorted by path."""
     found = []
     root = str(cfg.root).rstrip(os.sep) + os.sep
     stack = [str(cfg.posts_dir)]
@@ -223,7 +223,7 @@ def iter_post_files(cfg: ArchiveConfig):
                 path = entry.path
                 rel = path[len(root) :] if path.startswith(root) else os.path.relpath(path, cfg.root)
                 st = entry.stat()
-                found.append((rel, path, st.st_mtime_ns, st.st_size))
+                found.append((rel, st.st_mtime_ns, st.st_size))
     found.sort(key=lambda item: item[0])
     yield from found
 

@@ -126,13 +126,14 @@ async def sync_archive(
 
     todo: list[tuple[str, str, int, int, str | None]] = []
     seen: set[str] = set()
-    for rel, abspath, mtime_ns, size in files:
+    root = str(cfg.root)
+    for rel, mtime_ns, size in files:
         seen.add(rel)
         state = states.get(rel)
         if state is not None and state[1] == mtime_ns and state[2] == size:
             result.unchanged += 1
             continue
-        todo.append((rel, abspath, mtime_ns, size, None))
+        todo.append((rel, os.path.join(root, rel), mtime_ns, size, None))
     known = await store.hashes([item[0] for item in todo if item[0] in states])
     todo = [(rel, a, m, sz, known[rel][0] if rel in known else None) for rel, a, m, sz, _ in todo]
     gone_paths = [path for path in states if path not in seen]
@@ -156,7 +157,7 @@ async def sync_archive(
         if not final and len(pending_posts) + len(touches) < BATCH:
             return
         if writing is not None:
-            if not final and not writing.done() and len(pending_posts) < 3 * BATCH:
+            if not final and not writing.done() and len(pending_posts) < 2 * BATCH:
                 return  # keep the workers busy while the previous batch is being written
             await writing
             writing = None
