@@ -30,7 +30,7 @@ def test_finews_style_post(archive):
         tags: 东财滚动新闻
         ---
 
-        离岸人民币兑美元升至6.3512，为2018年以来最高水平。
+        测试用的人民币新闻正文，数字是7.1234，完全是编写的。
 
         <http://finance.example.com/news/1.html>
 
@@ -44,7 +44,7 @@ def test_finews_style_post(archive):
     assert p.url == "http://finance.example.com/news/1.html"
     assert p.archive_url == "https://news.example.org/emnews/2021/12/08/123.html"
     assert "返回" not in p.body and "http" not in p.body
-    assert p.body == "离岸人民币兑美元升至6.3512，为2018年以来最高水平。"
+    assert p.body == "测试用的人民币新闻正文，数字是7.1234，完全是编写的。"
 
 
 def test_python_yaml_tags_and_no_date_key(archive):
