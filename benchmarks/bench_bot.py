@@ -26,11 +26,9 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from gen_archive import RARE, WORDS, generate  # noqa: E402
-from telegram import Update  # noqa: E402
 
-from bot.app import build_application, setup, teardown  # noqa: E402
 from store.settings import Settings  # noqa: E402
-from tests.botapi import FakeBotAPI  # noqa: E402
+from tests.botapi import FakeBotAPI, start_bot, stop_bot  # noqa: E402
 
 TOKEN = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
 
@@ -49,15 +47,10 @@ async def run(archive: Path, db: Path, n_queries: int, burst: int) -> None:
     settings = Settings(
         bot_token=TOKEN, telegram_base_url=api.base_url, database_path=db, archive_dir=archive
     )
-    app = build_application(settings, rate_limit=False)
-    await app.initialize()
     t = time.perf_counter()
-    await setup(app)
-    print(
-        f"startup incl. sync/re-sync: {time.perf_counter() - t:.1f}s, posts: {await app.bot_data['svc'].store.count_posts()}"
-    )
-    await app.start()
-    await app.updater.start_polling(poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES)
+    app = await start_bot(settings, poll_timeout=10)
+    posts = await app.bot_data["svc"].store.count_posts()
+    print(f"startup incl. sync/re-sync: {time.perf_counter() - t:.1f}s, posts: {posts}")
     try:
         rng = random.Random(3)
         vocab = WORDS + RARE
@@ -86,10 +79,7 @@ async def run(archive: Path, db: Path, n_queries: int, burst: int) -> None:
             rate = burst / elapsed
             print(f"burst of {burst} {kind:8s} {rate:8.1f} updates/s   {rate / 200:.2f} of goal (200/s)")
     finally:
-        await app.updater.stop()
-        await app.stop()
-        await teardown(app)
-        await app.shutdown()
+        await stop_bot(app)
         await api.stop()
 
 

@@ -62,8 +62,11 @@ async def run(archive: Path, db: Path, n_queries: int) -> None:
         line(f"re-sync, unchanged ({r2.unchanged})", time.perf_counter() - t, "s", 3)
 
         # pick a post without listing 100k paths into memory (that would count in this process's RSS)
-        folder = sorted(p for p in cfg.posts_dir.iterdir() if p.is_dir())[0] if any(
-            p.is_dir() for p in cfg.posts_dir.iterdir()) else cfg.posts_dir
+        folder = (
+            sorted(p for p in cfg.posts_dir.iterdir() if p.is_dir())[0]
+            if any(p.is_dir() for p in cfg.posts_dir.iterdir())
+            else cfg.posts_dir
+        )
         victim = Path(next(e.path for e in os.scandir(folder) if e.name.endswith(".md")))
         text = victim.read_text(encoding="utf-8")
         victim.write_text(text.replace("\n\n", "\n\n编辑过的段落。\n\n", 1), encoding="utf-8")

@@ -481,3 +481,26 @@ class FakeBotAPI:
 
 def unescape(text: str) -> str:
     return html.unescape(text)
+
+
+async def start_bot(settings, poll_timeout: float = 1):
+    """Build the real Application for `settings`, run its setup, and start long polling."""
+    from telegram import Update
+
+    from bot.app import build_application, setup
+
+    app = build_application(settings, rate_limit=False)
+    await app.initialize()
+    await setup(app)
+    await app.start()
+    await app.updater.start_polling(poll_interval=0.0, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
+    return app
+
+
+async def stop_bot(app) -> None:
+    from bot.app import teardown
+
+    await app.updater.stop()
+    await app.stop()
+    await teardown(app)
+    await app.shutdown()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 
 import pytest
-from telegram import Update
 
-from bot.app import ConfigError, build_application, check_token, setup, teardown
+from bot.app import ConfigError, check_token
 from bot.i18n import I18n, placeholders
 from store.settings import Settings
 
-from .botapi import FakeBotAPI
+from .botapi import FakeBotAPI, start_bot, stop_bot
 
 TOKEN = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
 ALICE = 111  # a private chat with an English user
@@ -73,18 +72,11 @@ async def bot(tmp_path, archive):
         archive_dir=archive.root,
         default_language="zh",
     )
-    app = build_application(settings, rate_limit=False)
-    await app.initialize()
-    await setup(app)
-    await app.start()
-    await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+    app = await start_bot(settings)
     try:
         yield Bot(api, app, archive)
     finally:
-        await app.updater.stop()
-        await app.stop()
-        await teardown(app)
-        await app.shutdown()
+        await stop_bot(app)
         await api.stop()
 
 

@@ -7,12 +7,10 @@ import asyncio
 import subprocess
 
 import pytest
-from telegram import Update
 
-from bot.app import build_application, setup, teardown
 from store.settings import AutopostRule, Settings
 
-from .botapi import ApiError, FakeBotAPI
+from .botapi import ApiError, FakeBotAPI, start_bot, stop_bot
 from .test_bot import ALICE, TOKEN, WANG
 
 ADMIN = 777
@@ -72,21 +70,14 @@ async def make_env(tmp_path, archive):
             default_language="en",
         )
         values.update(overrides)
-        app = build_application(Settings(**values), rate_limit=False)
-        await app.initialize()
-        await setup(app)
-        await app.start()
-        await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+        app = await start_bot(Settings(**values))
         env = Env(api, app, archive)
         started.append(env)
         return env
 
     yield start
     for env in started:
-        await env.app.updater.stop()
-        await env.app.stop()
-        await teardown(env.app)
-        await env.app.shutdown()
+        await stop_bot(env.app)
         await env.api.stop()
 
 
