@@ -592,19 +592,6 @@ class Store:
         got = {r[0]: int(r[1]) for r in rows}
         return got.get(-1, 0), [got.get(i, 0) for i in range(len(matches))]
 
-    async def briefs(self, rowids: Sequence[int]) -> list[tuple[int, int, str]]:
-        """(rowid, ts, rank_text) of the given posts, for ranking."""
-        out: list[tuple[int, int, str]] = []
-        for i in range(0, len(rowids), 500):
-            chunk = list(rowids[i : i + 500])
-            out += await self.conn.execute_fetchall(
-                "SELECT rowid, ts, rank_text FROM posts WHERE rowid IN ({})".format(
-                    ",".join("?" * len(chunk))
-                ),
-                chunk,
-            )
-        return out
-
     async def filtered_posts(
         self, filters: SearchFilters, limit: int, not_match: str | None = None
     ) -> list[int]:
