@@ -9,6 +9,7 @@ import asyncio
 import functools
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -231,28 +232,42 @@ class Store:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _migrate(self) -> None:
+    async def _schema_version(self) -> int:
         rows = await self.conn.execute_fetchall(
             "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
         )
-        version = 0
-        if rows:
-            got = await self.conn.execute_fetchall("SELECT value FROM meta WHERE key='schema_version'")
-            version = int(got[0][0]) if got else 0
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"database schema version {version} is newer than this newsbot ({SCHEMA_VERSION}); upgrade newsbot"
-            )
-        while version < SCHEMA_VERSION:
-            script = MIGRATIONS[version]
-            version += 1
-            await self.conn.executescript(
-                "BEGIN;"
-                + script
-                + "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                + f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{version}');"
-                + "COMMIT;"
-            )
+        if not rows:
+            return 0
+        got = await self.conn.execute_fetchall("SELECT value FROM meta WHERE key='schema_version'")
+        return int(got[0][0]) if got else 0
+
+    async def _migrate(self) -> None:
+        """Apply the missing migrations in one write transaction (a second process opening the same new
+        database waits for it, then finds the schema current)."""
+        if await self._schema_version() == SCHEMA_VERSION:
+            return
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = await self._schema_version()
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"database schema version {version} is newer than this newsbot ({SCHEMA_VERSION});"
+                    " upgrade newsbot"
+                )
+            while version < SCHEMA_VERSION:
+                for statement in _statements(MIGRATIONS[version]):
+                    await self.conn.execute(statement)
+                version += 1
+                await self.conn.execute(
+                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                )
+                await self.conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version),)
+                )
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
 
     async def _rows_in(self, sql: str, values: Sequence[Any], chunk: int = 500) -> list:
         """Run `sql`, whose "{}" stands for a list of placeholders, over `values` in chunks."""
@@ -819,6 +834,20 @@ class Store:
             "db_bytes": size,
             "last_sync": json.loads(last) if last else None,
         }
+
+
+def _statements(script: str) -> list[str]:
+    """Split an SQL script into statements (sqlite3.complete_statement knows comments and literals)."""
+    out, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                out.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not buffer.strip().startswith("--"):
+        out.append(buffer.strip())
+    return out
 
 
 def _scoped(sql: str, params: list[Any], origin: str | None, owner: int | None) -> tuple[str, list[Any]]:

@@ -192,3 +192,45 @@ async def test_writes_during_a_sync_take_turns_with_its_transactions(store, arch
         await store.save_query("query 39")
     )
     assert await store.count_posts() == 60
+
+
+async def test_two_processes_opening_a_new_database_at_once(tmp_path):
+    import asyncio
+
+    path = tmp_path / "race.sqlite3"
+    a, b = await asyncio.gather(Store.open(path), Store.open(path))
+    try:
+        assert await a.get_meta("schema_version") == await b.get_meta("schema_version")
+        assert await a.count_posts() == await b.count_posts() == 0
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path):
+    import pytest
+
+    path = tmp_path / "future.sqlite3"
+    async with await Store.open(path) as s:
+        await s.set_meta("schema_version", "999")
+    with pytest.raises(RuntimeError, match="newer than this newsbot"):
+        await Store.open(path)
+
+
+async def test_a_version_1_database_is_migrated_and_reindexed(tmp_path, archive):
+    import sqlite3
+
+    from store.db import MIGRATIONS, _statements
+
+    archive.post("2024-01-01-a.md", "迁移测试", "旧版本数据库里的文章。")
+    path = tmp_path / "v1.sqlite3"
+    with sqlite3.connect(path) as conn:  # a database as the first release left it
+        for statement in _statements(MIGRATIONS[0]):
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    async with await Store.open(path) as s:
+        assert await s.get_meta("schema_version") == "4"
+        assert not await s.index_is_current()
+        assert counts(await sync(s, archive)) == (1, 0, 0, 0, 0)
+        assert await s.index_is_current()
+        assert await titles(s, "迁移") == ["迁移测试"]
