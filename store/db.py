@@ -639,12 +639,11 @@ class Store:
     @_locked
     async def save_query(self, text: str) -> int:
         """A short id for a query text (for buttons, whose data is limited to 64 bytes)."""
-        now = now_ts()
-        await self.conn.execute(
-            "INSERT INTO saved_queries (text, used) VALUES (?, ?) ON CONFLICT(text) DO UPDATE SET used=excluded.used",
-            (text, now),
+        rows = await self.conn.execute_fetchall(
+            "INSERT INTO saved_queries (text, used) VALUES (?, ?)"
+            " ON CONFLICT(text) DO UPDATE SET used=excluded.used RETURNING id",
+            (text, now_ts()),
         )
-        rows = await self.conn.execute_fetchall("SELECT id FROM saved_queries WHERE text=?", (text,))
         return int(rows[0][0])
 
     async def saved_query(self, query_id: int) -> str | None:
