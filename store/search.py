@@ -289,16 +289,20 @@ async def _rank(
     else:
         n, dfs = await store.recent_doc_counts(exprs, IDF_SAMPLE)
         idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in dfs]
-    folded_terms = [fold(t).strip() for t in terms]
-    scored = []
+    weighted = [(fold(t).strip(), w * TITLE_WEIGHT, w * TAGS_WEIGHT) for t, w in zip(terms, idf, strict=True)]
+    base = BODY_WEIGHT * sum(idf)  # every candidate matched every term somewhere
+    keyed = []
     for rowid, ts, text in briefs:
         title, _, label = text.partition("\x1f")
-        score = 0.0
-        for term, weight in zip(folded_terms, idf, strict=True):
-            score += weight * (TITLE_WEIGHT * (term in title) + TAGS_WEIGHT * (term in label) + BODY_WEIGHT)
-        scored.append((round(score, 9), ts, rowid))
-    scored.sort(key=lambda x: (-x[0], -x[1], -x[2]))
-    return [(rowid, score) for score, _, rowid in scored]
+        score = base
+        for term, in_title, in_label in weighted:
+            if term in title:
+                score += in_title
+            if term in label:
+                score += in_label
+        keyed.append((-score, -ts, -rowid))
+    keyed.sort()  # best score first, then newest, then most recently indexed
+    return [(-neg_rowid, -neg_score) for neg_score, _, neg_rowid in keyed]
 
 
 async def search(
