@@ -77,7 +77,7 @@ def setup_logging(token: str) -> None:
         handler.setFormatter(RedactingFormatter(LOG_FORMAT, token))
 
 
-def build_application(settings: Settings, *, rate_limit: bool = True) -> Application:
+def build_application(settings: Settings, *, rate_limit: bool | None = None) -> Application:
     token = check_token(settings)
     builder: ApplicationBuilder = (
         Application.builder()
@@ -94,7 +94,7 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
         .connection_pool_size(HTTP_POOL)
         .pool_timeout(30.0)
     )
-    if rate_limit:
+    if settings.rate_limit if rate_limit is None else rate_limit:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
     app = builder.build()
     app.bot_data["settings"] = settings

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     telegram_base_url: str = Field(
         "https://api.telegram.org/bot", description="Bot API base URL (before the token)"
     )
+    rate_limit: bool = Field(
+        True, description="keep within Telegram's sending limits (off only for local benchmarks)"
+    )
     default_language: str = Field("zh", description="language when the user's is unknown: zh or en")
     webhook_url: str | None = Field(
         None, description="public HTTPS URL Telegram posts updates to (--webhook)"
