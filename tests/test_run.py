@@ -206,3 +206,30 @@ async def test_killed_mid_burst_then_restarted_delivers_every_post_exactly_once(
         if first.returncode is None:
             first.kill()
         await api.stop()
+
+
+async def test_run_with_an_unreadable_archive_and_no_posts_exits_with_a_clear_message(tmp_path):
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=tmp_path,
+            env=_env(
+                BOT_TOKEN=TOKEN,
+                TELEGRAM_BASE_URL=api.base_url,
+                ARCHIVE_DIR=str(tmp_path / "missing"),
+                DATABASE_PATH=str(tmp_path / "empty.sqlite3"),
+            ),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await api.stop()
+    text = (out + err).decode()
+    assert proc.returncode == 2, text[-2000:]
+    assert "archive not found" in text and "Traceback" not in text and TOKEN not in text
