@@ -167,9 +167,23 @@ def _char_expr(term: str) -> str | None:
     return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
 
-def _any_expr(term: str) -> str | None:
-    parts = [e for e in (_word_expr(term), _char_expr(term)) if e]
-    return "(" + " OR ".join(parts) + ")" if parts else None
+@dataclass
+class _Term:
+    """One query term with its two FTS5 expressions, built once per query."""
+
+    text: str
+    word: str | None  # word tier
+    chars: str | None  # substring tier
+
+    @classmethod
+    def of(cls, text: str) -> _Term:
+        return cls(text, _word_expr(text), _char_expr(text))
+
+    @property
+    def any(self) -> str | None:
+        """Matches as a word anywhere (tags too) or as a substring of title/body."""
+        parts = [e for e in (self.word, self.chars) if e]
+        return "(" + " OR ".join(parts) + ")" if parts else None
 
 
 def _combine(positive: list[str], negative: list[str]) -> str:
@@ -256,10 +270,12 @@ def make_snippet(
     return prefix + window + suffix, [(s + len(prefix), e + len(prefix)) for s, e in spans]
 
 
-async def _compile(store: Store, q: Query, tz: str | None) -> tuple[SearchFilters, list[str]]:
-    """Drop terms that can match nothing (`%`, `++`); the query's filters and its exclusion expressions."""
-    q.terms = [t for t in q.terms if _char_tokens(t) and (_word_expr(t) or _char_expr(t))]
-    q.excludes = [t for t in q.excludes if _any_expr(t)]
+async def _compile(store: Store, q: Query, tz: str | None) -> tuple[list[_Term], SearchFilters, list[str]]:
+    """The query's terms (those made only of punctuation or operators, `%`, `++`, match nothing and are
+    dropped from `q`), its filters, and its exclusion expressions."""
+    terms = [t for t in map(_Term.of, q.terms) if _char_tokens(t.text) and (t.word or t.chars)]
+    excludes = [t for t in map(_Term.of, q.excludes) if t.any]
+    q.terms, q.excludes = [t.text for t in terms], [t.text for t in excludes]
     zone = ZoneInfo(tz or await store.archive_timezone())
     filters = SearchFilters(
         category_keys=[fold(c) for c in q.categories],
@@ -269,7 +285,7 @@ async def _compile(store: Store, q: Query, tz: str | None) -> tuple[SearchFilter
         if q.until
         else None,
     )
-    return filters, [e for e in (_any_expr(t) for t in q.excludes) if e]
+    return terms, filters, [t.any for t in excludes]
 
 
 async def _rank(
@@ -314,24 +330,23 @@ async def search(
     offset = max(0, int(offset))
     if q.is_empty:
         return SearchPage(q, [], offset, False)
-    filters, negatives = await _compile(store, q, tz)
+    compiled, filters, negatives = await _compile(store, q, tz)
     if q.is_empty:
         return SearchPage(q, [], offset, False)
     want = offset + limit + 1
     terms = _highlight_terms(q)
 
     ranked: list[tuple[int, str, float]] = []
-    positives_w = [_word_expr(t) for t in q.terms]
-    positives_c = [_char_expr(t) for t in q.terms]
-    if q.terms:
+    positives_w = [t.word for t in compiled]
+    if compiled:
         if all(positives_w):
             cands = await store.fts_candidates(
                 _combine(positives_w, negatives), limit=CANDIDATES, filters=filters
             )
             ranked = [(r, "word", score) for r, score in await _rank(store, cands, q.terms, positives_w)]
-        if len(ranked) < want and all(positives_c):
+        if len(ranked) < want and all(t.chars for t in compiled):
             # Substring tier: each term may match as a word (e.g. in tags) or as a substring.
-            any_pos = [_any_expr(t) for t in q.terms]
+            any_pos = [t.any for t in compiled]
             briefs = list(
                 await store.fts_candidates(
                     _combine(any_pos, negatives),
@@ -363,10 +378,10 @@ async def search(
 async def matching(store: Store, text: str, rowids: list[int], tz: str | None = None) -> set[int]:
     """Which of `rowids` a query matches (substring-level, with the query's filters): for alerts."""
     q = parse_query(text)
-    filters, negatives = await _compile(store, q, tz)
+    compiled, filters, negatives = await _compile(store, q, tz)
     if q.is_empty or not rowids:
         return set()
-    if q.terms:
-        return await store.match_within(_combine([_any_expr(t) for t in q.terms], negatives), rowids, filters)
+    if compiled:
+        return await store.match_within(_combine([t.any for t in compiled], negatives), rowids, filters)
     keep = set(await store.filtered_posts(filters, 10**9, " OR ".join(negatives) if negatives else None))
     return keep & set(rowids)
