@@ -8,9 +8,9 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
+from bot.render import fmt_date
 from store.db import PostRow, Store
 from store.jekyll import ArchiveError
 from store.search import search
@@ -82,16 +82,9 @@ async def _open_existing(settings: Settings) -> Store:
     return await Store.open(path)
 
 
-def _fmt_date(iso: str) -> str:
-    try:
-        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return iso
-
-
 def _human_post(p: PostRow, snippet: str | None = None) -> str:
     lines = [f"\033[1m{p.title}\033[0m" if sys.stdout.isatty() else p.title]
-    meta = [_fmt_date(p.date)]
+    meta = [fmt_date(p.date)]
     if p.categories:
         meta.append(" / ".join(p.categories))
     if p.tags:

@@ -73,20 +73,7 @@ def post_item(
 
 def snippet_html(hit: SearchHit) -> str:
     """The hit's snippet on one line with the matched terms in bold."""
-    if not hit.snippet:
-        return ""
-    # cut the plain snippet first, then mark (spans beyond the cut are dropped)
-    text = hit.snippet
-    spans = [(s, e) for s, e in hit.highlights if e <= LINE_CHARS]
-    if len(text) > LINE_CHARS:
-        text = text[: LINE_CHARS - 1] + "…"
-    out, pos = [], 0
-    for start, end in spans:
-        out.append(esc(text[pos:start]))
-        out.append("<b>" + esc(text[start:end]) + "</b>")
-        pos = end
-    out.append(esc(text[pos:]))
-    return " ".join("".join(out).split())
+    return " ".join(hit.marked_snippet("<b>", "</b>", esc, limit=LINE_CHARS).split())
 
 
 def post_card(post: PostRow) -> str:

@@ -204,13 +204,21 @@ class SearchHit:
     snippet: str
     highlights: list[tuple[int, int]]
 
-    def marked_snippet(self, open_mark: str = "**", close_mark: str = "**", escape=lambda s: s) -> str:
+    def marked_snippet(
+        self, open_mark: str = "**", close_mark: str = "**", escape=lambda s: s, limit: int | None = None
+    ) -> str:
+        """The snippet with matched terms between marks; cut to `limit` characters (as plain text, before
+        marking and escaping, so a cut never splits a mark or an entity)."""
+        text, spans = self.snippet, self.highlights
+        if limit is not None and len(text) > limit:
+            text = text[: limit - 1] + "…"
+            spans = [(s, e) for s, e in spans if e < limit]
         out, pos = [], 0
-        for start, end in self.highlights:
-            out.append(escape(self.snippet[pos:start]))
-            out.append(open_mark + escape(self.snippet[start:end]) + close_mark)
+        for start, end in spans:
+            out.append(escape(text[pos:start]))
+            out.append(open_mark + escape(text[start:end]) + close_mark)
             pos = end
-        out.append(escape(self.snippet[pos:]))
+        out.append(escape(text[pos:]))
         return "".join(out)
 
     def to_json(self) -> dict:

@@ -132,17 +132,13 @@ async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     await edit(query, text, kb.markup(rows))
 
 
-def card_keyboard(svc: Services, lang: str, post: PostRow):
-    return kb.post_links(svc.i18n, lang, post)
-
-
 async def send_post_card(update: Update, context: ContextTypes.DEFAULT_TYPE, ref: str, lang: str) -> None:
     svc = services(context)
     post = await svc.store.get_post(int(ref)) if ref.isdigit() else None
     if post is None:
         await reply(update, svc.i18n.t(lang, "post.not_found"))
         return
-    await reply(update, render.post_card(post), card_keyboard(svc, lang, post))
+    await reply(update, render.post_card(post), kb.post_links(svc.i18n, lang, post))
 
 
 async def on_open_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -158,6 +154,6 @@ async def on_open_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await context.bot.send_message(
         query.message.chat.id if query.message else query.from_user.id,
         render.post_card(post),
-        reply_markup=card_keyboard(svc, lang, post),
+        reply_markup=kb.post_links(svc.i18n, lang, post),
         message_thread_id=getattr(query.message, "message_thread_id", None) if query.message else None,
     )

@@ -7,9 +7,9 @@ from telegram.ext import ContextTypes
 
 from store.search import search
 
+from .. import keyboards as kb
 from .. import render
 from ..services import services
-from .browse import card_keyboard
 from .common import int_arg
 
 PER_ANSWER = 20  # Telegram allows 50
@@ -35,7 +35,7 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             title=render.truncate(p.title, 100),
             description=render.one_line(p.summary or p.body, 120),
             input_message_content=InputTextMessageContent(render.post_card(p)),
-            reply_markup=card_keyboard(svc, lang, p),
+            reply_markup=kb.post_links(svc.i18n, lang, p),
             url=p.archive_url if p.archive_url.startswith(("http://", "https://")) else None,
         )
         for p in posts
