@@ -16,7 +16,7 @@ from store.jekyll import ArchiveError
 from store.settings import Settings, archive_config
 
 from .follow import Deliverer, Follower, sync_settings_rules
-from .handlers import register
+from .handlers import ADMIN_COMMANDS, USER_COMMANDS, register
 from .i18n import I18n
 from .services import Services
 
@@ -24,18 +24,7 @@ log = logging.getLogger("newsbot")
 TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
 HTTP_POOL = 32
 CONCURRENT_UPDATES = 16
-COMMANDS = (
-    "start",
-    "help",
-    "latest",
-    "categories",
-    "search",
-    "lang",
-    "subscribe",
-    "unsubscribe",
-    "subscriptions",
-)
-ADMIN_COMMANDS = ("reload", "stats", "autopost")
+COMMANDS = tuple(USER_COMMANDS)
 
 
 class ConfigError(Exception):
@@ -145,7 +134,7 @@ async def _publish_commands(app: Application, i18n: I18n, settings: Settings) ->
         await app.bot.set_my_commands(commands, language_code=lang)
     await app.bot.set_my_commands([BotCommand(c, i18n.t(i18n.default, f"cmd.{c}")) for c in COMMANDS])
     # admins see the admin commands too, in their private chat with the bot
-    admin_menu = [BotCommand(c, i18n.t(i18n.default, f"cmd.{c}")) for c in COMMANDS + ADMIN_COMMANDS]
+    admin_menu = [BotCommand(c, i18n.t(i18n.default, f"cmd.{c}")) for c in COMMANDS + tuple(ADMIN_COMMANDS)]
     for admin in settings.admin_ids:
         try:
             await app.bot.set_my_commands(admin_menu, scope=BotCommandScopeChat(admin))

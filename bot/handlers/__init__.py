@@ -13,25 +13,38 @@ from telegram.ext import (
 
 from . import admin, alerts, browse, errors, inline, lang, search, start
 
+# Commands, in the order of the command menus. The admin ones only appear in admins' own menus.
+USER_COMMANDS = {
+    "start": start.start,
+    "help": start.help_command,
+    "latest": browse.latest,
+    "categories": browse.categories,
+    "search": search.search_command,
+    "lang": lang.lang_command,
+    "subscribe": alerts.subscribe_command,
+    "unsubscribe": alerts.unsubscribe_command,
+    "subscriptions": alerts.subscriptions_command,
+}
+ADMIN_COMMANDS = {
+    "reload": admin.reload_command,
+    "stats": admin.stats_command,
+    "autopost": admin.autopost_command,
+}
+# Buttons, by the prefix of their callback data (see keyboards.py).
+BUTTONS = {
+    "cl": browse.on_categories_page,
+    "cp": browse.on_category_posts,
+    "sr": search.on_search_page,
+    "p": browse.on_open_post,
+    "lg": lang.on_language,
+}
+
 
 def register(app: Application) -> None:
-    app.add_handler(CommandHandler("start", start.start))
-    app.add_handler(CommandHandler("help", start.help_command))
-    app.add_handler(CommandHandler("latest", browse.latest))
-    app.add_handler(CommandHandler("categories", browse.categories))
-    app.add_handler(CommandHandler("search", search.search_command))
-    app.add_handler(CommandHandler("lang", lang.lang_command))
-    app.add_handler(CommandHandler("reload", admin.reload_command))
-    app.add_handler(CommandHandler("stats", admin.stats_command))
-    app.add_handler(CommandHandler("autopost", admin.autopost_command))
-    app.add_handler(CommandHandler("subscribe", alerts.subscribe_command))
-    app.add_handler(CommandHandler("unsubscribe", alerts.unsubscribe_command))
-    app.add_handler(CommandHandler("subscriptions", alerts.subscriptions_command))
-    app.add_handler(CallbackQueryHandler(browse.on_categories_page, pattern=r"^cl:"))
-    app.add_handler(CallbackQueryHandler(browse.on_category_posts, pattern=r"^cp:"))
-    app.add_handler(CallbackQueryHandler(search.on_search_page, pattern=r"^sr:"))
-    app.add_handler(CallbackQueryHandler(browse.on_open_post, pattern=r"^p:"))
-    app.add_handler(CallbackQueryHandler(lang.on_language, pattern=r"^lg:"))
+    for name, handler in {**USER_COMMANDS, **ADMIN_COMMANDS}.items():
+        app.add_handler(CommandHandler(name, handler))
+    for prefix, handler in BUTTONS.items():
+        app.add_handler(CallbackQueryHandler(handler, pattern=f"^{prefix}:"))
     app.add_handler(CallbackQueryHandler(errors.on_unknown_button))
     app.add_handler(InlineQueryHandler(inline.inline_query))
     app.add_handler(
