@@ -22,25 +22,28 @@ def _env(**extra):
     return env
 
 
+async def _spawn_bot(tmp_path, api, *args, stdout=asyncio.subprocess.PIPE, **settings):
+    """`newsbot run ARGS` talking to `api`, with these settings on top of the token and base URL."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        *args,
+        cwd=tmp_path,
+        env=_env(BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=api.base_url, **settings),
+        stdout=stdout,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def test_run_polls_answers_and_never_prints_the_token(tmp_path, archive):
     archive.post("2024-05-01-a.md", "运行测试", "正文内容。", categories="demo")
     api = FakeBotAPI(TOKEN)
     await api.start()
     api.add_chat(ALICE)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        cwd=tmp_path,
-        env=_env(
-            BOT_TOKEN=TOKEN,
-            TELEGRAM_BASE_URL=api.base_url,
-            ARCHIVE_DIR=str(archive.root),
-            DATABASE_PATH=str(tmp_path / "run.sqlite3"),
-        ),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    proc = await _spawn_bot(
+        tmp_path, api, ARCHIVE_DIR=str(archive.root), DATABASE_PATH=str(tmp_path / "run.sqlite3")
     )
     try:
         reply = await api.ask(
@@ -99,25 +102,16 @@ async def test_webhook_mode_serves_updates_with_the_secret(tmp_path, archive):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
+    proc = await _spawn_bot(
+        tmp_path,
+        api,
         "--webhook",
-        cwd=tmp_path,
-        env=_env(
-            BOT_TOKEN=TOKEN,
-            TELEGRAM_BASE_URL=api.base_url,
-            ARCHIVE_DIR=str(archive.root),
-            DATABASE_PATH=str(tmp_path / "hook.sqlite3"),
-            WEBHOOK_URL=f"http://127.0.0.1:{port}",
-            WEBHOOK_LISTEN="127.0.0.1",
-            WEBHOOK_PORT=str(port),
-            WEBHOOK_SECRET="s3cret-token",
-        ),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        ARCHIVE_DIR=str(archive.root),
+        DATABASE_PATH=str(tmp_path / "hook.sqlite3"),
+        WEBHOOK_URL=f"http://127.0.0.1:{port}",
+        WEBHOOK_LISTEN="127.0.0.1",
+        WEBHOOK_PORT=str(port),
+        WEBHOOK_SECRET="s3cret-token",
     )
     try:
         hook = await api.wait_for(lambda: api.webhook, timeout=30)
@@ -155,9 +149,7 @@ async def test_killed_mid_burst_then_restarted_delivers_every_post_exactly_once(
     await api.start()
     api.add_chat(admin)
     api.add_chat(channel, "channel", "News")
-    env = _env(
-        BOT_TOKEN=TOKEN,
-        TELEGRAM_BASE_URL=api.base_url,
+    settings = dict(
         ARCHIVE_DIR=str(archive.root),
         DATABASE_PATH=str(tmp_path / "ledger.sqlite3"),
         ADMIN_IDS=str(admin),
@@ -167,16 +159,7 @@ async def test_killed_mid_burst_then_restarted_delivers_every_post_exactly_once(
     )
 
     async def start():
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await _spawn_bot(tmp_path, api, stdout=asyncio.subprocess.DEVNULL, **settings)
         await api.wait_for(lambda: "chat:777" in api.commands, timeout=60)
         return proc
 
@@ -212,20 +195,11 @@ async def test_run_with_an_unreadable_archive_and_no_posts_exits_with_a_clear_me
     api = FakeBotAPI(TOKEN)
     await api.start()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=tmp_path,
-            env=_env(
-                BOT_TOKEN=TOKEN,
-                TELEGRAM_BASE_URL=api.base_url,
-                ARCHIVE_DIR=str(tmp_path / "missing"),
-                DATABASE_PATH=str(tmp_path / "empty.sqlite3"),
-            ),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        proc = await _spawn_bot(
+            tmp_path,
+            api,
+            ARCHIVE_DIR=str(tmp_path / "missing"),
+            DATABASE_PATH=str(tmp_path / "empty.sqlite3"),
         )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
