@@ -82,11 +82,10 @@ async def enqueue_new_posts(store: Store) -> int:
     current = await store.current_seq()
     if current <= delivered:
         return 0
-    new = await store.new_posts_since(delivered)
+    rules = [rule for rule in await store.rules() if not rule["paused"]]
+    new = await store.new_posts_since(delivered) if rules else []
     items: list[tuple[int, str, int, int]] = []
-    for rule in await store.rules():
-        if rule["paused"]:
-            continue
+    for rule in rules:
         eligible = [rowid for rowid, first_seen in new if first_seen > rule["since_seq"]]
         if not eligible:
             continue

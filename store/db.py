@@ -352,6 +352,8 @@ class Store:
         try:
             if next_rowid is not None:
                 await self._put_meta("next_rowid", str(next_rowid))
+            if posts or deletes:
+                await self._put_meta("term_counts_stale", "1")
             gone = deletes + [rowid for _, rowid, _ in posts]
             if gone:
                 await self._unindex(gone)
@@ -461,13 +463,16 @@ class Store:
 
     @_locked
     async def finish_sync(self, summary: dict[str, Any]) -> None:
+        stale = await self.get_meta("term_counts_stale", "1") != "0"
         await self.conn.execute("BEGIN IMMEDIATE")
         try:
-            await self.conn.execute("DELETE FROM term_counts")
-            await self.conn.execute(
-                "INSERT INTO term_counts (kind, key, name, n)"
-                " SELECT kind, key, MIN(name), COUNT(*) FROM post_terms GROUP BY kind, key"
-            )
+            if stale:  # recount categories and tags only when posts were written or deleted since
+                await self.conn.execute("DELETE FROM term_counts")
+                await self.conn.execute(
+                    "INSERT INTO term_counts (kind, key, name, n)"
+                    " SELECT kind, key, MIN(name), COUNT(*) FROM post_terms GROUP BY kind, key"
+                )
+                await self._put_meta("term_counts_stale", "0")
             await self._put_meta("last_sync", json.dumps(summary, ensure_ascii=False))
             await self._put_meta("index_format", INDEX_FORMAT)
             await self.conn.execute("COMMIT")

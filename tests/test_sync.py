@@ -234,3 +234,15 @@ async def test_a_version_1_database_is_migrated_and_reindexed(tmp_path, archive)
         assert counts(await sync(s, archive)) == (1, 0, 0, 0, 0)
         assert await s.index_is_current()
         assert await titles(s, "迁移") == ["迁移测试"]
+
+
+async def test_category_counts_follow_changes_and_survive_unchanged_syncs(store, archive):
+    archive.post("2024-01-01-a.md", "甲", "一。", categories="markets")
+    archive.post("2024-01-02-b.md", "乙", "二。", categories="markets")
+    await sync(store, archive)
+    assert await store.term_count("c", "markets") == ("markets", 2)
+    await sync(store, archive)  # nothing changed: counts are kept, not recomputed
+    assert await store.term_count("c", "markets") == ("markets", 2)
+    (archive.posts / "2024-01-02-b.md").unlink()
+    await sync(store, archive)
+    assert await store.term_count("c", "markets") == ("markets", 1)
