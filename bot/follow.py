@@ -16,7 +16,7 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
@@ -54,9 +54,8 @@ class SyncReport:
     result: SyncResult | None
     seconds: float
     pull_error: str | None = None
-    archive_error: str | None = None
+    error: str | None = None
     queued: int = 0
-    finished: float = field(default_factory=time.time)
 
 
 async def sync_settings_rules(store: Store, settings: Settings) -> None:
@@ -104,7 +103,6 @@ class Follower:
     def __init__(self, store: Store, settings: Settings, notify, on_new=None):
         self.store, self.settings, self.notify, self.on_new = store, settings, notify, on_new
         self._task: asyncio.Task | None = None
-        self.last: SyncReport | None = None
 
     async def sync(self, pull: bool | None = None) -> SyncReport:
         if self._task is None or self._task.done():
@@ -120,16 +118,21 @@ class Follower:
             await self.notify("alert.pull_failed", error=pull_error)
         try:
             cfg = archive_config(self.settings)
+            result = await sync_archive(self.store, cfg)
+            queued = await enqueue_new_posts(self.store)
         except ArchiveError as exc:
+            log.error("sync: %s", exc)
             await self.notify("alert.archive_error", error=str(exc))
-            self.last = SyncReport(None, time.monotonic() - started, pull_error, str(exc))
-            return self.last
-        result = await sync_archive(self.store, cfg)
-        queued = await enqueue_new_posts(self.store)
+            return SyncReport(None, round(time.monotonic() - started, 2), pull_error, str(exc))
+        except Exception as exc:  # a full disk, a corrupt database…: a human must look
+            log.exception("sync failed")
+            error = f"{type(exc).__name__}: {exc}"
+            await self.notify("alert.sync_failed", error=error)
+            return SyncReport(None, round(time.monotonic() - started, 2), pull_error, error)
         await self.store.forget_queries(QUERY_BUTTONS_TTL)  # their paging buttons then say "expired"
         if queued and self.on_new:
             self.on_new()
-        self.last = SyncReport(result, round(time.monotonic() - started, 2), pull_error, None, queued)
+        report = SyncReport(result, round(time.monotonic() - started, 2), pull_error, None, queued)
         log.info(
             "sync: added %d, updated %d, deleted %d, unchanged %d, skipped %d; %d deliveries queued",
             result.added,
@@ -139,7 +142,7 @@ class Follower:
             result.skipped,
             queued,
         )
-        return self.last
+        return report
 
     async def git_pull(self) -> str | None:
         """`git pull --ff-only` in the archive; an error message, or None when it worked or is not a repo."""

@@ -275,3 +275,14 @@ async def test_old_search_buttons_expire_after_a_week(make_env):
     assert await env.svc.store.saved_query(saved) is None
     qid = env.api.press_data(reply, f"sr:{saved}:1")
     assert "expired" in (await env.api.callback_answer(qid))["text"]
+
+
+async def test_a_failed_sync_is_reported_to_admins_and_reload(make_env):
+    env = await make_env()
+    env.archive.root.rename(env.archive.root.with_name("moved-away"))
+    env.api.send_text(ADMIN, "/reload", user_id=ADMIN)
+    replies = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "sync failed" in m.text])
+    assert "archive not found" in replies[0].text
+    alert = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "cannot be read" in m.text])
+    assert "archive not found" in alert[0].text
+    assert await env.svc.store.count_posts() == 1  # what was indexed stays served

@@ -38,7 +38,7 @@ async def reload_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if report.pull_error:
         lines.append(svc.i18n.t(lang, "reload.pull_failed", error=report.pull_error))
     if report.result is None:
-        lines.append(svc.i18n.t(lang, "alert.archive_error", error=report.archive_error or "?"))
+        lines.append(svc.i18n.t(lang, "alert.sync_failed", error=report.error or "?"))
     else:
         r = report.result
         lines.append(
