@@ -153,9 +153,8 @@ def body_to_paragraphs(body: str) -> list[str]:
         text = _MD_EMPH.sub("", text)
     # Markdown paragraphs are separated by blank lines; single newlines stay line breaks.
     text = _BLANK_LINE.sub(_PARA_MARK, text)
-    if "<" in text or "&" in text:
-        if _HTML_TAG.search(text) or "&" in text:
-            text = _html_to_text(text)
+    if "&" in text or ("<" in text and _HTML_TAG.search(text)):
+        text = _html_to_text(text)
     return _clean_lines(text)
 
 

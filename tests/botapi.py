@@ -9,7 +9,6 @@ chats, and edits that change nothing ("message is not modified").
 from __future__ import annotations
 
 import asyncio
-import html
 import itertools
 import json
 import re
@@ -477,10 +476,6 @@ class FakeBotAPI:
 
     async def inline_answer(self, query_id: str, timeout: float = 10.0) -> dict:
         return await self.wait_for(lambda: self.inline_answers.get(query_id), timeout)
-
-
-def unescape(text: str) -> str:
-    return html.unescape(text)
 
 
 async def start_bot(settings, poll_timeout: float = 1):
