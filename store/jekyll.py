@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -295,30 +297,48 @@ def parse_date(value: Any, tz: ZoneInfo) -> datetime | None:
     return naive.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
 
 
+# Jekyll's permalink placeholders: (local date, slug, categories) -> text.
+_PLACEHOLDERS: dict[str, Callable[[datetime, str, list[str]], str]] = {
+    "year": lambda d, s, c: f"{d.year:04d}",
+    "short_year": lambda d, s, c: f"{d.year % 100:02d}",
+    "month": lambda d, s, c: f"{d.month:02d}",
+    "i_month": lambda d, s, c: str(d.month),
+    "short_month": lambda d, s, c: d.strftime("%b"),
+    "day": lambda d, s, c: f"{d.day:02d}",
+    "i_day": lambda d, s, c: str(d.day),
+    "short_day": lambda d, s, c: d.strftime("%a"),
+    "y_day": lambda d, s, c: f"{d.timetuple().tm_yday:03d}",
+    "week": lambda d, s, c: f"{d.isocalendar()[1]:02d}",
+    "hour": lambda d, s, c: f"{d.hour:02d}",
+    "minute": lambda d, s, c: f"{d.minute:02d}",
+    "second": lambda d, s, c: f"{d.second:02d}",
+    "title": lambda d, s, c: quote(s),
+    "slug": lambda d, s, c: quote(s.lower()),
+    "categories": lambda d, s, c: "/".join(quote(x.lower()) for x in c),
+    "output_ext": lambda d, s, c: ".html",
+}
+_SLASHES = re.compile(r"/{2,}")
+
+
+@lru_cache(maxsize=64)
+def _template_parts(template: str) -> tuple[tuple[str, bool], ...]:
+    """A permalink template as (text, is a placeholder) pieces; unknown `:names` stay literal."""
+    parts, pos = [], 0
+    for m in _PLACEHOLDER.finditer(template):
+        if m.group(1) in _PLACEHOLDERS:
+            parts += [(template[pos : m.start()], False), (m.group(1), True)]
+            pos = m.end()
+    parts.append((template[pos:], False))
+    return tuple(parts)
+
+
 def _permalink(cfg: ArchiveConfig, template: str, post_date: datetime, slug: str, cats: list[str]) -> str:
     local = post_date.astimezone(cfg.tz)
-    values = {
-        "year": lambda: f"{local.year:04d}",
-        "short_year": lambda: f"{local.year % 100:02d}",
-        "month": lambda: f"{local.month:02d}",
-        "i_month": lambda: str(local.month),
-        "short_month": lambda: local.strftime("%b"),
-        "day": lambda: f"{local.day:02d}",
-        "i_day": lambda: str(local.day),
-        "short_day": lambda: local.strftime("%a"),
-        "y_day": lambda: f"{local.timetuple().tm_yday:03d}",
-        "week": lambda: f"{local.isocalendar()[1]:02d}",
-        "hour": lambda: f"{local.hour:02d}",
-        "minute": lambda: f"{local.minute:02d}",
-        "second": lambda: f"{local.second:02d}",
-        "title": lambda: quote(slug),
-        "slug": lambda: quote(slug.lower()),
-        "categories": lambda: "/".join(quote(c.lower()) for c in cats),
-        "output_ext": lambda: ".html",
-    }
-    path = _PLACEHOLDER.sub(lambda m: values[m.group(1)]() if m.group(1) in values else m.group(0), template)
-    path = re.sub(r"/{2,}", "/", "/" + path.lstrip("/"))
-    return cfg.site_url + path
+    path = "".join(
+        _PLACEHOLDERS[text](local, slug, cats) if is_name else text
+        for text, is_name in _template_parts(template)
+    )
+    return cfg.site_url + _SLASHES.sub("/", "/" + path.lstrip("/"))
 
 
 def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: bool = True) -> Post:

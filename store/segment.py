@@ -63,7 +63,8 @@ def chars(folded: str) -> str:
 
     Only CJK is indexed here: Latin and digit words are words in the other columns already.
     """
-    return " ".join(_NON_CJK_RUN.sub(CHARS_GAP, folded))
+    # str.replace with an empty pattern puts a space between every two characters, in C
+    return _NON_CJK_RUN.sub(CHARS_GAP, folded).replace("", " ")[1:-1]
 
 
 class IndexTexts(NamedTuple):
@@ -74,27 +75,40 @@ class IndexTexts(NamedTuple):
     chars: str
 
 
-def index_texts(title: str, body: str, categories: list[str], tags: list[str]) -> IndexTexts:
-    """The five FTS texts of a post. Deterministic for a given INDEX_FORMAT."""
+class Analysis(NamedTuple):
+    """Everything the store derives from a post's text, each text folded once."""
+
+    fts: IndexTexts
+    rank_text: str  # folded title, a unit separator, folded categories and tags: what ranking looks at
+    category_keys: list[str]
+    tag_keys: list[str]
+
+
+def analyse(title: str, body: str, categories: list[str], tags: list[str]) -> Analysis:
+    """The FTS texts, ranking text and folded labels of a post. Deterministic for a given INDEX_FORMAT."""
     jieba = _jieba()
     f_title, f_body = fold(title), fold(body)
+    category_keys = [fold(c) for c in categories]
+    tag_keys = [fold(t) for t in tags]
+    labels = " ".join(category_keys + tag_keys)
     t_words = jieba.cut(f_title, False)
     b_words = jieba.cut(f_body, False)
     # Search-mode pieces only come from words of 3+ characters; segmenting just those is much cheaper
     # than a second pass over the whole text.
     seen = set(t_words)
     seen.update(b_words)
-    long_words = sorted(w for w in seen if len(w) > 2)
-    extra = set(jieba.cut_for_search(" ".join(long_words), False)).difference(seen) if long_words else ()
-    return IndexTexts(
+    long_words = " ".join([w for w in seen if len(w) > 2])
+    extra = set(jieba.cut_for_search(long_words, False)).difference(seen) if long_words else ()
+    fts = IndexTexts(
         title=" ".join(t_words),
-        tags=" ".join(jieba.cut(fold(" ".join(categories + tags)), False)),
+        tags=" ".join(jieba.cut(labels, False)),
         body=" ".join(b_words),
         sub=" ".join(sorted(extra)),
         chars=chars(f_title + "\n" + f_body),
     )
+    return Analysis(fts, f_title + "\x1f" + labels, category_keys, tag_keys)
 
 
-def rank_text(title: str, categories: list[str], tags: list[str]) -> str:
-    """Folded title, a unit separator, folded categories and tags: what search ranking looks at."""
-    return fold(title) + "\x1f" + fold(" ".join(categories + tags))
+def index_texts(title: str, body: str, categories: list[str], tags: list[str]) -> IndexTexts:
+    """The five FTS texts of a post (what deleting its index entry needs again)."""
+    return analyse(title, body, categories, tags).fts

@@ -23,13 +23,12 @@ from zoneinfo import ZoneInfo
 
 from .db import IndexedPost, Store
 from .jekyll import ArchiveConfig, Post, PostError, iter_post_files, parse_post
-from .segment import index_texts, rank_text
-from .text import fold
+from .segment import analyse
 
 BATCH = 1000
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
 CHUNK = 250
-OPTIMIZE_AFTER = 5000  # changed posts in one sync that warrant merging the FTS index
+OPTIMIZE_AFTER = 5000  # changed files in one sync that make it a bulk load (Store.set_bulk_load)
 
 
 @dataclass
@@ -57,6 +56,7 @@ class SyncResult:
 def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) -> IndexedPost:
     """A parsed post plus its folded, segmented index texts."""
     local = post.date.astimezone(ZoneInfo(tz_name))
+    fts, rank, category_keys, tag_keys = analyse(post.title, post.body, post.categories, post.tags)
     return IndexedPost(
         path=post.path,
         id=post.id,
@@ -65,8 +65,8 @@ def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) 
         ts=int(post.date.timestamp()),
         categories=post.categories,
         tags=post.tags,
-        category_keys=[fold(c) for c in post.categories],
-        tag_keys=[fold(t) for t in post.tags],
+        category_keys=category_keys,
+        tag_keys=tag_keys,
         url=post.url,
         archive_url=post.archive_url,
         summary=post.summary,
@@ -74,8 +74,8 @@ def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) 
         mtime_ns=mtime_ns,
         size=size,
         hash=digest,
-        fts=index_texts(post.title, post.body, post.categories, post.tags),
-        rank_text=rank_text(post.title, post.categories, post.tags),
+        fts=fts,
+        rank_text=rank,
     )
 
 
@@ -140,6 +140,9 @@ async def sync_archive(
     deletes = [states[path][0] for path in gone_paths]
     result.deleted = len(deletes)
     total = len(todo)
+    bulk = total + len(deletes) >= OPTIMIZE_AFTER
+    if total or deletes:
+        await store.set_bulk_load(bulk)
     if progress:
         progress(0, total)
 
@@ -229,8 +232,10 @@ async def sync_archive(
     await flush(final=True)
     await flush(final=True)  # the last batch, after the one in flight
 
-    if result.added + result.updated + result.deleted >= OPTIMIZE_AFTER:
-        # After a bulk load, merging the index segments makes searches ~30% faster (~3 s at 100k posts).
+    if bulk:
+        # The bulk load left many index segments: merge them into one (~3 s at 100k posts; searches get
+        # ~30% faster than with the segments incremental merging would have left).
+        await store.set_bulk_load(False)
         await store.optimize()
     result.seconds = round(time.monotonic() - started, 3)
     summary = result.to_json() | {

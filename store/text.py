@@ -199,11 +199,16 @@ def summarize(paragraphs: list[str], limit: int = 200) -> str:
     limit = max(int(limit), 20)
     out = ""
     for para in paragraphs:
-        for sentence in split_sentences(para):
+        # Only the paragraph's head can fit: split just that. Its last piece may be a cut sentence,
+        # which is then longer than what is left of the limit, so it ends the summary either way.
+        head = para if len(para) <= 2 * limit else para[: 2 * limit]
+        for sentence in split_sentences(head):
             joined = join_text(out, sentence)
             if len(joined) > limit:
                 return out or truncate(sentence, limit)
             out = joined
+        if head is not para:
+            return out
     return out
 
 

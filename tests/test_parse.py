@@ -179,6 +179,9 @@ def test_summary_cuts_at_sentence_ends():
     assert en == "One sentence here. Another one follows."
     long_first = summarize(["x" * 300], limit=50)
     assert len(long_first) <= 50 and long_first.endswith("…")
+    # a paragraph far longer than the limit, then another: whole sentences of the first only
+    assert summarize(["短句。" * 100, "下一段。"], limit=20) == "短句。" * 6
+    assert summarize(["第一段。", "第二段。"], limit=200) == "第一段。第二段。"
 
 
 def test_title_falls_back_to_first_line_then_slug(archive):
@@ -203,6 +206,13 @@ def test_permalink_styles_and_overrides(archive):
     assert q.archive_url == "https://x.example/blog/2020/hello2"
     r = parse(archive, "2020-03-04-x.md", "---\ntitle: h\npermalink: /fixed/page.html\n---\nx\n")
     assert r.archive_url == "https://x.example/blog/fixed/page.html"
+    u = parse(
+        archive,
+        "2020-03-04-x y.md",
+        "---\ntitle: h\ncategories: [A, B]\ndate: 2020-03-04\n---\nx\n",
+        permalink="/:categories/:year/:unknown/:title:output_ext",
+    )
+    assert u.archive_url == "https://x.example/blog/a/b/2020/:unknown/x%20y.html"
 
 
 def test_open_archive_accepts_root_or_posts_folder(archive, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from store import sync as sync_module
 from store.db import Store
 from store.jekyll import open_archive
 from store.search import search
@@ -246,3 +247,32 @@ async def test_category_counts_follow_changes_and_survive_unchanged_syncs(store,
     (archive.posts / "2024-01-02-b.md").unlink()
     await sync(store, archive)
     assert await store.term_count("c", "markets") == ("markets", 1)
+
+
+async def test_a_bulk_load_is_merged_once_and_leaves_incremental_settings(store, archive, monkeypatch):
+    monkeypatch.setattr(sync_module, "OPTIMIZE_AFTER", 4)
+    modes: list[bool] = []
+    set_bulk_load = store.set_bulk_load
+
+    async def recording(on: bool) -> None:
+        modes.append(on)
+        await set_bulk_load(on)
+
+    monkeypatch.setattr(store, "set_bulk_load", recording)
+    for i in range(1, 7):
+        archive.post(f"2024-01-0{i}-p{i}.md", f"水果{i}", f"第{i}篇：苹果和香蕉的价格。")
+    assert counts(await sync(store, archive)) == (6, 0, 0, 0, 0)
+    assert modes == [True, False]
+    config = dict(await store.conn.execute_fetchall("SELECT k, v FROM posts_fts_config"))
+    assert (config["automerge"], config["crisismerge"], config["hashsize"]) == (4, 16, 1 << 20)
+    await store.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('integrity-check')")
+    assert len(await titles(store, "香蕉")) == 6
+
+    modes.clear()
+    archive.post("2024-01-09-p9.md", "水果9", "第9篇：橙子。")
+    assert counts(await sync(store, archive)) == (1, 0, 0, 6, 0)
+    assert modes == [False]  # a small sync writes with FTS5's incremental merging
+    assert await titles(store, "橙子") == ["水果9"]
+    modes.clear()
+    assert counts(await sync(store, archive)) == (0, 0, 0, 7, 0)
+    assert modes == []  # nothing to write: the settings are not touched
