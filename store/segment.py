@@ -40,7 +40,7 @@ def _version(dist: str) -> str:
 
 
 INDEX_FORMAT = (
-    f"fts-v3 rjieba={_version('rjieba')} opencc={_version('opencc')} unicode={unicodedata.unidata_version}"
+    f"fts-v4 rjieba={_version('rjieba')} opencc={_version('opencc')} unicode={unicodedata.unidata_version}"
 )
 
 
@@ -56,6 +56,15 @@ def words(folded: str) -> list[str]:
     if not folded:
         return []
     return [t for t in _jieba().cut(folded, False) if _TOKEN_OK.search(t)]
+
+
+def _index_words(tokens: list[str]) -> str:
+    """Tokens as FTS text: the FTS5 `ascii` tokenizer takes every non-ASCII character as part of a
+    token, so punctuation such as `，` or `—` must not reach it. jieba yields such characters one by one
+    (its multi-character tokens are runs of CJK, ASCII letters and digits and `+#&._%-`, or `\r\n`),
+    so dropping the single characters that are not letters or digits leaves the same tokens as
+    `words()` (whose regex test is slower), with ASCII punctuation left to the tokenizer."""
+    return " ".join([t for t in tokens if len(t) > 1 or t.isalnum()])
 
 
 def chars(folded: str) -> str:
@@ -100,9 +109,9 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str]) -> An
     long_words = " ".join([w for w in seen if len(w) > 2])
     extra = set(jieba.cut_for_search(long_words, False)).difference(seen) if long_words else ()
     fts = IndexTexts(
-        title=" ".join(t_words),
-        tags=" ".join(jieba.cut(labels, False)),
-        body=" ".join(b_words),
+        title=_index_words(t_words),
+        tags=_index_words(jieba.cut(labels, False)),
+        body=_index_words(b_words),
         sub=" ".join(sorted(extra)),
         chars=chars(f_title + "\n" + f_body),
     )

@@ -33,6 +33,22 @@ _NEEDS_NFKC = re.compile(f"[^{NFKC_SAFE}]")
 _SPACE_BETWEEN_CJK = re.compile(f"(?<={CJK_CHAR})[ \t\u3000]+(?={CJK_CHAR})")
 
 
+def _latin_base_letters() -> dict[int, str]:
+    """Latin letters with diacritics -> their base letter (é -> e, Ş -> S), as FTS5's unicode61
+    tokenizer with remove_diacritics would fold them; letters that do not decompose (ß, æ) stay."""
+    table = {}
+    for cp in [*range(0xC0, 0x250), *range(0x1E00, 0x1F00)]:
+        decomposed = unicodedata.normalize("NFD", chr(cp))
+        if len(decomposed) > 1 and decomposed[0].isascii() and decomposed[0].isalpha():
+            if all(unicodedata.combining(c) for c in decomposed[1:]):
+                table[cp] = decomposed[0]
+    return table
+
+
+_BASE_LETTERS = _latin_base_letters()
+_MARKED_LATIN = re.compile("[" + "".join(map(chr, _BASE_LETTERS)) + "]")
+
+
 @lru_cache(maxsize=1)
 def _t2s():
     import opencc
@@ -45,15 +61,18 @@ def has_cjk(text: str) -> bool:
 
 
 def fold(text: str) -> str:
-    """Fold text for matching: full-width→half-width (NFKC), Traditional→Simplified, lower case.
+    """Fold text for matching: full-width→half-width (NFKC), Latin diacritics dropped,
+    Traditional→Simplified, lower case.
 
-    Applied identically to indexed text and to queries, so `銀行`, `ＡＢＣ` and `abc` meet
-    `银行`, `abc`.
+    Applied identically to indexed text and to queries, so `銀行`, `ＡＢＣ`, `Café` and `abc`,
+    `cafe` meet `银行`, `abc`, `cafe`.
     """
     if not text:
         return ""
-    if _NEEDS_NFKC.search(text):
+    if _NEEDS_NFKC.search(text):  # (letters with diacritics are never NFKC-safe)
         text = unicodedata.normalize("NFKC", text)
+        if _MARKED_LATIN.search(text):
+            text = text.translate(_BASE_LETTERS)
     if _CJK_RE.search(text):
         text = _t2s().convert(text)
     return text.lower()

@@ -246,3 +246,17 @@ def test_parse_query_syntax():
     assert q.excludes == ["美国"]
     assert q.categories == ["emnews"] and q.tags == ["tag"]
     assert str(q.since) == "2024-01-02" and str(q.until) == "2024-02-03"
+
+
+async def test_latin_diacritics_fold_and_wide_punctuation_separates_words(store, archive):
+    archive.post(
+        "2024-06-01-cafe.md",
+        "Café culture in São Paulo",
+        "Crème brûlée—naïve résumé，见“咖啡馆”。Ελλάδα and Москва too.",
+    )
+    archive.post("2024-06-02-other.md", "Other", "Nothing to see。")
+    await sync(store, archive)
+    for q in ["cafe", "CAFÉ", "sao paulo", "creme brulee", "résumé", "resume", "naive", "咖啡馆", "москва"]:
+        assert await ids(store, q) == ["2024-06-01-cafe"], q
+    assert await ids(store, "brulee—naive") == ["2024-06-01-cafe"]  # the dash separates, as a space
+    assert await ids(store, "—") == []
