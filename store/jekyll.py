@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
@@ -204,9 +204,8 @@ def open_archive(
     )
 
 
-def iter_post_files(cfg: ArchiveConfig):
-    """Yield (path relative to the archive root, mtime_ns, size) of every post file, sorted by path."""
-    found = []
+def iter_post_files(cfg: ArchiveConfig) -> Iterator[tuple[str, int, int]]:
+    """Yield (path relative to the archive root, mtime_ns, size) of every post file, in no set order."""
     root = str(cfg.root).rstrip(os.sep) + os.sep
     stack = [str(cfg.posts_dir)]
     while stack:
@@ -225,9 +224,7 @@ def iter_post_files(cfg: ArchiveConfig):
                 path = entry.path
                 rel = path[len(root) :] if path.startswith(root) else os.path.relpath(path, cfg.root)
                 st = entry.stat()
-                found.append((rel, st.st_mtime_ns, st.st_size))
-    found.sort(key=lambda item: item[0])
-    yield from found
+                yield rel, st.st_mtime_ns, st.st_size
 
 
 # --- one post ----------------------------------------------------------------------------------

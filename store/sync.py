@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import ctypes
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -103,6 +105,31 @@ def _prepare(cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | Non
     return out
 
 
+def _compare(
+    cfg: ArchiveConfig, states: dict[str, tuple[int, int, int]]
+) -> tuple[list[tuple[str, int, int]], int, list[str]]:
+    """Walk the archive against the indexed state: (new or changed files as (path, mtime_ns, size) in
+    path order, the number of unchanged files, indexed paths gone from the archive).
+
+    Unchanged files are only counted, so a re-sync of a large archive holds no list of its files."""
+    changed: list[tuple[str, int, int]] = []
+    unchanged = 0
+    present: set[int] = set()  # rowids of indexed posts still in the archive
+    for rel, mtime_ns, size in iter_post_files(cfg):
+        state = states.get(rel)
+        if state is None:
+            changed.append((rel, mtime_ns, size))
+            continue
+        present.add(state[0])
+        if state[1] == mtime_ns and state[2] == size:
+            unchanged += 1
+        else:
+            changed.append((rel, mtime_ns, size))
+    changed.sort()
+    gone = [] if len(present) == len(states) else [p for p, st in states.items() if st[0] not in present]
+    return changed, unchanged, gone
+
+
 ProgressFn = Callable[[int, int], None]
 
 
@@ -118,25 +145,15 @@ async def sync_archive(
     loop = asyncio.get_running_loop()
     if not await store.index_is_current():
         await store.rebuild_index()
-    # Walking the archive (a thread) and reading the indexed state (the database thread) overlap.
-    files, states = await asyncio.gather(
-        loop.run_in_executor(None, lambda: list(iter_post_files(cfg))), store.file_states()
-    )
+    states = await store.file_states()
+    changed, result.unchanged, gone_paths = await loop.run_in_executor(None, _compare, cfg, states)
     seq = await store.begin_sync()
 
-    todo: list[tuple[str, str, int, int, str | None]] = []
-    seen: set[str] = set()
     root = str(cfg.root)
-    for rel, mtime_ns, size in files:
-        seen.add(rel)
-        state = states.get(rel)
-        if state is not None and state[1] == mtime_ns and state[2] == size:
-            result.unchanged += 1
-            continue
-        todo.append((rel, os.path.join(root, rel), mtime_ns, size, None))
+    todo = [(rel, os.path.join(root, rel), mtime_ns, size, None) for rel, mtime_ns, size in changed]
+    del changed
     known = await store.hashes([item[0] for item in todo if item[0] in states])
     todo = [(rel, a, m, sz, known[rel][0] if rel in known else None) for rel, a, m, sz, _ in todo]
-    gone_paths = [path for path in states if path not in seen]
     deletes = [states[path][0] for path in gone_paths]
     result.deleted = len(deletes)
     total = len(todo)
@@ -202,7 +219,6 @@ async def sync_archive(
                 result.skipped += 1
                 result.errors.append({"path": rel, "reason": value})
 
-    del files  # the walk's list is no longer needed; todo holds what changed
     chunks = (todo[i : i + CHUNK] for i in range(0, total, CHUNK))
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     if total >= PARALLEL_THRESHOLD and n_workers > 0:
@@ -251,4 +267,18 @@ async def sync_archive(
     for path, rowid, mtime_ns, size in written:
         states[path] = (rowid, mtime_ns, size)
     await store.remember_file_states(states)
+    if bulk:
+        _return_freed_memory()
     return result
+
+
+def _return_freed_memory() -> None:
+    """Hand the memory a bulk load freed back to the OS. glibc keeps freed heap pages for reuse; a
+    long-running bot would otherwise carry the load's peak (~20 MB more at 100k posts) into every later
+    sync and search. Elsewhere (no glibc) this does nothing."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    gc.collect()
+    trim(0)
