@@ -106,10 +106,11 @@ def _prepare(cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | Non
 
 
 def _compare(
-    cfg: ArchiveConfig, states: dict[str, tuple[int, int, int]]
+    cfg: ArchiveConfig, states: dict[str, tuple[int, int, int]], on_many: Callable[[], None]
 ) -> tuple[list[tuple[str, int, int]], int, list[str]]:
     """Walk the archive against the indexed state: (new or changed files as (path, mtime_ns, size) in
-    path order, the number of unchanged files, indexed paths gone from the archive).
+    path order, the number of unchanged files, indexed paths gone from the archive). `on_many` is called
+    as soon as enough changed files were found to need worker processes.
 
     Unchanged files are only counted, so a re-sync of a large archive holds no list of its files."""
     changed: list[tuple[str, int, int]] = []
@@ -117,14 +118,14 @@ def _compare(
     present: set[int] = set()  # rowids of indexed posts still in the archive
     for rel, mtime_ns, size in iter_post_files(cfg):
         state = states.get(rel)
-        if state is None:
-            changed.append((rel, mtime_ns, size))
-            continue
-        present.add(state[0])
-        if state[1] == mtime_ns and state[2] == size:
-            unchanged += 1
-        else:
-            changed.append((rel, mtime_ns, size))
+        if state is not None:
+            present.add(state[0])
+            if state[1] == mtime_ns and state[2] == size:
+                unchanged += 1
+                continue
+        changed.append((rel, mtime_ns, size))
+        if len(changed) == PARALLEL_THRESHOLD:
+            on_many()
     changed.sort()
     gone = [] if len(present) == len(states) else [p for p, st in states.items() if st[0] not in present]
     return changed, unchanged, gone
@@ -141,12 +142,61 @@ async def sync_archive(
     workers: int | None = None,
 ) -> SyncResult:
     started = time.monotonic()
-    result = SyncResult()
-    loop = asyncio.get_running_loop()
     if not await store.index_is_current():
         await store.rebuild_index()
     states = await store.file_states()
-    changed, result.unchanged, gone_paths = await loop.run_in_executor(None, _compare, cfg, states)
+    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    procs = _Workers(n_workers)
+    try:
+        return await _sync(store, cfg, states, procs, progress, started)
+    finally:
+        procs.stop()
+
+
+class _Workers:
+    """A sync's worker processes: started when the archive walk finds enough changed files (they load
+    their dictionaries while the walk goes on), stopped when the sync ends."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def start(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.n, mp_context=ctx)
+            for _ in range(self.n):
+                self._pool.submit(_warm_up)
+        return self._pool
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def _warm_up() -> None:
+    """Worker: load the segmenter's dictionary and OpenCC before the first files arrive."""
+    analyse("預熱", "预热 warm-up", [], [])
+
+
+async def _sync(
+    store: Store,
+    cfg: ArchiveConfig,
+    states: dict[str, tuple[int, int, int]],
+    workers: _Workers,
+    progress: ProgressFn | None,
+    started: float,
+) -> SyncResult:
+    result = SyncResult()
+    loop = asyncio.get_running_loop()
+    parallel = workers.n > 0
+
+    def on_many() -> None:
+        if parallel:
+            loop.call_soon_threadsafe(workers.start)
+
+    changed, result.unchanged, gone_paths = await loop.run_in_executor(None, _compare, cfg, states, on_many)
     seq = await store.begin_sync()
 
     root = str(cfg.root)
@@ -220,25 +270,24 @@ async def sync_archive(
                 result.errors.append({"path": rel, "reason": value})
 
     chunks = (todo[i : i + CHUNK] for i in range(0, total, CHUNK))
-    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
-    if total >= PARALLEL_THRESHOLD and n_workers > 0:
-        ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-            # A bounded window of chunks in flight keeps memory flat however large the archive.
-            window: collections.deque = collections.deque()
-            queue = iter(chunks)
-            while True:
-                while len(window) < n_workers * 3:
-                    chunk = next(queue, None)
-                    if chunk is None:
-                        break
-                    window.append(loop.run_in_executor(pool, _prepare, cfg, chunk))
-                if not window:
+    if total >= PARALLEL_THRESHOLD and parallel:
+        pool = workers.start()
+        # A bounded window of chunks in flight keeps memory flat however large the archive.
+        window: collections.deque = collections.deque()
+        queue = iter(chunks)
+        while True:
+            while len(window) < workers.n * 3:
+                chunk = next(queue, None)
+                if chunk is None:
                     break
-                take(await window.popleft())
-                if progress:
-                    progress(done, total)
-                await flush()
+                window.append(loop.run_in_executor(pool, _prepare, cfg, chunk))
+            if not window:
+                break
+            take(await window.popleft())
+            if progress:
+                progress(done, total)
+            await flush()
+        workers.stop()
     else:
         for chunk in chunks:
             take(await loop.run_in_executor(None, _prepare, cfg, chunk))
