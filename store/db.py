@@ -232,9 +232,10 @@ class Store:
         store = cls(conn, path)
         try:
             await conn.executescript(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=16384;"
-                "PRAGMA busy_timeout=5000; PRAGMA cache_size=-32000; PRAGMA temp_store=MEMORY;"
+                "PRAGMA busy_timeout=5000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                " PRAGMA wal_autocheckpoint=16384; PRAGMA cache_size=-32000; PRAGMA temp_store=MEMORY;"
             )
+            await store._use_wal()
             await store._migrate()
         except BaseException:
             await conn.close()
@@ -243,6 +244,18 @@ class Store:
 
     async def close(self) -> None:
         await self.conn.close()
+
+    async def _use_wal(self) -> None:
+        """Switch to WAL. Switching needs the database to itself, and SQLite refuses at once, without
+        waiting, while another connection is creating the schema of the same new database: retry."""
+        for attempt in range(100):
+            try:
+                await self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def __aenter__(self) -> Store:
         return self
