@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from bench_store import cpu_check  # noqa: E402
 from gen_archive import RARE, WORDS, generate  # noqa: E402
 
 from tests.botapi import FakeBotAPI  # noqa: E402
@@ -116,6 +117,7 @@ def main() -> None:
     try:
         if not (archive / "_posts").is_dir():
             generate(archive, a.posts)
+        print(f"machine speed check: {cpu_check():.2f} s (a quiet run of the development VM: ~0.5 s)")
         asyncio.run(run(archive, a.db or tmp / "bench.sqlite3", a.queries, a.burst))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -39,6 +39,17 @@ def rss_mb() -> tuple[float, float]:
     return me, children
 
 
+def cpu_check() -> float:
+    """CPU seconds of a fixed pure-Python loop (best of 3). These VMs share their host: when this is
+    well above its quiet figure, every timing below is slower by about as much."""
+    best = float("inf")
+    for _ in range(3):
+        t = time.process_time()
+        sum(i * i for i in range(10**7))
+        best = min(best, time.process_time() - t)
+    return best
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))]
@@ -116,6 +127,7 @@ def main() -> None:
             generate(archive, a.posts)
             print(f"generated {a.posts} posts in {time.perf_counter() - t:.1f}s -> {archive}")
         print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+        print(f"machine speed check: {cpu_check():.2f} s (a quiet run of the development VM: ~0.5 s)")
         asyncio.run(run(archive, tmp / "bench.sqlite3", a.queries))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -30,7 +30,9 @@ NFKC_SAFE = (
     "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff3e\uff40\uff5b-\uff64"
 )
 _NEEDS_NFKC = re.compile(f"[^{NFKC_SAFE}]")
-_SPACE_BETWEEN_CJK = re.compile(f"(?<={CJK_CHAR})[ \t\u3000]+(?={CJK_CHAR})")
+# A single space (whitespace is collapsed first) between two CJK characters. The pattern starts with
+# the space itself, so the regex engine skips to spaces instead of testing every position.
+_SPACE_BETWEEN_CJK = re.compile(f" (?<={CJK_CHAR} )(?={CJK_CHAR})")
 
 
 def _latin_base_letters() -> dict[int, str]:
@@ -179,7 +181,8 @@ def body_to_paragraphs(body: str) -> list[str]:
 
 # --- summaries ---------------------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"(?<=[。！？!?…])[”」』\"')）]*|(?<=\.)(?=\s)|(?<=[;；])")
+# A sentence ends after 。！？!?… (and closing quotes), a "." before whitespace, or ; and ；.
+_SENTENCE_END = re.compile(r"[。！？!?…][”」』\"')）]*|\.(?=\s)|[;；]")
 
 
 def split_sentences(paragraph: str) -> list[str]:
