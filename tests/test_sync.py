@@ -276,3 +276,18 @@ async def test_a_bulk_load_is_merged_once_and_leaves_incremental_settings(store,
     modes.clear()
     assert counts(await sync(store, archive)) == (0, 0, 0, 7, 0)
     assert modes == []  # nothing to write: the settings are not touched
+
+
+async def test_a_new_database_uses_wal_and_8k_pages_and_an_old_one_keeps_its_pages(tmp_path):
+    import sqlite3
+
+    async with await Store.open(tmp_path / "new.sqlite3") as s:
+        assert (await s.conn.execute_fetchall("PRAGMA journal_mode"))[0][0] == "wal"
+        assert (await s.conn.execute_fetchall("PRAGMA page_size"))[0][0] == 8192
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("CREATE TABLE t (x)")
+    async with await Store.open(old) as s:
+        assert (await s.conn.execute_fetchall("PRAGMA page_size"))[0][0] == 4096
+        assert await s.count_posts() == 0
