@@ -4,7 +4,8 @@ We use rjieba (jieba-rs with jieba's dictionary) with the HMM off: it gives the 
 jieba with HMM off, ~17× faster (see README), and HMM-off output does not depend on the statistical model
 guessing new words, so index-time and query-time segmentation agree exactly.
 
-Five texts are indexed per post (space-separated tokens; FTS5's unicode61 tokenizer drops punctuation):
+Five texts are indexed per post, as space-separated folded tokens with punctuation already dropped (the
+FTS table's `ascii` tokenizer takes every non-ASCII character as part of a token):
 - ``title``, ``tags`` (categories + tags), ``body``: the jieba words (what BM25 ranks);
 - ``sub``: the extra search-mode pieces (清华 华大 大学 for 清华大学), unshown, low weight;
 - ``chars``: every CJK character as its own token (other text collapsed to a gap token) — a phrase

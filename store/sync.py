@@ -30,7 +30,7 @@ from .segment import analyse
 BATCH = 1000
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
 CHUNK = 250
-OPTIMIZE_AFTER = 5000  # changed files in one sync that make it a bulk load (Store.set_bulk_load)
+BULK_LOAD_AT = 5000  # changed files in one sync that make it a bulk load (Store.set_bulk_load)
 
 
 @dataclass
@@ -218,7 +218,7 @@ async def _sync(
     deletes = [states[path][0] for path in gone_paths]
     result.deleted = len(deletes)
     total = len(todo)
-    bulk = total + len(deletes) >= OPTIMIZE_AFTER
+    bulk = total + len(deletes) >= BULK_LOAD_AT
     if total or deletes:
         await store.set_bulk_load(bulk)
     if progress:

@@ -250,7 +250,7 @@ async def test_category_counts_follow_changes_and_survive_unchanged_syncs(store,
 
 
 async def test_a_bulk_load_is_merged_once_and_leaves_incremental_settings(store, archive, monkeypatch):
-    monkeypatch.setattr(sync_module, "OPTIMIZE_AFTER", 4)
+    monkeypatch.setattr(sync_module, "BULK_LOAD_AT", 4)
     modes: list[bool] = []
     set_bulk_load = store.set_bulk_load
 
