@@ -154,7 +154,7 @@ async def sync_archive(
 ) -> SyncResult:
     started = time.monotonic()
     if not await store.index_is_current():
-        await store.rebuild_index()
+        await store.rebuild_index(progress)  # after an upgrade that changed the index format
     states = await store.file_states()
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     procs = _Workers(n_workers)
