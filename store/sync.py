@@ -211,10 +211,12 @@ async def _sync(
     seq = await store.begin_sync()
 
     root = str(cfg.root)
-    todo = [(rel, os.path.join(root, rel), mtime_ns, size, None) for rel, mtime_ns, size in changed]
+    known = await store.hashes([rel for rel, _, _ in changed if rel in states])
+    todo = [
+        (rel, os.path.join(root, rel), mtime_ns, size, known[rel][0] if rel in known else None)
+        for rel, mtime_ns, size in changed
+    ]
     del changed
-    known = await store.hashes([item[0] for item in todo if item[0] in states])
-    todo = [(rel, a, m, sz, known[rel][0] if rel in known else None) for rel, a, m, sz, _ in todo]
     deletes = [states[path][0] for path in gone_paths]
     result.deleted = len(deletes)
     total = len(todo)
@@ -306,7 +308,6 @@ async def _sync(
                 progress(done, total)
             await flush()
     await flush(final=True)
-    await flush(final=True)  # the last batch, after the one in flight
 
     if bulk:
         # The bulk load left many index segments: merge them into one (~3 s at 100k posts; searches get
