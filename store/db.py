@@ -6,19 +6,20 @@ One `Store` object wraps one aiosqlite connection. Nothing outside this module w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import aiosqlite
 
-from .segment import INDEX_FORMAT, IndexTexts, analyse, index_texts
+from .segment import INDEX_FORMAT, Analysis, IndexTexts, analyse
 
 SCHEMA_VERSION = 5
 
@@ -247,6 +248,17 @@ class Store:
     async def close(self) -> None:
         await self.conn.close()
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """One write transaction: committed when the block ends, rolled back if it (or the commit) fails."""
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+
     async def _use_wal(self) -> None:
         """Switch to WAL. Switching needs the database to itself, and SQLite refuses at once, without
         waiting, while another connection is creating the schema of the same new database: retry."""
@@ -279,8 +291,7 @@ class Store:
         database waits for it, then finds the schema current)."""
         if await self._schema_version() == SCHEMA_VERSION:
             return
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
             version = await self._schema_version()
             if version > SCHEMA_VERSION:
                 raise RuntimeError(
@@ -297,10 +308,6 @@ class Store:
                 await self.conn.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version),)
                 )
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
 
     async def _rows_in(self, sql: str, values: Sequence[Any], chunk: int = 500) -> list:
         """Run `sql`, whose "{}" stands for a list of placeholders, over `values` in chunks."""
@@ -381,8 +388,7 @@ class Store:
         write each (post, rowid, first_seen), replacing what that rowid held."""
         touches, deletes = list(touches), list(deletes)
         self._df_cache.clear()
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
             if next_rowid is not None:
                 await self._put_meta("next_rowid", str(next_rowid))
             if posts or deletes:
@@ -437,25 +443,27 @@ class Store:
                     "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
                     [(rowid, *p.fts) for p, rowid, _ in posts],
                 )
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
 
     async def _unindex(self, rowids: list[int]) -> None:
         """Remove posts (those of `rowids` that exist) from posts, post_terms and the FTS index."""
-        existing = await self._rows_in(
-            "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})", rowids
-        )
+        existing = await self._analysed(rowids)
         if not existing:
             return
         await self.conn.executemany(
             "INSERT INTO posts_fts (posts_fts, rowid, title, tags, body, sub, chars) VALUES ('delete',?,?,?,?,?,?)",
-            [(r[0], *index_texts(r[1], r[2], json.loads(r[3]), json.loads(r[4]))) for r in existing],
+            [(rowid, *a.fts) for rowid, a in existing],
         )
-        params = [(r[0],) for r in existing]
+        params = [(rowid,) for rowid, _ in existing]
         await self.conn.executemany("DELETE FROM post_terms WHERE post=?", params)
         await self.conn.executemany("DELETE FROM posts WHERE rowid=?", params)
+
+    async def _analysed(self, rowids: Sequence[int]) -> list[tuple[int, Analysis]]:
+        """(rowid, index texts …) of the stored posts among `rowids`, computed again from their text (the
+        FTS table is contentless: deleting or rebuilding an entry needs the texts it was built from)."""
+        rows = await self._rows_in(
+            "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})", rowids
+        )
+        return [(r[0], analyse(r[1], r[2], json.loads(r[3]), json.loads(r[4]))) for r in rows]
 
     async def index_is_current(self) -> bool:
         """False when the FTS texts were built by another segmenter/folding version than this one."""
@@ -467,17 +475,13 @@ class Store:
     @_locked
     async def rebuild_index(self, progress=None) -> int:
         """Rebuild the FTS index from the stored posts (after a segmenter or dictionary change)."""
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
             await self.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
             rows = await self.conn.execute_fetchall("SELECT rowid FROM posts ORDER BY rowid")
             ids = [r[0] for r in rows]
             for i in range(0, len(ids), 1000):
                 chunk = ids[i : i + 1000]
-                got = await self._rows_in(
-                    "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})", chunk
-                )
-                done = [(r[0], analyse(r[1], r[2], json.loads(r[3]), json.loads(r[4]))) for r in got]
+                done = await self._analysed(chunk)
                 await self.conn.executemany(
                     "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
                     [(rowid, *a.fts) for rowid, a in done],
@@ -488,17 +492,12 @@ class Store:
                 if progress:
                     progress(i + len(chunk), len(ids))
             await self._put_meta("index_format", INDEX_FORMAT)
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
         return len(ids)
 
     @_locked
     async def finish_sync(self, summary: dict[str, Any]) -> None:
         stale = await self.get_meta("term_counts_stale", "1") != "0"
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
             if stale:  # recount categories and tags only when posts were written or deleted since
                 await self.conn.execute("DELETE FROM term_counts")
                 await self.conn.execute(
@@ -508,10 +507,6 @@ class Store:
                 await self._put_meta("term_counts_stale", "0")
             await self._put_meta("last_sync", json.dumps(summary, ensure_ascii=False))
             await self._put_meta("index_format", INDEX_FORMAT)
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
 
     @_locked
     async def set_bulk_load(self, on: bool) -> None:
@@ -522,9 +517,9 @@ class Store:
         In bulk mode nothing is merged until a level holds 200 segments, new entries are buffered up to
         4 MB (not 1 MB) before they are written as a segment, and the load ends with one `optimize` (see
         sync): at 100k posts this cuts the index's share of a full sync from ~21 to ~11 CPU-seconds (~8 with
-        the `ascii` tokenizer). The settings
-        are stored in the FTS table; every sync sets the mode it needs, so an interrupted bulk load is not
-        left in bulk mode (the next write's crisis merge tidies its segments).
+        the `ascii` tokenizer). The settings are stored in the FTS table; every sync that writes sets the
+        mode it needs, so an interrupted bulk load is not left in bulk mode (the next write's crisis merge
+        tidies its segments).
         """
         settings = {"automerge": 0, "crisismerge": 200, "hashsize": 4 << 20} if on else _FTS_DEFAULTS
         for key, value in settings.items():
@@ -820,8 +815,7 @@ class Store:
         A post goes to a chat/topic once even when several rules match it.
         """
         now = now_ts()
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
             before = self.conn.total_changes
             await self.conn.executemany(
                 "INSERT OR IGNORE INTO deliveries (rule, chat, thread, post, status, created, updated)"
@@ -830,10 +824,6 @@ class Store:
             )
             added = self.conn.total_changes - before
             await self._put_meta("delivered_seq", str(delivered_seq))
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
         return added
 
     async def due_deliveries(self) -> list[dict[str, Any]]:

@@ -117,8 +117,3 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str]) -> An
         chars=chars(f_title + "\n" + f_body),
     )
     return Analysis(fts, f_title + "\x1f" + labels, category_keys, tag_keys)
-
-
-def index_texts(title: str, body: str, categories: list[str], tags: list[str]) -> IndexTexts:
-    """The five FTS texts of a post (what deleting its index entry needs again)."""
-    return analyse(title, body, categories, tags).fts
