@@ -132,8 +132,8 @@ def _phrase(tokens: list[str]) -> str:
     return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"'
 
 
-def _word_expr(term: str) -> str | None:
-    toks = words(fold(term))
+def _word_expr(folded: str) -> str | None:
+    toks = words(folded)
     if not toks:
         return None
     if len(toks) == 1:
@@ -142,22 +142,13 @@ def _word_expr(term: str) -> str | None:
 
 
 _CJK_RUN = re.compile(f"{CJK_CHAR}+")
-_LATIN_RUN = re.compile(r"[^\W_]+")
+_WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit, CJK included
 
 
-def _char_tokens(term: str) -> list[str]:
-    """The CJK runs and the other word runs of a folded term."""
-    folded = fold(term)
-    runs = _CJK_RUN.findall(folded)
-    runs += [w for w in _LATIN_RUN.findall(_CJK_RUN.sub(" ", folded))]
-    return runs
-
-
-def _char_expr(term: str) -> str | None:
+def _char_expr(folded: str) -> str | None:
     """Substring match over title and body: each CJK run of the term as a phrase of characters (an exact
     substring); the Latin/digit words as a phrase whose last word may be a prefix (`farad` finds
     `Faraday`; prefixes of fewer than 3 characters must match whole words)."""
-    folded = fold(term)
     parts = [f"chars : {_phrase(list(run))}" for run in _CJK_RUN.findall(folded)]
     latin = words(_CJK_RUN.sub(" ", folded))
     if latin:
@@ -169,15 +160,22 @@ def _char_expr(term: str) -> str | None:
 
 @dataclass
 class _Term:
-    """One query term with its two FTS5 expressions, built once per query."""
+    """One query term, folded once, with its two FTS5 expressions, built once per query."""
 
     text: str
+    folded: str
     word: str | None  # word tier
     chars: str | None  # substring tier
 
     @classmethod
     def of(cls, text: str) -> _Term:
-        return cls(text, _word_expr(text), _char_expr(text))
+        folded = fold(text)
+        return cls(text, folded, _word_expr(folded), _char_expr(folded))
+
+    @property
+    def matchable(self) -> bool:
+        """Has a letter or digit: a term of only punctuation or operators (`%`, `++`, `_`) matches nothing."""
+        return _WORD_CHAR.search(self.folded) is not None and bool(self.word or self.chars)
 
     @property
     def any(self) -> str | None:
@@ -281,7 +279,7 @@ def make_snippet(
 async def _compile(store: Store, q: Query, tz: str | None) -> tuple[list[_Term], SearchFilters, list[str]]:
     """The query's terms (those made only of punctuation or operators, `%`, `++`, match nothing and are
     dropped from `q`), its filters, and its exclusion expressions."""
-    terms = [t for t in map(_Term.of, q.terms) if _char_tokens(t.text) and (t.word or t.chars)]
+    terms = [t for t in map(_Term.of, q.terms) if t.matchable]
     excludes = [t for t in map(_Term.of, q.excludes) if t.any]
     q.terms, q.excludes = [t.text for t in terms], [t.text for t in excludes]
     zone = ZoneInfo(tz or await store.archive_timezone())
@@ -297,7 +295,7 @@ async def _compile(store: Store, q: Query, tz: str | None) -> tuple[list[_Term],
 
 
 async def _rank(
-    store: Store, briefs: list[tuple[int, int, str]], terms: list[str], exprs: list[str]
+    store: Store, briefs: list[tuple[int, int, str]], folded: list[str], exprs: list[str]
 ) -> list[tuple[int, float]]:
     """Order word-tier candidates: BM25-style field weights and IDF, newest first among equals.
 
@@ -313,7 +311,7 @@ async def _rank(
     else:
         n, dfs = await store.recent_doc_counts(exprs, IDF_SAMPLE)
         idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in dfs]
-    weighted = [(fold(t).strip(), w * TITLE_WEIGHT, w * TAGS_WEIGHT) for t, w in zip(terms, idf, strict=True)]
+    weighted = [(t.strip(), w * TITLE_WEIGHT, w * TAGS_WEIGHT) for t, w in zip(folded, idf, strict=True)]
     base = BODY_WEIGHT * sum(idf)  # every candidate matched every term somewhere
     keyed = []
     for rowid, ts, text in briefs:
@@ -351,7 +349,10 @@ async def search(
             cands = await store.fts_candidates(
                 _combine(positives_w, negatives), limit=CANDIDATES, filters=filters
             )
-            ranked = [(r, "word", score) for r, score in await _rank(store, cands, q.terms, positives_w)]
+            ranked = [
+                (r, "word", score)
+                for r, score in await _rank(store, cands, [t.folded for t in compiled], positives_w)
+            ]
         if len(ranked) < want and all(t.chars for t in compiled):
             # Substring tier: each term may match as a word (e.g. in tags) or as a substring.
             any_pos = [t.any for t in compiled]
