@@ -25,10 +25,10 @@ from functools import lru_cache
 from importlib import metadata
 from typing import NamedTuple
 
-from .text import CJK_CHAR, fold
+from .text import CJK_RANGES, fold
 
 _TOKEN_OK = re.compile(r"\w", re.UNICODE)
-_NON_CJK_RUN = re.compile(f"[^{CJK_CHAR[1:-1]}]+")
+_NON_CJK_RUN = re.compile(f"[^{CJK_RANGES}]+")
 # Stands between two CJK runs in the chars text, so a phrase never matches across other text.
 CHARS_GAP = "0"
 

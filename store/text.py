@@ -13,16 +13,16 @@ from selectolax.lexbor import LexborHTMLParser
 
 # --- folding -----------------------------------------------------------------------------------
 
-_CJK_RANGES = (
+CJK_RANGES = (
     "\u3400-\u4dbf"  # CJK extension A
     "\u4e00-\u9fff"  # CJK unified ideographs
     "\uf900-\ufaff"  # compatibility ideographs
     "\U00020000-\U0003134f"  # extensions B..G
 )
-CJK_CHAR = f"[{_CJK_RANGES}]"
+CJK_CHAR = f"[{CJK_RANGES}]"
 _CJK_RE = re.compile(CJK_CHAR)
 # Text made only of these characters needs no NFKC pass: NFKC leaves ASCII and CJK ideographs alone and
-# changes only punctuation among the rest, which the tokenizer drops anyway. Anything else (full-width
+# changes only punctuation among the rest, which indexing and queries drop anyway (store.segment). Anything else (full-width
 # letters and digits, ideographic space, compatibility ideographs, …) triggers the full normalisation.
 # tests/test_parse.py checks the claim against unicodedata for every character of this set.
 NFKC_SAFE = (
