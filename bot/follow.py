@@ -25,7 +25,6 @@ from store.jekyll import ArchiveError
 from store.search import matching
 from store.settings import Settings, archive_config
 from store.sync import SyncResult, sync_archive
-from store.text import fold
 
 from . import keyboards as kb
 from . import render
@@ -65,7 +64,7 @@ async def sync_settings_rules(store: Store, settings: Settings) -> None:
         rid, _ = await store.add_rule(
             str(rule.chat_id),
             thread=rule.thread_id or 0,
-            categories=[c.lower() for c in rule.categories],
+            categories=rule.categories,
             query=(rule.query or "").strip(),
             origin="settings",
         )
@@ -90,7 +89,7 @@ async def enqueue_new_posts(store: Store) -> int:
             continue
         keep = set(eligible)
         if rule["categories"]:
-            keep &= await store.posts_in_categories(eligible, [fold(c) for c in rule["categories"]])
+            keep &= await store.posts_in_categories(eligible, rule["categories"])
         if rule["query"]:
             keep &= await matching(store, rule["query"], eligible)
         items += [(rule["id"], rule["chat"], rule["thread"], rowid) for rowid in eligible if rowid in keep]

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import aiosqlite
 
 from .segment import INDEX_FORMAT, Analysis, IndexTexts, analyse
+from .text import fold
 
 SCHEMA_VERSION = 5
 
@@ -723,8 +724,9 @@ class Store:
         origin: str = "admin",
         owner: int | None = None,
     ) -> tuple[int, bool]:
-        """(rule id, created?). A new rule only sees posts first indexed after the current sync."""
-        cats = _json_list(sorted(set(categories)))
+        """(rule id, created?). A new rule only sees posts first indexed after the current sync.
+        Categories are kept as folded keys, as posts' categories are (post_terms)."""
+        cats = _json_list(sorted({fold(c) for c in categories}))
         rows = await self.conn.execute_fetchall(
             "SELECT id FROM rules WHERE chat=? AND thread=? AND categories=? AND query=? AND origin=?",
             (chat, thread, cats, query, origin),

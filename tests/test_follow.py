@@ -286,3 +286,10 @@ async def test_a_failed_sync_is_reported_to_admins_and_reload(make_env):
     alert = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "cannot be read" in m.text])
     assert "archive not found" in alert[0].text
     assert await env.svc.store.count_posts() == 1  # what was indexed stays served
+
+
+async def test_rule_categories_are_kept_as_folded_keys(store):
+    rule_id, created = await store.add_rule("1", categories=["ＴＥＣＨ", "tech", "銀行"])
+    assert created
+    assert (await store.rules())[0]["categories"] == ["tech", "银行"]
+    assert await store.add_rule("1", categories=["Tech", "银行"]) == (rule_id, False)

@@ -9,8 +9,6 @@ from datetime import datetime
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from store.text import fold
-
 from ..services import services
 from .common import reply
 
@@ -177,7 +175,7 @@ async def autopost_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     for arg in args:
         low = arg.lower()
         if low.startswith("cat:") and len(arg) > 4:
-            categories.append(fold(arg[4:]))
+            categories.append(arg[4:])
         elif low.startswith("thread:") and arg[7:].isdigit():
             thread = int(arg[7:])
         else:

@@ -22,10 +22,11 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     if not text or user is None:
         await reply(update, svc.i18n.t(lang, "subscribe.usage"))
         return
-    found = await svc.store.term_count("c", fold(text.removeprefix("cat:")))
+    key = fold(text.removeprefix("cat:"))
+    found = await svc.store.term_count("c", key)
     if found is not None:
         rule_id, created = await svc.store.add_rule(
-            str(user.id), categories=[fold(text.removeprefix("cat:"))], origin="subscription", owner=user.id
+            str(user.id), categories=[key], origin="subscription", owner=user.id
         )
         what = "cat:" + found[0]
     else:
