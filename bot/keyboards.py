@@ -33,6 +33,11 @@ def open_post(rowid: int) -> str:
     return f"p:{rowid}"
 
 
+def open_posts(rowids: list[int], first_number: int = 1) -> list[tuple[str, str, bool]]:
+    """A row of numbered buttons, one per listed post, each opening its card."""
+    return [(str(first_number + i), open_post(rowid), False) for i, rowid in enumerate(rowids)]
+
+
 def categories_page(page: int, fragment: str = "") -> str:
     return _fit(f"cl:{page}:", fragment)
 

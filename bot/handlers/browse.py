@@ -19,10 +19,6 @@ CATEGORIES_PER_PAGE = 10
 POSTS_PER_PAGE = 8
 
 
-def _open_buttons(posts: list[PostRow], first_number: int = 1) -> list[tuple[str, str, bool]]:
-    return [(str(first_number + i), kb.open_post(p.rowid), False) for i, p in enumerate(posts)]
-
-
 def post_list(svc: Services, lang: str, header: str, posts: list[PostRow], first_number: int = 1) -> str:
     source = svc.i18n.t(lang, "post.source")
     blocks = [render.post_item(p, source, number=first_number + i) for i, p in enumerate(posts)]
@@ -54,7 +50,9 @@ async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if key
         else svc.i18n.t(lang, "latest.header")
     )
-    await reply(update, post_list(svc, lang, header, posts), kb.markup([_open_buttons(posts)]))
+    await reply(
+        update, post_list(svc, lang, header, posts), kb.markup([kb.open_posts([p.rowid for p in posts])])
+    )
 
 
 async def _categories_screen(svc: Services, lang: str, page: int, fragment: str):
@@ -122,7 +120,7 @@ async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     header = svc.i18n.t(lang, "category.header", category=name, count=count, page=page + 1, pages=pages)
     text = post_list(svc, lang, header, posts, first_number=page * POSTS_PER_PAGE + 1)
     rows = [
-        _open_buttons(posts, page * POSTS_PER_PAGE + 1),
+        kb.open_posts([p.rowid for p in posts], page * POSTS_PER_PAGE + 1),
         kb.pager(
             kb.category_posts(key, page - 1, list_page) if page > 0 else None,
             kb.category_posts(key, page + 1, list_page) if page + 1 < pages else None,

@@ -27,10 +27,7 @@ async def _results(svc: Services, lang: str, query_text: str, query_id: int, pag
         for i, hit in enumerate(result.hits)
     ]
     rows = [
-        [
-            (str(page * PER_PAGE + i + 1), kb.open_post(h.post.rowid), False)
-            for i, h in enumerate(result.hits)
-        ],
+        kb.open_posts([h.post.rowid for h in result.hits], page * PER_PAGE + 1),
         kb.pager(
             kb.search_page(query_id, page - 1) if page > 0 else None,
             kb.search_page(query_id, page + 1) if result.has_more else None,
