@@ -123,3 +123,8 @@ def split_blocks(header: str, blocks: list[str], limit: int = MESSAGE_LIMIT) -> 
             current = candidate
     messages.append(current)
     return messages
+
+
+def rule_filter(rule: dict) -> str:
+    """What an auto-post rule or subscription takes, in the commands' own syntax: `cat:NAME… words`."""
+    return " ".join(["cat:" + c for c in rule["categories"]] + ([rule["query"]] if rule["query"] else []))

@@ -9,6 +9,7 @@ from datetime import datetime
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from .. import render
 from ..services import services
 from .common import reply
 
@@ -106,12 +107,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 
 def _describe(svc, lang: str, rule: dict) -> str:
-    parts = []
-    if rule["categories"]:
-        parts.append(" ".join("cat:" + c for c in rule["categories"]))
-    if rule["query"]:
-        parts.append(rule["query"])
-    return " ".join(parts) or svc.i18n.t(lang, "filter.all")
+    return render.rule_filter(rule) or svc.i18n.t(lang, "filter.all")
 
 
 @admin_only

@@ -10,6 +10,7 @@ from telegram.ext import ContextTypes
 
 from store.text import fold
 
+from .. import render
 from ..services import services
 from .common import reply
 
@@ -48,8 +49,7 @@ async def subscriptions_command(update: Update, context: ContextTypes.DEFAULT_TY
         return
     lines = [svc.i18n.t(lang, "subscriptions.header")]
     for r in rules:
-        what = " ".join("cat:" + c for c in r["categories"]) or r["query"]
-        lines.append(svc.i18n.t(lang, "subscriptions.line", id=r["id"], what=what))
+        lines.append(svc.i18n.t(lang, "subscriptions.line", id=r["id"], what=render.rule_filter(r)))
     await reply(update, "\n".join(lines))
 
 
