@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sync", help="index the archive (incremental)")
     s.add_argument("--archive", help="archive root or its _posts folder (default: ARCHIVE_DIR or .)")
+    s.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="delete posts even when more than half of the indexed ones are gone (normally refused)",
+    )
     common(s)
 
     s = sub.add_parser("search", help="search the archive; '-' reads one query per line from stdin")
@@ -123,7 +128,12 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
 
     store = await Store.open(settings.database_path)
     try:
-        result: SyncResult = await sync_archive(store, cfg, progress=progress)
+        result: SyncResult = await sync_archive(
+            store,
+            cfg,
+            progress=progress,
+            allow_mass_delete=args.allow_mass_delete or settings.allow_mass_delete,
+        )
     finally:
         await store.close()
         if bar is not None:
@@ -140,6 +150,13 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  skipped {err['path']}: {err['reason']}")
         if len(result.errors) > 20:
             print(f"  … and {len(result.errors) - 20} more (use --json for all)")
+        if result.refused_deletes:
+            print(
+                f"newsbot: {result.refused_deletes} indexed posts are gone from the archive, more than half:"
+                " nothing was deleted (a wrong ARCHIVE_DIR or an unmounted volume?). If they were really"
+                " removed, run `newsbot sync --allow-mass-delete`.",
+                file=sys.stderr,
+            )
     return 0
 
 

@@ -117,7 +117,7 @@ class Follower:
             await self.notify("alert.pull_failed", error=pull_error)
         try:
             cfg = archive_config(self.settings)
-            result = await sync_archive(self.store, cfg)
+            result = await sync_archive(self.store, cfg, allow_mass_delete=self.settings.allow_mass_delete)
             queued = await enqueue_new_posts(self.store)
         except ArchiveError as exc:
             log.error("sync: %s", exc)

@@ -4,6 +4,7 @@ that decides a chat's language."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from store.settings import Settings
 
 from .i18n import I18n
 from .keyboards import cat_hash
+
+log = logging.getLogger("newsbot")
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Services:
     started: float = field(default_factory=time.time)
     _languages: dict[int, str | None] = field(default_factory=dict)
     _categories: dict[str, tuple[str, str]] = field(default_factory=dict)  # hash -> (key, name)
+    _write_failure_reported: bool = False
 
     async def language(self, update: Update) -> str:
         """The chat's chosen language (/lang), else the user's Telegram language, else the default."""
@@ -54,6 +58,22 @@ class Services:
             self._categories = {cat_hash(key): (key, name) for key, name, _ in rows}
         return self._categories.get(digest)
 
+    async def remember_query(self, chat_id: int, text: str) -> int | None:
+        """The id of a search query for its paging buttons, or None when the database refuses writes
+        (read-only, full disk): the search still answers, without paging."""
+        try:
+            return await self.store.save_query(chat_id, text)
+        except sqlite3.Error as exc:
+            await self.write_failed(exc)
+            return None
+
+    async def write_failed(self, exc: BaseException) -> None:
+        """A database write failed while reads go on: logged each time, admins told once per process."""
+        log.warning("database write failed: %s", exc)
+        if not self._write_failure_reported:
+            self._write_failure_reported = True
+            await self.notify("alert.db_write_failed", error=str(exc))
+
     def is_admin(self, update: Update) -> bool:
         user = update.effective_user
         return user is not None and user.id in self.settings.admin_ids
@@ -65,7 +85,7 @@ class Services:
             try:
                 await self.bot.send_message(admin, text)
             except Exception as exc:  # an admin who never opened a chat with the bot, etc.
-                logging.getLogger("newsbot").warning("could not notify admin %s: %s", admin, exc)
+                log.warning("could not notify admin %s: %s", admin, exc)
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

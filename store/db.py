@@ -22,7 +22,7 @@ import aiosqlite
 from .segment import INDEX_FORMAT, Analysis, IndexTexts, analyse
 from .text import fold
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -132,6 +132,25 @@ MIGRATIONS: list[str] = [
     );
     DELETE FROM meta WHERE key = 'index_format';
     INSERT INTO meta VALUES ('index_format', 'stale');
+    """,
+    # 5 -> 6: files that failed to parse, with the (mtime, size) they failed at: not parsed again until
+    # they change (a hostile file costs once, not at every sync). Saved search queries belong to the chat
+    # their buttons were sent to (a forged button in another chat finds nothing); old buttons expire.
+    """
+    CREATE TABLE failed_files (
+        path TEXT PRIMARY KEY,
+        mtime_ns INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    ) WITHOUT ROWID;
+    DROP TABLE saved_queries;
+    CREATE TABLE saved_queries (
+        id INTEGER PRIMARY KEY,
+        chat INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        used INTEGER NOT NULL,
+        UNIQUE (chat, text)
+    );
     """,
 ]
 
@@ -495,10 +514,20 @@ class Store:
             await self._put_meta("index_format", INDEX_FORMAT)
         return len(ids)
 
+    async def failed_files(self) -> dict[str, tuple[int, int, str]]:
+        """path -> (mtime_ns, size, reason) of the files the last sync could not parse."""
+        rows = await self.conn.execute_fetchall("SELECT path, mtime_ns, size, reason FROM failed_files")
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
     @_locked
-    async def finish_sync(self, summary: dict[str, Any]) -> None:
+    async def finish_sync(
+        self, summary: dict[str, Any], failed: Sequence[tuple[str, int, int, str]] = ()
+    ) -> None:
+        """Record the sync's summary and the files that failed to parse (replacing the last sync's)."""
         stale = await self.get_meta("term_counts_stale", "1") != "0"
         async with self._transaction():
+            await self.conn.execute("DELETE FROM failed_files")
+            await self.conn.executemany("INSERT OR REPLACE INTO failed_files VALUES (?,?,?,?)", failed)
             if stale:  # recount categories and tags only when posts were written or deleted since
                 await self.conn.execute("DELETE FROM term_counts")
                 await self.conn.execute(
@@ -688,17 +717,20 @@ class Store:
         )
 
     @_locked
-    async def save_query(self, text: str) -> int:
-        """A short id for a query text (for buttons, whose data is limited to 64 bytes)."""
+    async def save_query(self, chat_id: int, text: str) -> int:
+        """A short id for a query text sent to a chat (for buttons, whose data is limited to 64 bytes).
+        The id is only valid in that chat."""
         rows = await self.conn.execute_fetchall(
-            "INSERT INTO saved_queries (text, used) VALUES (?, ?)"
-            " ON CONFLICT(text) DO UPDATE SET used=excluded.used RETURNING id",
-            (text, now_ts()),
+            "INSERT INTO saved_queries (chat, text, used) VALUES (?, ?, ?)"
+            " ON CONFLICT(chat, text) DO UPDATE SET used=excluded.used RETURNING id",
+            (chat_id, text, now_ts()),
         )
         return int(rows[0][0])
 
-    async def saved_query(self, query_id: int) -> str | None:
-        rows = await self.conn.execute_fetchall("SELECT text FROM saved_queries WHERE id=?", (query_id,))
+    async def saved_query(self, chat_id: int, query_id: int) -> str | None:
+        rows = await self.conn.execute_fetchall(
+            "SELECT text FROM saved_queries WHERE id=? AND chat=?", (query_id, chat_id)
+        )
         return rows[0][0] if rows else None
 
     @_locked

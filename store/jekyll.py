@@ -5,8 +5,10 @@ Parsing is pure and picklable so a sync can run it in worker processes.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -37,6 +39,7 @@ _PERMALINK_STYLES = {
     "none": "/:categories/:title:output_ext",
 }
 _PLACEHOLDER = re.compile(r":([a-z_]+)")
+MAX_FUTURE = timedelta(days=366)
 _SOURCE_KEYS = ("source", "source_url", "link", "original_url", "origin", "url")
 
 
@@ -46,6 +49,10 @@ class ArchiveError(Exception):
 
 class PostError(Exception):
     """One post cannot be indexed; the message is the reason shown to the user."""
+
+
+class PostNotYet(PostError):
+    """A post that cannot be indexed now but may be later without changing (dated too far ahead)."""
 
 
 # --- YAML that survives real archives ------------------------------------------------------------
@@ -91,10 +98,40 @@ ArchiveYAMLLoader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_
 ArchiveYAMLLoader.add_constructor(None, _construct_plain)
 
 
+MAX_YAML_NODES = 10_000
+
+
+def _check_node_graph(root: Any) -> None:
+    """Refuse YAML aliases before anything is built from them: an alias is a node reached twice, and a
+    "billion laughs" front matter of a few hundred bytes expands to gigabytes when built and printed.
+    Front matter of real posts never needs them. Also caps the number of nodes."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            raise PostError("front matter uses YAML aliases (*name), which are not accepted")
+        seen.add(id(node))
+        if len(seen) > MAX_YAML_NODES:
+            raise PostError(f"front matter too large (over {MAX_YAML_NODES} YAML nodes)")
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+
+
 class ArchiveYAMLHandler(YAMLHandler):
     def load(self, fm: str, **kwargs: object) -> Any:
-        kwargs.setdefault("Loader", ArchiveYAMLLoader)
-        return super().load(fm, **kwargs)
+        loader = ArchiveYAMLLoader(fm)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_node_graph(node)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
 
 
 _HANDLER = ArchiveYAMLHandler()
@@ -145,6 +182,7 @@ class ArchiveConfig:
     timezone: str = "UTC"
     permalink: str = _PERMALINK_STYLES["date"]
     summary_chars: int = 200
+    max_post_bytes: int = 2 << 20  # bigger post files are skipped (0: no limit)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -158,6 +196,7 @@ def open_archive(
     timezone_name: str | None = None,
     permalink: str | None = None,
     summary_chars: int = 200,
+    max_post_bytes: int = 2 << 20,
 ) -> ArchiveConfig:
     """Locate `_posts/` and read `_config.yml`. Explicit arguments override the config file."""
     p = Path(path).expanduser()
@@ -201,30 +240,125 @@ def open_archive(
         timezone=tz_name,
         permalink=_PERMALINK_STYLES.get(style, style),
         summary_chars=summary_chars,
+        max_post_bytes=max_post_bytes,
     )
 
 
-def iter_post_files(cfg: ArchiveConfig) -> Iterator[tuple[str, int, int]]:
-    """Yield (path relative to the archive root, mtime_ns, size) of every post file, in no set order."""
+@dataclass
+class Walk:
+    """What an archive walk found besides usable files: problems to report (path, reason), and paths that
+    exist but could not be used this time (an unreadable folder, a file that cannot be stat'ed): their
+    indexed posts must be kept, never taken for deleted."""
+
+    max_bytes: int = 0  # files larger than this are skipped (0: no limit)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    kept_folders: list[str] = field(default_factory=list)  # relative folder paths, with a trailing "/"
+    kept_files: set[str] = field(default_factory=set)
+
+    def keeps(self, rel: str) -> bool:
+        return rel in self.kept_files or any(rel.startswith(f) for f in self.kept_folders)
+
+
+def inside(path: str, roots: tuple[str, ...]) -> bool:
+    """Whether a resolved path lies inside one of the resolved root folders."""
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tuple[str, int, int]]:
+    """Yield (path relative to the archive root, mtime_ns, size) of every post file, in no set order.
+
+    Only regular files whose real path is inside the archive are yielded. Symlinks are followed when
+    they stay inside the archive (each real folder is walked once, so a loop ends); anything else named
+    like a post (a symlink out of the archive, a dangling or looping symlink, a FIFO or device, a file
+    over the size cap) and every folder that cannot be read is reported in `walk`.
+    """
+    walk = walk if walk is not None else Walk()
     root = str(cfg.root).rstrip(os.sep) + os.sep
+    roots = (str(cfg.root), str(cfg.posts_dir))
+
+    def rel_of(path: str) -> str:
+        return path[len(root) :] if path.startswith(root) else os.path.relpath(path, cfg.root)
+
+    seen_folders: set[str] = set()
     stack = [str(cfg.posts_dir)]
     while stack:
         folder = stack.pop()
+        real_folder = os.path.realpath(folder)
+        if real_folder in seen_folders:
+            continue
+        seen_folders.add(real_folder)
         try:
             entries = list(os.scandir(folder))
-        except OSError:
+        except OSError as exc:
+            rel = rel_of(folder)
+            walk.problems.append(
+                (rel + "/", f"cannot read folder: {exc.strerror or exc}; its posts are kept")
+            )
+            walk.kept_folders.append(rel.rstrip("/") + "/")
             continue
         for entry in entries:
             name = entry.name
             if name.startswith((".", "_", "#")) or name.endswith("~"):
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-            elif name.lower().endswith(POST_EXTENSIONS) and entry.is_file():
-                path = entry.path
-                rel = path[len(root) :] if path.startswith(root) else os.path.relpath(path, cfg.root)
-                st = entry.stat()
-                yield rel, st.st_mtime_ns, st.st_size
+            is_post = name.lower().endswith(POST_EXTENSIONS)
+            try:
+                if entry.is_symlink():
+                    if not _follow_link(entry, is_post, roots, rel_of, walk, stack):
+                        continue
+                    st = os.stat(entry.path)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                elif not is_post:
+                    continue
+                else:
+                    st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed while we walk: it is gone
+            except OSError as exc:
+                rel = rel_of(entry.path)
+                walk.problems.append((rel, f"cannot read file: {exc.strerror or exc}"))
+                walk.kept_files.add(rel)
+                continue
+            rel = rel_of(entry.path)
+            if not stat.S_ISREG(st.st_mode):
+                walk.problems.append((rel, "not a regular file (a FIFO, device or socket)"))
+                continue
+            if walk.max_bytes and st.st_size > walk.max_bytes:
+                walk.problems.append(
+                    (rel, f"file too large ({_mb(st.st_size)} > MAX_POST_BYTES {_mb(walk.max_bytes)})")
+                )
+                walk.kept_files.add(rel)
+                continue
+            yield rel, st.st_mtime_ns, st.st_size
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 1024:.0f} KB"
+
+
+def _follow_link(entry: os.DirEntry, is_post: bool, roots, rel_of, walk: Walk, stack: list[str]) -> bool:
+    """A symlink met by the walk. A folder inside the archive is queued; True for a post-named link to
+    something inside the archive (the caller checks it is a regular file); anything else named like a
+    post is reported (an indexed post of that name is then deleted: as a post, the file is gone)."""
+    rel = rel_of(entry.path)
+    try:
+        real = os.path.realpath(entry.path, strict=True)
+    except OSError as exc:
+        if is_post:
+            loop = getattr(exc, "errno", None) == errno.ELOOP
+            walk.problems.append(
+                (rel, "symlink loop" if loop else "dangling symlink (its target is missing)")
+            )
+        return False
+    if not inside(real, roots):
+        if is_post or os.path.isdir(real):
+            walk.problems.append((rel, "symlink to outside the archive (not followed)"))
+        return False
+    if os.path.isdir(real):
+        stack.append(entry.path)
+        return False
+    return is_post
 
 
 # --- one post ----------------------------------------------------------------------------------
@@ -250,18 +384,39 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(line.strip() for line in text)[:200] or type(exc).__name__
 
 
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
+MAX_LABELS = 50  # categories or tags kept per post
+MAX_LABEL_CHARS = 100
+
+
+def _scalars(value: Any, depth: int = 0) -> Iterator[str]:
+    """The scalar texts in a front-matter value; nested lists are flattened (a mapping contributes
+    nothing: it is not a name)."""
+    if value is None or isinstance(value, dict):
+        return
     if isinstance(value, (list, tuple, set)):
-        items = [str(v).strip() for v in value if v is not None]
+        if depth < 3:
+            for v in value:
+                yield from _scalars(v, depth + 1)
+        return
+    yield str(value)
+
+
+def _as_list(value: Any) -> list[str]:
+    """Categories or tags: a list (nested lists flattened) or a space-separated string; duplicates
+    dropped, at most MAX_LABELS names of at most MAX_LABEL_CHARS characters each."""
+    if isinstance(value, (list, tuple, set)):
+        items = [" ".join(v.split()) for v in _scalars(value)]
     else:
-        items = str(value).split()
+        items = list(_scalars(value))
+        items = items[0].split() if items else []
     seen, out = set(), []
     for item in items:
+        item = item[:MAX_LABEL_CHARS]
         if item and item not in seen:
             seen.add(item)
             out.append(item)
+            if len(out) == MAX_LABELS:
+                break
     return out
 
 
@@ -397,8 +552,21 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
             post_date = created
     if post_date is None:
         shown = meta.get("date")
-        detail = f"date: {str(shown).strip()!r}" if shown is not None else "no date key"
-        raise PostError(f"no usable date ({detail}; no YYYY-MM-DD- in the file name; no createtime)")
+        detail = f"date: {str(shown).strip()[:60]!r}" if shown is not None else "no date key"
+        if fm and file_day is None:
+            name = "-".join(fm.group(i) for i in (1, 2, 3))
+            name_detail = f"the file name's date {name} is not a real date"
+        else:
+            name_detail = "no YYYY-MM-DD- in the file name"
+        raise PostError(f"no usable date ({detail}; {name_detail}; no createtime)")
+    try:
+        post_date.timestamp(), post_date.astimezone(tz)
+    except (OverflowError, ValueError, OSError):
+        raise PostError(f"date out of range: {post_date.isoformat()}") from None
+    if post_date > datetime.now(timezone.utc) + MAX_FUTURE:
+        # A typo (9999, 2204) would sit at the top of /latest forever; such a post is indexed once its
+        # date is less than a year ahead.
+        raise PostNotYet(f"date more than a year in the future: {post_date.date().isoformat()}")
 
     body_without_links, links = extract_source_links(content)
     paragraphs = body_to_paragraphs(content)

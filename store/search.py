@@ -29,6 +29,12 @@ from .segment import words
 from .text import CJK_CHAR, fold
 
 CANDIDATES = 300
+# Caps on what one query may ask for (longer queries are cut, and the reply says so): each term and each
+# filter becomes part of one SQL statement, and SQLite limits those (compound SELECT terms, expression
+# depth); a reader's real query is far below these.
+MAX_QUERY_CHARS = 500
+MAX_TERMS = 12  # text terms and exclusions together
+MAX_FILTERS = 8  # categories and tags together
 IDF_SAMPLE = 5000
 TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
 SNIPPET_CHARS = 120
@@ -46,6 +52,7 @@ class Query:
     tags: list[str] = field(default_factory=list)
     since: date | None = None
     until: date | None = None
+    cut: str | None = None  # "length" or "terms" when the query was over a cap and was shortened
 
     @property
     def is_empty(self) -> bool:
@@ -91,8 +98,23 @@ def _parse_day(value: str) -> date | None:
 
 
 def parse_query(text: str) -> Query:
+    """Parse a user query. Any string is accepted: over-long queries are cut to MAX_QUERY_CHARS, and
+    terms/filters beyond MAX_TERMS/MAX_FILTERS are dropped (`cut` says which happened)."""
     q = Query()
     text = (text or "").replace("\x00", " ")
+    if len(text) > MAX_QUERY_CHARS:
+        text, q.cut = text[:MAX_QUERY_CHARS], "length"
+    _parse_into(q, text)
+    if len(q.terms) + len(q.excludes) > MAX_TERMS or len(q.categories) + len(q.tags) > MAX_FILTERS:
+        q.cut = q.cut or "terms"
+        q.terms = q.terms[:MAX_TERMS]
+        q.excludes = q.excludes[: max(0, MAX_TERMS - len(q.terms))]
+        q.categories = q.categories[:MAX_FILTERS]
+        q.tags = q.tags[: max(0, MAX_FILTERS - len(q.categories))]
+    return q
+
+
+def _parse_into(q: Query, text: str) -> None:
     for raw, quoted in _split(text):
         neg = raw.startswith("-") and len(raw) > 1
         body = raw[1:] if neg else raw
@@ -122,7 +144,6 @@ def parse_query(text: str) -> Query:
                     q.until = day
                 continue
         (q.excludes if neg else q.terms).append(body)
-    return q
 
 
 # --- FTS5 expressions (always built from quoted tokens) ------------------------------------------
@@ -276,6 +297,19 @@ def make_snippet(
     return prefix + window + suffix, [(s + len(prefix), e + len(prefix)) for s, e in spans]
 
 
+def _day_start(day: date | None, zone: ZoneInfo, next_day: bool = False) -> int | None:
+    """The timestamp a day (or the day after it) starts at in `zone`; None for no day, and for days at
+    the ends of the calendar (`since:0001-01-01`, `until:9999-12-31`), which bound nothing."""
+    if day is None:
+        return None
+    try:
+        if next_day:
+            day += timedelta(days=1)
+        return int(datetime.combine(day, time(), zone).timestamp())
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
 async def _compile(store: Store, q: Query, tz: str | None) -> tuple[list[_Term], SearchFilters, list[str]]:
     """The query's terms (those made only of punctuation or operators, `%`, `++`, match nothing and are
     dropped from `q`), its filters, and its exclusion expressions."""
@@ -286,10 +320,8 @@ async def _compile(store: Store, q: Query, tz: str | None) -> tuple[list[_Term],
     filters = SearchFilters(
         category_keys=[fold(c) for c in q.categories],
         tag_keys=[fold(t) for t in q.tags],
-        since_ts=int(datetime.combine(q.since, time(), zone).timestamp()) if q.since else None,
-        until_ts=int(datetime.combine(q.until + timedelta(days=1), time(), zone).timestamp())
-        if q.until
-        else None,
+        since_ts=_day_start(q.since, zone),
+        until_ts=_day_start(q.until, zone, next_day=True),
     )
     return terms, filters, [t.any for t in excludes]
 

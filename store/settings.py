@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         None, description="Jekyll permalink style or template; default: _config.yml"
     )
     summary_chars: int = Field(200, ge=40, le=2000, description="summary length limit in characters")
+    max_post_bytes: int = Field(
+        2 << 20, ge=0, description="post files larger than this are skipped and reported (0: no limit)"
+    )
+    allow_mass_delete: bool = Field(
+        False, description="let a sync delete more than half of the indexed posts (normally refused)"
+    )
 
     # --- Telegram ---
     bot_token: SecretStr | None = Field(None, description="token from @BotFather (secret)")
@@ -125,4 +131,5 @@ def archive_config(settings: Settings):
         timezone_name=settings.timezone,
         permalink=settings.permalink,
         summary_chars=settings.summary_chars,
+        max_post_bytes=settings.max_post_bytes,
     )

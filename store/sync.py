@@ -13,10 +13,12 @@ import asyncio
 import collections
 import concurrent.futures
 import ctypes
+import errno
 import gc
 import hashlib
 import multiprocessing
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,13 +26,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .db import IndexedPost, Store
-from .jekyll import ArchiveConfig, Post, PostError, iter_post_files, parse_post
+from .jekyll import ArchiveConfig, Post, PostError, PostNotYet, Walk, inside, iter_post_files, parse_post
 from .segment import analyse
 
 BATCH = 1000
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
 CHUNK = 250
 BULK_LOAD_AT = 5000  # changed files in one sync that make it a bulk load (Store.set_bulk_load)
+# A sync that would delete more than this share of the indexed posts (and at least MASS_DELETE_MIN of
+# them) deletes nothing unless allowed: an unmounted volume or a wrong ARCHIVE_DIR looks like that, and
+# deleted posts that come back are new posts, auto-posted again.
+MASS_DELETE_SHARE = 0.5
+MASS_DELETE_MIN = 10
 
 
 @dataclass
@@ -43,6 +50,8 @@ class SyncResult:
     errors: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     new_rowids: list[int] = field(default_factory=list)
+    # posts a mass deletion would have removed (refused: nothing was deleted), see MASS_DELETE_*
+    refused_deletes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +61,7 @@ class SyncResult:
             "unchanged": self.unchanged,
             "skipped": self.skipped,
             "errors": self.errors,
+            "refused_deletes": self.refused_deletes,
         }
 
 
@@ -82,13 +92,15 @@ def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) 
 
 
 def _prepare(cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | None]]) -> list[tuple]:
-    """Worker: read, hash and parse files. Returns per item ('ok', IndexedPost) | ('same', None) | ('err', reason)."""
+    """Worker: read, hash and parse files. Returns per item ('ok', rel, IndexedPost) | ('same', rel, None)
+    | ('err', rel, (reason, (mtime_ns, size) when the failure is a property of these bytes, else None))."""
     out: list[tuple] = []
     for rel, abspath, mtime_ns, size, old_hash in items:
         try:
-            raw = _read(abspath, size)
-        except OSError as exc:
-            out.append(("err", rel, f"cannot read file: {exc.strerror or exc}"))
+            raw = _read(abspath, cfg)
+        except (OSError, _Unusable) as exc:
+            reason = str(exc) if isinstance(exc, _Unusable) else f"cannot read file: {exc.strerror or exc}"
+            out.append(("err", rel, (reason, None)))
             continue
         digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
         if old_hash is not None and digest == old_hash:
@@ -98,48 +110,90 @@ def _prepare(cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | Non
             post = parse_post(cfg, rel, raw)
             out.append(("ok", rel, index_post(post, cfg.timezone, mtime_ns, len(raw), digest)))
         except PostError as exc:
-            out.append(("err", rel, str(exc)))
+            again = isinstance(exc, PostNotYet)  # parsed again at each sync; others once per version
+            out.append(("err", rel, (str(exc), None if again else (mtime_ns, size))))
         except Exception as exc:  # a bug or an exotic file must not abort the sync
-            out.append(("err", rel, f"unexpected error: {type(exc).__name__}: {exc}"))
+            out.append(("err", rel, (f"unexpected error: {type(exc).__name__}: {exc}", (mtime_ns, size))))
     return out
 
 
-def _read(path: str, size: int) -> bytes:
-    """A file's bytes (plain os calls: a third faster than open().read() for small files)."""
-    fd = os.open(path, os.O_RDONLY)
+class _Unusable(Exception):
+    """A file that changed into something that must not be read since the walk looked at it."""
+
+
+def _read(path: str, cfg: ArchiveConfig) -> bytes:
+    """A post file's bytes, read with plain os calls (a third faster than open().read() for small files).
+
+    Opened without following a symlink and without blocking (a FIFO swapped in since the walk must not
+    hang the sync); a symlink is read only when its real path is inside the archive; at most
+    MAX_POST_BYTES are read."""
     try:
-        chunks = []
-        while chunk := os.read(fd, max(size + 1, 1 << 16)):  # the file may have grown since its stat
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.EMLINK):
+            raise
+        real = os.path.realpath(path)  # a symlink the walk found inside the archive: check again
+        if not inside(real, (str(cfg.root), str(cfg.posts_dir))):
+            raise _Unusable("symlink to outside the archive (not followed)") from None
+        fd = os.open(real, os.O_RDONLY | _NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Unusable("not a regular file (a FIFO, device or socket)")
+        cap = cfg.max_post_bytes or (1 << 62)
+        chunks, total = [], 0
+        while chunk := os.read(fd, max(min(st.st_size + 1, cap + 1 - total), 1)):
             chunks.append(chunk)
+            total += len(chunk)
+            if total > cap:
+                raise _Unusable(f"file too large (over MAX_POST_BYTES {cap} bytes)")
         return b"".join(chunks)
     finally:
         os.close(fd)
 
 
-def _compare(
-    cfg: ArchiveConfig, states: dict[str, tuple[int, int, int]], on_many: Callable[[], None]
-) -> tuple[list[tuple[str, int, int]], int, list[str]]:
-    """Walk the archive against the indexed state: (new or changed files as (path, mtime_ns, size) in
-    path order, the number of unchanged files, indexed paths gone from the archive). `on_many` is called
-    as soon as enough changed files were found to need worker processes.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
-    Unchanged files are only counted, so a re-sync of a large archive holds no list of its files."""
+
+def _compare(
+    cfg: ArchiveConfig,
+    states: dict[str, tuple[int, int, int]],
+    failed: dict[str, tuple[int, int, str]],
+    on_many: Callable[[], None],
+) -> tuple[list[tuple[str, int, int]], int, list[str], Walk, list[tuple[str, int, int, str]]]:
+    """Walk the archive against the indexed state: (new or changed files as (path, mtime_ns, size) in
+    path order, the number of unchanged files, indexed paths gone from the archive, the walk's problems,
+    files that failed before and have not changed since). `on_many` is called as soon as enough changed
+    files were found to need worker processes.
+
+    Unchanged files are only counted, so a re-sync of a large archive holds no list of its files. A path
+    is gone only when the walk saw that it is not there: posts under a folder that could not be read, or
+    files that could not be stat'ed, are kept."""
     changed: list[tuple[str, int, int]] = []
+    still_failing: list[tuple[str, int, int, str]] = []
     unchanged = 0
     present: set[int] = set()  # rowids of indexed posts still in the archive
-    for rel, mtime_ns, size in iter_post_files(cfg):
+    walk = Walk(max_bytes=cfg.max_post_bytes)
+    for rel, mtime_ns, size in iter_post_files(cfg, walk):
         state = states.get(rel)
         if state is not None:
             present.add(state[0])
             if state[1] == mtime_ns and state[2] == size:
                 unchanged += 1
                 continue
+        bad = failed.get(rel)
+        if bad is not None and bad[0] == mtime_ns and bad[1] == size:
+            still_failing.append((rel, mtime_ns, size, bad[2]))  # not parsed again until it changes
+            continue
         changed.append((rel, mtime_ns, size))
         if len(changed) == PARALLEL_THRESHOLD:
             on_many()
     changed.sort()
-    gone = [] if len(present) == len(states) else [p for p, st in states.items() if st[0] not in present]
-    return changed, unchanged, gone
+    gone = []
+    if len(present) != len(states):
+        gone = [p for p, st in states.items() if st[0] not in present and not walk.keeps(p)]
+    return changed, unchanged, gone, walk, still_failing
 
 
 ProgressFn = Callable[[int, int], None]
@@ -151,6 +205,7 @@ async def sync_archive(
     *,
     progress: ProgressFn | None = None,
     workers: int | None = None,
+    allow_mass_delete: bool = False,
 ) -> SyncResult:
     started = time.monotonic()
     if not await store.index_is_current():
@@ -159,7 +214,7 @@ async def sync_archive(
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     procs = _Workers(n_workers)
     try:
-        return await _sync(store, cfg, states, procs, progress, started)
+        return await _sync(store, cfg, states, procs, progress, started, allow_mass_delete)
     finally:
         procs.stop()
 
@@ -198,6 +253,7 @@ async def _sync(
     workers: _Workers,
     progress: ProgressFn | None,
     started: float,
+    allow_mass_delete: bool,
 ) -> SyncResult:
     result = SyncResult()
     loop = asyncio.get_running_loop()
@@ -207,7 +263,24 @@ async def _sync(
         if parallel:
             loop.call_soon_threadsafe(workers.start)
 
-    changed, result.unchanged, gone_paths = await loop.run_in_executor(None, _compare, cfg, states, on_many)
+    failed_before = await store.failed_files()
+    changed, result.unchanged, gone_paths, walk, still_failing = await loop.run_in_executor(
+        None, _compare, cfg, states, failed_before, on_many
+    )
+    # files that fail to parse are remembered with their (mtime, size): not parsed again until they change
+    failing: list[tuple[str, int, int, str]] = list(still_failing)
+    for rel, reason in walk.problems:
+        result.errors.append({"path": rel, "reason": reason})
+    for rel, _, _, reason in still_failing:
+        result.errors.append({"path": rel, "reason": reason})
+    result.skipped = len(result.errors)
+    if (
+        not allow_mass_delete
+        and len(gone_paths) >= MASS_DELETE_MIN
+        and len(gone_paths) > MASS_DELETE_SHARE * len(states)
+    ):
+        result.refused_deletes = len(gone_paths)
+        gone_paths = []
     seq = await store.begin_sync()
 
     root = str(cfg.root)
@@ -279,8 +352,11 @@ async def _sync(
                 written.append((rel, state[0], st.st_mtime_ns, st.st_size))
                 result.unchanged += 1
             else:
+                reason, unchanged_bytes = value
                 result.skipped += 1
-                result.errors.append({"path": rel, "reason": value})
+                result.errors.append({"path": rel, "reason": reason})
+                if unchanged_bytes is not None:
+                    failing.append((rel, *unchanged_bytes, reason))
 
     chunks = (todo[i : i + CHUNK] for i in range(0, total, CHUNK))
     if total >= PARALLEL_THRESHOLD and parallel:
@@ -322,7 +398,7 @@ async def _sync(
         "error_count": len(result.errors),
     }
     await store.set_meta("timezone", cfg.timezone)
-    await store.finish_sync(summary)
+    await store.finish_sync(summary, failing)
     for path in gone_paths:
         del states[path]
     for path, rowid, mtime_ns, size in written:

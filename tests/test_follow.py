@@ -267,12 +267,12 @@ async def test_periodic_sync_picks_up_new_posts_without_reload(make_env):
 async def test_old_search_buttons_expire_after_a_week(make_env):
     env = await make_env()
     reply = await env.api.ask(ALICE, "/search 文章", user_id=ALICE)
-    saved = await env.svc.store.save_query("文章")  # the id behind that reply's buttons
+    saved = await env.svc.store.save_query(ALICE, "文章")  # the id behind that reply's buttons
     await env.svc.store.conn.execute(
         "UPDATE saved_queries SET used = used - 8 * 86400 WHERE id = ?", (saved,)
     )
     await env.svc.follower.sync()
-    assert await env.svc.store.saved_query(saved) is None
+    assert await env.svc.store.saved_query(ALICE, saved) is None
     qid = env.api.press_data(reply, f"sr:{saved}:1")
     assert "expired" in (await env.api.callback_answer(qid))["text"]
 

@@ -181,7 +181,7 @@ async def test_writes_during_a_sync_take_turns_with_its_transactions(store, arch
         async def chatter():
             for i in range(40):
                 await store.set_chat_language(i, "en")
-                await store.save_query(f"query {i}")
+                await store.save_query(7, f"query {i}")
                 await store.enqueue([], 0)  # a transaction of its own (the sender's ledger writes)
                 await asyncio.sleep(0)
 
@@ -190,7 +190,7 @@ async def test_writes_during_a_sync_take_turns_with_its_transactions(store, arch
         sync_mod.BATCH = old
     assert result.added == 60
     assert await store.chat_language(39) == "en" and await store.saved_query(
-        await store.save_query("query 39")
+        7, await store.save_query(7, "query 39")
     )
     assert await store.count_posts() == 60
 

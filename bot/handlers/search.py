@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from store.search import search
+from store.search import MAX_QUERY_CHARS, search
 
 from .. import keyboards as kb
 from .. import render
@@ -15,7 +15,9 @@ from .common import edit, int_arg, reply
 PER_PAGE = 5
 
 
-async def _results(svc: Services, lang: str, query_text: str, query_id: int, page: int):
+async def _results(svc: Services, lang: str, query_text: str, query_id: int | None, page: int):
+    """The text and keyboard of one results page; without a saved query id (the database refused the
+    write) the page has no ‹ › buttons."""
     result = await search(svc.store, query_text, limit=PER_PAGE, offset=page * PER_PAGE)
     shown = render.truncate(query_text, 60)
     if not result.hits:
@@ -29,8 +31,8 @@ async def _results(svc: Services, lang: str, query_text: str, query_id: int, pag
     rows = [
         kb.open_posts([h.post.rowid for h in result.hits], page * PER_PAGE + 1),
         kb.pager(
-            kb.search_page(query_id, page - 1) if page > 0 else None,
-            kb.search_page(query_id, page + 1) if result.has_more else None,
+            kb.search_page(query_id, page - 1) if page > 0 and query_id is not None else None,
+            kb.search_page(query_id, page + 1) if result.has_more and query_id is not None else None,
         ),
     ]
     return render.join_blocks(header, blocks), kb.markup(rows)
@@ -43,8 +45,10 @@ async def run_search(update: Update, context: ContextTypes.DEFAULT_TYPE, text: s
     if not text:
         await reply(update, svc.i18n.t(lang, "search.usage"))
         return
-    query_id = await svc.store.save_query(text[:500])
-    body, keyboard = await _results(svc, lang, text[:500], query_id, 0)
+    text = text[:MAX_QUERY_CHARS]
+    chat = update.effective_chat
+    query_id = await svc.remember_query(chat.id, text) if chat is not None else None
+    body, keyboard = await _results(svc, lang, text, query_id, 0)
     await reply(update, body, keyboard)
 
 
@@ -61,7 +65,10 @@ async def on_search_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     query = update.callback_query
     lang = await svc.language(update)
     _, parts = kb.parse(query.data)
-    text = await svc.store.saved_query(int_arg(parts[0], -1)) if len(parts) == 2 else None
+    chat = query.message.chat.id if query.message is not None else None
+    text = None
+    if len(parts) == 2 and chat is not None:
+        text = await svc.store.saved_query(chat, int_arg(parts[0], -1))
     if text is None:
         await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
         return

@@ -1,0 +1,205 @@
+"""Broken and hostile archives: every case is reported and skipped, nothing else is affected, nothing
+indexed is lost because of it, and nothing outside the archive is read."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+from store.jekyll import open_archive, parse_post
+from store.search import search
+from store.sync import MASS_DELETE_MIN, sync_archive
+
+from .conftest import sync
+
+BOMB = """---
+title: laughs
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+categories: *h
+---
+body
+"""
+
+
+def reasons(result) -> dict[str, str]:
+    return {e["path"]: e["reason"] for e in result.errors}
+
+
+async def test_symlinks_out_of_the_archive_loops_dangling_and_fifos_are_skipped_and_reported(
+    store, archive, tmp_path
+):
+    archive.post("2024-05-01-good.md", "正常的文章", "正文。")
+    secret = tmp_path / "secret.md"
+    secret.write_text("---\ntitle: 机密文件\ndate: 2024-05-01\n---\n不应被索引的口令\n", encoding="utf-8")
+    os.symlink(secret, archive.posts / "2024-05-02-out.md")
+    os.symlink(archive.posts / "2024-05-03-b.md", archive.posts / "2024-05-03-a.md")  # a loop
+    os.symlink(archive.posts / "2024-05-03-a.md", archive.posts / "2024-05-03-b.md")
+    os.symlink(tmp_path / "missing.md", archive.posts / "2024-05-04-dangling.md")
+    os.mkfifo(archive.posts / "2024-05-05-fifo.md")
+    outside_dir = tmp_path / "elsewhere"
+    outside_dir.mkdir()
+    (outside_dir / "2024-05-06-x.md").write_text(secret.read_text(encoding="utf-8"), encoding="utf-8")
+    os.symlink(outside_dir, archive.posts / "linked")
+    inside = archive.post("sub/2024-05-07-inside.md", "链接的文章", "内部链接。")
+    os.symlink(inside, archive.posts / "2024-05-07-alias.md")  # inside the archive: followed
+    os.symlink(archive.posts, archive.posts / "sub" / "again")  # a folder loop
+
+    result = await sync(store, archive)
+    why = reasons(result)
+    assert "outside the archive" in why["_posts/2024-05-02-out.md"]
+    assert "symlink loop" in why["_posts/2024-05-03-a.md"]
+    assert "dangling" in why["_posts/2024-05-04-dangling.md"]
+    assert "not a regular file" in why["_posts/2024-05-05-fifo.md"]
+    assert "outside the archive" in why["_posts/linked"]
+    assert result.added == 3  # good, inside, and the alias of inside
+    assert (await search(store, "口令")).hits == []
+    assert (await search(store, "机密文件")).hits == []
+
+
+async def test_a_file_that_vanishes_during_the_walk_is_simply_gone(store, archive, monkeypatch):
+    archive.post("2024-05-01-a.md", "留下的文章", "正文。")
+    doomed = archive.post("2024-05-02-b.md", "消失的文章", "正文。")
+    import store.jekyll as jekyll
+
+    real_scandir = os.scandir
+
+    def scandir_then_delete(path):
+        entries = list(real_scandir(path))
+        if os.path.exists(doomed):
+            doomed.unlink()  # listed, then removed before its stat()
+        return iter(entries)
+
+    monkeypatch.setattr(jekyll.os, "scandir", scandir_then_delete)
+    result = await sync(store, archive)
+    assert result.added == 1 and result.errors == []
+
+
+async def test_an_unreadable_folder_keeps_its_posts(store, archive, monkeypatch):
+    archive.post("2024-05-01-top.md", "顶层文章", "正文。")
+    archive.post("2024-05/2024-05-02-inner.md", "子目录文章", "正文。")
+    first = await sync(store, archive)
+    assert first.added == 2
+    seq_posts = {p.id for p in await store.latest(10)}
+
+    import store.jekyll as jekyll
+
+    real_scandir = os.scandir
+
+    def failing_scandir(path):
+        if str(path).endswith("2024-05"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(jekyll.os, "scandir", failing_scandir)
+    result = await sync(store, archive)
+    assert result.deleted == 0
+    assert "cannot read folder" in reasons(result)["_posts/2024-05/"]
+    assert {p.id for p in await store.latest(10)} == seq_posts
+
+    monkeypatch.setattr(jekyll.os, "scandir", real_scandir)
+    back = await sync(store, archive)
+    assert (back.added, back.deleted, back.unchanged) == (0, 0, 2)  # not "new" again: not re-delivered
+
+
+async def test_an_unreadable_file_keeps_its_indexed_version(store, archive, monkeypatch):
+    path = archive.post("2024-05-01-a.md", "可读的文章", "第一版。")
+    await sync(store, archive)
+    path.write_text(path.read_text(encoding="utf-8") + "第二版。\n", encoding="utf-8")
+    import store.sync as sync_mod
+
+    def denied(path, cfg):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(sync_mod, "_read", denied)
+    result = await sync(store, archive)
+    assert result.deleted == 0 and "cannot read file" in reasons(result)["_posts/2024-05-01-a.md"]
+    assert (await store.get_post("2024-05-01-a")).body == "第一版。"
+
+
+async def test_a_mass_deletion_is_refused_unless_allowed(store, archive):
+    for i in range(MASS_DELETE_MIN + 2):
+        archive.post(f"2024-05-{i + 1:02d}-p{i}.md", f"文章{i}", "正文。")
+    await sync(store, archive)
+    for path in list(archive.posts.iterdir())[: MASS_DELETE_MIN + 1]:
+        path.unlink()
+    refused = await sync(store, archive)
+    assert refused.deleted == 0 and refused.refused_deletes == MASS_DELETE_MIN + 1
+    assert await store.count_posts() == MASS_DELETE_MIN + 2
+    allowed = await sync_archive(store, open_archive(archive.root), workers=1, allow_mass_delete=True)
+    assert allowed.deleted == MASS_DELETE_MIN + 1 and await store.count_posts() == 1
+
+
+async def test_a_few_deletions_are_not_a_mass_deletion(store, archive):
+    for i in range(3):
+        archive.post(f"2024-05-{i + 1:02d}-p{i}.md", f"文章{i}", "正文。")
+    await sync(store, archive)
+    for path in list(archive.posts.iterdir())[:2]:
+        path.unlink()
+    assert (await sync(store, archive)).deleted == 2
+
+
+async def test_oversized_files_are_skipped_with_a_reason(store, archive):
+    archive.post("2024-05-01-big.md", "很大的文章", "字" * 5000)
+    archive.post("2024-05-02-small.md", "小文章", "正文。")
+    result = await sync(store, archive, max_post_bytes=4096)
+    assert result.added == 1
+    assert "file too large" in reasons(result)["_posts/2024-05-01-big.md"]
+
+
+async def test_a_yaml_alias_bomb_is_refused_quickly_and_not_parsed_again(store, archive, monkeypatch):
+    archive.write("2024-05-01-bomb.md", BOMB, dedent=False)
+    archive.post("2024-05-02-ok.md", "正常", "正文。")
+    started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = await sync(store, archive)
+    assert time.monotonic() - started < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KB
+    assert "aliases" in reasons(result)["_posts/2024-05-01-bomb.md"]
+    assert result.added == 1
+
+    import store.sync as sync_mod
+
+    calls = []
+    real = sync_mod.parse_post
+    monkeypatch.setattr(sync_mod, "parse_post", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    again = await sync(store, archive)
+    assert calls == [] and again.skipped == 1 and "aliases" in again.errors[0]["reason"]
+    # once the file changes it is parsed again
+    archive.post("2024-05-01-bomb.md", "修好了", "正文。")
+    fixed = await sync(store, archive)
+    assert fixed.added == 1 and fixed.errors == []
+
+
+def test_nested_category_lists_are_flattened_not_stored_as_reprs(archive):
+    cfg = open_archive(archive.root)
+    raw = "---\ntitle: t\ndate: 2024-05-01\ncategories: [[a, b], [c, [d]], {x: 1}, e]\n---\nbody\n"
+    post = parse_post(cfg, "_posts/2024-05-01-x.md", raw.encode())
+    assert post.categories == ["a", "b", "c", "d", "e"]
+    assert "[" not in post.archive_url and "'" not in post.archive_url
+
+
+def test_label_count_and_length_are_capped(archive):
+    cfg = open_archive(archive.root)
+    many = " ".join(f"t{i}" for i in range(500))
+    raw = f"---\ntitle: t\ndate: 2024-05-01\ntags: {many}\ncategories: [{'长' * 5000}]\n---\nbody\n"
+    post = parse_post(cfg, "_posts/2024-05-01-x.md", raw.encode())
+    assert len(post.tags) == 50 and len(post.categories[0]) == 100
+
+
+async def test_dates_far_in_the_future_or_impossible_are_explained(store, archive):
+    archive.post("2024-05-01-future.md", "来自未来", "正文。", date="9999-12-31 10:00:00")
+    archive.post("2024-02-30-impossible.md", "不存在的日子", "正文。", date=None)
+    archive.post("2024-05-02-ok.md", "正常", "正文。")
+    result = await sync(store, archive)
+    why = reasons(result)
+    assert "future" in why["_posts/2024-05-01-future.md"]
+    assert "2024-02-30 is not a real date" in why["_posts/2024-02-30-impossible.md"]
+    assert [p.id for p in await store.latest(5)] == ["2024-05-02-ok"]
