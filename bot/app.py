@@ -112,7 +112,7 @@ async def setup(app: Application) -> None:
     )
     app.bot_data["svc"] = svc
     svc.deliverer = Deliverer(app.bot, store, settings, i18n, svc.notify)
-    svc.follower = Follower(store, settings, svc.notify, on_new=svc.deliverer.kick)
+    svc.follower = Follower(store, settings, svc.notify, on_new=svc.deliverer.kick, tell=svc.tell)
     await svc.follower.sync()
     # rules from settings start after the first sync, so a new rule never floods its chat with the archive
     await sync_settings_rules(store, settings)

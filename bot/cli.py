@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,10 +14,12 @@ from pathlib import Path
 from bot.render import fmt_date
 from store.db import PostRow, Store
 from store.jekyll import ArchiveError
-from store.search import search
+from store.search import MAX_QUERY_CHARS, MAX_TERMS, search
 from store.settings import Settings, SettingsError, archive_config, load_settings
 from store.sync import SyncResult, sync_archive
 from store.text import fold
+
+MAX_LIMIT = 100  # results per search or latest call
 
 
 class CliError(Exception):
@@ -160,16 +163,38 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _search_error(exc: Exception) -> str:
+    return f"search failed: {type(exc).__name__}: {exc}"
+
+
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    limit, offset = args.limit, max(0, args.offset)
+    if not 1 <= limit <= MAX_LIMIT:
+        print(
+            f"newsbot: --limit is between 1 and {MAX_LIMIT}; using {MAX_LIMIT if limit > 1 else 1}",
+            file=sys.stderr,
+        )
+        limit = max(1, min(limit, MAX_LIMIT))
     store = await _open_existing(settings)
     try:
         if args.query == ["-"]:
+            # batch: one JSON line out per line in, whatever the line holds
             for line in sys.stdin:
-                page = await search(store, line.strip(), limit=args.limit, offset=args.offset)
-                _print_json([h.to_json() for h in page.hits])
+                try:
+                    page = await search(store, line.strip(), limit=limit, offset=offset)
+                    _print_json([h.to_json() for h in page.hits])
+                except sqlite3.Error:
+                    raise
+                except Exception as exc:  # one bad line answers with an error object; the batch goes on
+                    _print_json({"error": _search_error(exc)})
                 sys.stdout.flush()
             return 0
-        page = await search(store, " ".join(args.query), limit=args.limit, offset=args.offset)
+        page = await search(store, " ".join(args.query), limit=limit, offset=offset)
+        if page.query.cut:
+            print(
+                f"newsbot: the query was shortened (at most {MAX_QUERY_CHARS} characters, {MAX_TERMS} words)",
+                file=sys.stderr,
+            )
         if args.json:
             _print_json([h.to_json() for h in page.hits])
             return 0
@@ -177,10 +202,10 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             print("nothing found")
             return 0
         bold = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("[", "]")
-        for i, hit in enumerate(page.hits, start=args.offset + 1):
+        for i, hit in enumerate(page.hits, start=offset + 1):
             print(f"{i}. " + _human_post(hit.post, hit.marked_snippet(*bold)))
         if page.has_more:
-            print(f"… more: --offset {args.offset + args.limit}")
+            print(f"… more: --offset {offset + limit}")
         return 0
     finally:
         await store.close()
@@ -190,7 +215,8 @@ async def cmd_latest(args: argparse.Namespace, settings: Settings) -> int:
     store = await _open_existing(settings)
     try:
         posts = await store.latest(
-            limit=max(1, args.limit), category_key=fold(args.category) if args.category else None
+            limit=max(1, min(args.limit, MAX_LIMIT)),
+            category_key=fold(args.category) if args.category else None,
         )
         if args.json:
             _print_json([p.to_json() for p in posts])
@@ -209,8 +235,8 @@ async def cmd_categories(args: argparse.Namespace, settings: Settings) -> int:
         rows, total = await store.terms(
             "c",
             fold(args.filter) if args.filter else None,
-            limit=max(1, args.limit),
-            offset=max(0, args.offset),
+            limit=max(1, min(args.limit, 10**6)),
+            offset=max(0, min(args.offset, 10**9)),
         )
         if args.json:
             _print_json([{"name": name, "count": n} for _, name, n in rows])

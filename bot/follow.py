@@ -74,34 +74,47 @@ async def sync_settings_rules(store: Store, settings: Settings) -> None:
             await store.remove_rule(rule["id"])
 
 
-async def enqueue_new_posts(store: Store) -> int:
-    """Record a pending delivery for every (rule, post first indexed after the rule existed) match."""
+async def enqueue_new_posts(store: Store) -> tuple[int, list[tuple[dict, str]]]:
+    """Record a pending delivery for every (rule, post first indexed after the rule existed) match.
+
+    Each rule is matched on its own: a rule whose filter cannot be run is paused with the reason and
+    returned in the second list (rule, reason); every other rule is enqueued as usual."""
     delivered = int(await store.get_meta("delivered_seq", "0") or 0)
     current = await store.current_seq()
     if current <= delivered:
-        return 0
+        return 0, []
     rules = [rule for rule in await store.rules() if not rule["paused"]]
     new = await store.new_posts_since(delivered) if rules else []
     items: list[tuple[int, str, int, int]] = []
+    broken: list[tuple[dict, str]] = []
     for rule in rules:
         eligible = [rowid for rowid, first_seen in new if first_seen > rule["since_seq"]]
         if not eligible:
             continue
-        keep = set(eligible)
-        if rule["categories"]:
-            keep &= await store.posts_in_categories(eligible, rule["categories"])
-        if rule["query"]:
-            keep &= await matching(store, rule["query"], eligible)
+        try:
+            keep = set(eligible)
+            if rule["categories"]:
+                keep &= await store.posts_in_categories(eligible, rule["categories"])
+            if rule["query"]:
+                keep &= await matching(store, rule["query"], eligible)
+        except Exception as exc:  # this rule's filter, not the sync, is broken
+            reason = f"filter failed: {type(exc).__name__}: {str(exc)[:200]}"
+            log.warning("rule %s paused: %s", rule["id"], reason)
+            await store.pause_rule(rule["id"], reason)
+            broken.append((rule, reason))
+            continue
         items += [(rule["id"], rule["chat"], rule["thread"], rowid) for rowid in eligible if rowid in keep]
-    return await store.enqueue(items, current)
+    return await store.enqueue(items, current), broken
 
 
 class Follower:
     """Runs syncs one at a time; a sync asked for while one runs joins it."""
 
-    def __init__(self, store: Store, settings: Settings, notify, on_new=None):
+    def __init__(self, store: Store, settings: Settings, notify, on_new=None, tell=None):
         self.store, self.settings, self.notify, self.on_new = store, settings, notify, on_new
+        self.tell = tell  # tell(chat_id, key, **values): a message to one user (a subscription's owner)
         self._task: asyncio.Task | None = None
+        self._reported: set[tuple[str, str]] = set()  # skipped files the admins were told about
 
     async def sync(self, pull: bool | None = None) -> SyncReport:
         if self._task is None or self._task.done():
@@ -118,7 +131,7 @@ class Follower:
         try:
             cfg = archive_config(self.settings)
             result = await sync_archive(self.store, cfg, allow_mass_delete=self.settings.allow_mass_delete)
-            queued = await enqueue_new_posts(self.store)
+            queued, broken = await enqueue_new_posts(self.store)
         except ArchiveError as exc:
             log.error("sync: %s", exc)
             await self.notify("alert.archive_error", error=str(exc))
@@ -128,6 +141,7 @@ class Follower:
             error = f"{type(exc).__name__}: {exc}"
             await self.notify("alert.sync_failed", error=error)
             return SyncReport(None, round(time.monotonic() - started, 2), pull_error, error)
+        await self._report(result, broken)
         await self.store.forget_queries(QUERY_BUTTONS_TTL)  # their paging buttons then say "expired"
         if queued and self.on_new:
             self.on_new()
@@ -142,6 +156,22 @@ class Follower:
             queued,
         )
         return report
+
+    async def _report(self, result: SyncResult, broken: list[tuple[dict, str]]) -> None:
+        """Tell the admins what needs a human, once: newly skipped files, a refused mass deletion, rules
+        paused because their filter failed (and the owner of such a subscription)."""
+        seen = {(e["path"], e["reason"]) for e in result.errors}
+        new = [e for e in result.errors if (e["path"], e["reason"]) not in self._reported]
+        self._reported = seen
+        if new:
+            first = "; ".join(f"{e['path']}: {e['reason']}" for e in new[:3])
+            await self.notify("alert.skipped", count=len(new), first=first)
+        if result.refused_deletes:
+            await self.notify("alert.mass_delete", count=result.refused_deletes)
+        for rule, reason in broken:
+            await self.notify("alert.rule_paused", id=rule["id"], reason=reason)
+            if rule["origin"] == "subscription" and rule["owner"] and self.tell is not None:
+                await self.tell(rule["owner"], "subscribe.paused", id=rule["id"], reason=reason)
 
     async def git_pull(self) -> str | None:
         """`git pull --ff-only` in the archive; an error message, or None when it worked or is not a repo."""

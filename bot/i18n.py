@@ -15,6 +15,10 @@ from babel.messages.pofile import read_po
 LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
 DOMAIN = "newsbot"
 LANGUAGE_NAMES = {"zh": "简体中文", "en": "English"}
+# A placeholder value (a category, a query, an error text: anything a user or an archive wrote) is cut
+# to this many characters, as plain text before it is escaped, so no message grows past Telegram's limit
+# because of one field.
+MAX_VALUE_CHARS = 300
 
 
 class I18n:
@@ -46,7 +50,11 @@ class I18n:
         template = catalog.get(key) or self.catalogs[self.default].get(key) or key
         if not values:
             return template
-        return template.format(**{k: html.escape(str(v), quote=False) for k, v in values.items()})
+        return template.format(**{k: html.escape(_cut(str(v)), quote=False) for k, v in values.items()})
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
 
 def placeholders(template: str) -> set[str]:

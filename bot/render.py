@@ -18,7 +18,8 @@ MESSAGE_LIMIT = 4096
 TITLE_CHARS = 120
 LINE_CHARS = 160
 CARD_SUMMARY_CHARS = 600
-
+CARD_LINE_CHARS = 400  # the categories line and the tags line of a card
+BUTTON_CHARS = 60
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -61,7 +62,7 @@ def post_item(
     meta = fmt_date(post.date)
     if post.categories:
         meta += " · " + ", ".join(post.categories[:3])
-    lines.append(f"<i>{esc(meta)}</i>")
+    lines.append(f"<i>{esc(truncate(meta, LINE_CHARS))}</i>")
     if snippet_html:
         lines.append(snippet_html)
     elif post.summary:
@@ -82,9 +83,9 @@ def post_card(post: PostRow) -> str:
     meta = fmt_date(post.date)
     if post.categories:
         meta += " · " + " / ".join(post.categories)
-    parts.append(f"<i>{esc(meta)}</i>")
+    parts.append(f"<i>{esc(truncate(meta, CARD_LINE_CHARS))}</i>")
     if post.tags:
-        parts.append(esc(" ".join("#" + t for t in post.tags[:10])))
+        parts.append(esc(truncate(" ".join("#" + t for t in post.tags[:10]), CARD_LINE_CHARS)))
     summary = post.summary or truncate(post.body, CARD_SUMMARY_CHARS)
     if summary:
         parts.append("")

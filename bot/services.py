@@ -78,6 +78,15 @@ class Services:
         user = update.effective_user
         return user is not None and user.id in self.settings.admin_ids
 
+    async def tell(self, chat_id: int, key: str, **values: object) -> None:
+        """Send one message to one user (in the chat's language if chosen, else the default)."""
+        lang = await self.store.chat_language(chat_id)
+        text = self.i18n.t(lang if lang in self.i18n.catalogs else self.i18n.default, key, **values)
+        try:
+            await self.bot.send_message(chat_id, text)
+        except Exception as exc:
+            log.warning("could not tell %s: %s", chat_id, exc)
+
     async def notify(self, key: str, **values: object) -> None:
         """Tell every admin something that needs a human (in the default language)."""
         text = self.i18n.t(self.i18n.default, key, **values)

@@ -589,6 +589,7 @@ class Store:
     async def latest(
         self, limit: int = 10, offset: int = 0, category_key: str | None = None
     ) -> list[PostRow]:
+        limit, offset = _bounded(limit), _bounded(offset)
         if category_key is None:
             rows = await self.conn.execute_fetchall(
                 f"SELECT {POST_COLUMNS} FROM posts ORDER BY ts DESC, rowid DESC LIMIT ? OFFSET ?",
@@ -613,6 +614,7 @@ class Store:
         self, kind: str = "c", fragment: str | None = None, limit: int = 50, offset: int = 0
     ) -> tuple[list[tuple[str, str, int]], int]:
         """(key, name, post count) of categories (kind 'c') or tags ('t'), most posts first; and the total."""
+        limit, offset = _bounded(limit), _bounded(offset)
         where, params = "kind=?", [kind]
         if fragment:
             where += " AND instr(key, ?) > 0"
@@ -807,6 +809,10 @@ class Store:
         return [r[0] for r in rows]
 
     @_locked
+    async def pause_rule(self, rule_id: int, reason: str) -> None:
+        await self.conn.execute("UPDATE rules SET paused=? WHERE id=?", (reason, rule_id))
+
+    @_locked
     async def resume_rule(self, rule_id: int) -> bool:
         cur = await self.conn.execute("UPDATE rules SET paused=NULL WHERE id=?", (rule_id,))
         return bool(cur.rowcount)
@@ -937,6 +943,11 @@ def _scoped(sql: str, params: list[Any], origin: str | None, owner: int | None) 
         sql += " AND owner=?"
         params.append(owner)
     return sql, params
+
+
+def _bounded(n: int, high: int = 10**9) -> int:
+    """A LIMIT or OFFSET SQLite accepts (a huge number from a user is an overflow error otherwise)."""
+    return max(0, min(int(n), high))
 
 
 def _json_list(items: list[str]) -> str:

@@ -35,6 +35,7 @@ CANDIDATES = 300
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 12  # text terms and exclusions together
 MAX_FILTERS = 8  # categories and tags together
+MAX_OFFSET = 1_000_000
 IDF_SAMPLE = 5000
 TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
 SNIPPET_CHARS = 120
@@ -365,7 +366,7 @@ async def search(
     """Run a user query. Never raises on odd input; an empty query returns no hits."""
     q = parse_query(text)
     limit = max(1, min(int(limit), 100))
-    offset = max(0, int(offset))
+    offset = max(0, min(int(offset), MAX_OFFSET))
     if q.is_empty:
         return SearchPage(q, [], offset, False)
     compiled, filters, negatives = await _compile(store, q, tz)

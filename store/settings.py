@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     autopost_chats: list[AutopostRule] = Field(
         default_factory=list, description="JSON list of auto-post rules"
     )
+    max_subscriptions: int = Field(20, ge=0, description="alerts (/subscribe) one user may have")
     digest_threshold: int = Field(
         5, ge=1, description="more pending posts than this for one chat → one digest"
     )

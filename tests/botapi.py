@@ -163,6 +163,7 @@ class FakeBotAPI:
     fail_next: dict[str, ApiError] = field(default_factory=dict)
     webhook: dict | None = None
     hang_after: dict[int, int] = field(default_factory=dict)  # chat -> sends to let through, then hang
+    admins: dict[int, set[int]] = field(default_factory=dict)  # chat -> its administrators' user ids
 
     def __post_init__(self):
         self._updates: list[dict] = []
@@ -247,6 +248,16 @@ class FakeBotAPI:
     async def m_setWebhook(self, p):
         self.webhook = p
         return True
+
+    async def m_getChatMember(self, p):
+        chat = self.chats.get(int(p["chat_id"]))
+        if chat is None:
+            raise ApiError("Bad Request: chat not found")
+        user_id = int(p["user_id"])
+        admins = self.admins.get(chat["id"], set())
+        if user_id in admins:
+            return {"status": "creator", "user": self.user(user_id), "is_anonymous": False}
+        return {"status": "member", "user": self.user(user_id)}
 
     def make_text_update(self, chat_id: int, text: str, user_id: int | None = None) -> dict:
         """An update as Telegram would POST it to a webhook."""

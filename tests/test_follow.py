@@ -116,8 +116,16 @@ async def test_non_admin_reload_is_refused_and_nothing_syncs(make_env):
 async def test_reload_reports_skipped_posts_and_stats(make_env):
     env = await make_env()
     env.archive.write("broken.md", "---\ntitle: x\n---\n", dedent=False)
-    reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
-    assert "1 skipped" in reply.text and "_posts/broken.md" in reply.text and "no usable date" in reply.text
+    env.api.send_text(ADMIN, "/reload", user_id=ADMIN)
+    found = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "1 skipped" in m.text])
+    reply = found[0]
+    assert "_posts/broken.md" in reply.text and "no usable date" in reply.text
+    # the admins were alerted about the newly skipped file once, not again at the next sync
+    alerts = [m for m in env.api.sent_to(ADMIN) if "newly skipped" in m.text]
+    assert len(alerts) == 1 and "_posts/broken.md" in alerts[0].text
+    again = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
+    assert "1 skipped" in again.text
+    assert len([m for m in env.api.sent_to(ADMIN) if "newly skipped" in m.text]) == 1
     stats = await env.api.ask(ADMIN, "/stats", user_id=ADMIN)
     for part in (
         "Posts: 1",

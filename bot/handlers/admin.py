@@ -9,9 +9,11 @@ from datetime import datetime
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from store.search import MAX_FILTERS, MAX_QUERY_CHARS, MAX_TERMS, parse_query
+
 from .. import render
 from ..services import services
-from .common import reply
+from .common import ascii_int, chat_arg, reply, reply_lines
 
 SHOW_SKIPPED = 5
 
@@ -137,10 +139,10 @@ async def autopost_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
                 )
                 + status
             )
-        await reply(update, "\n".join(lines))
+        await reply_lines(update, lines)
         return
-    if action in ("remove", "resume") and args and args[0].isdigit():
-        rule_id = int(args[0])
+    rule_id = ascii_int(args[0], 1) if action in ("remove", "resume") and args else None
+    if rule_id is not None:
         if action == "remove":
             ok = await svc.store.remove_rule(rule_id, origin="admin")
         else:
@@ -155,9 +157,11 @@ async def autopost_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await reply(update, svc.i18n.t(lang, "autopost.usage"))
         return
     chat = update.effective_chat
-    target = None
-    if args and (args[0].lstrip("-").isdigit() or args[0].startswith("@")):
-        target = args.pop(0)
+    target = chat_arg(args[0]) if args else None
+    if target is not None:
+        args.pop(0)
+    elif args and (args[0][:1] in "-@" or args[0][:1].isdigit()):
+        target = None  # looks like a chat but is not a valid one (0, -0, other digits, a bad @name)
     elif chat is not None and chat.type != chat.PRIVATE:
         target = str(chat.id)
     if target is None:
@@ -172,10 +176,18 @@ async def autopost_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         low = arg.lower()
         if low.startswith("cat:") and len(arg) > 4:
             categories.append(arg[4:])
-        elif low.startswith("thread:") and arg[7:].isdigit():
-            thread = int(arg[7:])
+        elif low.startswith("thread:"):
+            number = ascii_int(arg[7:], 1, 2**31 - 1)
+            if number is None:
+                await reply(update, svc.i18n.t(lang, "autopost.usage"))
+                return
+            thread = number
         else:
             words.append(arg)
+    query = parse_query(" ".join(words))
+    if query.cut or len(categories) > MAX_FILTERS:
+        await reply(update, svc.i18n.t(lang, "subscribe.too_long", chars=MAX_QUERY_CHARS, terms=MAX_TERMS))
+        return
     rule_id, created = await svc.store.add_rule(
         target, thread=thread, categories=categories, query=" ".join(words), origin="admin"
     )

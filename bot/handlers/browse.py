@@ -11,7 +11,7 @@ from store.text import fold
 from .. import keyboards as kb
 from .. import render
 from ..services import Services, services
-from .common import edit, int_arg, reply
+from .common import ascii_int, edit, int_arg, reply
 
 LATEST_DEFAULT = 8
 LATEST_MAX = 20
@@ -30,7 +30,7 @@ async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = await svc.language(update)
     args = list(context.args or [])
     limit = LATEST_DEFAULT
-    if args and args[0].isdigit():
+    if args and args[0].isascii() and args[0].isdigit():
         limit = int_arg(args.pop(0), LATEST_DEFAULT, 1, LATEST_MAX)
     category = " ".join(args).strip()
     key = None
@@ -71,7 +71,10 @@ async def _categories_screen(svc: Services, lang: str, page: int, fragment: str)
         )
     else:
         text = svc.i18n.t(lang, "categories.header", total=total, page=page + 1, pages=pages)
-    buttons = [[(f"{name} ({n})", kb.category_posts(key, 0, page), False)] for key, name, n in rows]
+    buttons = [
+        [(f"{render.truncate(name, render.BUTTON_CHARS)} ({n})", kb.category_posts(key, 0, page), False)]
+        for key, name, n in rows
+    ]
     buttons.append(
         kb.pager(
             kb.categories_page(page - 1, fragment) if page > 0 else None,
@@ -132,7 +135,8 @@ async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 
 async def send_post_card(update: Update, context: ContextTypes.DEFAULT_TYPE, ref: str, lang: str) -> None:
     svc = services(context)
-    post = await svc.store.get_post(int(ref)) if ref.isdigit() else None
+    rowid = ascii_int(ref, 1)
+    post = await svc.store.get_post(rowid) if rowid is not None else None
     if post is None:
         await reply(update, svc.i18n.t(lang, "post.not_found"))
         return
@@ -144,7 +148,8 @@ async def on_open_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     query = update.callback_query
     lang = await svc.language(update)
     _, parts = kb.parse(query.data)
-    post = await svc.store.get_post(int(parts[0])) if parts and parts[0].isdigit() else None
+    rowid = ascii_int(parts[0], 1) if parts else None
+    post = await svc.store.get_post(rowid) if rowid is not None else None
     if post is None:
         await query.answer(svc.i18n.t(lang, "post.not_found"), show_alert=True)
         return

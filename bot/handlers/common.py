@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
+
+from .. import render
 
 
 async def reply(update: Update, text: str, keyboard: InlineKeyboardMarkup | None = None) -> Message | None:
@@ -13,6 +17,17 @@ async def reply(update: Update, text: str, keyboard: InlineKeyboardMarkup | None
     return await message.reply_html(text, reply_markup=keyboard, do_quote=False)
 
 
+async def reply_lines(update: Update, lines: list[str], max_messages: int = 5) -> None:
+    """A list (a header line, then one line per item) in as many messages as Telegram's length limit
+    needs, at most `max_messages` (a list longer than that is cut, with "…" at the end)."""
+    messages = render.split_blocks(lines[0], lines[1:], render.MESSAGE_LIMIT - 8) if lines else []
+    if len(messages) > max_messages:
+        messages = messages[:max_messages]
+        messages[-1] += "\n…"
+    for text in messages:
+        await reply(update, text)
+
+
 async def edit(query: CallbackQuery, text: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
     """Edit the button's message in place; pressing a button that changes nothing is not an error."""
     try:
@@ -20,6 +35,28 @@ async def edit(query: CallbackQuery, text: str, keyboard: InlineKeyboardMarkup |
     except BadRequest as exc:
         if "not modified" not in str(exc).lower():
             raise
+
+
+_ASCII_INT = re.compile(r"-?[0-9]{1,18}")
+CHAT_USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}")
+
+
+def ascii_int(text: str | None, low: int = 0, high: int = 10**15) -> int | None:
+    """An integer written with ASCII digits within [low, high], else None. (str.isdigit() accepts '²'
+    and Arabic-Indic digits, and int() accepts '1_000': neither is an id a user means.)"""
+    if not text or not _ASCII_INT.fullmatch(text):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def chat_arg(text: str) -> str | None:
+    """A chat a rule may target: a non-zero numeric id (negative for groups and channels) or an
+    @username; None for anything else."""
+    if CHAT_USERNAME.fullmatch(text):
+        return text
+    value = ascii_int(text, -(10**15), 10**15)
+    return str(value) if value else None
 
 
 def int_arg(value: str, default: int = 0, low: int = 0, high: int = 10**9) -> int:

@@ -28,6 +28,8 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
         text = svc.i18n.t(lang, "error.generic")
         if update.callback_query is not None:
             await update.callback_query.answer(text, show_alert=True)
+        elif update.inline_query is not None:
+            await update.inline_query.answer([], cache_time=5)  # answered, empty, rather than spinning
         elif update.effective_message is not None:
             await reply(update, text)
     except Exception:  # the apology itself failed: logged, nothing more to do

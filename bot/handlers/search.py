@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from store.search import MAX_QUERY_CHARS, search
+from store.search import MAX_QUERY_CHARS, MAX_TERMS, search
 
 from .. import keyboards as kb
 from .. import render
@@ -20,9 +20,10 @@ async def _results(svc: Services, lang: str, query_text: str, query_id: int | No
     write) the page has no ‹ › buttons."""
     result = await search(svc.store, query_text, limit=PER_PAGE, offset=page * PER_PAGE)
     shown = render.truncate(query_text, 60)
+    cut = svc.i18n.t(lang, "search.cut", chars=MAX_QUERY_CHARS, terms=MAX_TERMS) if result.query.cut else ""
     if not result.hits:
-        return svc.i18n.t(lang, "search.nothing", query=shown), None
-    header = svc.i18n.t(lang, "search.header", query=shown, page=page + 1)
+        return "\n".join(filter(None, [svc.i18n.t(lang, "search.nothing", query=shown), cut])), None
+    header = "\n".join(filter(None, [svc.i18n.t(lang, "search.header", query=shown, page=page + 1), cut]))
     source = svc.i18n.t(lang, "post.source")
     blocks = [
         render.post_item(hit.post, source, render.snippet_html(hit), number=page * PER_PAGE + i + 1)

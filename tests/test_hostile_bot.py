@@ -1,0 +1,143 @@
+"""The bot against the test Bot API server, as a hostile or careless user drives it: forged buttons, huge
+arguments, too many alerts, odd chat ids, another group's language, a read-only database. The server
+rejects what Telegram rejects (over 4096 characters, bad HTML), so every reply here is within limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from .botapi import FakeBotAPI, start_bot, stop_bot
+from .test_bot import ALICE, GROUP, TOKEN, WANG
+
+ADMIN = 777
+
+
+@pytest.fixture
+async def bot(tmp_path, archive):
+    from store.settings import Settings
+
+    long_cat = "很长的分类" * 900
+    archive.post("2024-05-01-a.md", "人民币汇率走强", "离岸人民币兑美元汇率走强。", categories="markets")
+    archive.post(
+        "2024-05-02-long.md",
+        "分类很长的文章",
+        "正文。",
+        categories=" ".join(f"{long_cat[:90]}{i}" for i in range(45)),
+        tags=" ".join(f"标签{i}" * 30 for i in range(40)),
+    )
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    for chat in (ALICE, WANG, ADMIN):
+        api.add_chat(chat)
+    api.add_chat(GROUP, "supergroup", "Readers")
+    api.admins[GROUP] = {WANG}
+    settings = Settings(
+        bot_token=TOKEN,
+        telegram_base_url=api.base_url,
+        database_path=tmp_path / "hostile.sqlite3",
+        archive_dir=archive.root,
+        default_language="en",
+        admin_ids=[ADMIN],
+        max_subscriptions=3,
+    )
+    app = await start_bot(settings)
+    try:
+        yield api, app
+    finally:
+        await stop_bot(app)
+        await api.stop()
+
+
+async def test_a_forged_search_button_from_another_chat_shows_nothing(bot):
+    api, app = bot
+    mine = await api.ask(ALICE, "/search 汇率")
+    data = mine.button("›")["callback_data"] if any(b["text"] == "›" for b in mine.buttons()) else None
+    own_id = data.split(":")[1] if data else str(await app.bot_data["svc"].remember_query(ALICE, "汇率"))
+    other = await api.ask(WANG, "/help")
+    for forged in (f"sr:{own_id}:0", "sr:1:0", "sr:0:0", "sr:99999999999999999999:0", "sr:x", "sr:"):
+        qid = api.press_data(other, forged, user_id=WANG)
+        answer = await api.callback_answer(qid)
+        assert "expired" in answer["text"].lower() or "过期" in answer["text"], forged
+    assert other.edits == 0
+
+
+async def test_a_card_with_huge_categories_and_tags_is_sent_within_limits(bot):
+    api, app = bot
+    post = await app.bot_data["svc"].store.get_post("2024-05-02-long")
+    card = await api.ask(ALICE, f"/start post_{post.rowid}")
+    assert card.text.startswith("分类很长的文章") and len(card.text) <= 4096
+    latest = await api.ask(ALICE, "/latest")
+    assert "分类很长的文章" in latest.text
+
+
+async def test_huge_arguments_get_a_clear_answer(bot):
+    api, _ = bot
+    reply = await api.ask(ALICE, "/latest " + "类" * 4000)
+    assert "no category" in reply.text.lower() or "没有" in reply.text
+    reply = await api.ask(ALICE, "/latest 99999999999999999999")
+    assert reply.text.startswith("Latest posts")
+    reply = await api.ask(ALICE, "/search " + "#t " * 1300)
+    assert "shortened" in reply.text
+    reply = await api.ask(ALICE, "/search 汇率 until:9999-12-31")
+    assert "人民币汇率走强" in reply.text
+    reply = await api.ask(ALICE, "/subscribe " + "字" * 4080)
+    assert "too long" in reply.text
+    assert await _subscriptions(api) == 0
+
+
+async def _subscriptions(api) -> int:
+    reply = await api.ask(ALICE, "/subscriptions")
+    return reply.text.count("\n#")
+
+
+async def test_subscriptions_are_capped_per_user_and_long_ones_are_listed_within_limits(bot):
+    api, _ = bot
+    for i in range(3):
+        reply = await api.ask(ALICE, f"/subscribe {'汇率' * 120} {i}")
+        assert "set" in reply.text
+    reply = await api.ask(ALICE, "/subscribe 第四个")
+    assert "the most allowed" in reply.text
+    listing = await api.ask(ALICE, "/subscriptions")
+    assert listing.text.count("#") >= 3 and len(listing.text) <= 4096
+
+
+async def test_autopost_validates_chats_and_threads_and_lists_many_rules(bot):
+    api, app = bot
+    store = app.bot_data["svc"].store
+    before = len(await store.rules())
+    for bad in ("0", "-0", "١٢٣", "@x", "-100123 thread:-5", "-100123 thread:abc", "²"):
+        reply = await api.ask(ADMIN, f"/autopost add {bad}", user_id=ADMIN)
+        assert "/autopost add" in reply.text, bad  # the usage, nothing created
+    assert len(await store.rules()) == before
+    for i in range(81):
+        await store.add_rule(f"-100{i}", query="长" * 200, origin="admin")
+    n_before = len(api.sent_to(ADMIN))
+    api.send_text(ADMIN, "/autopost", user_id=ADMIN)
+    await api.wait_for(lambda: "#81 " in "".join(m.text for m in api.sent_to(ADMIN)[n_before:]))
+    listing = api.sent_to(ADMIN)[n_before:]
+    assert 2 <= len(listing) <= 5 and all(len(m.text) <= 4096 for m in listing)
+
+
+async def test_only_a_groups_admins_change_its_language(bot):
+    api, app = bot
+    store = app.bot_data["svc"].store
+    reply = await api.ask(GROUP, "/lang@newsbot_test_bot", user_id=ALICE)
+    assert "administrators" in reply.text
+    reply = await api.ask(GROUP, "/lang@newsbot_test_bot", user_id=WANG)
+    qid = api.press(reply, "简体中文", user_id=ALICE)  # pressed by a non-admin
+    assert "administrators" in (await api.callback_answer(qid))["text"]
+    assert await store.chat_language(GROUP) is None
+    qid = api.press(reply, "简体中文", user_id=WANG)
+    await api.callback_answer(qid)
+    assert await store.chat_language(GROUP) == "zh"
+
+
+async def test_with_writes_refused_searches_still_answer_and_admins_are_told_once(bot):
+    api, app = bot
+    store = app.bot_data["svc"].store
+    await store.conn.execute("PRAGMA query_only=1")  # SQLite refuses every write from now on
+    for _ in range(2):
+        reply = await api.ask(ALICE, "/search 汇率")
+        assert "人民币汇率走强" in reply.text
+    told = [m for m in api.sent_to(ADMIN) if "refuses writes" in m.text]
+    assert len(told) == 1
