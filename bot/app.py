@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import secrets
+import sqlite3
 import sys
 
-from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions, Update
+from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
-from store.db import Store
+from store.db import Store, database_problem
 from store.jekyll import ArchiveError
 from store.settings import Settings, archive_config
 
 from .follow import Deliverer, Follower, sync_settings_rules
 from .handlers import ADMIN_COMMANDS, USER_COMMANDS, register
 from .i18n import I18n
+from .serve import serve
 from .services import Services
 
 log = logging.getLogger("newsbot")
@@ -159,21 +163,51 @@ def main_run(settings: Settings, *, webhook: bool = False) -> int:
         print(f"newsbot: configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(token)
-    app = build_application(settings)
     try:
-        if webhook:
-            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-            app.run_webhook(
-                listen=settings.webhook_listen,
-                port=settings.webhook_port,
-                url_path="telegram",
-                webhook_url=settings.webhook_url.rstrip("/") + "/telegram",
-                secret_token=secret,
-                allowed_updates=Update.ALL_TYPES,
-            )
-        else:
-            app.run_polling(allowed_updates=Update.ALL_TYPES)
-    except ConfigError as exc:
-        print(f"newsbot: {exc}", file=sys.stderr)
+        app = build_application(settings)
+        asyncio.run(serve(app, settings, webhook_secret(settings) if webhook else None))
+    except Exception as exc:
+        # Start-up problems end in one line (never the token) and exit code 2; the traceback goes to the
+        # log at debug level only, through the redacting formatter.
+        log.debug("start-up failed", exc_info=exc)
+        print(f"newsbot: {redact(startup_problem(exc, settings), token)}", file=sys.stderr)
         return 2
     return 0
+
+
+def webhook_secret(settings: Settings) -> str:
+    """WEBHOOK_SECRET, or a random one for this run: Telegram sends it back with every update, and PTB's
+    webhook server answers 403 to a request without it, so updates cannot be forged by whoever reaches
+    the port."""
+    if settings.webhook_secret and settings.webhook_secret.get_secret_value():
+        return settings.webhook_secret.get_secret_value()
+    log.info("WEBHOOK_SECRET is not set: using a random secret for this run")
+    return secrets.token_urlsafe(32)
+
+
+def redact(text: str, token: str) -> str:
+    for secret in (token, token.split(":", 1)[-1]):
+        if secret:
+            text = text.replace(secret, "<token>")
+    return text
+
+
+def startup_problem(exc: BaseException, settings: Settings) -> str:
+    """One line saying what is wrong, in an operator's terms."""
+    detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+    if isinstance(exc, ConfigError):
+        return detail
+    if isinstance(exc, InvalidToken):
+        return (
+            f"Telegram rejected the bot token, or {settings.telegram_base_url} is not a Bot API server"
+            f" ({detail})"
+        )
+    if isinstance(exc, NetworkError):
+        return f"cannot reach the Bot API at {settings.telegram_base_url}: {detail}"
+    if isinstance(exc, TelegramError):
+        return f"the Bot API refused a start-up call: {detail}"
+    if isinstance(exc, sqlite3.Error):
+        return f"database {settings.database_path}: {database_problem(exc)}"
+    if isinstance(exc, OSError):
+        return f"{detail}"
+    return f"start-up failed: {type(exc).__name__}: {detail}"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.render import fmt_date
-from store.db import PostRow, Store
+from store.db import PostRow, Store, database_problem
 from store.jekyll import ArchiveError
 from store.search import MAX_QUERY_CHARS, MAX_TERMS, search
 from store.settings import Settings, SettingsError, archive_config, load_settings
@@ -297,6 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"newsbot: {exc}", file=sys.stderr)
         return exc.code
+    except sqlite3.Error as exc:  # read-only, corrupt, a folder, a full disk: nothing was half-written
+        path = getattr(locals().get("settings"), "database_path", "")
+        print(f"newsbot: database {path}: {database_problem(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

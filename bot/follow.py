@@ -14,13 +14,14 @@ import asyncio
 import itertools
 import logging
 import os
+import sqlite3
 import time
 import warnings
 from dataclasses import dataclass
 
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from store.db import Store
+from store.db import Store, database_problem
 from store.jekyll import ArchiveError
 from store.search import matching
 from store.settings import Settings, archive_config
@@ -115,6 +116,7 @@ class Follower:
         self.tell = tell  # tell(chat_id, key, **values): a message to one user (a subscription's owner)
         self._task: asyncio.Task | None = None
         self._reported: set[tuple[str, str]] = set()  # skipped files the admins were told about
+        self._last_failure: tuple[str, str] | None = None
 
     async def sync(self, pull: bool | None = None) -> SyncReport:
         if self._task is None or self._task.done():
@@ -134,13 +136,16 @@ class Follower:
             queued, broken = await enqueue_new_posts(self.store)
         except ArchiveError as exc:
             log.error("sync: %s", exc)
-            await self.notify("alert.archive_error", error=str(exc))
+            await self._alert_once("alert.archive_error", str(exc))
             return SyncReport(None, round(time.monotonic() - started, 2), pull_error, str(exc))
         except Exception as exc:  # a full disk, a corrupt database…: a human must look
             log.exception("sync failed")
-            error = f"{type(exc).__name__}: {exc}"
-            await self.notify("alert.sync_failed", error=error)
+            error = (
+                database_problem(exc) if isinstance(exc, sqlite3.Error) else f"{type(exc).__name__}: {exc}"
+            )
+            await self._alert_once("alert.sync_failed", error)
             return SyncReport(None, round(time.monotonic() - started, 2), pull_error, error)
+        self._last_failure = None
         await self._report(result, broken)
         await self.store.forget_queries(QUERY_BUTTONS_TTL)  # their paging buttons then say "expired"
         if queued and self.on_new:
@@ -156,6 +161,13 @@ class Follower:
             queued,
         )
         return report
+
+    async def _alert_once(self, key: str, error: str) -> None:
+        """Tell the admins a sync failed, once until it fails differently or works again (a scheduled
+        sync would otherwise repeat it every few minutes)."""
+        if self._last_failure != (key, error):
+            self._last_failure = (key, error)
+            await self.notify(key, error=error)
 
     async def _report(self, result: SyncResult, broken: list[tuple[dict, str]]) -> None:
         """Tell the admins what needs a human, once: newly skipped files, a refused mass deletion, rules

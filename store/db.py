@@ -276,7 +276,10 @@ class Store:
             yield
             await self.conn.execute("COMMIT")
         except BaseException:
-            await self.conn.execute("ROLLBACK")
+            # SQLite may already have rolled back (a full disk, an I/O error): then ROLLBACK fails with
+            # "no transaction is active", which must not hide the real error
+            with contextlib.suppress(sqlite3.Error):
+                await self.conn.execute("ROLLBACK")
             raise
 
     async def _use_wal(self) -> None:
@@ -978,6 +981,21 @@ class SearchFilters:
             sql += f" AND {alias}.ts < ?"
             params.append(self.until_ts)
         return sql, params
+
+
+def database_problem(exc: sqlite3.Error) -> str:
+    """One line for an operator about a database error, with what usually causes it."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    low = text.lower()
+    if "readonly" in low or "read-only" in low:
+        return f"{text} (the file or its folder is read-only; it must be writable for syncs and settings)"
+    if "disk is full" in low or "disk i/o" in low:
+        return f"{text} (free some space; nothing was half-written)"
+    if "not a database" in low or "malformed" in low:
+        return f"{text} (the file is not a newsbot database or is damaged: restore a backup, or delete it and sync again)"
+    if "unable to open" in low:
+        return f"{text} (is the path a folder, or its folder missing or not writable?)"
+    return text
 
 
 def now_ts() -> int:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 
 class SettingsError(Exception):
@@ -102,6 +103,20 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("telegram_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or len(value) < 10:
+            raise ValueError(f"not an http(s) URL: {value[:80]!r}")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {value[:80]!r}")
+        return value or None
+
     @field_validator("site_url", "permalink")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
@@ -112,6 +127,11 @@ def load_settings(**overrides) -> Settings:
     """Load settings; turn a validation error into a one-line SettingsError naming the key."""
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SourceError as exc:  # a complex value (a JSON list) that does not parse
+        cause = exc.__cause__
+        detail = f": {' '.join(str(cause).split())[:120]}" if cause else ""
+        field = str(exc).split("for field ", 1)[-1].split(" ", 1)[0] if "for field " in str(exc) else ""
+        raise SettingsError(f"{field.upper() or 'settings'}: not valid JSON{detail}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err.get("loc", ())) or "settings"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sqlite3
 import time
 
 from store.jekyll import open_archive, parse_post
@@ -203,3 +204,21 @@ async def test_dates_far_in_the_future_or_impossible_are_explained(store, archiv
     assert "future" in why["_posts/2024-05-01-future.md"]
     assert "2024-02-30 is not a real date" in why["_posts/2024-02-30-impossible.md"]
     assert [p.id for p in await store.latest(5)] == ["2024-05-02-ok"]
+
+
+async def test_a_full_disk_fails_the_sync_with_its_real_cause_and_loses_nothing(store, archive):
+    archive.post("2024-05-01-a.md", "已有的文章", "正文。")
+    await sync(store, archive)
+    pages = (await store.conn.execute_fetchall("PRAGMA page_count"))[0][0]
+    await store.conn.execute(f"PRAGMA max_page_count={pages + 2}")  # SQLite's own "disk is full"
+    for i in range(40):
+        archive.post(f"2024-05-{i % 28 + 1:02d}-big{i}.md", f"大文章{i}", f"内容{i}" * 3000)
+    try:
+        await sync(store, archive)
+    except sqlite3.OperationalError as exc:
+        assert "full" in str(exc) and "rollback" not in str(exc)
+    else:
+        raise AssertionError("the sync should have failed")
+    await store.conn.execute("PRAGMA max_page_count=1073741823")
+    assert [p.id for p in await store.latest(5)] == ["2024-05-01-a"]
+    assert (await sync(store, archive)).added == 40

@@ -207,3 +207,114 @@ async def test_run_with_an_unreadable_archive_and_no_posts_exits_with_a_clear_me
     text = (out + err).decode()
     assert proc.returncode == 2, text[-2000:]
     assert "archive not found" in text and "Traceback" not in text and TOKEN not in text
+
+
+async def test_webhook_without_a_secret_uses_a_random_one_and_refuses_updates_without_it(tmp_path, archive):
+    import socket
+
+    import aiohttp
+
+    archive.post("2024-05-01-a.md", "网络钩子", "正文内容。", categories="demo")
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    api.add_chat(ALICE)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await _spawn_bot(
+        tmp_path,
+        api,
+        "--webhook",
+        ARCHIVE_DIR=str(archive.root),
+        DATABASE_PATH=str(tmp_path / "hook.sqlite3"),
+        WEBHOOK_URL=f"http://127.0.0.1:{port}",
+        WEBHOOK_PORT=str(port),
+    )
+    try:
+        hook = await api.wait_for(lambda: api.webhook, timeout=30)
+        secret = hook["secret_token"]
+        assert len(secret) >= 32
+        url = f"http://127.0.0.1:{port}/telegram"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/"):
+                        break
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.1)
+            # an update "from" anyone, without the secret or with a wrong one, is refused
+            update = api.make_text_update(ALICE, "/latest")
+            for headers in (
+                {},
+                {"X-Telegram-Bot-Api-Secret-Token": ""},
+                {"X-Telegram-Bot-Api-Secret-Token": "x"},
+            ):
+                async with http.post(url, json=update, headers=headers) as r:
+                    assert r.status == 403
+            good = {"X-Telegram-Bot-Api-Secret-Token": secret}
+            async with http.post(url, data=b"{not json", headers=good) as r:
+                assert r.status == 400
+            async with http.post(url, json=update, headers=good) as r:
+                assert r.status == 200
+        reply = await api.next_message(ALICE, update["message"]["message_id"])
+        assert "网络钩子" in reply.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        await api.stop()
+    assert proc.returncode == 0
+    assert TOKEN not in (out + err).decode() and secret not in (out + err).decode()
+
+
+async def _start_failure(tmp_path, api_base: str, **settings) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=tmp_path,
+        env=_env(BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=api_base, **settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    text = (out + err).decode()
+    assert TOKEN not in text and TOKEN.split(":")[1] not in text
+    return proc.returncode, err.decode()
+
+
+async def test_start_up_problems_are_one_line_and_exit_2_without_the_token(tmp_path, archive):
+    import socket
+
+    archive.post("2024-05-01-a.md", "启动", "正文。")
+    other = FakeBotAPI("987654321:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi")  # knows another token: 401
+    await other.start()
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    folder = tmp_path / "a-folder.sqlite3"
+    folder.mkdir()
+    corrupt = tmp_path / "corrupt.sqlite3"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    good = dict(ARCHIVE_DIR=str(archive.root), DATABASE_PATH=str(tmp_path / "ok.sqlite3"))
+    cases = [
+        (other.base_url, good, "rejected the bot token"),
+        ("not a url", good, "TELEGRAM_BASE_URL"),
+        (other.base_url.replace("http://", "https://"), good, "cannot reach the Bot API"),
+        (f"http://127.0.0.1:{closed_port}/bot", good, "cannot reach the Bot API"),
+        (other.base_url, {**good, "AUTOPOST_CHATS": "[{"}, "AUTOPOST_CHATS"),
+        (other.base_url, {**good, "ADMIN_IDS": "[1,"}, "ADMIN_IDS"),
+        (api.base_url, {**good, "DATABASE_PATH": str(folder)}, "database"),
+        (api.base_url, {**good, "DATABASE_PATH": str(corrupt)}, "not a database"),
+    ]
+    try:
+        for base, settings, expected in cases:
+            code, err = await _start_failure(tmp_path, base, **settings)
+            lines = [line for line in err.splitlines() if line.startswith("newsbot:")]
+            assert code == 2 and len(lines) == 1 and expected in lines[0], (base, settings, err)
+            assert "Traceback" not in err, err
+    finally:
+        await other.stop()
+        await api.stop()

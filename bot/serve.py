@@ -1,0 +1,92 @@
+"""`newsbot run`: the application's life (start-up, serving by long polling or webhooks, shutdown).
+
+Run here rather than by PTB's `run_polling`/`run_webhook`: a start-up failure reaches `main_run` as one
+exception (PTB's runners log it with a traceback first), and the webhook server is our own small tornado
+server (PTB's webhooks extra installs tornado): every update must carry the secret (WEBHOOK_SECRET, or a
+random one made for the run and given to Telegram by setWebhook), compared in constant time (PTB
+compares with `!=`). Updates go to PTB's update queue either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import signal
+
+import tornado.httpserver
+import tornado.web
+from telegram import Update
+from telegram.ext import Application
+
+from store.settings import Settings
+
+log = logging.getLogger("newsbot.webhook")
+PATH = "/telegram"
+MAX_BODY = 1 << 20  # an update is a few KB; Telegram's largest are far below this
+
+
+class UpdateHandler(tornado.web.RequestHandler):
+    def initialize(self, app: Application, secret: str) -> None:
+        self.app, self.secret = app, secret.encode()
+
+    async def post(self) -> None:
+        given = self.request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode()
+        if not hmac.compare_digest(given, self.secret):
+            self.set_status(403)
+            return
+        try:
+            data = json.loads(self.request.body)
+            update = Update.de_json(data, self.app.bot)
+        except Exception:  # not JSON, or not an update
+            self.set_status(400)
+            return
+        await self.app.update_queue.put(update)
+        self.set_status(200)
+
+    def log_exception(self, typ, value, tb) -> None:  # never log request details (headers hold the secret)
+        log.warning("webhook request failed: %s", value)
+
+
+async def serve(app: Application, settings: Settings, webhook_secret: str | None = None) -> None:
+    """Initialize the application, poll (or, given a secret, serve webhooks) until SIGINT/SIGTERM, then
+    shut down."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.initialize()
+    try:
+        if app.post_init:
+            await app.post_init(app)
+        server = None
+        if webhook_secret is not None:
+            assert settings.webhook_url
+            await app.bot.set_webhook(
+                settings.webhook_url.rstrip("/") + PATH,
+                secret_token=webhook_secret,
+                allowed_updates=Update.ALL_TYPES,
+            )
+            routes = [(rf"{PATH}/?", UpdateHandler, {"app": app, "secret": webhook_secret})]
+            server = tornado.httpserver.HTTPServer(tornado.web.Application(routes), max_body_size=MAX_BODY)
+            server.listen(settings.webhook_port, settings.webhook_listen)
+            log.info("serving webhooks on %s:%s%s", settings.webhook_listen, settings.webhook_port, PATH)
+        else:
+            assert app.updater is not None
+            await app.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+        await app.start()
+        try:
+            await stop.wait()
+        finally:
+            if server is not None:
+                server.stop()
+            elif app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            await app.stop()
+            if app.post_stop:
+                await app.post_stop(app)
+    finally:
+        await app.shutdown()
+        if app.post_shutdown:
+            await app.post_shutdown(app)
