@@ -70,9 +70,9 @@ async def sync_settings_rules(store: Store, settings: Settings) -> None:
             origin="settings",
         )
         wanted.add(rid)
-    for rule in await store.rules(origin="settings"):
-        if rule["id"] not in wanted:
-            await store.remove_rule(rule["id"])
+    for stored in await store.rules(origin="settings"):
+        if stored["id"] not in wanted:
+            await store.remove_rule(stored["id"])
 
 
 async def enqueue_new_posts(store: Store) -> tuple[int, list[tuple[dict, str]]]:

@@ -28,7 +28,11 @@ class I18n:
             lang = po.parent.parent.name
             with po.open("rb") as fh:
                 catalog = read_po(fh)
-            self.catalogs[lang] = {m.id: m.string for m in catalog if m.id and m.string}
+            self.catalogs[lang] = {
+                m.id: m.string
+                for m in catalog
+                if isinstance(m.id, str) and isinstance(m.string, str) and m.string
+            }
         if not self.catalogs:
             raise RuntimeError(f"no message catalogs under {locales_dir}")
         self.default = default if default in self.catalogs else sorted(self.catalogs)[0]

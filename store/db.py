@@ -301,12 +301,10 @@ class Store:
         await self.close()
 
     async def _schema_version(self) -> int:
-        rows = await self.conn.execute_fetchall(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
-        )
+        rows = await self._fetch("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
         if not rows:
             return 0
-        got = await self.conn.execute_fetchall("SELECT value FROM meta WHERE key='schema_version'")
+        got = await self._fetch("SELECT value FROM meta WHERE key='schema_version'")
         return int(got[0][0]) if got else 0
 
     async def _migrate(self) -> None:
@@ -332,19 +330,26 @@ class Store:
                     "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version),)
                 )
 
-    async def _rows_in(self, sql: str, values: Sequence[Any], chunk: int = 500) -> list:
-        """Run `sql`, whose "{}" stands for a list of placeholders, over `values` in chunks."""
+    async def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """All rows of a statement, as a list (aiosqlite's execute_fetchall, typed)."""
+        return list(await self.conn.execute_fetchall(sql, params))
+
+    async def _rows_in(
+        self, sql: str, values: Sequence[Any], chunk: int = 500, before: Sequence[Any] = ()
+    ) -> list:
+        """Run `sql`, whose "{}" stands for a list of placeholders, over `values` in chunks (`before`:
+        the parameters that come before the list in every chunk)."""
         values = list(values)
         out: list = []
         for i in range(0, len(values), chunk):
             part = values[i : i + chunk]
-            out += await self.conn.execute_fetchall(sql.format(",".join("?" * len(part))), part)
+            out += await self._fetch(sql.format(",".join("?" * len(part))), [*before, *part])
         return out
 
     # --- metadata ----------------------------------------------------------------------------
 
     async def get_meta(self, key: str, default: str | None = None) -> str | None:
-        rows = await self.conn.execute_fetchall("SELECT value FROM meta WHERE key=?", (key,))
+        rows = await self._fetch("SELECT value FROM meta WHERE key=?", (key,))
         return rows[0][0] if rows else default
 
     @_locked
@@ -376,7 +381,7 @@ class Store:
             states = self._states_cache[1]
             self._states_cache = None
             return states
-        rows = await self.conn.execute_fetchall("SELECT path, rowid, mtime_ns, size FROM posts")
+        rows = await self._fetch("SELECT path, rowid, mtime_ns, size FROM posts")
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     async def remember_file_states(self, states: dict[str, tuple[int, int, int]]) -> None:
@@ -396,7 +401,7 @@ class Store:
 
     async def next_rowid(self) -> int:
         """The rowid the next new post gets; rowids are never reused, even after a post is deleted."""
-        rows = await self.conn.execute_fetchall("SELECT COALESCE(MAX(rowid), 0) FROM posts")
+        rows = await self._fetch("SELECT COALESCE(MAX(rowid), 0) FROM posts")
         return max(int(await self.get_meta("next_rowid", "1") or 1), int(rows[0][0]) + 1)
 
     @_locked
@@ -500,7 +505,7 @@ class Store:
         """Rebuild the FTS index from the stored posts (after a segmenter or dictionary change)."""
         async with self._transaction():
             await self.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
-            rows = await self.conn.execute_fetchall("SELECT rowid FROM posts ORDER BY rowid")
+            rows = await self._fetch("SELECT rowid FROM posts ORDER BY rowid")
             ids = [r[0] for r in rows]
             for i in range(0, len(ids), 1000):
                 chunk = ids[i : i + 1000]
@@ -519,7 +524,7 @@ class Store:
 
     async def failed_files(self) -> dict[str, tuple[int, int, str]]:
         """path -> (mtime_ns, size, reason) of the files the last sync could not parse."""
-        rows = await self.conn.execute_fetchall("SELECT path, mtime_ns, size, reason FROM failed_files")
+        rows = await self._fetch("SELECT path, mtime_ns, size, reason FROM failed_files")
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     @_locked
@@ -566,15 +571,15 @@ class Store:
     # --- reading -----------------------------------------------------------------------------
 
     async def count_posts(self) -> int:
-        rows = await self.conn.execute_fetchall("SELECT COUNT(*) FROM posts")
+        rows = await self._fetch("SELECT COUNT(*) FROM posts")
         return int(rows[0][0])
 
     async def get_post(self, key: str | int) -> PostRow | None:
         """By rowid (int), or by id (file name without extension; the newest if several share it)."""
         if isinstance(key, int):
-            rows = await self.conn.execute_fetchall(f"SELECT {POST_COLUMNS} FROM posts WHERE rowid=?", (key,))
+            rows = await self._fetch(f"SELECT {POST_COLUMNS} FROM posts WHERE rowid=?", (key,))
         else:
-            rows = await self.conn.execute_fetchall(
+            rows = await self._fetch(
                 f"SELECT {POST_COLUMNS} FROM posts WHERE id=? ORDER BY ts DESC LIMIT 1", (key,)
             )
         return PostRow.from_row(rows[0]) if rows else None
@@ -583,9 +588,7 @@ class Store:
         if not rowids:
             return []
         marks = ",".join("?" * len(rowids))
-        rows = await self.conn.execute_fetchall(
-            f"SELECT {POST_COLUMNS} FROM posts WHERE rowid IN ({marks})", tuple(rowids)
-        )
+        rows = await self._fetch(f"SELECT {POST_COLUMNS} FROM posts WHERE rowid IN ({marks})", tuple(rowids))
         by_id = {r[0]: PostRow.from_row(r) for r in rows}
         return [by_id[r] for r in rowids if r in by_id]
 
@@ -594,13 +597,13 @@ class Store:
     ) -> list[PostRow]:
         limit, offset = _bounded(limit), _bounded(offset)
         if category_key is None:
-            rows = await self.conn.execute_fetchall(
+            rows = await self._fetch(
                 f"SELECT {POST_COLUMNS} FROM posts ORDER BY ts DESC, rowid DESC LIMIT ? OFFSET ?",
                 (limit, offset),
             )
         else:
             cols = ", ".join(f"p.{c.strip()}" for c in POST_COLUMNS.split(","))
-            rows = await self.conn.execute_fetchall(
+            rows = await self._fetch(
                 f"SELECT {cols} FROM post_terms t JOIN posts p ON p.rowid = t.post"
                 " WHERE t.kind='c' AND t.key=? ORDER BY t.ts DESC, t.post DESC LIMIT ? OFFSET ?",
                 (category_key, limit, offset),
@@ -608,9 +611,7 @@ class Store:
         return [PostRow.from_row(r) for r in rows]
 
     async def term_count(self, kind: str, key: str) -> tuple[str, int] | None:
-        rows = await self.conn.execute_fetchall(
-            "SELECT name, n FROM term_counts WHERE kind=? AND key=?", (kind, key)
-        )
+        rows = await self._fetch("SELECT name, n FROM term_counts WHERE kind=? AND key=?", (kind, key))
         return (rows[0][0], int(rows[0][1])) if rows else None
 
     async def terms(
@@ -622,11 +623,11 @@ class Store:
         if fragment:
             where += " AND instr(key, ?) > 0"
             params.append(fragment)
-        rows = await self.conn.execute_fetchall(
+        rows = await self._fetch(
             f"SELECT key, name, n FROM term_counts WHERE {where} ORDER BY n DESC, key LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
-        total = await self.conn.execute_fetchall(f"SELECT COUNT(*) FROM term_counts WHERE {where}", params)
+        total = await self._fetch(f"SELECT COUNT(*) FROM term_counts WHERE {where}", params)
         return [(r[0], r[1], int(r[2])) for r in rows], int(total[0][0])
 
     # --- search primitives (the MATCH expressions are built by store.search) -----------------
@@ -659,9 +660,7 @@ class Store:
             params.extend(exclude)
         inner += " ORDER BY f.rowid DESC LIMIT ?"
         params.append(limit)
-        return await self.conn.execute_fetchall(
-            f"SELECT rowid, ts, rank_text FROM posts WHERE rowid IN ({inner})", params
-        )
+        return await self._fetch(f"SELECT rowid, ts, rank_text FROM posts WHERE rowid IN ({inner})", params)
 
     async def recent_doc_counts(self, matches: Sequence[str], window: int) -> tuple[int, list[int]]:
         key = (tuple(matches), window)
@@ -684,33 +683,40 @@ class Store:
         for i, match in enumerate(matches):
             parts.append(f"SELECT {i}, COUNT(*) FROM posts_fts WHERE posts_fts MATCH ? AND rowid > ?1")
             params.append(match)
-        top = await self.conn.execute_fetchall("SELECT COALESCE(MAX(rowid), 0) FROM posts")
+        top = await self._fetch("SELECT COALESCE(MAX(rowid), 0) FROM posts")
         floor = int(top[0][0]) - window
         sql = " UNION ALL ".join(parts)
         # ?1 is the floor; the MATCH parameters follow it.
-        rows = await self.conn.execute_fetchall(sql, [floor, *params])
+        rows = await self._fetch(sql, [floor, *params])
         got = {r[0]: int(r[1]) for r in rows}
         return got.get(-1, 0), [got.get(i, 0) for i in range(len(matches))]
 
     async def filtered_posts(
-        self, filters: SearchFilters, limit: int, not_match: str | None = None
+        self,
+        filters: SearchFilters,
+        limit: int,
+        not_match: str | None = None,
+        within: Sequence[int] | None = None,
     ) -> list[int]:
-        """Newest posts passing the filters (a query with no text terms)."""
+        """Newest posts passing the filters (a query with no text terms), optionally among `within`."""
         sql = "SELECT p.rowid FROM posts p WHERE 1"
         params: list[Any] = []
         sql, params = filters.apply(sql, params, alias="p")
+        if within is not None:
+            sql += " AND p.rowid IN ({})".format(",".join("?" * len(within)))
+            params.extend(within)
         if not_match:
             sql += " AND p.rowid NOT IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)"
             params.append(not_match)
         sql += " ORDER BY p.ts DESC, p.rowid DESC LIMIT ?"
-        params.append(limit)
-        rows = await self.conn.execute_fetchall(sql, params)
+        params.append(_bounded(limit))
+        rows = await self._fetch(sql, params)
         return [r[0] for r in rows]
 
     # --- what the bot remembers ------------------------------------------------------------
 
     async def chat_language(self, chat_id: int) -> str | None:
-        rows = await self.conn.execute_fetchall("SELECT language FROM chat_prefs WHERE chat_id=?", (chat_id,))
+        rows = await self._fetch("SELECT language FROM chat_prefs WHERE chat_id=?", (chat_id,))
         return rows[0][0] if rows else None
 
     @_locked
@@ -725,7 +731,7 @@ class Store:
     async def save_query(self, chat_id: int, text: str) -> int:
         """A short id for a query text sent to a chat (for buttons, whose data is limited to 64 bytes).
         The id is only valid in that chat."""
-        rows = await self.conn.execute_fetchall(
+        rows = await self._fetch(
             "INSERT INTO saved_queries (chat, text, used) VALUES (?, ?, ?)"
             " ON CONFLICT(chat, text) DO UPDATE SET used=excluded.used RETURNING id",
             (chat_id, text, now_ts()),
@@ -733,9 +739,7 @@ class Store:
         return int(rows[0][0])
 
     async def saved_query(self, chat_id: int, query_id: int) -> str | None:
-        rows = await self.conn.execute_fetchall(
-            "SELECT text FROM saved_queries WHERE id=? AND chat=?", (query_id, chat_id)
-        )
+        rows = await self._fetch("SELECT text FROM saved_queries WHERE id=? AND chat=?", (query_id, chat_id))
         return rows[0][0] if rows else None
 
     @_locked
@@ -764,7 +768,7 @@ class Store:
         """(rule id, created?). A new rule only sees posts first indexed after the current sync.
         Categories are kept as folded keys, as posts' categories are (post_terms)."""
         cats = _json_list(sorted({fold(c) for c in categories}))
-        rows = await self.conn.execute_fetchall(
+        rows = await self._fetch(
             "SELECT id FROM rules WHERE chat=? AND thread=? AND categories=? AND query=? AND origin=?",
             (chat, thread, cats, query, origin),
         )
@@ -775,14 +779,14 @@ class Store:
             " VALUES (?,?,?,?,?,?,?,?)",
             (chat, thread, cats, query, origin, owner, await self.current_seq(), now_ts()),
         )
-        return int(cur.lastrowid), True
+        return int(cur.lastrowid or 0), True
 
     async def rules(self, origin: str | None = None, owner: int | None = None) -> list[dict[str, Any]]:
         sql = (
             "SELECT id, chat, thread, categories, query, origin, owner, since_seq, paused FROM rules WHERE 1"
         )
         sql, params = _scoped(sql, [], origin, owner)
-        rows = await self.conn.execute_fetchall(sql + " ORDER BY id", params)
+        rows = await self._fetch(sql + " ORDER BY id", params)
         keys = ("id", "chat", "thread", "categories", "query", "origin", "owner", "since_seq", "paused")
         out = []
         for r in rows:
@@ -805,9 +809,7 @@ class Store:
 
     @_locked
     async def pause_rules(self, chat: str, reason: str) -> list[int]:
-        rows = await self.conn.execute_fetchall(
-            "SELECT id FROM rules WHERE chat=? AND paused IS NULL", (chat,)
-        )
+        rows = await self._fetch("SELECT id FROM rules WHERE chat=? AND paused IS NULL", (chat,))
         await self.conn.execute("UPDATE rules SET paused=? WHERE chat=? AND paused IS NULL", (reason, chat))
         return [r[0] for r in rows]
 
@@ -822,18 +824,18 @@ class Store:
 
     async def new_posts_since(self, seq: int) -> list[tuple[int, int]]:
         """(rowid, first_seen) of posts first indexed after sync `seq`, oldest first."""
-        return await self.conn.execute_fetchall(
+        return await self._fetch(
             "SELECT rowid, first_seen FROM posts WHERE first_seen > ? ORDER BY ts, rowid", (seq,)
         )
 
     async def posts_in_categories(self, rowids: Sequence[int], keys: Sequence[str]) -> set[int]:
         if not rowids or not keys:
             return set()
-        rows = await self.conn.execute_fetchall(
-            "SELECT DISTINCT post FROM post_terms WHERE kind='c' AND key IN ({}) AND post IN ({})".format(
-                ",".join("?" * len(keys)), ",".join("?" * len(rowids))
-            ),
-            [*keys, *rowids],
+        keys_in = ",".join("?" * len(keys))
+        rows = await self._rows_in(
+            f"SELECT DISTINCT post FROM post_terms WHERE kind='c' AND key IN ({keys_in}) AND post IN ({{}})",
+            rowids,
+            before=keys,
         )
         return {r[0] for r in rows}
 
@@ -847,8 +849,8 @@ class Store:
         params: list[Any] = [match]
         if filters:
             sql, params = filters.apply(sql, params)
-        sql += " AND f.rowid IN ({})".format(",".join("?" * len(rowids)))
-        rows = await self.conn.execute_fetchall(sql, [*params, *rowids])
+        sql = sql.replace("{", "{{").replace("}", "}}") + " AND f.rowid IN ({})"
+        rows = await self._rows_in(sql, rowids, before=params)
         return {r[0] for r in rows}
 
     @_locked
@@ -871,7 +873,7 @@ class Store:
 
     async def due_deliveries(self) -> list[dict[str, Any]]:
         """Pending deliveries, and those left 'sending' by a crash (outcome unknown: they are sent again)."""
-        rows = await self.conn.execute_fetchall(
+        rows = await self._fetch(
             "SELECT d.id, d.rule, d.chat, d.thread, d.post, d.attempts FROM deliveries d"
             " JOIN rules r ON r.id = d.rule"
             " WHERE d.status IN ('pending','sending') AND r.paused IS NULL ORDER BY d.chat, d.thread, d.id"
@@ -899,14 +901,14 @@ class Store:
         )
 
     async def delivery_counts(self) -> dict[str, int]:
-        rows = await self.conn.execute_fetchall("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
+        rows = await self._fetch("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
         return {r[0]: int(r[1]) for r in rows}
 
     # --- statistics --------------------------------------------------------------------------
 
     async def stats(self) -> dict[str, Any]:
         posts = await self.count_posts()
-        cats = await self.conn.execute_fetchall("SELECT COUNT(*) FROM term_counts WHERE kind='c'")
+        cats = await self._fetch("SELECT COUNT(*) FROM term_counts WHERE kind='c'")
         last = await self.get_meta("last_sync")
         size = 0
         if self.path != ":memory:":

@@ -324,7 +324,7 @@ async def _compile(store: Store, q: Query, tz: str | None) -> tuple[list[_Term],
         since_ts=_day_start(q.since, zone),
         until_ts=_day_start(q.until, zone, next_day=True),
     )
-    return terms, filters, [t.any for t in excludes]
+    return terms, filters, [e for t in excludes if (e := t.any)]
 
 
 async def _rank(
@@ -376,9 +376,9 @@ async def search(
     terms = _highlight_terms(q)
 
     ranked: list[tuple[int, str, float]] = []
-    positives_w = [t.word for t in compiled]
+    positives_w = [w for t in compiled if (w := t.word)]
     if compiled:
-        if all(positives_w):
+        if len(positives_w) == len(compiled):
             cands = await store.fts_candidates(
                 _combine(positives_w, negatives), limit=CANDIDATES, filters=filters
             )
@@ -388,7 +388,7 @@ async def search(
             ]
         if len(ranked) < want and all(t.chars for t in compiled):
             # Substring tier: each term may match as a word (e.g. in tags) or as a substring.
-            any_pos = [t.any for t in compiled]
+            any_pos = [a for t in compiled if (a := t.any)]
             briefs = list(
                 await store.fts_candidates(
                     _combine(any_pos, negatives),
@@ -424,6 +424,11 @@ async def matching(store: Store, text: str, rowids: list[int], tz: str | None = 
     if q.is_empty or not rowids:
         return set()
     if compiled:
-        return await store.match_within(_combine([t.any for t in compiled], negatives), rowids, filters)
-    keep = set(await store.filtered_posts(filters, 10**9, " OR ".join(negatives) if negatives else None))
-    return keep & set(rowids)
+        expr = _combine([a for t in compiled if (a := t.any)], negatives)
+        return await store.match_within(expr, rowids, filters)
+    not_match = " OR ".join(negatives) if negatives else None
+    keep: set[int] = set()
+    for i in range(0, len(rowids), 500):
+        part = rowids[i : i + 500]
+        keep.update(await store.filtered_posts(filters, len(part), not_match, within=part))
+    return keep

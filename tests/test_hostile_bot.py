@@ -141,3 +141,39 @@ async def test_with_writes_refused_searches_still_answer_and_admins_are_told_onc
         assert "人民币汇率走强" in reply.text
     told = [m for m in api.sent_to(ADMIN) if "refuses writes" in m.text]
     assert len(told) == 1
+
+
+async def test_updates_without_a_user_or_a_message_do_not_fail_handlers(bot, caplog):
+    api, _ = bot
+    api.add_chat(-100777, "channel", "A channel")
+    channel = {"id": -100777, "type": "channel", "title": "A channel"}
+    for text in ("/latest", "/search 汇率", "/subscribe 汇率", "/subscriptions", "/unsubscribe all", "/lang"):
+        api._push(
+            {
+                "channel_post": {
+                    "message_id": 5,
+                    "date": 0,
+                    "chat": channel,
+                    "sender_chat": channel,
+                    "text": text,
+                    "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+                }
+            }
+        )
+    for data in ("sr:1:0", "p:1", "cl:0:", "cp:00000000:0:0", "lg:en", "zz"):
+        qid = f"inl{data}"
+        api._push(
+            {
+                "callback_query": {
+                    "id": qid,
+                    "from": api.user(ALICE),
+                    "chat_instance": "ci",
+                    "inline_message_id": "im1",
+                    "data": data,
+                }
+            }
+        )
+        await api.callback_answer(qid)
+    marker = await api.ask(ALICE, "/help")  # every update before it has been handled
+    assert marker.text
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]

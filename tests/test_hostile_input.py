@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import store.search as search_mod
 from bot import keyboards as kb
 from bot import render
 from bot.follow import enqueue_new_posts
@@ -217,3 +218,12 @@ def test_every_message_with_any_value_fits_the_limit(value):
 
             text = I18N.t(lang, key, **{name: value for name in placeholders(template)})
             assert render.visible_len(text) <= render.MESSAGE_LIMIT
+
+
+def test_a_filter_only_alert_looks_at_the_new_posts_only(live):
+    store = live.store
+    newest = live.run(store.latest(3))
+    ids = [p.rowid for p in newest]
+    got = live.run(search_mod.matching(store, "since:2000-01-01 -不存在的词", ids))
+    assert got == set(ids)
+    assert live.run(search_mod.matching(store, "since:2999-01-01", ids)) == set()

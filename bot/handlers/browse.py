@@ -11,7 +11,7 @@ from store.text import fold
 from .. import keyboards as kb
 from .. import render
 from ..services import Services, services
-from .common import ascii_int, edit, int_arg, reply
+from .common import ascii_int, edit, int_arg, pressed, reply
 
 LATEST_DEFAULT = 8
 LATEST_MAX = 20
@@ -93,9 +93,12 @@ async def categories(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 
 async def on_categories_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
-    query = update.callback_query
     lang = await svc.language(update)
-    _, (page, fragment) = kb.parse(query.data)
+    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    if got is None:
+        return
+    query, parts = got
+    page, fragment = (parts + ["", ""])[:2]
     await query.answer()
     text, keyboard = await _categories_screen(svc, lang, int_arg(page), fragment)
     await edit(query, text, keyboard)
@@ -103,9 +106,11 @@ async def on_categories_page(update: Update, context: ContextTypes.DEFAULT_TYPE)
 
 async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
-    query = update.callback_query
     lang = await svc.language(update)
-    _, parts = kb.parse(query.data)
+    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    if got is None:
+        return
+    query, parts = got
     if len(parts) != 3:
         await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
         return
@@ -145,18 +150,22 @@ async def send_post_card(update: Update, context: ContextTypes.DEFAULT_TYPE, ref
 
 async def on_open_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
-    query = update.callback_query
     lang = await svc.language(update)
-    _, parts = kb.parse(query.data)
+    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    if got is None:
+        return
+    query, parts = got
     rowid = ascii_int(parts[0], 1) if parts else None
     post = await svc.store.get_post(rowid) if rowid is not None else None
     if post is None:
         await query.answer(svc.i18n.t(lang, "post.not_found"), show_alert=True)
         return
     await query.answer()
+    message = query.message  # pressed() made sure the button is on a message in a chat
+    assert message is not None
     await context.bot.send_message(
-        query.message.chat.id if query.message else query.from_user.id,
+        message.chat.id,
         render.post_card(post),
         reply_markup=kb.post_links(svc.i18n, lang, post),
-        message_thread_id=getattr(query.message, "message_thread_id", None) if query.message else None,
+        message_thread_id=getattr(message, "message_thread_id", None),
     )

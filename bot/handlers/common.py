@@ -7,6 +7,7 @@ import re
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 
+from .. import keyboards as kb
 from .. import render
 
 
@@ -15,6 +16,20 @@ async def reply(update: Update, text: str, keyboard: InlineKeyboardMarkup | None
     if message is None:
         return None
     return await message.reply_html(text, reply_markup=keyboard, do_quote=False)
+
+
+async def pressed(update: Update, expired_text: str) -> tuple[CallbackQuery, list[str]] | None:
+    """The pressed button's query and its data's fields (see keyboards.parse). None, after answering
+    `expired_text`, for a button that is not on a message in a chat (the bot puts its navigation buttons
+    only there; a forged one on an inline message finds nothing) or whose data this bot did not make."""
+    query = update.callback_query
+    if query is None:
+        return None
+    parsed = kb.parse(query.data)
+    if query.message is None or parsed is None:
+        await query.answer(expired_text, show_alert=True)
+        return None
+    return query, parsed[1]
 
 
 async def reply_lines(update: Update, lines: list[str], max_messages: int = 5) -> None:

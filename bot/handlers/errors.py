@@ -52,6 +52,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 async def on_unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
-    await update.callback_query.answer(
-        svc.i18n.t(await svc.language(update), "button.expired"), show_alert=True
-    )
+    if update.callback_query is not None:
+        await update.callback_query.answer(
+            svc.i18n.t(await svc.language(update), "button.expired"), show_alert=True
+        )

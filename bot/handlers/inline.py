@@ -19,6 +19,8 @@ MAX_OFFSET = 1000
 async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     query = update.inline_query
+    if query is None:
+        return
     lang = await svc.language(update)
     offset = int_arg(query.offset or "0", 0, 0, MAX_OFFSET)
     text = " ".join((query.query or "").split())

@@ -9,7 +9,7 @@ from telegram.ext import ContextTypes
 from .. import keyboards as kb
 from ..i18n import LANGUAGE_NAMES
 from ..services import services
-from .common import edit, reply
+from .common import edit, pressed, reply
 
 
 async def _may_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -40,14 +40,17 @@ async def lang_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def on_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
-    query = update.callback_query
-    _, parts = kb.parse(query.data)
+    lang = await svc.language(update)
+    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    if got is None:
+        return
+    query, parts = got
     choice = parts[0] if parts else ""
     if (choice != "auto" and choice not in svc.i18n.catalogs) or query.message is None:
-        await query.answer(svc.i18n.t(await svc.language(update), "button.expired"), show_alert=True)
+        await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
         return
     if not await _may_change(update, context):
-        await query.answer(svc.i18n.t(await svc.language(update), "lang.admins_only"), show_alert=True)
+        await query.answer(svc.i18n.t(lang, "lang.admins_only"), show_alert=True)
         return
     await svc.set_language(query.message.chat.id, None if choice == "auto" else choice)
     lang = await svc.language(update)

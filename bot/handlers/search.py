@@ -10,7 +10,7 @@ from store.search import MAX_QUERY_CHARS, MAX_TERMS, search
 from .. import keyboards as kb
 from .. import render
 from ..services import Services, services
-from .common import edit, int_arg, reply
+from .common import edit, int_arg, pressed, reply
 
 PER_PAGE = 5
 
@@ -58,14 +58,17 @@ async def search_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def search_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await run_search(update, context, update.effective_message.text or "")
+    message = update.effective_message
+    await run_search(update, context, (message.text if message is not None else None) or "")
 
 
 async def on_search_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
-    query = update.callback_query
     lang = await svc.language(update)
-    _, parts = kb.parse(query.data)
+    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    if got is None:
+        return
+    query, parts = got
     chat = query.message.chat.id if query.message is not None else None
     text = None
     if len(parts) == 2 and chat is not None:
