@@ -59,6 +59,7 @@ async def run(archive: Path, db: Path, n_queries: int, burst: int) -> None:
         DATABASE_PATH=str(db),
         SYNC_INTERVAL="0",
         RATE_LIMIT="false",
+        USER_UPDATES_PER_MINUTE="0",  # the burst comes from a few simulated users
     )
     t = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(

@@ -20,6 +20,7 @@ from store.settings import Settings, archive_config
 
 from .follow import Deliverer, Follower, sync_settings_rules
 from .handlers import ADMIN_COMMANDS, USER_COMMANDS, register
+from .handlers.guard import Flood
 from .i18n import I18n
 from .serve import serve
 from .services import Services
@@ -115,6 +116,8 @@ async def setup(app: Application) -> None:
         store=store, i18n=i18n, settings=settings, site_name=site.split("//")[-1] or "newsbot", bot=app.bot
     )
     app.bot_data["svc"] = svc
+    if settings.user_updates_per_minute:
+        svc.flood = Flood(settings.user_updates_per_minute)
     svc.deliverer = Deliverer(app.bot, store, settings, i18n, svc.notify)
     svc.follower = Follower(store, settings, svc.notify, on_new=svc.deliverer.kick, tell=svc.tell)
     await svc.follower.sync()

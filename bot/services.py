@@ -30,6 +30,7 @@ class Services:
     bot: Any = None
     follower: Any = None
     deliverer: Any = None
+    flood: Any = None  # handlers.guard.Flood, or None when USER_UPDATES_PER_MINUTE is 0
     started: float = field(default_factory=time.time)
     _languages: dict[int, str | None] = field(default_factory=dict)
     _categories: dict[str, tuple[str, str]] = field(default_factory=dict)  # hash -> (key, name)

@@ -39,6 +39,7 @@ MAX_OFFSET = 1_000_000
 IDF_SAMPLE = 5000
 TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
 SNIPPET_CHARS = 120
+SNIPPET_SCAN = 20_000
 
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _CAT_PREFIXES = ("cat:", "category:", "分类:", "分類:")
@@ -266,8 +267,10 @@ def _highlight_terms(q: Query) -> list[str]:
 def make_snippet(
     text: str, terms: list[str], width: int = SNIPPET_CHARS
 ) -> tuple[str, list[tuple[int, int]]]:
-    """A window of `text` around the first match of any term, with the matched spans."""
-    text = " ".join(text.split("\n"))
+    """A window of `text` around the first match of any term, with the matched spans. Only the first
+    SNIPPET_SCAN characters are looked at (a match further into a huge post shows its beginning), so a
+    snippet costs the same whatever the post's size."""
+    text = " ".join(text[:SNIPPET_SCAN].split("\n"))
     folded = fold(text)
     if len(folded) != len(text):  # folding changed lengths (rare NFKC cases): show folded text
         text = folded

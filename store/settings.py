@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         default_factory=list, description="JSON list of auto-post rules"
     )
     max_subscriptions: int = Field(20, ge=0, description="alerts (/subscribe) one user may have")
+    user_updates_per_minute: int = Field(
+        30,
+        ge=0,
+        description="commands, searches and button presses one user may send per minute; 0: no limit",
+    )
     digest_threshold: int = Field(
         5, ge=1, description="more pending posts than this for one chat → one digest"
     )

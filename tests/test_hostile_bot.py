@@ -177,3 +177,33 @@ async def test_updates_without_a_user_or_a_message_do_not_fail_handlers(bot, cap
     marker = await api.ask(ALICE, "/help")  # every update before it has been handled
     assert marker.text
     assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+
+
+async def test_one_users_flood_is_cut_off_and_others_are_still_answered(bot):
+    api, app = bot
+    svc = app.bot_data["svc"]
+    from bot.handlers.guard import Flood
+
+    svc.flood = Flood(5)
+    before = len(api.sent_to(ALICE))
+    for _ in range(9):
+        api.send_text(ALICE, "/help")
+    reply = await api.ask(WANG, "/help")  # another user is answered meanwhile
+    assert reply.text
+    await api.wait_for(lambda: any("Too many requests" in m.text for m in api.sent_to(ALICE)))
+    sent = api.sent_to(ALICE)[before:]
+    assert len(sent) == 6 and sum("Too many requests" in m.text for m in sent) == 1
+    # an admin is never limited
+    for _ in range(8):
+        api.send_text(ADMIN, "/help", user_id=ADMIN)
+    await api.wait_for(lambda: len(api.sent_to(ADMIN)) >= 8)
+
+
+def test_the_flood_window_slides():
+    from bot.handlers.guard import Flood
+
+    f = Flood(2)
+    assert f.allow(1, 0.0) == (True, False) and f.allow(1, 1.0) == (True, False)
+    assert f.allow(1, 2.0) == (False, True) and f.allow(1, 3.0) == (False, False)
+    assert f.allow(2, 3.0) == (True, False)
+    assert f.allow(1, 61.0) == (True, False)

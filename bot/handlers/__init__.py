@@ -8,10 +8,11 @@ from telegram.ext import (
     CommandHandler,
     InlineQueryHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
-from . import admin, alerts, browse, errors, inline, lang, search, start
+from . import admin, alerts, browse, errors, guard, inline, lang, search, start
 
 # Commands, in the order of the command menus. The admin ones only appear in admins' own menus.
 USER_COMMANDS = {
@@ -41,6 +42,7 @@ BUTTONS = {
 
 
 def register(app: Application) -> None:
+    app.add_handler(TypeHandler(object, guard.guard), group=-1)  # flood control before everything
     for name, handler in {**USER_COMMANDS, **ADMIN_COMMANDS}.items():
         app.add_handler(CommandHandler(name, handler))
     for prefix, handler in BUTTONS.items():
