@@ -167,14 +167,17 @@ def _search_error(exc: Exception) -> str:
     return f"search failed: {type(exc).__name__}: {exc}"
 
 
+def _limit(value: int) -> int:
+    """--limit within 1..MAX_LIMIT; says so on stderr when it was not."""
+    if 1 <= value <= MAX_LIMIT:
+        return value
+    used = MAX_LIMIT if value > MAX_LIMIT else 1
+    print(f"newsbot: --limit is between 1 and {MAX_LIMIT}; using {used}", file=sys.stderr)
+    return used
+
+
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    limit, offset = args.limit, max(0, args.offset)
-    if not 1 <= limit <= MAX_LIMIT:
-        print(
-            f"newsbot: --limit is between 1 and {MAX_LIMIT}; using {MAX_LIMIT if limit > 1 else 1}",
-            file=sys.stderr,
-        )
-        limit = max(1, min(limit, MAX_LIMIT))
+    limit, offset = _limit(args.limit), max(0, args.offset)
     store = await _open_existing(settings)
     try:
         if args.query == ["-"]:
@@ -215,7 +218,7 @@ async def cmd_latest(args: argparse.Namespace, settings: Settings) -> int:
     store = await _open_existing(settings)
     try:
         posts = await store.latest(
-            limit=max(1, min(args.limit, MAX_LIMIT)),
+            limit=_limit(args.limit),
             category_key=fold(args.category) if args.category else None,
         )
         if args.json:

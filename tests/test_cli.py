@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from .conftest import REPO
 
@@ -119,3 +120,49 @@ def test_demo_archive_ships_and_searches(tmp_path):
     assert out["added"] >= 15 and out["skipped"] == 1  # the one unpublished draft
     r = run("search", "汇率", "--db", db, "--json", cwd=tmp_path)
     assert len(json.loads(r.stdout)) >= 2
+
+
+def test_every_setting_is_documented_in_env_example():
+    from store.settings import Settings
+
+    text = (Path(__file__).resolve().parents[1] / ".env.example").read_text(encoding="utf-8")
+    keys = {line.split("=", 1)[0] for line in text.splitlines() if "=" in line and not line.startswith("#")}
+    assert {name.upper() for name in Settings.model_fields} <= keys
+
+
+def test_hostile_cli_input_gets_answers_not_tracebacks(tmp_path, archive):
+    for i in range(12):
+        archive.post(f"2024-05-{i + 1:02d}-p{i}.md", f"人民币汇率{i}", "离岸人民币汇率走强。")
+    db = str(tmp_path / "h.sqlite3")
+    assert run("sync", "--archive", str(archive.root), "--db", db, cwd=tmp_path).returncode == 0
+
+    lines = ["汇率 until:9999-12-31", " ".join(f"w{i}" for i in range(5000)), "#t " * 3333, "", "汇率"]
+    r = run("search", "-", "--db", db, cwd=tmp_path, stdin="\n".join(lines) + "\n")
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(out) == len(lines) and len(out[0]) == 10 and len(out[-1]) == 10
+
+    r = run("latest", "--limit", "99999999999999999999", "--db", db, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.count("[2024-05-") == 12 and "--limit is between" in r.stderr
+    r = run("search", "汇率", "--limit", "500", "--offset", "99999999999999999999", "--db", db, cwd=tmp_path)
+    assert r.returncode == 0 and "--limit is between 1 and 100" in r.stderr
+    r = run("search", "#t " * 300, "--db", db, cwd=tmp_path)
+    assert r.returncode == 0 and "shortened" in r.stderr
+
+    for path in list(archive.posts.iterdir())[:11]:
+        path.unlink()
+    r = run("sync", "--archive", str(archive.root), "--db", db, cwd=tmp_path)
+    assert r.returncode == 0 and "--allow-mass-delete" in r.stderr and "deleted 0" in r.stdout
+    r = run("sync", "--archive", str(archive.root), "--db", db, "--allow-mass-delete", cwd=tmp_path)
+    assert "deleted 11" in r.stdout
+
+
+def test_database_faults_are_one_line_and_exit_2(tmp_path):
+    folder = tmp_path / "folder.sqlite3"
+    folder.mkdir()
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"not a database at all" * 200)
+    for db in (folder, junk):
+        r = run("search", "x", "--db", str(db), cwd=tmp_path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert r.stderr.startswith("newsbot: database") and len(r.stderr.strip().splitlines()) == 1
