@@ -221,7 +221,7 @@ async def test_a_newer_schema_is_refused(tmp_path):
 async def test_a_version_1_database_is_migrated_and_reindexed(tmp_path, archive):
     import sqlite3
 
-    from store.db import MIGRATIONS, SCHEMA_VERSION, _statements
+    from store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
 
     archive.post("2024-01-01-a.md", "迁移测试", "旧版本数据库里的文章。")
     path = tmp_path / "v1.sqlite3"

@@ -1,0 +1,170 @@
+"""What every part of the store shares: one aiosqlite connection, one write lock and transaction
+helper, the schema migrations, metadata, and small SQL helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+import aiosqlite
+
+from .schema import MIGRATIONS, SCHEMA_VERSION, _statements
+
+
+def _locked(method):
+    """Run a writing method alone: never inside another method's open transaction on this connection."""
+
+    @functools.wraps(method)
+    async def wrapper(self: StoreBase, *args, **kwargs):
+        async with self._lock:
+            return await method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class StoreBase:
+    def __init__(self, conn: aiosqlite.Connection, path: str):
+        self.conn = conn
+        self.path = path
+        # One connection serves the bot's handlers, the sync and the sender; writes take turns so a
+        # handler's write never lands inside (or breaks) a sync's transaction.
+        self._lock = asyncio.Lock()
+        # document-frequency samples for ranking; cleared whenever posts change
+        self._df_cache: dict[tuple, tuple[int, list[int]]] = {}
+        self._timezone: str | None = None
+        self._states_cache: tuple[str | None, dict[str, tuple[int, int, int]]] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """One write transaction: committed when the block ends, rolled back if it (or the commit) fails."""
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            # SQLite may already have rolled back (a full disk, an I/O error): then ROLLBACK fails with
+            # "no transaction is active", which must not hide the real error
+            with contextlib.suppress(sqlite3.Error):
+                await self.conn.execute("ROLLBACK")
+            raise
+
+    async def _use_wal(self) -> None:
+        """Switch to WAL. Switching needs the database to itself, and SQLite refuses at once, without
+        waiting, while another connection is creating the schema of the same new database: retry."""
+        for attempt in range(100):
+            try:
+                await self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def _schema_version(self) -> int:
+        rows = await self._fetch("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
+        if not rows:
+            return 0
+        got = await self._fetch("SELECT value FROM meta WHERE key='schema_version'")
+        return int(got[0][0]) if got else 0
+
+    async def _migrate(self) -> None:
+        """Apply the missing migrations in one write transaction (a second process opening the same new
+        database waits for it, then finds the schema current)."""
+        if await self._schema_version() == SCHEMA_VERSION:
+            return
+        async with self._transaction():
+            version = await self._schema_version()
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"database schema version {version} is newer than this newsbot ({SCHEMA_VERSION});"
+                    " upgrade newsbot"
+                )
+            while version < SCHEMA_VERSION:
+                for statement in _statements(MIGRATIONS[version]):
+                    await self.conn.execute(statement)
+                version += 1
+                await self.conn.execute(
+                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                )
+                await self.conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version),)
+                )
+
+    async def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """All rows of a statement, as a list (aiosqlite's execute_fetchall, typed)."""
+        return list(await self.conn.execute_fetchall(sql, params))
+
+    async def _rows_in(
+        self, sql: str, values: Sequence[Any], chunk: int = 500, before: Sequence[Any] = ()
+    ) -> list:
+        """Run `sql`, whose "{}" stands for a list of placeholders, over `values` in chunks (`before`:
+        the parameters that come before the list in every chunk)."""
+        values = list(values)
+        out: list = []
+        for i in range(0, len(values), chunk):
+            part = values[i : i + chunk]
+            out += await self._fetch(sql.format(",".join("?" * len(part))), [*before, *part])
+        return out
+
+    # --- metadata ----------------------------------------------------------------------------
+
+    async def get_meta(self, key: str, default: str | None = None) -> str | None:
+        rows = await self._fetch("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else default
+
+    @_locked
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._put_meta(key, value)
+
+    async def _put_meta(self, key: str, value: str) -> None:
+        await self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        if key == "timezone":
+            self._timezone = value
+
+    async def archive_timezone(self) -> str:
+        """The archive's time zone as recorded by the last sync (cached; a sync here updates it)."""
+        if self._timezone is None:
+            self._timezone = await self.get_meta("timezone", "UTC") or "UTC"
+        return self._timezone
+
+    async def current_seq(self) -> int:
+        return int(await self.get_meta("sync_seq", "0") or 0)
+
+
+def _bounded(n: int, high: int = 10**9) -> int:
+    """A LIMIT or OFFSET SQLite accepts (a huge number from a user is an overflow error otherwise)."""
+    return max(0, min(int(n), high))
+
+
+def _json_list(items: list[str]) -> str:
+    return json.dumps(items, ensure_ascii=False)
+
+
+def database_problem(exc: sqlite3.Error) -> str:
+    """One line for an operator about a database error, with what usually causes it."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    low = text.lower()
+    if "readonly" in low or "read-only" in low:
+        return f"{text} (the file or its folder is read-only; it must be writable for syncs and settings)"
+    if "disk is full" in low or "disk i/o" in low:
+        return f"{text} (free some space; nothing was half-written)"
+    if "not a database" in low or "malformed" in low:
+        return f"{text} (the file is not a newsbot database or is damaged: restore a backup, or delete it and sync again)"
+    if "unable to open" in low:
+        return f"{text} (is the path a folder, or its folder missing or not writable?)"
+    return text
+
+
+def now_ts() -> int:
+    return int(time.time())

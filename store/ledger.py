@@ -1,0 +1,150 @@
+"""Auto-post rules (from settings, admins and users' alerts) and the delivery ledger."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .base import StoreBase, _json_list, _locked, now_ts
+from .text import fold
+
+
+class LedgerStore(StoreBase):
+    # --- auto-post rules and the delivery ledger ------------------------------------------------
+
+    @_locked
+    async def add_rule(
+        self,
+        chat: str,
+        *,
+        thread: int = 0,
+        categories: Sequence[str] = (),
+        query: str = "",
+        origin: str = "admin",
+        owner: int | None = None,
+    ) -> tuple[int, bool]:
+        """(rule id, created?). A new rule only sees posts first indexed after the current sync.
+        Categories are kept as folded keys, as posts' categories are (post_terms)."""
+        cats = _json_list(sorted({fold(c) for c in categories}))
+        rows = await self._fetch(
+            "SELECT id FROM rules WHERE chat=? AND thread=? AND categories=? AND query=? AND origin=?",
+            (chat, thread, cats, query, origin),
+        )
+        if rows:
+            return int(rows[0][0]), False
+        cur = await self.conn.execute(
+            "INSERT INTO rules (chat, thread, categories, query, origin, owner, since_seq, created)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (chat, thread, cats, query, origin, owner, await self.current_seq(), now_ts()),
+        )
+        return int(cur.lastrowid or 0), True
+
+    async def rules(self, origin: str | None = None, owner: int | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, chat, thread, categories, query, origin, owner, since_seq, paused FROM rules WHERE 1"
+        )
+        sql, params = _scoped(sql, [], origin, owner)
+        rows = await self._fetch(sql + " ORDER BY id", params)
+        keys = ("id", "chat", "thread", "categories", "query", "origin", "owner", "since_seq", "paused")
+        out = []
+        for r in rows:
+            rule = dict(zip(keys, r, strict=True))
+            rule["categories"] = json.loads(rule["categories"])
+            out.append(rule)
+        return out
+
+    @_locked
+    async def remove_rule(self, rule_id: int, origin: str | None = None, owner: int | None = None) -> bool:
+        sql, params = _scoped("DELETE FROM rules WHERE id=?", [rule_id], origin, owner)
+        cur = await self.conn.execute(sql, params)
+        if cur.rowcount:
+            await self.conn.execute(
+                "UPDATE deliveries SET status='failed', error='rule removed', updated=? WHERE rule=? AND status"
+                " IN ('pending','sending')",
+                (now_ts(), rule_id),
+            )
+        return bool(cur.rowcount)
+
+    @_locked
+    async def pause_rules(self, chat: str, reason: str) -> list[int]:
+        rows = await self._fetch("SELECT id FROM rules WHERE chat=? AND paused IS NULL", (chat,))
+        await self.conn.execute("UPDATE rules SET paused=? WHERE chat=? AND paused IS NULL", (reason, chat))
+        return [r[0] for r in rows]
+
+    @_locked
+    async def pause_rule(self, rule_id: int, reason: str) -> None:
+        await self.conn.execute("UPDATE rules SET paused=? WHERE id=?", (reason, rule_id))
+
+    @_locked
+    async def resume_rule(self, rule_id: int) -> bool:
+        cur = await self.conn.execute("UPDATE rules SET paused=NULL WHERE id=?", (rule_id,))
+        return bool(cur.rowcount)
+
+    async def new_posts_since(self, seq: int) -> list[tuple[int, int]]:
+        """(rowid, first_seen) of posts first indexed after sync `seq`, oldest first."""
+        return await self._fetch(
+            "SELECT rowid, first_seen FROM posts WHERE first_seen > ? ORDER BY ts, rowid", (seq,)
+        )
+
+    @_locked
+    async def enqueue(self, items: Sequence[tuple[int, str, int, int]], delivered_seq: int) -> int:
+        """Record (rule, chat, thread, post) deliveries as pending and move the watermark, atomically.
+
+        A post goes to a chat/topic once even when several rules match it.
+        """
+        now = now_ts()
+        async with self._transaction():
+            before = self.conn.total_changes
+            await self.conn.executemany(
+                "INSERT OR IGNORE INTO deliveries (rule, chat, thread, post, status, created, updated)"
+                " VALUES (?,?,?,?,'pending',?,?)",
+                [(r, c, t, p, now, now) for r, c, t, p in items],
+            )
+            added = self.conn.total_changes - before
+            await self._put_meta("delivered_seq", str(delivered_seq))
+        return added
+
+    async def due_deliveries(self) -> list[dict[str, Any]]:
+        """Pending deliveries, and those left 'sending' by a crash (outcome unknown: they are sent again)."""
+        rows = await self._fetch(
+            "SELECT d.id, d.rule, d.chat, d.thread, d.post, d.attempts FROM deliveries d"
+            " JOIN rules r ON r.id = d.rule"
+            " WHERE d.status IN ('pending','sending') AND r.paused IS NULL ORDER BY d.chat, d.thread, d.id"
+        )
+        keys = ("id", "rule", "chat", "thread", "post", "attempts")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    @_locked
+    async def mark_deliveries(
+        self,
+        ids: Sequence[int],
+        status: str,
+        *,
+        error: str | None = None,
+        message_id: int | None = None,
+        attempt: bool = False,
+    ) -> None:
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        await self.conn.execute(
+            f"UPDATE deliveries SET status=?, error=?, message_id=COALESCE(?, message_id), updated=?,"
+            f" attempts = attempts + ? WHERE id IN ({marks})",
+            (status, error, message_id, now_ts(), 1 if attempt else 0, *ids),
+        )
+
+    async def delivery_counts(self) -> dict[str, int]:
+        rows = await self._fetch("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
+        return {r[0]: int(r[1]) for r in rows}
+
+
+def _scoped(sql: str, params: list[Any], origin: str | None, owner: int | None) -> tuple[str, list[Any]]:
+    """Restrict a rules statement to one origin and/or owner."""
+    if origin is not None:
+        sql += " AND origin=?"
+        params.append(origin)
+    if owner is not None:
+        sql += " AND owner=?"
+        params.append(owner)
+    return sql, params

@@ -1,0 +1,153 @@
+"""The database schema: forward-only migrations, one per version."""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 6
+
+# Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
+MIGRATIONS: list[str] = [
+    # 0 -> 1: posts, their categories/tags, the full-text index, metadata.
+    """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE posts (
+        rowid INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        id TEXT NOT NULL,
+        title TEXT NOT NULL,
+        date TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        categories TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        url TEXT,
+        archive_url TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        body TEXT NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        first_seen INTEGER NOT NULL
+    );
+    CREATE INDEX posts_ts ON posts (ts DESC, rowid DESC);
+    CREATE INDEX posts_id ON posts (id);
+    CREATE INDEX posts_first_seen ON posts (first_seen);
+    -- kind 'c' = category, 't' = tag; key = folded name for matching, name = as written.
+    CREATE TABLE post_terms (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        post INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (kind, key, ts, post)
+    ) WITHOUT ROWID;
+    CREATE INDEX post_terms_post ON post_terms (post);
+    CREATE TABLE term_counts (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+    -- Contentless: the texts are recomputed from posts when an entry must be deleted (store.segment).
+    CREATE VIRTUAL TABLE posts_fts USING fts5(
+        title, tags, body, sub, chars,
+        content = '',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    """,
+    # 1 -> 2: the folded title and labels of each post, for ranking without folding at query time.
+    # Existing rows get theirs when the next sync rebuilds the index (index_format is reset).
+    """
+    ALTER TABLE posts ADD COLUMN rank_text TEXT NOT NULL DEFAULT '';
+    DELETE FROM meta WHERE key = 'index_format';
+    INSERT INTO meta VALUES ('index_format', 'stale');
+    """,
+    # 2 -> 3: what the bot remembers: each chat's language, and the search queries behind paging buttons.
+    """
+    CREATE TABLE chat_prefs (chat_id INTEGER PRIMARY KEY, language TEXT);
+    CREATE TABLE saved_queries (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE, used INTEGER NOT NULL);
+    """,
+    # 3 -> 4: following the archive: auto-post rules (from settings, admins, or users' subscriptions) and
+    # the delivery ledger (one row per post and destination; pending -> sending -> sent | failed).
+    """
+    CREATE TABLE rules (
+        id INTEGER PRIMARY KEY,
+        chat TEXT NOT NULL,
+        thread INTEGER NOT NULL DEFAULT 0,
+        categories TEXT NOT NULL DEFAULT '[]',
+        query TEXT NOT NULL DEFAULT '',
+        origin TEXT NOT NULL,
+        owner INTEGER,
+        since_seq INTEGER NOT NULL,
+        paused TEXT,
+        created INTEGER NOT NULL,
+        UNIQUE (chat, thread, categories, query, origin)
+    );
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        rule INTEGER NOT NULL,
+        chat TEXT NOT NULL,
+        thread INTEGER NOT NULL DEFAULT 0,
+        post INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        message_id INTEGER,
+        created INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        UNIQUE (chat, thread, post)
+    );
+    CREATE INDEX deliveries_status ON deliveries (status, chat, thread, id);
+    """,
+    # 4 -> 5: the FTS texts arrive folded and segmented (space-separated words, one token per CJK
+    # character), so FTS5's plain `ascii` tokenizer (every non-ASCII character is a token character)
+    # splits them as unicode61 did, at about half the cost; diacritics are folded by store.text.fold.
+    # No per-row column sizes: ranking is computed in Python (store.search). The next sync rebuilds it.
+    """
+    DROP TABLE posts_fts;
+    CREATE VIRTUAL TABLE posts_fts USING fts5(
+        title, tags, body, sub, chars,
+        content = '',
+        columnsize = 0,
+        tokenize = 'ascii'
+    );
+    DELETE FROM meta WHERE key = 'index_format';
+    INSERT INTO meta VALUES ('index_format', 'stale');
+    """,
+    # 5 -> 6: files that failed to parse, with the (mtime, size) they failed at: not parsed again until
+    # they change (a hostile file costs once, not at every sync). Saved search queries belong to the chat
+    # their buttons were sent to (a forged button in another chat finds nothing); old buttons expire.
+    """
+    CREATE TABLE failed_files (
+        path TEXT PRIMARY KEY,
+        mtime_ns INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    ) WITHOUT ROWID;
+    DROP TABLE saved_queries;
+    CREATE TABLE saved_queries (
+        id INTEGER PRIMARY KEY,
+        chat INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        used INTEGER NOT NULL,
+        UNIQUE (chat, text)
+    );
+    """,
+]
+
+# FTS5's own defaults, restored after a bulk load (Store.set_bulk_load).
+
+
+def _statements(script: str) -> list[str]:
+    """Split an SQL script into statements (sqlite3.complete_statement knows comments and literals)."""
+    out, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                out.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not buffer.strip().startswith("--"):
+        out.append(buffer.strip())
+    return out
