@@ -7,8 +7,12 @@ import os
 import resource
 import sqlite3
 import time
+from pathlib import Path
 
-from store.jekyll import open_archive, parse_post
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from store.jekyll import ArchiveConfig, open_archive, parse_post
 from store.search import search
 from store.sync import MASS_DELETE_MIN, sync_archive
 
@@ -28,6 +32,11 @@ categories: *h
 ---
 body
 """
+
+
+_CFG = ArchiveConfig(
+    root=Path("/nonexistent"), posts_dir=Path("/nonexistent/_posts"), timezone="Asia/Shanghai"
+)
 
 
 def reasons(result) -> dict[str, str]:
@@ -222,3 +231,32 @@ async def test_a_full_disk_fails_the_sync_with_its_real_cause_and_loses_nothing(
     await store.conn.execute("PRAGMA max_page_count=1073741823")
     assert [p.id for p in await store.latest(5)] == ["2024-05-01-a"]
     assert (await sync(store, archive)).added == 40
+
+
+FRONT = st.sampled_from(
+    ["---\n", "title: ", "date: ", "categories: ", "tags: ", "published: ", "permalink: ", "slug: ",
+     "[", "]", "{", "}", "&a ", "*a", "!!python/unicode ", "!!binary ", "!!timestamp ", "- ", ": ", "'",
+     '"', "\n", "9999-12-31", "2024-02-30", "0000-00-00", "-1", "1e400", "<script>", "{{ x }}", "\t",
+     "\x00", "\ufeff", "%", "|", ">", "?", "#"]
+)  # fmt: skip
+POST_TEXT = st.lists(st.one_of(st.text(max_size=12), FRONT), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        POST_TEXT.map(lambda t: ("---\n" + t).encode("utf-8", "surrogatepass")), st.binary(max_size=300)
+    )
+)
+def test_parsing_any_file_either_works_or_gives_a_reason(raw):
+    from store.jekyll import PostError
+    from store.sync import index_post
+
+    cfg = _CFG
+    try:
+        post = parse_post(cfg, "_posts/2024-05-01-x.md", raw)
+    except PostError as exc:
+        assert str(exc)
+        return
+    indexed = index_post(post, cfg.timezone, 0, len(raw), "h")  # what a sync then does with it
+    assert indexed.title and len(indexed.categories) <= 50

@@ -207,3 +207,13 @@ def test_the_flood_window_slides():
     assert f.allow(1, 2.0) == (False, True) and f.allow(1, 3.0) == (False, False)
     assert f.allow(2, 3.0) == (True, False)
     assert f.allow(1, 61.0) == (True, False)
+
+
+async def test_a_refused_write_in_a_command_is_an_apology_and_one_admin_alert(bot):
+    api, app = bot
+    await app.bot_data["svc"].store.conn.execute("PRAGMA query_only=1")
+    for _ in range(2):
+        reply = await api.ask(ALICE, "/subscribe 汇率")
+        assert "went wrong" in reply.text.lower() or "出错" in reply.text
+    assert len([m for m in api.sent_to(ADMIN) if "refuses writes" in m.text]) == 1
+    assert "人民币汇率走强" in (await api.ask(ALICE, "/latest")).text  # reads go on

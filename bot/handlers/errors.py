@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from telegram import Update
 from telegram.ext import ContextTypes
@@ -20,6 +21,8 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
         chat = update.effective_chat
         where = f" update={update.update_id} chat={chat.id if chat else None}"
     log.error("handler failed:%s", where, exc_info=context.error)
+    if isinstance(context.error, sqlite3.Error):  # a write the database refused: the admins hear once
+        await services(context).write_failed(context.error)
     if not isinstance(update, Update):
         return
     try:
