@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.render import fmt_date
 from store.db import PostRow, Store, database_problem
 from store.jekyll import ArchiveError
-from store.search import MAX_QUERY_CHARS, MAX_TERMS, search
+from store.search import MAX_QUERY_CHARS, MAX_RESULTS, MAX_TERMS, search
 from store.settings import Settings, SettingsError, archive_config, load_settings
 from store.sync import SyncResult, sync_archive
 from store.text import fold
@@ -202,13 +202,20 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             _print_json([h.to_json() for h in page.hits])
             return 0
         if not page.hits:
-            print("nothing found")
+            print(
+                "nothing found" if not page.total else f"{page.total_text} found; none at --offset {offset}"
+            )
             return 0
+        print(f"{page.total_text} found; {offset + 1}–{offset + len(page.hits)}:")
         bold = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("[", "]")
         for i, hit in enumerate(page.hits, start=offset + 1):
             print(f"{i}. " + _human_post(hit.post, hit.marked_snippet(*bold)))
         if page.has_more:
             print(f"… more: --offset {offset + limit}")
+        elif page.total > MAX_RESULTS:
+            print(
+                f"… only the first {MAX_RESULTS:,} can be paged: add words, or narrow with since:, cat: or #tag"
+            )
         return 0
     finally:
         await store.close()

@@ -35,8 +35,6 @@ class StoreBase:
         # One connection serves the bot's handlers, the sync and the sender; writes take turns so a
         # handler's write never lands inside (or breaks) a sync's transaction.
         self._lock = asyncio.Lock()
-        # document-frequency samples for ranking; cleared whenever posts change
-        self._df_cache: dict[tuple, tuple[int, list[int]]] = {}
         self._timezone: str | None = None
         self._states_cache: tuple[str | None, dict[str, tuple[int, int, int]]] | None = None
 

@@ -14,20 +14,44 @@ from .base import StoreBase, _bounded
 class SearchStore(StoreBase):
     # --- search primitives (the MATCH expressions are built by store.search) -----------------
 
-    async def fts_candidates(
-        self,
-        match: str,
-        *,
-        limit: int,
-        filters: SearchFilters | None = None,
-        exclude: Sequence[int] = (),
-    ) -> list[tuple[int, int, str]]:
-        """(rowid, ts, rank_text) of up to `limit` posts matching an FTS5 expression, most recently
-        indexed first.
+    async def head_matches(self, match: str, filters: SearchFilters | None = None) -> list[int]:
+        """Every post whose title matches an FTS5 expression over heads_fts (and the filters). Titles are
+        short, so reading all their matches is cheap even for a common word."""
+        sql = "SELECT h.rowid FROM heads_fts h"
+        params: list[Any] = []
+        if filters:
+            sql += " JOIN posts p ON p.rowid = h.rowid WHERE heads_fts MATCH ?"
+            params.append(match)
+            sql, params = filters.apply(sql, params)
+        else:
+            sql += " WHERE heads_fts MATCH ?"
+            params.append(match)
+        return [r[0] for r in await self._fetch(sql, params)]
 
-        Ordering by rowid lets FTS5 walk its doclists backwards and stop early, so the cost is bounded
-        by `limit`, not by how many posts match.
-        """
+    async def matches_desc(
+        self, match: str, filters: SearchFilters | None, limit: int, before: int | None = None
+    ) -> list[int]:
+        """Up to `limit` posts matching an FTS5 expression over the main index (and the filters), most
+        recently indexed first, below rowid `before`. FTS5 walks its doclists in rowid order and stops at
+        the limit, so the cost follows the page, not the number of matches."""
+        sql = "SELECT f.rowid FROM posts_fts f"
+        params: list[Any] = []
+        if filters:
+            sql += " JOIN posts p ON p.rowid = f.rowid WHERE posts_fts MATCH ?"
+            params.append(match)
+            sql, params = filters.apply(sql, params)
+        else:
+            sql += " WHERE posts_fts MATCH ?"
+            params.append(match)
+        if before is not None:
+            sql += " AND f.rowid < ?"
+            params.append(before)
+        sql += " ORDER BY f.rowid DESC LIMIT ?"
+        params.append(_bounded(limit))
+        return [r[0] for r in await self._fetch(sql, params)]
+
+    async def count_matches(self, match: str, filters: SearchFilters | None, cap: int) -> int:
+        """How many posts match, counting no further than `cap`."""
         inner = "SELECT f.rowid FROM posts_fts f"
         params: list[Any] = []
         if filters:
@@ -37,41 +61,8 @@ class SearchStore(StoreBase):
         else:
             inner += " WHERE posts_fts MATCH ?"
             params.append(match)
-        if exclude:
-            inner += " AND f.rowid NOT IN ({})".format(",".join("?" * len(exclude)))
-            params.extend(exclude)
-        inner += " ORDER BY f.rowid DESC LIMIT ?"
-        params.append(limit)
-        return await self._fetch(f"SELECT rowid, ts, rank_text FROM posts WHERE rowid IN ({inner})", params)
-
-    async def recent_doc_counts(self, matches: Sequence[str], window: int) -> tuple[int, list[int]]:
-        key = (tuple(matches), window)
-        cached = self._df_cache.get(key)
-        if cached is None:
-            cached = await self._recent_doc_counts(matches, window)
-            if len(self._df_cache) > 4096:
-                self._df_cache.clear()
-            self._df_cache[key] = cached
-        return cached
-
-    async def _recent_doc_counts(self, matches: Sequence[str], window: int) -> tuple[int, list[int]]:
-        """How many of the last `window` indexed posts match each expression (for IDF), and the sample size.
-
-        FTS5's own bm25() computes IDF by scanning every matching row; sampling the newest posts keeps the
-        cost bounded for words that occur in most posts.
-        """
-        parts = ["SELECT -1, COUNT(*) FROM posts WHERE rowid > ?1"]
-        params: list[Any] = []
-        for i, match in enumerate(matches):
-            parts.append(f"SELECT {i}, COUNT(*) FROM posts_fts WHERE posts_fts MATCH ? AND rowid > ?1")
-            params.append(match)
-        top = await self._fetch("SELECT COALESCE(MAX(rowid), 0) FROM posts")
-        floor = int(top[0][0]) - window
-        sql = " UNION ALL ".join(parts)
-        # ?1 is the floor; the MATCH parameters follow it.
-        rows = await self._fetch(sql, [floor, *params])
-        got = {r[0]: int(r[1]) for r in rows}
-        return got.get(-1, 0), [got.get(i, 0) for i in range(len(matches))]
+        rows = await self._fetch(f"SELECT COUNT(*) FROM ({inner} LIMIT ?)", [*params, _bounded(cap)])
+        return int(rows[0][0])
 
     async def filtered_posts(
         self,

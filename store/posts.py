@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .base import StoreBase, _bounded, _json_list, _locked
-from .segment import INDEX_FORMAT, Analysis, IndexTexts, analyse
+from .segment import INDEX_FORMAT, Analysis, HeadTexts, IndexTexts, analyse
 
 _FTS_DEFAULTS = {"automerge": 4, "crisismerge": 16, "hashsize": 1 << 20}
 
@@ -73,6 +73,7 @@ class IndexedPost(NamedTuple):
     size: int
     hash: str
     fts: IndexTexts
+    heads: HeadTexts
     rank_text: str
 
 
@@ -125,7 +126,6 @@ class PostsStore(StoreBase):
         """In one transaction: delete `deletes` rowids, refresh (rowid, mtime_ns, size) of `touches`, and
         write each (post, rowid, first_seen), replacing what that rowid held."""
         touches, deletes = list(touches), list(deletes)
-        self._df_cache.clear()
         async with self._transaction():
             if next_rowid is not None:
                 await self._put_meta("next_rowid", str(next_rowid))
@@ -181,6 +181,10 @@ class PostsStore(StoreBase):
                     "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
                     [(rowid, *p.fts) for p, rowid, _ in posts],
                 )
+                await self.conn.executemany(
+                    "INSERT INTO heads_fts (rowid, title, chars) VALUES (?,?,?)",
+                    [(rowid, *p.heads) for p, rowid, _ in posts],
+                )
 
     async def _unindex(self, rowids: list[int]) -> None:
         """Remove posts (those of `rowids` that exist) from posts, post_terms and the FTS index."""
@@ -190,6 +194,10 @@ class PostsStore(StoreBase):
         await self.conn.executemany(
             "INSERT INTO posts_fts (posts_fts, rowid, title, tags, body, sub, chars) VALUES ('delete',?,?,?,?,?,?)",
             [(rowid, *a.fts) for rowid, a in existing],
+        )
+        await self.conn.executemany(
+            "INSERT INTO heads_fts (heads_fts, rowid, title, chars) VALUES ('delete',?,?,?)",
+            [(rowid, *a.heads) for rowid, a in existing],
         )
         params = [(rowid,) for rowid, _ in existing]
         await self.conn.executemany("DELETE FROM post_terms WHERE post=?", params)
@@ -215,6 +223,7 @@ class PostsStore(StoreBase):
         """Rebuild the FTS index from the stored posts (after a segmenter or dictionary change)."""
         async with self._transaction():
             await self.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
+            await self.conn.execute("INSERT INTO heads_fts (heads_fts) VALUES ('delete-all')")
             rows = await self._fetch("SELECT rowid FROM posts ORDER BY rowid")
             ids = [r[0] for r in rows]
             for i in range(0, len(ids), 1000):
@@ -223,6 +232,10 @@ class PostsStore(StoreBase):
                 await self.conn.executemany(
                     "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
                     [(rowid, *a.fts) for rowid, a in done],
+                )
+                await self.conn.executemany(
+                    "INSERT INTO heads_fts (rowid, title, chars) VALUES (?,?,?)",
+                    [(rowid, *a.heads) for rowid, a in done],
                 )
                 await self.conn.executemany(
                     "UPDATE posts SET rank_text=? WHERE rowid=?", [(a.rank_text, rowid) for rowid, a in done]
@@ -276,6 +289,7 @@ class PostsStore(StoreBase):
     @_locked
     async def optimize(self) -> None:
         await self.conn.execute("INSERT INTO posts_fts(posts_fts) VALUES ('optimize')")
+        await self.conn.execute("INSERT INTO heads_fts(heads_fts) VALUES ('optimize')")
         await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # --- reading -----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -133,6 +133,19 @@ MIGRATIONS: list[str] = [
         used INTEGER NOT NULL,
         UNIQUE (chat, text)
     );
+    """,
+    # 6 -> 7: the titles alone in a small second index (words and CJK characters), so search finds
+    # every title match across the archive cheaply (store.search ranks title matches first). Filled by
+    # the next sync's index rebuild.
+    """
+    CREATE VIRTUAL TABLE heads_fts USING fts5(
+        title, chars,
+        content = '',
+        columnsize = 0,
+        tokenize = 'ascii'
+    );
+    DELETE FROM meta WHERE key = 'index_format';
+    INSERT INTO meta VALUES ('index_format', 'stale');
     """,
 ]
 

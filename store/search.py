@@ -4,21 +4,24 @@ Syntax: words are ANDed; ``"exact phrase"``; ``-word`` excludes; ``cat:NAME`` an
 ``since:YYYY-MM-DD`` / ``until:YYYY-MM-DD`` bound the date (until is inclusive). Anything else is text:
 FTS5 operators, stray quotes, ``*``, ``NEAR(`` are never passed to SQLite unquoted.
 
-Two tiers, both over the same FTS5 table:
-1. word tier — the query's jieba words matched against title/tags/body words, BM25-ranked
-   (title > categories/tags > body), newer first among equal scores;
-2. substring tier — every CJK character is also indexed as a token, so a phrase of characters is an
-   exact substring match: this finds what word segmentation splits differently (`知` in `知道`).
-   Substring-only hits come after all word hits, newest first.
-
-To keep the p99 bounded on very common words, each tier considers at most `CANDIDATES` matching posts,
-the most recently indexed first (the archive is indexed in date order, so these are the newest), and the
-ranking is computed here rather than by FTS5's bm25(), whose IDF step scans every matching row.
+Ranking, over every matching post of the archive (a post matches when each term matches in it as a
+word, or as a substring of its title or body; every CJK character is also indexed as a token, so a
+phrase of characters is an exact substring: `知` finds `知道`). Results come in bands, newest first
+inside each band:
+1. title: posts with a term in the title (word or substring), more of the terms first. Found in
+   `heads_fts`, a small index of titles alone, whose doclists are short enough to read completely;
+2. label: a term among the categories/tags;
+3. word: every term as a word in the body;
+4. substring: the rest (a term only inside a longer word of the body).
+"Newest" is the most recently indexed (archives are indexed in date order; a backfill counts as new):
+that order is the FTS index's own, so bands 2-4 are read in order and stop at the page, whatever the
+number of matches. No decay between bands: a title hit from years ago beats today's body mention, as a
+reader asking for a subject expects; recency decides inside a band. At most `MAX_RESULTS` results are
+reachable by paging; the match count is exact up to that, "MAX_RESULTS+" beyond.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -28,16 +31,13 @@ from .db import PostRow, SearchFilters, Store
 from .segment import words
 from .text import CJK_CHAR, fold
 
-CANDIDATES = 300
+MAX_RESULTS = 1000  # reachable by paging; the count is exact up to this
 # Caps on what one query may ask for (longer queries are cut, and the reply says so): each term and each
 # filter becomes part of one SQL statement, and SQLite limits those (compound SELECT terms, expression
 # depth); a reader's real query is far below these.
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 12  # text terms and exclusions together
 MAX_FILTERS = 8  # categories and tags together
-MAX_OFFSET = 1_000_000
-IDF_SAMPLE = 5000
-TITLE_WEIGHT, TAGS_WEIGHT, BODY_WEIGHT = 10.0, 4.0, 1.0
 SNIPPET_CHARS = 120
 SNIPPET_SCAN = 20_000
 
@@ -155,45 +155,61 @@ def _phrase(tokens: list[str]) -> str:
     return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"'
 
 
-def _word_expr(folded: str) -> str | None:
+def _word_expr(folded: str, columns: str, single_columns: str | None = None) -> str | None:
+    """The term's words as a phrase over `columns` (`single_columns` when it is one word)."""
     toks = words(folded)
     if not toks:
         return None
-    if len(toks) == 1:
-        return "{title tags body sub} : " + _phrase(toks)
-    return "{title tags body} : " + _phrase(toks)
+    cols = single_columns if single_columns and len(toks) == 1 else columns
+    return cols + " : " + _phrase(toks)
 
 
 _CJK_RUN = re.compile(f"{CJK_CHAR}+")
 _WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit, CJK included
 
 
-def _char_expr(folded: str) -> str | None:
-    """Substring match over title and body: each CJK run of the term as a phrase of characters (an exact
-    substring); the Latin/digit words as a phrase whose last word may be a prefix (`farad` finds
-    `Faraday`; prefixes of fewer than 3 characters must match whole words)."""
+def _char_expr(folded: str, latin_columns: str) -> str | None:
+    """Substring match: each CJK run of the term as a phrase of characters over the `chars` column (an
+    exact substring); the Latin/digit words as a phrase over `latin_columns` whose last word may be a
+    prefix (`farad` finds `Faraday`; prefixes of fewer than 3 characters must match whole words)."""
     parts = [f"chars : {_phrase(list(run))}" for run in _CJK_RUN.findall(folded)]
     latin = words(_CJK_RUN.sub(" ", folded))
     if latin:
-        parts.append("{title body} : " + _phrase(latin) + (" *" if len(latin[-1]) >= 3 else ""))
+        parts.append(latin_columns + " : " + _phrase(latin) + (" *" if len(latin[-1]) >= 3 else ""))
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
 
+def _either(*exprs: str | None) -> str | None:
+    parts = [e for e in exprs if e]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+
 @dataclass
 class _Term:
-    """One query term, folded once, with its two FTS5 expressions, built once per query."""
+    """One query term, folded once, with its FTS5 expressions, built once per query."""
 
     text: str
     folded: str
-    word: str | None  # word tier
-    chars: str | None  # substring tier
+    word: str | None  # as words anywhere (main index)
+    chars: str | None  # as a substring of title or body (main index)
+    head: str | None  # in the title, as words or a substring (heads_fts)
+    label: str | None  # as words among the categories and tags (main index)
 
     @classmethod
     def of(cls, text: str) -> _Term:
         folded = fold(text)
-        return cls(text, folded, _word_expr(folded), _char_expr(folded))
+        return cls(
+            text,
+            folded,
+            _word_expr(folded, "{title tags body}", "{title tags body sub}"),
+            _char_expr(folded, "{title body}"),
+            _either(_word_expr(folded, "title"), _char_expr(folded, "title")),
+            _word_expr(folded, "tags"),
+        )
 
     @property
     def matchable(self) -> bool:
@@ -203,8 +219,7 @@ class _Term:
     @property
     def any(self) -> str | None:
         """Matches as a word anywhere (tags too) or as a substring of title/body."""
-        parts = [e for e in (self.word, self.chars) if e]
-        return "(" + " OR ".join(parts) + ")" if parts else None
+        return _either(self.word, self.chars)
 
 
 def _combine(positive: list[str], negative: list[str]) -> str:
@@ -220,8 +235,7 @@ def _combine(positive: list[str], negative: list[str]) -> str:
 @dataclass
 class SearchHit:
     post: PostRow
-    tier: str  # 'word' | 'substring' | 'filter'
-    score: float
+    tier: str  # the band: 'title' | 'label' | 'word' | 'substring' | 'filter'
     snippet: str
     highlights: list[tuple[int, int]]
 
@@ -252,6 +266,12 @@ class SearchPage:
     hits: list[SearchHit]
     offset: int
     has_more: bool
+    total: int = 0  # matching posts, exact up to MAX_RESULTS; MAX_RESULTS + 1 means "more than that"
+
+    @property
+    def total_text(self) -> str:
+        """The match count for people: "37", "1,000+"."""
+        return f"{MAX_RESULTS:,}+" if self.total > MAX_RESULTS else f"{self.total:,}"
 
 
 def _highlight_terms(q: Query) -> list[str]:
@@ -330,37 +350,58 @@ async def _compile(store: Store, q: Query, tz: str | None) -> tuple[list[_Term],
     return terms, filters, [e for t in excludes if (e := t.any)]
 
 
-async def _rank(
-    store: Store, briefs: list[tuple[int, int, str]], folded: list[str], exprs: list[str]
-) -> list[tuple[int, float]]:
-    """Order word-tier candidates: BM25-style field weights and IDF, newest first among equals.
+class _Bands:
+    """Collects the ranked rowids band by band, each post once, up to `want`."""
 
-    score = sum over terms of idf(term) * (10 if in the title + 4 if in categories/tags + 1), where idf is
-    estimated on the newest `IDF_SAMPLE` posts. Every candidate matched every term as a word somewhere, so
-    the constant 1 stands for the body; term frequency inside the body is not used (recency decides
-    there, which suits news).
-    """
-    if not briefs:
-        return []
-    if len(exprs) == 1:
-        idf = [1.0]  # one term: its IDF scales every score alike and cannot change the order
-    else:
-        n, dfs = await store.recent_doc_counts(exprs, IDF_SAMPLE)
-        idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in dfs]
-    weighted = [(t.strip(), w * TITLE_WEIGHT, w * TAGS_WEIGHT) for t, w in zip(folded, idf, strict=True)]
-    base = BODY_WEIGHT * sum(idf)  # every candidate matched every term somewhere
-    keyed = []
-    for rowid, ts, text in briefs:
-        title, _, label = text.partition("\x1f")
-        score = base
-        for term, in_title, in_label in weighted:
-            if term in title:
-                score += in_title
-            if term in label:
-                score += in_label
-        keyed.append((-score, -ts, -rowid))
-    keyed.sort()  # best score first, then newest, then most recently indexed
-    return [(-neg_rowid, -neg_score) for neg_score, _, neg_rowid in keyed]
+    def __init__(self, want: int):
+        self.want = want
+        self.ranked: list[tuple[int, str]] = []
+        self.seen: set[int] = set()
+
+    @property
+    def full(self) -> bool:
+        return len(self.ranked) >= self.want
+
+    def add(self, rowids: list[int], tier: str) -> None:
+        for rowid in rowids:
+            if rowid not in self.seen and not self.full:
+                self.seen.add(rowid)
+                self.ranked.append((rowid, tier))
+
+
+async def _title_band(
+    store: Store, bands: _Bands, terms: list[_Term], expr: str, filters: SearchFilters, exact: bool
+) -> None:
+    """Posts with terms in their title, more terms first, newest first: every title match of the archive
+    is read from heads_fts; those that might not match the whole query (other terms, exclusions) are
+    checked against the main index, in rank order, only as far as the page needs."""
+    counts: dict[int, int] = {}
+    for term in terms:
+        if term.head:
+            for rowid in await store.head_matches(term.head, filters):
+                counts[rowid] = counts.get(rowid, 0) + 1
+    order = sorted(counts, key=lambda r: (-counts[r], -r))
+    step = max(2 * bands.want, 100)
+    for i in range(0, len(order), step):
+        if bands.full:
+            return
+        chunk = order[i : i + step]
+        if not exact:
+            ok = await store.match_within(expr, chunk, None)
+            chunk = [r for r in chunk if r in ok]
+        bands.add(chunk, "title")
+
+
+async def _ordered_band(store: Store, bands: _Bands, expr: str, filters: SearchFilters, tier: str) -> None:
+    """Posts matching `expr` newest first, skipping those already ranked, until the page is full."""
+    before = None
+    while not bands.full:
+        batch = max(2 * (bands.want - len(bands.ranked)), 50) + min(len(bands.seen), 5000)
+        rowids = await store.matches_desc(expr, filters, limit=batch, before=before)
+        bands.add(rowids, tier)
+        if len(rowids) < batch:
+            return
+        before = rowids[-1]
 
 
 async def search(
@@ -369,55 +410,44 @@ async def search(
     """Run a user query. Never raises on odd input; an empty query returns no hits."""
     q = parse_query(text)
     limit = max(1, min(int(limit), 100))
-    offset = max(0, min(int(offset), MAX_OFFSET))
+    offset = max(0, min(int(offset), MAX_RESULTS))
     if q.is_empty:
         return SearchPage(q, [], offset, False)
-    compiled, filters, negatives = await _compile(store, q, tz)
+    terms, filters, negatives = await _compile(store, q, tz)
     if q.is_empty:
         return SearchPage(q, [], offset, False)
-    want = offset + limit + 1
-    terms = _highlight_terms(q)
-
-    ranked: list[tuple[int, str, float]] = []
-    positives_w = [w for t in compiled if (w := t.word)]
-    if compiled:
-        if len(positives_w) == len(compiled):
-            cands = await store.fts_candidates(
-                _combine(positives_w, negatives), limit=CANDIDATES, filters=filters
-            )
-            ranked = [
-                (r, "word", score)
-                for r, score in await _rank(store, cands, [t.folded for t in compiled], positives_w)
-            ]
-        if len(ranked) < want and all(t.chars for t in compiled):
-            # Substring tier: each term may match as a word (e.g. in tags) or as a substring.
-            any_pos = [a for t in compiled if (a := t.any)]
-            briefs = list(
-                await store.fts_candidates(
-                    _combine(any_pos, negatives),
-                    limit=CANDIDATES,
-                    filters=filters,
-                    exclude=[r[0] for r in ranked],
-                )
-            )
-            briefs.sort(key=lambda b: (-b[1], -b[0]))
-            ranked += [(b[0], "substring", 0.0) for b in briefs][: want - len(ranked)]
+    bands = _Bands(min(offset + limit, MAX_RESULTS) + 1)
+    if terms:
+        expr = _combine([a for t in terms if (a := t.any)], negatives)
+        # one term, no exclusions: a title match is a match (filters are applied in heads_fts's query)
+        await _title_band(store, bands, terms, expr, filters, exact=len(terms) == 1 and not negatives)
+        labels = [lab for t in terms if (lab := t.label)]
+        if labels and not bands.full:
+            await _ordered_band(store, bands, f"({expr}) AND ({' OR '.join(labels)})", filters, "label")
+        words_only = [w for t in terms if (w := t.word)]
+        if len(words_only) == len(terms) and not bands.full:
+            await _ordered_band(store, bands, _combine(words_only, negatives), filters, "word")
+        if not bands.full:
+            await _ordered_band(store, bands, expr, filters, "substring")
+        total = await store.count_matches(expr, filters, MAX_RESULTS + 1)
     else:
         not_match = " OR ".join(negatives) if negatives else None
-        rowids = await store.filtered_posts(filters, want, not_match)
-        ranked = [(r, "filter", 0.0) for r in rowids]
-
-    page = ranked[offset : offset + limit]
+        bands.add(await store.filtered_posts(filters, bands.want, not_match), "filter")
+        total = len(await store.filtered_posts(filters, MAX_RESULTS + 1, not_match))
+    total = max(total, len(bands.ranked))
+    page = bands.ranked[offset : min(offset + limit, MAX_RESULTS)]
     posts = await store.get_posts([r[0] for r in page])
     by_id = {p.rowid: p for p in posts}
+    highlight = _highlight_terms(q)
     hits = []
-    for rowid, tier, score in page:
+    for rowid, tier in page:
         post = by_id.get(rowid)
         if post is None:
             continue
-        snippet, spans = make_snippet(post.body or post.summary, terms)
-        hits.append(SearchHit(post, tier, score, snippet, spans))
-    return SearchPage(q, hits, offset, len(ranked) > offset + limit)
+        snippet, spans = make_snippet(post.body or post.summary, highlight)
+        hits.append(SearchHit(post, tier, snippet, spans))
+    more = len(bands.ranked) > offset + limit and offset + limit < MAX_RESULTS
+    return SearchPage(q, hits, offset, more, total)
 
 
 async def matching(store: Store, text: str, rowids: list[int], tz: str | None = None) -> set[int]:

@@ -4,7 +4,9 @@ We use rjieba (jieba-rs with jieba's dictionary) with the HMM off: it gives the 
 jieba with HMM off, ~17× faster (see README), and HMM-off output does not depend on the statistical model
 guessing new words, so index-time and query-time segmentation agree exactly.
 
-Five texts are indexed per post, as space-separated folded tokens with punctuation already dropped (the
+A second, small index (`heads_fts`) holds each post's title alone (`HeadTexts`).
+
+Five texts are indexed per post in the main index, as space-separated folded tokens with punctuation already dropped (the
 FTS table's `ascii` tokenizer takes every non-ASCII character as part of a token):
 - ``title``, ``tags`` (categories + tags), ``body``: the jieba words (what BM25 ranks);
 - ``sub``: the extra search-mode pieces (清华 华大 大学 for 清华大学), unshown, low weight;
@@ -41,7 +43,7 @@ def _version(dist: str) -> str:
 
 
 INDEX_FORMAT = (
-    f"fts-v4 rjieba={_version('rjieba')} opencc={_version('opencc')} unicode={unicodedata.unidata_version}"
+    f"fts-v5 rjieba={_version('rjieba')} opencc={_version('opencc')} unicode={unicodedata.unidata_version}"
 )
 
 
@@ -85,10 +87,19 @@ class IndexTexts(NamedTuple):
     chars: str
 
 
+class HeadTexts(NamedTuple):
+    """A post's title alone, for the small `heads_fts` index that finds title matches across the whole
+    archive (a title is ~1% of a post: its doclists are short enough to read completely)."""
+
+    title: str  # the title's words, as in IndexTexts.title
+    chars: str  # the title's CJK characters, as in IndexTexts.chars
+
+
 class Analysis(NamedTuple):
     """Everything the store derives from a post's text, each text folded once."""
 
     fts: IndexTexts
+    heads: HeadTexts
     rank_text: str  # folded title, a unit separator, folded categories and tags: what ranking looks at
     category_keys: list[str]
     tag_keys: list[str]
@@ -109,11 +120,13 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str]) -> An
     seen.update(b_words)
     long_words = " ".join([w for w in seen if len(w) > 2])
     extra = set(jieba.cut_for_search(long_words, False)).difference(seen) if long_words else ()
+    title_words = _index_words(t_words)
     fts = IndexTexts(
-        title=_index_words(t_words),
+        title=title_words,
         tags=_index_words(jieba.cut(labels, False)),
         body=_index_words(b_words),
         sub=" ".join(sorted(extra)),
         chars=chars(f_title + "\n" + f_body),
     )
-    return Analysis(fts, f_title + "\x1f" + labels, category_keys, tag_keys)
+    heads = HeadTexts(title_words, chars(f_title))
+    return Analysis(fts, heads, f_title + "\x1f" + labels, category_keys, tag_keys)

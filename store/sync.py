@@ -68,7 +68,7 @@ class SyncResult:
 def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) -> IndexedPost:
     """A parsed post plus its folded, segmented index texts."""
     local = post.date.astimezone(ZoneInfo(tz_name))
-    fts, rank, category_keys, tag_keys = analyse(post.title, post.body, post.categories, post.tags)
+    fts, heads, rank, category_keys, tag_keys = analyse(post.title, post.body, post.categories, post.tags)
     return IndexedPost(
         path=post.path,
         id=post.id,
@@ -87,6 +87,7 @@ def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) 
         size=size,
         hash=digest,
         fts=fts,
+        heads=heads,
         rank_text=rank,
     )
 

@@ -154,7 +154,7 @@ async def test_categories_paging_filter_and_back(bot):
 
 async def test_search_paging_snippets_and_nothing_found(bot):
     reply = await bot.api.ask(ALICE, "/search 汇率")
-    assert "Results for 汇率 — page 1" in reply.text
+    assert "Results for 汇率 — 12 found, page 1 of 3" in reply.text
     assert "<b>汇率</b>" in reply.html
     assert "›" in [b["text"] for b in reply.buttons()]
     first_page = reply.text

@@ -191,7 +191,7 @@ def test_snippets_are_valid_html_on_one_line(body, terms):
     from store.search import make_snippet
 
     snippet, spans = make_snippet(body, [t.lower() for t in terms])
-    hit = SearchHit(_post("t", body, [], [], None), "word", 0.0, snippet, spans)
+    hit = SearchHit(_post("t", body, [], [], None), "word", snippet, spans)
     markup = render.snippet_html(hit)
     assert "\n" not in markup and render.visible_len(markup) <= render.LINE_CHARS + 2
     parse_html(markup)

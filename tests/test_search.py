@@ -260,3 +260,74 @@ async def test_latin_diacritics_fold_and_wide_punctuation_separates_words(store,
         assert await ids(store, q) == ["2024-06-01-cafe"], q
     assert await ids(store, "brulee—naive") == ["2024-06-01-cafe"]  # the dash separates, as a space
     assert await ids(store, "—") == []
+
+
+# --- ranking over the whole archive (search v2) -----------------------------------------------
+
+
+async def test_older_title_hits_beat_hundreds_of_newer_body_hits(store, archive):
+    for i in range(3):  # old posts *about* the subject
+        archive.post(f"2020-01-0{i + 1}-about{i}.md", f"第一季度报告{i}", "内容。", date=f"2020-01-0{i + 1}")
+    for i in range(330):  # many newer posts that merely mention it (more than the 300-post window of old)
+        day = f"2024-{i // 28 + 1:02d}-{i % 28 + 1:02d}"
+        archive.post(f"{day}-m{i}.md", f"新闻{i}", "据第一季度报告，市场平稳。", date=day)
+    await sync(store, archive)
+    page = await search(store, "第一季度", limit=5)
+    assert [h.post.id for h in page.hits[:3]] == [f"2020-01-0{i}-about{i - 1}" for i in (3, 2, 1)]
+    assert [h.tier for h in page.hits] == ["title"] * 3 + ["word"] * 2
+    assert page.total == 333 and page.total_text == "333"
+
+
+async def test_a_substring_title_hit_outranks_a_body_word_hit_and_labels_sit_between(store, archive):
+    archive.post(
+        "2020-01-01-t.md", "知识付费兴起", "正文。", date="2020-01-01"
+    )  # 知 inside 知识, in the title
+    archive.post("2021-01-01-l.md", "标签", "正文。", date="2021-01-01", tags="知")  # a label
+    archive.post(
+        "2024-01-01-b.md", "正文里有", "求 知 若渴，知 也。", date="2024-01-01"
+    )  # the word 知 in the body
+    archive.post("2024-02-01-s.md", "另一篇", "我们知道。", date="2024-02-01")  # 知 inside 知道, in the body
+    await sync(store, archive)
+    page = await search(store, "知")
+    assert [(h.post.id, h.tier) for h in page.hits] == [
+        ("2020-01-01-t", "title"),
+        ("2021-01-01-l", "label"),
+        ("2024-01-01-b", "word"),
+        ("2024-02-01-s", "substring"),
+    ]
+
+
+async def test_more_query_terms_in_the_title_rank_first_and_all_terms_must_match(store, archive):
+    archive.post("2020-01-01-both.md", "人民币汇率", "正文。", date="2020-01-01")
+    archive.post("2021-01-01-one.md", "人民币走势", "汇率平稳。", date="2021-01-01")
+    archive.post("2022-01-01-no.md", "人民币走势", "没有另一个词。", date="2022-01-01")  # lacks 汇率
+    archive.post("2023-01-01-body.md", "其他", "人民币汇率。", date="2023-01-01")
+    await sync(store, archive)
+    assert await ids(store, "人民币 汇率") == ["2020-01-01-both", "2021-01-01-one", "2023-01-01-body"]
+    assert await ids(store, "人民币 -汇率") == ["2022-01-01-no"]
+    assert await ids(store, "人民币 since:2021-06-01") == ["2022-01-01-no", "2023-01-01-body"]
+
+
+async def test_every_match_is_reachable_up_to_the_cap_and_the_count_says_the_rest(store, archive):
+    from store import search as search_mod
+
+    search_mod.MAX_RESULTS, old = 40, search_mod.MAX_RESULTS
+    try:
+        for i in range(55):
+            day = f"2024-{i // 28 + 1:02d}-{i % 28 + 1:02d}"
+            archive.post(f"{day}-p{i}.md", "标题" if i % 3 else "分页的标题", "分页测试。", date=day)
+        await sync(store, archive)
+        seen, offset = [], 0
+        while True:
+            page = await search(store, "分页", limit=7, offset=offset)
+            seen += [h.post.id for h in page.hits]
+            assert page.total == 41 and page.total_text == "40+"
+            if not page.has_more:
+                break
+            offset += 7
+        assert len(seen) == 40 == len(set(seen))
+        assert [h.tier for h in (await search(store, "分页", limit=40)).hits][:19] == ["title"] * 19
+    finally:
+        search_mod.MAX_RESULTS = old
+    small = await search(store, "分页", limit=50)
+    assert small.total == 55 and len(small.hits) == 50 and small.has_more

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from store.search import MAX_QUERY_CHARS, MAX_TERMS, search
+from store.search import MAX_QUERY_CHARS, MAX_RESULTS, MAX_TERMS, search
 
 from .. import keyboards as kb
 from .. import render
@@ -23,7 +23,14 @@ async def _results(svc: Services, lang: str, query_text: str, query_id: int | No
     cut = svc.i18n.t(lang, "search.cut", chars=MAX_QUERY_CHARS, terms=MAX_TERMS) if result.query.cut else ""
     if not result.hits:
         return "\n".join(filter(None, [svc.i18n.t(lang, "search.nothing", query=shown), cut])), None
-    header = "\n".join(filter(None, [svc.i18n.t(lang, "search.header", query=shown, page=page + 1), cut]))
+    pages = max(1, -(-min(result.total, MAX_RESULTS) // PER_PAGE))
+    header = svc.i18n.t(
+        lang, "search.header", query=shown, total=result.total_text, page=page + 1, pages=f"{pages:,}"
+    )
+    capped = (
+        svc.i18n.t(lang, "search.capped", reachable=f"{MAX_RESULTS:,}") if result.total > MAX_RESULTS else ""
+    )
+    header = "\n".join(filter(None, [header, capped, cut]))
     source = svc.i18n.t(lang, "post.source")
     blocks = [
         render.post_item(hit.post, source, render.snippet_html(hit), number=page * PER_PAGE + i + 1)
