@@ -14,19 +14,12 @@ from .base import StoreBase, _bounded
 class SearchStore(StoreBase):
     # --- search primitives (the MATCH expressions are built by store.search) -----------------
 
-    async def head_matches(self, match: str, filters: SearchFilters | None = None) -> list[int]:
-        """Every post whose title matches an FTS5 expression over heads_fts (and the filters). Titles are
-        short, so reading all their matches is cheap even for a common word."""
-        sql = "SELECT h.rowid FROM heads_fts h"
-        params: list[Any] = []
-        if filters:
-            sql += " JOIN posts p ON p.rowid = h.rowid WHERE heads_fts MATCH ?"
-            params.append(match)
-            sql, params = filters.apply(sql, params)
-        else:
-            sql += " WHERE heads_fts MATCH ?"
-            params.append(match)
-        return [r[0] for r in await self._fetch(sql, params)]
+    async def head_matches(
+        self, match: str, filters: SearchFilters | None, limit: int, before: int | None = None
+    ) -> list[int]:
+        """Up to `limit` posts whose title matches an FTS5 expression over heads_fts (and the filters),
+        most recently indexed first, below rowid `before`."""
+        return await self._desc("heads_fts", match, filters, limit, before)
 
     async def matches_desc(
         self, match: str, filters: SearchFilters | None, limit: int, before: int | None = None
@@ -34,14 +27,19 @@ class SearchStore(StoreBase):
         """Up to `limit` posts matching an FTS5 expression over the main index (and the filters), most
         recently indexed first, below rowid `before`. FTS5 walks its doclists in rowid order and stops at
         the limit, so the cost follows the page, not the number of matches."""
-        sql = "SELECT f.rowid FROM posts_fts f"
+        return await self._desc("posts_fts", match, filters, limit, before)
+
+    async def _desc(
+        self, table: str, match: str, filters: SearchFilters | None, limit: int, before: int | None
+    ) -> list[int]:
+        sql = f"SELECT f.rowid FROM {table} f"
         params: list[Any] = []
         if filters:
-            sql += " JOIN posts p ON p.rowid = f.rowid WHERE posts_fts MATCH ?"
+            sql += f" JOIN posts p ON p.rowid = f.rowid WHERE {table} MATCH ?"
             params.append(match)
             sql, params = filters.apply(sql, params)
         else:
-            sql += " WHERE posts_fts MATCH ?"
+            sql += f" WHERE {table} MATCH ?"
             params.append(match)
         if before is not None:
             sql += " AND f.rowid < ?"
@@ -49,6 +47,11 @@ class SearchStore(StoreBase):
         sql += " ORDER BY f.rowid DESC LIMIT ?"
         params.append(_bounded(limit))
         return [r[0] for r in await self._fetch(sql, params)]
+
+    async def rank_texts(self, rowids: Sequence[int]) -> dict[int, str]:
+        """rowid -> folded title, a unit separator, folded categories and tags."""
+        rows = await self._rows_in("SELECT rowid, rank_text FROM post_heads WHERE rowid IN ({})", rowids)
+        return {r[0]: r[1] for r in rows}
 
     async def count_matches(self, match: str, filters: SearchFilters | None, cap: int) -> int:
         """How many posts match, counting no further than `cap`."""

@@ -141,8 +141,8 @@ class PostsStore(StoreBase):
             if posts:
                 await self.conn.executemany(
                     "INSERT INTO posts (rowid, path, id, title, date, ts, categories, tags, url, archive_url,"
-                    " summary, body, mtime_ns, size, hash, first_seen, rank_text)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " summary, body, mtime_ns, size, hash, first_seen)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (
                             rowid,
@@ -161,7 +161,6 @@ class PostsStore(StoreBase):
                             p.size,
                             p.hash,
                             first_seen,
-                            p.rank_text,
                         )
                         for p, rowid, first_seen in posts
                     ],
@@ -185,6 +184,10 @@ class PostsStore(StoreBase):
                     "INSERT INTO heads_fts (rowid, title, chars) VALUES (?,?,?)",
                     [(rowid, *p.heads) for p, rowid, _ in posts],
                 )
+                await self.conn.executemany(
+                    "INSERT INTO post_heads (rowid, rank_text) VALUES (?,?)",
+                    [(rowid, p.rank_text) for p, rowid, _ in posts],
+                )
 
     async def _unindex(self, rowids: list[int]) -> None:
         """Remove posts (those of `rowids` that exist) from posts, post_terms and the FTS index."""
@@ -201,6 +204,7 @@ class PostsStore(StoreBase):
         )
         params = [(rowid,) for rowid, _ in existing]
         await self.conn.executemany("DELETE FROM post_terms WHERE post=?", params)
+        await self.conn.executemany("DELETE FROM post_heads WHERE rowid=?", params)
         await self.conn.executemany("DELETE FROM posts WHERE rowid=?", params)
 
     async def _analysed(self, rowids: Sequence[int]) -> list[tuple[int, Analysis]]:
@@ -238,7 +242,8 @@ class PostsStore(StoreBase):
                     [(rowid, *a.heads) for rowid, a in done],
                 )
                 await self.conn.executemany(
-                    "UPDATE posts SET rank_text=? WHERE rowid=?", [(a.rank_text, rowid) for rowid, a in done]
+                    "INSERT OR REPLACE INTO post_heads (rowid, rank_text) VALUES (?,?)",
+                    [(rowid, a.rank_text) for rowid, a in done],
                 )
                 if progress:
                     progress(i + len(chunk), len(ids))

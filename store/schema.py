@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -146,6 +146,14 @@ MIGRATIONS: list[str] = [
     );
     DELETE FROM meta WHERE key = 'index_format';
     INSERT INTO meta VALUES ('index_format', 'stale');
+    """,
+    # 7 -> 8: each post's folded title and labels (what ranking reads) in a narrow table of their own:
+    # in `posts` they sat behind the body, so reading them for a thousand large posts read the bodies'
+    # overflow pages too. posts.rank_text is no longer written (old values stay: clearing them would
+    # rewrite every row of a large archive).
+    """
+    CREATE TABLE post_heads (rowid INTEGER PRIMARY KEY, rank_text TEXT NOT NULL);
+    INSERT INTO post_heads (rowid, rank_text) SELECT rowid, rank_text FROM posts;
     """,
 ]
 

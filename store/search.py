@@ -32,6 +32,7 @@ from .segment import words
 from .text import CJK_CHAR, fold
 
 MAX_RESULTS = 1000  # reachable by paging; the count is exact up to this
+VERIFY_LIMIT = 400  # title candidates checked against the whole query, when there are many matches
 # Caps on what one query may ask for (longer queries are cut, and the reply says so): each term and each
 # filter becomes part of one SQL statement, and SQLite limits those (compound SELECT terms, expression
 # depth); a reader's real query is far below these.
@@ -369,27 +370,60 @@ class _Bands:
                 self.ranked.append((rowid, tier))
 
 
-async def _title_band(
-    store: Store, bands: _Bands, terms: list[_Term], expr: str, filters: SearchFilters, exact: bool
+async def _rank_all(
+    store: Store,
+    bands: _Bands,
+    terms: list[_Term],
+    matches: list[int],
+    wexpr: str | None,
+    filters: SearchFilters,
 ) -> None:
-    """Posts with terms in their title, more terms first, newest first: every title match of the archive
-    is read from heads_fts; those that might not match the whole query (other terms, exclusions) are
-    checked against the main index, in rank order, only as far as the page needs."""
-    counts: dict[int, int] = {}
-    for term in terms:
-        if term.head:
-            for rowid in await store.head_matches(term.head, filters):
-                counts[rowid] = counts.get(rowid, 0) + 1
-    order = sorted(counts, key=lambda r: (-counts[r], -r))
-    step = max(2 * bands.want, 100)
-    for i in range(0, len(order), step):
-        if bands.full:
-            return
-        chunk = order[i : i + step]
-        if not exact:
-            ok = await store.match_within(expr, chunk, None)
-            chunk = [r for r in chunk if r in ok]
-        bands.add(chunk, "title")
+    """Few matches (at most MAX_RESULTS, newest first): order them all exactly. Title and label hits are
+    read from each post's folded title and labels (a term as a substring of them)."""
+    n = len(matches)
+    in_words = set(await store.matches_desc(wexpr, filters, limit=n)) if wexpr else set()
+    texts = await store.rank_texts(matches)
+    keyed = []
+    for rowid in matches:  # newest first; the sort is stable
+        title, _, labels = texts.get(rowid, "").partition("\x1f")
+        in_title = sum(t.folded in title for t in terms)
+        in_labels = any(t.folded in labels for t in terms)
+        keyed.append((-in_title, not in_labels, rowid not in in_words, rowid))
+    keyed.sort(key=lambda k: k[:3])
+    for in_title, no_label, no_word, rowid in keyed:
+        tier = "title" if in_title else "label" if not no_label else "word" if not no_word else "substring"
+        bands.add([rowid], tier)
+
+
+async def _title_band(
+    store: Store, bands: _Bands, terms: list[_Term], expr: str, negatives: list[str], filters: SearchFilters
+) -> None:
+    """Many matches: the newest posts with every term in the title, then those with some, read from
+    heads_fts in index order only as far as the page needs. Posts that might not match the whole query
+    (other terms, exclusions) are checked against the main index; at most VERIFY_LIMIT such candidates
+    are checked (those beyond appear in a later band)."""
+    heads = [h for t in terms if (h := t.head)]
+    if not heads:
+        return
+    every = " AND ".join(f"({h})" for h in heads)
+    some = " OR ".join(f"({h})" for h in heads)
+    plans = [(every, bool(negatives) or len(heads) < len(terms))]
+    if len(heads) > 1:
+        plans.append((some, True))
+    for head_expr, check in plans:
+        before, checked = None, 0
+        while not bands.full and checked < VERIFY_LIMIT:
+            batch = max(2 * (bands.want - len(bands.ranked)), 20) + min(len(bands.seen), 1000)
+            rowids = await store.head_matches(head_expr, filters, limit=batch, before=before)
+            if rowids and check:
+                checked += len(rowids)
+                ok = await store.match_within(expr, [r for r in rowids if r not in bands.seen], None)
+                bands.add([r for r in rowids if r in ok], "title")
+            else:
+                bands.add(rowids, "title")
+            if len(rowids) < batch:
+                break
+            before = rowids[-1]
 
 
 async def _ordered_band(store: Store, bands: _Bands, expr: str, filters: SearchFilters, tier: str) -> None:
@@ -419,17 +453,30 @@ async def search(
     bands = _Bands(min(offset + limit, MAX_RESULTS) + 1)
     if terms:
         expr = _combine([a for t in terms if (a := t.any)], negatives)
-        # one term, no exclusions: a title match is a match (filters are applied in heads_fts's query)
-        await _title_band(store, bands, terms, expr, filters, exact=len(terms) == 1 and not negatives)
-        labels = [lab for t in terms if (lab := t.label)]
-        if labels and not bands.full:
-            await _ordered_band(store, bands, f"({expr}) AND ({' OR '.join(labels)})", filters, "label")
         words_only = [w for t in terms if (w := t.word)]
-        if len(words_only) == len(terms) and not bands.full:
-            await _ordered_band(store, bands, _combine(words_only, negatives), filters, "word")
-        if not bands.full:
-            await _ordered_band(store, bands, expr, filters, "substring")
-        total = await store.count_matches(expr, filters, MAX_RESULTS + 1)
+        wexpr = _combine(words_only, negatives) if len(words_only) == len(terms) else None
+        # Counting word matches is cheap (word doclists); substring matching (phrases of single-character
+        # tokens) is what costs, so it is only counted when the words alone do not already exceed the cap.
+        total = await store.count_matches(wexpr, filters, MAX_RESULTS + 1) if wexpr else 0
+        matches: list[int] = []
+        if total <= MAX_RESULTS:
+            matches = await store.matches_desc(expr, filters, limit=MAX_RESULTS + 1)
+            total = len(matches)
+        if total <= MAX_RESULTS:
+            await _rank_all(store, bands, terms, matches, wexpr, filters)
+        else:
+            # Many matches: bands read in index order as far as the page needs. With more than
+            # MAX_RESULTS word matches the page is filled from them, so the title check and the label
+            # band use the word expression; substring-only matches would come after all of them.
+            narrow = wexpr or expr
+            await _title_band(store, bands, terms, narrow, negatives, filters)
+            labels = [lab for t in terms if (lab := t.label)]
+            if labels and not bands.full:
+                await _ordered_band(store, bands, f"({narrow}) AND ({' OR '.join(labels)})", filters, "label")
+            if wexpr and not bands.full:
+                await _ordered_band(store, bands, wexpr, filters, "word")
+            if not bands.full:
+                await _ordered_band(store, bands, expr, filters, "substring")
     else:
         not_match = " OR ".join(negatives) if negatives else None
         bands.add(await store.filtered_posts(filters, bands.want, not_match), "filter")
