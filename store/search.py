@@ -166,6 +166,7 @@ def _word_expr(folded: str, columns: str, single_columns: str | None = None) -> 
 
 
 _CJK_RUN = re.compile(f"{CJK_CHAR}+")
+_CJK_ONLY = re.compile(f"(?:{CJK_CHAR}|\\s)+")
 _WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit, CJK included
 
 
@@ -219,8 +220,18 @@ class _Term:
 
     @property
     def any(self) -> str | None:
-        """Matches as a word anywhere (tags too) or as a substring of title/body."""
+        """Matches as a word anywhere (tags too) or as a substring of title/body. A term of CJK only is
+        a substring of the title or body wherever it is one of their words, so its words are only looked
+        for among the labels (the substring phrase covers the rest: one phrase to evaluate, not two)."""
+        if self.chars and _CJK_ONLY.fullmatch(self.folded):
+            return _either(self.label, self.chars)
         return _either(self.word, self.chars)
+
+    @property
+    def costly_words(self) -> bool:
+        """Its words are single characters (这是, 高管): as a word phrase it costs what a substring does."""
+        toks = words(self.folded)
+        return len(toks) > 1 and all(len(t) == 1 for t in toks)
 
 
 def _combine(positive: list[str], negative: list[str]) -> str:
@@ -454,7 +465,9 @@ async def search(
     if terms:
         expr = _combine([a for t in terms if (a := t.any)], negatives)
         words_only = [w for t in terms if (w := t.word)]
-        wexpr = _combine(words_only, negatives) if len(words_only) == len(terms) else None
+        # the word expression, when it is cheap to evaluate (no term made of single-character words)
+        cheap = len(words_only) == len(terms) and not any(t.costly_words for t in terms)
+        wexpr = _combine(words_only, negatives) if cheap else None
         # Counting word matches is cheap (word doclists); substring matching (phrases of single-character
         # tokens) is what costs, so it is only counted when the words alone do not already exceed the cap.
         total = await store.count_matches(wexpr, filters, MAX_RESULTS + 1) if wexpr else 0

@@ -331,3 +331,25 @@ async def test_every_match_is_reachable_up_to_the_cap_and_the_count_says_the_res
         search_mod.MAX_RESULTS = old
     small = await search(store, "分页", limit=50)
     assert small.total == 55 and len(small.hits) == 50 and small.has_more
+
+
+async def test_with_many_matches_the_bands_are_read_in_order_as_with_few(store, archive, monkeypatch):
+    from store import search as search_mod
+
+    for i in range(3):
+        archive.post(f"2020-01-0{i + 1}-t{i}.md", f"汇率标题{i}", "人民币走势。", date=f"2020-01-0{i + 1}")
+    archive.post("2020-02-01-half.md", "汇率半个", "没有另一个词。", date="2020-02-01")  # title, lacks 人民币
+    archive.post("2020-03-01-label.md", "其他", "人民币汇率。", date="2020-03-01", tags="汇率")
+    for i in range(12):
+        archive.post(
+            f"2024-01-{i + 1:02d}-b{i}.md", f"新闻{i}", "人民币汇率走强。", date=f"2024-01-{i + 1:02d}"
+        )
+    await sync(store, archive)
+    few = await ids(store, "汇率 人民币")
+    monkeypatch.setattr(search_mod, "MAX_RESULTS", 5)  # now "many": the band-by-band path
+    many = await ids(store, "汇率 人民币", limit=5)
+    assert many == few[:5]
+    assert many[:3] == ["2020-01-03-t2", "2020-01-02-t1", "2020-01-01-t0"]
+    assert "2020-02-01-half" not in few
+    page = await search(store, "汇率 人民币", limit=5)
+    assert page.total_text == "5+" and [h.tier for h in page.hits] == ["title"] * 3 + ["label", "word"]

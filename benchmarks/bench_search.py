@@ -1,0 +1,238 @@
+"""Search benchmark by query class, beside tantivy on the same texts and queries when it is installed
+(`pip install -e '.[bench]'`).
+
+    python benchmarks/bench_search.py [--posts 100000] [--shape finews|large] [--queries 200] [--keep DIR]
+                                      [--db DB] [--no-tantivy]
+
+Generates an archive from real text (benchmarks/gen_real.py; or reuses --keep DIR), syncs it (or reuses
+--db), then times newsbot's search (with snippets) and tantivy's (top 10 by BM25, with snippets) over the
+same queries, each query used once (nothing is warm for a query but the page cache). Query classes, drawn
+from the archive's own titles:
+- word: one word of two or more characters;
+- words: two or three words of one title;
+- single: a two-character word the segmenter splits into single characters (这是, 高管);
+- substring: two adjacent characters of a title.
+tantivy indexes the same folded, segmented texts (words of title and body; the CJK characters for the
+substring classes, matched as phrases, as newsbot does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from bench_store import cpu_check, pct, rss_mb  # noqa: E402
+from gen_real import generate  # noqa: E402
+
+from store.db import Store  # noqa: E402
+from store.jekyll import open_archive  # noqa: E402
+from store.search import search  # noqa: E402
+from store.segment import analyse, words  # noqa: E402
+from store.sync import sync_archive  # noqa: E402
+from store.text import fold  # noqa: E402
+
+CLASSES = ("word", "words", "single", "substring")
+
+
+async def titles(store: Store, n: int = 20000) -> list[str]:
+    rows = await store._fetch("SELECT title FROM posts ORDER BY rowid DESC LIMIT ?", (n,))
+    return [fold(r[0]) for r in rows]
+
+
+def make_queries(all_titles: list[str], per_class: int, seed: int = 3) -> dict[str, list[str]]:
+    rng = random.Random(seed)
+    out: dict[str, list[str]] = {c: [] for c in CLASSES}
+    seen: set[str] = set()
+
+    def add(cls: str, q: str) -> None:
+        if q and q not in seen and len(out[cls]) < per_class:
+            seen.add(q)
+            out[cls].append(q)
+
+    for _ in range(200 * per_class):
+        if all(len(v) >= per_class for v in out.values()):
+            break
+        title = rng.choice(all_titles)
+        ws = [w for w in words(title) if len(w) >= 2 and not w.isascii()]
+        if ws:
+            add("word", rng.choice(ws))
+        if len(ws) >= 2:
+            add("words", " ".join(rng.sample(ws, min(len(ws), rng.randint(2, 3)))))
+        cjk = [
+            i
+            for i in range(len(title) - 1)
+            if "\u4e00" <= title[i] <= "\u9fff" and "\u4e00" <= title[i + 1] <= "\u9fff"
+        ]
+        if cjk:
+            i = rng.choice(cjk)
+            pair = title[i : i + 2]
+            if words(pair) == [pair[0], pair[1]]:
+                add("single", pair)
+            else:
+                add("substring", pair)
+    return out
+
+
+async def time_newsbot(store: Store, queries: dict[str, list[str]]) -> dict[str, list[float]]:
+    out = {}
+    for cls, qs in queries.items():
+        times = []
+        for q in qs:
+            t = time.perf_counter()
+            page = await search(store, q, limit=10)
+            for hit in page.hits:
+                hit.marked_snippet()
+            times.append((time.perf_counter() - t) * 1000)
+        out[cls] = times
+    return out
+
+
+def build_tantivy(docs, folder: Path):
+    import tantivy
+
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("title", tokenizer_name="whitespace", stored=True)
+    sb.add_text_field("body", tokenizer_name="whitespace", stored=True)
+    sb.add_text_field("chars", tokenizer_name="whitespace")
+    schema = sb.build()
+    folder.mkdir(parents=True, exist_ok=True)
+    index = tantivy.Index(schema, path=str(folder))
+    writer = index.writer(heap_size=200_000_000, num_threads=2)
+    for title, body, chars in docs:
+        writer.add_document(tantivy.Document(title=title, body=body, chars=chars))
+    writer.commit()
+    writer.wait_merging_threads()
+    index.reload()
+    return index, schema
+
+
+def time_tantivy(index, schema, queries: dict[str, list[str]]) -> dict[str, list[float]]:
+    import tantivy
+
+    searcher = index.searcher()
+    out = {}
+    for cls, qs in queries.items():
+        times = []
+        for q in qs:
+            t = time.perf_counter()
+            must = []
+            for term in q.split():
+                f = fold(term)
+                if cls in ("single", "substring"):
+                    chars = [c for c in f]
+                    sub = (
+                        tantivy.Query.phrase_query(schema, "chars", chars)
+                        if len(chars) > 1
+                        else tantivy.Query.term_query(schema, "chars", chars[0])
+                    )
+                    must.append((tantivy.Occur.Must, sub))
+                    continue
+                toks = words(f)
+                per_field = []
+                for field in ("title", "body"):
+                    if len(toks) > 1:
+                        per_field.append(
+                            (tantivy.Occur.Should, tantivy.Query.phrase_query(schema, field, toks))
+                        )
+                    else:
+                        per_field.append(
+                            (tantivy.Occur.Should, tantivy.Query.term_query(schema, field, toks[0]))
+                        )
+                must.append((tantivy.Occur.Must, tantivy.Query.boolean_query(per_field)))
+            query = tantivy.Query.boolean_query(must)
+            result = searcher.search(query, 10, count=True)
+            gen = tantivy.SnippetGenerator.create(searcher, query, schema, "body")
+            for _, address in result.hits:
+                gen.snippet_from_doc(searcher.doc(address)).to_html()
+            times.append((time.perf_counter() - t) * 1000)
+        out[cls] = times
+    return out
+
+
+async def run(archive: Path, db: Path, per_class: int, use_tantivy: bool, tmp: Path) -> None:
+    async with await Store.open(db) as store:
+        t = time.perf_counter()
+        r = await sync_archive(store, open_archive(archive))
+        secs = time.perf_counter() - t
+        n = await store.count_posts()
+        if r.added or r.updated:
+            print(
+                f"sync: {r.added + r.updated} posts in {secs:.1f} s = {(r.added + r.updated) / secs:,.0f} posts/s"
+            )
+        size = sum(os.path.getsize(str(db) + s) for s in ("", "-wal") if os.path.exists(str(db) + s))
+        print(
+            f"database: {size / 2**20:,.0f} MB, {size / max(n, 1):,.0f} bytes/post; peak RSS {rss_mb()[0]:.0f} MB"
+        )
+        queries = make_queries(await titles(store), per_class)
+        print("queries per class: " + ", ".join(f"{c} {len(q)}" for c, q in queries.items()))
+        ours = await time_newsbot(store, queries)
+        theirs = None
+        if use_tantivy:
+            try:
+                import tantivy  # noqa: F401
+            except ImportError:
+                print("tantivy is not installed (pip install -e '.[bench]'): newsbot alone")
+            else:
+                t = time.perf_counter()
+                rows = await store._fetch("SELECT title, body, categories, tags FROM posts")
+                docs = []
+                for title, body, _, _ in rows:
+                    fts = analyse(title, body, [], []).fts
+                    docs.append((fts.title, fts.body, fts.chars))
+                del rows
+                index, schema = build_tantivy(docs, tmp / "tantivy")
+                del docs
+                print(f"tantivy index built in {time.perf_counter() - t:.1f} s (incl. segmentation)")
+                # same order of work: newsbot again after tantivy's build, so both run on a warm machine
+                ours = await time_newsbot(store, queries)
+                theirs = time_tantivy(index, schema, queries)
+    print(
+        f"{'class':10s} {'newsbot p50':>12s} {'p99':>8s}"
+        + (f" {'tantivy p50':>12s} {'p99':>8s} {'ratio p50':>10s} {'p99':>6s}" if theirs else "")
+    )
+    for cls in CLASSES:
+        a = ours[cls]
+        if not a:
+            continue
+        line = f"{cls:10s} {pct(a, 0.5):10.2f}ms {pct(a, 0.99):6.2f}ms"
+        if theirs and theirs[cls]:
+            b = theirs[cls]
+            line += f" {pct(b, 0.5):10.2f}ms {pct(b, 0.99):6.2f}ms {pct(a, 0.5) / pct(b, 0.5):9.1f}x {pct(a, 0.99) / pct(b, 0.99):5.1f}x"
+        print(line)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--posts", type=int, default=100_000)
+    p.add_argument("--shape", choices=("finews", "large"), default="finews")
+    p.add_argument("--queries", type=int, default=200, help="per class")
+    p.add_argument("--keep", type=Path, help="generate into (or reuse) this archive folder")
+    p.add_argument("--db", type=Path, help="reuse this database (synced incrementally)")
+    p.add_argument("--no-tantivy", action="store_true")
+    a = p.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="newsbot-search-"))
+    archive = a.keep or tmp / "archive"
+    try:
+        if not (archive / "_posts").is_dir():
+            t = time.perf_counter()
+            source = generate(archive, a.posts, a.shape)
+            print(f"generated {a.posts} {a.shape} posts from {source} in {time.perf_counter() - t:.0f} s")
+        print(f"machine: {os.cpu_count()} cores; speed check {cpu_check():.2f} s (quiet VM: ~0.5 s)")
+        asyncio.run(run(archive, a.db or tmp / "bench.sqlite3", a.queries, not a.no_tantivy, tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
