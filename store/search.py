@@ -303,22 +303,26 @@ def make_snippet(
     SNIPPET_SCAN characters are looked at (a match further into a huge post shows its beginning), so a
     snippet costs the same whatever the post's size."""
     text = " ".join(text[:SNIPPET_SCAN].split("\n"))
-    folded = fold(text)
-    if len(folded) != len(text):  # folding changed lengths (rare NFKC cases): show folded text
-        text = folded
     if not text:
         return "", []
-    first = len(text)
-    for term in terms:
-        at = folded.find(term)
-        if 0 <= at < first:
-            first = at
-    if first == len(text):
-        first = 0
+    # Most text is its own folded form but for case: look for the terms in the lower-cased text first and
+    # fold only the window; fold the whole text only when no term is found that way (Traditional
+    # characters, full-width letters, diacritics).
+    low = text.lower()
+    first = min((at for term in terms if (at := low.find(term)) >= 0), default=-1)
+    folded = None
+    if first < 0 or len(low) != len(text):
+        folded = fold(text)
+        if len(folded) != len(text):  # folding changed lengths (rare NFKC cases): show folded text
+            text = folded
+        first = min((at for term in terms if (at := folded.find(term)) >= 0), default=0)
     start = max(0, first - width // 4)
     end = min(len(text), start + width)
     start = max(0, min(start, end - width))
-    window, f_window = text[start:end], folded[start:end]
+    window = text[start:end]
+    f_window = folded[start:end] if folded is not None else fold(window)
+    if len(f_window) != len(window):
+        window = f_window
     spans: list[tuple[int, int]] = []
     for term in terms:
         pos = f_window.find(term)

@@ -353,3 +353,16 @@ async def test_with_many_matches_the_bands_are_read_in_order_as_with_few(store, 
     assert "2020-02-01-half" not in few
     page = await search(store, "汇率 人民币", limit=5)
     assert page.total_text == "5+" and [h.tier for h in page.hits] == ["title"] * 3 + ["label", "word"]
+
+
+def test_snippets_find_terms_in_plain_and_in_folded_text():
+    from store.search import make_snippet
+
+    body = "开头。" * 100 + "人民币汇率走强。" + "结尾。" * 100
+    snippet, spans = make_snippet(body, ["汇率"])
+    assert snippet.startswith("…") and [snippet[s:e] for s, e in spans] == ["汇率"]
+    traditional = "開頭。" * 100 + "銀行調整利率。" + "結尾。" * 100  # found only once folded
+    snippet, spans = make_snippet(traditional, ["银行"])
+    assert [snippet[s:e] for s, e in spans] == ["銀行"]
+    snippet, spans = make_snippet("The FED held RATES.", ["rates"])
+    assert [snippet[s:e] for s, e in spans] == ["RATES"]
