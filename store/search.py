@@ -41,6 +41,7 @@ MAX_TERMS = 12  # text terms and exclusions together
 MAX_FILTERS = 8  # categories and tags together
 SNIPPET_CHARS = 120
 SNIPPET_SCAN = 20_000
+SNIPPET_FOLD_SCAN = 3_000  # where a term is only found once the text is folded (Traditional, full-width)
 
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _CAT_PREFIXES = ("cat:", "category:", "分类:", "分類:")
@@ -312,6 +313,7 @@ def make_snippet(
     first = min((at for term in terms if (at := low.find(term)) >= 0), default=-1)
     folded = None
     if first < 0 or len(low) != len(text):
+        text = text[:SNIPPET_FOLD_SCAN]  # (a term in the title only is not in the body at all)
         folded = fold(text)
         if len(folded) != len(text):  # folding changed lengths (rare NFKC cases): show folded text
             text = folded
