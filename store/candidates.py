@@ -1,35 +1,55 @@
-"""Search reads: the SQL behind store.search (candidates for an FTS5 expression, document-frequency
-samples, filter-only queries, matching within given posts). The MATCH expressions themselves are built
-by store.search from quoted tokens."""
+"""Search reads: the SQL behind store.search (matches of an FTS5 expression in index order, counts,
+titles and labels for ranking, filter-only queries, matching within given posts). The MATCH expressions
+themselves are built by store.search from quoted tokens."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .base import StoreBase, _bounded
+from .posts import POST_COLUMNS, PostRow
+
+T = TypeVar("T")
 
 
-class SearchStore(StoreBase):
-    # --- search primitives (the MATCH expressions are built by store.search) -----------------
+class Reads:
+    """The statements behind a search, run synchronously on the store's own connection in its thread:
+    a search is one hop from the event loop (`SearchStore.read`) instead of one per statement (each
+    aiosqlite call costs ~0.2 ms of thread hand-over, more than most of these statements)."""
 
-    async def head_matches(
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def _rows_in(self, sql: str, values: Sequence[Any], before: Sequence[Any] = ()) -> list[Any]:
+        """`sql` ("{}" stands for a list of placeholders) over `values` in chunks of 500."""
+        out: list[Any] = []
+        for i in range(0, len(values), 500):
+            part = list(values[i : i + 500])
+            out += self._all(sql.format(",".join("?" * len(part))), [*before, *part])
+        return out
+
+    def head_matches(
         self, match: str, filters: SearchFilters | None, limit: int, before: int | None = None
     ) -> list[int]:
         """Up to `limit` posts whose title matches an FTS5 expression over heads_fts (and the filters),
         most recently indexed first, below rowid `before`."""
-        return await self._desc("heads_fts", match, filters, limit, before)
+        return self._desc("heads_fts", match, filters, limit, before)
 
-    async def matches_desc(
+    def matches_desc(
         self, match: str, filters: SearchFilters | None, limit: int, before: int | None = None
     ) -> list[int]:
         """Up to `limit` posts matching an FTS5 expression over the main index (and the filters), most
         recently indexed first, below rowid `before`. FTS5 walks its doclists in rowid order and stops at
         the limit, so the cost follows the page, not the number of matches."""
-        return await self._desc("posts_fts", match, filters, limit, before)
+        return self._desc("posts_fts", match, filters, limit, before)
 
-    async def _desc(
+    def _desc(
         self, table: str, match: str, filters: SearchFilters | None, limit: int, before: int | None
     ) -> list[int]:
         sql = f"SELECT f.rowid FROM {table} f"
@@ -46,14 +66,9 @@ class SearchStore(StoreBase):
             params.append(before)
         sql += " ORDER BY f.rowid DESC LIMIT ?"
         params.append(_bounded(limit))
-        return [r[0] for r in await self._fetch(sql, params)]
+        return [r[0] for r in self._all(sql, params)]
 
-    async def rank_texts(self, rowids: Sequence[int]) -> dict[int, str]:
-        """rowid -> folded title, a unit separator, folded categories and tags."""
-        rows = await self._rows_in("SELECT rowid, rank_text FROM post_heads WHERE rowid IN ({})", rowids)
-        return {r[0]: r[1] for r in rows}
-
-    async def count_matches(self, match: str, filters: SearchFilters | None, cap: int) -> int:
+    def count_matches(self, match: str, filters: SearchFilters | None, cap: int) -> int:
         """How many posts match, counting no further than `cap`."""
         inner = "SELECT f.rowid FROM posts_fts f"
         params: list[Any] = []
@@ -64,10 +79,27 @@ class SearchStore(StoreBase):
         else:
             inner += " WHERE posts_fts MATCH ?"
             params.append(match)
-        rows = await self._fetch(f"SELECT COUNT(*) FROM ({inner} LIMIT ?)", [*params, _bounded(cap)])
-        return int(rows[0][0])
+        return int(self._all(f"SELECT COUNT(*) FROM ({inner} LIMIT ?)", [*params, _bounded(cap)])[0][0])
 
-    async def filtered_posts(
+    def rank_texts(self, rowids: Sequence[int]) -> dict[int, str]:
+        """rowid -> folded title, a unit separator, folded categories and tags."""
+        rows = self._rows_in("SELECT rowid, rank_text FROM post_heads WHERE rowid IN ({})", rowids)
+        return {r[0]: r[1] for r in rows}
+
+    def match_within(
+        self, match: str, rowids: Sequence[int], filters: SearchFilters | None = None
+    ) -> set[int]:
+        """Which of `rowids` match an FTS5 expression (and filters)."""
+        if not rowids:
+            return set()
+        sql = "SELECT f.rowid FROM posts_fts f JOIN posts p ON p.rowid=f.rowid WHERE posts_fts MATCH ?"
+        params: list[Any] = [match]
+        if filters:
+            sql, params = filters.apply(sql, params)
+        sql = sql.replace("{", "{{").replace("}", "}}") + " AND f.rowid IN ({})"
+        return {r[0] for r in self._rows_in(sql, rowids, before=params)}
+
+    def filtered_posts(
         self,
         filters: SearchFilters,
         limit: int,
@@ -86,8 +118,34 @@ class SearchStore(StoreBase):
             params.append(not_match)
         sql += " ORDER BY p.ts DESC, p.rowid DESC LIMIT ?"
         params.append(_bounded(limit))
-        rows = await self._fetch(sql, params)
-        return [r[0] for r in rows]
+        return [r[0] for r in self._all(sql, params)]
+
+    def posts(self, rowids: Sequence[int]) -> list[PostRow]:
+        """The posts, in the order of `rowids` (those that still exist)."""
+        rows = self._rows_in(f"SELECT {POST_COLUMNS} FROM posts WHERE rowid IN ({{}})", rowids)
+        by_id = {r[0]: PostRow.from_row(r) for r in rows}
+        return [by_id[r] for r in rowids if r in by_id]
+
+
+class SearchStore(StoreBase):
+    async def read(self, fn: Callable[[Reads], T]) -> T:
+        """Run `fn` with the search statements on the connection's own thread, in one hop."""
+        conn = self.conn
+        return await conn._execute(lambda: fn(Reads(conn._conn)))
+
+    async def filtered_posts(
+        self,
+        filters: SearchFilters,
+        limit: int,
+        not_match: str | None = None,
+        within: Sequence[int] | None = None,
+    ) -> list[int]:
+        return await self.read(lambda r: r.filtered_posts(filters, limit, not_match, within))
+
+    async def match_within(
+        self, match: str, rowids: Sequence[int], filters: SearchFilters | None = None
+    ) -> set[int]:
+        return await self.read(lambda r: r.match_within(match, rowids, filters))
 
     async def posts_in_categories(self, rowids: Sequence[int], keys: Sequence[str]) -> set[int]:
         if not rowids or not keys:
@@ -98,20 +156,6 @@ class SearchStore(StoreBase):
             rowids,
             before=keys,
         )
-        return {r[0] for r in rows}
-
-    async def match_within(
-        self, match: str, rowids: Sequence[int], filters: SearchFilters | None = None
-    ) -> set[int]:
-        """Which of `rowids` match an FTS5 expression (and filters)."""
-        if not rowids:
-            return set()
-        sql = "SELECT f.rowid FROM posts_fts f JOIN posts p ON p.rowid=f.rowid WHERE posts_fts MATCH ?"
-        params: list[Any] = [match]
-        if filters:
-            sql, params = filters.apply(sql, params)
-        sql = sql.replace("{", "{{").replace("}", "}}") + " AND f.rowid IN ({})"
-        rows = await self._rows_in(sql, rowids, before=params)
         return {r[0] for r in rows}
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from .candidates import Reads
 from .db import PostRow, SearchFilters, Store
 from .segment import words
 from .text import CJK_CHAR, fold
@@ -387,19 +388,13 @@ class _Bands:
                 self.ranked.append((rowid, tier))
 
 
-async def _rank_all(
-    store: Store,
-    bands: _Bands,
-    terms: list[_Term],
-    matches: list[int],
-    wexpr: str | None,
-    filters: SearchFilters,
+def _rank_all(
+    r: Reads, bands: _Bands, terms: list[_Term], matches: list[int], wexpr: str | None, filters: SearchFilters
 ) -> None:
     """Few matches (at most MAX_RESULTS, newest first): order them all exactly. Title and label hits are
     read from each post's folded title and labels (a term as a substring of them)."""
-    n = len(matches)
-    in_words = set(await store.matches_desc(wexpr, filters, limit=n)) if wexpr else set()
-    texts = await store.rank_texts(matches)
+    in_words = set(r.matches_desc(wexpr, filters, limit=len(matches))) if wexpr else set()
+    texts = r.rank_texts(matches)
     keyed = []
     for rowid in matches:  # newest first; the sort is stable
         title, _, labels = texts.get(rowid, "").partition("\x1f")
@@ -412,8 +407,8 @@ async def _rank_all(
         bands.add([rowid], tier)
 
 
-async def _title_band(
-    store: Store, bands: _Bands, terms: list[_Term], expr: str, negatives: list[str], filters: SearchFilters
+def _title_band(
+    r: Reads, bands: _Bands, terms: list[_Term], expr: str, negatives: list[str], filters: SearchFilters
 ) -> None:
     """Many matches: the newest posts with every term in the title, then those with some, read from
     heads_fts in index order only as far as the page needs. Posts that might not match the whole query
@@ -431,11 +426,11 @@ async def _title_band(
         before, checked = None, 0
         while not bands.full and checked < VERIFY_LIMIT:
             batch = max(2 * (bands.want - len(bands.ranked)), 20) + min(len(bands.seen), 1000)
-            rowids = await store.head_matches(head_expr, filters, limit=batch, before=before)
+            rowids = r.head_matches(head_expr, filters, limit=batch, before=before)
             if rowids and check:
                 checked += len(rowids)
-                ok = await store.match_within(expr, [r for r in rowids if r not in bands.seen], None)
-                bands.add([r for r in rowids if r in ok], "title")
+                ok = r.match_within(expr, [x for x in rowids if x not in bands.seen], None)
+                bands.add([x for x in rowids if x in ok], "title")
             else:
                 bands.add(rowids, "title")
             if len(rowids) < batch:
@@ -443,16 +438,55 @@ async def _title_band(
             before = rowids[-1]
 
 
-async def _ordered_band(store: Store, bands: _Bands, expr: str, filters: SearchFilters, tier: str) -> None:
+def _ordered_band(r: Reads, bands: _Bands, expr: str, filters: SearchFilters, tier: str) -> None:
     """Posts matching `expr` newest first, skipping those already ranked, until the page is full."""
     before = None
     while not bands.full:
         batch = max(2 * (bands.want - len(bands.ranked)), 50) + min(len(bands.seen), 5000)
-        rowids = await store.matches_desc(expr, filters, limit=batch, before=before)
+        rowids = r.matches_desc(expr, filters, limit=batch, before=before)
         bands.add(rowids, tier)
         if len(rowids) < batch:
             return
         before = rowids[-1]
+
+
+def _rank(
+    r: Reads, terms: list[_Term], negatives: list[str], filters: SearchFilters, want: int
+) -> tuple[_Bands, int]:
+    """The ranked rowids (up to `want`) and the match count (MAX_RESULTS + 1: more than MAX_RESULTS)."""
+    bands = _Bands(want)
+    if not terms:
+        not_match = " OR ".join(negatives) if negatives else None
+        bands.add(r.filtered_posts(filters, want, not_match), "filter")
+        return bands, len(r.filtered_posts(filters, MAX_RESULTS + 1, not_match))
+    expr = _combine([a for t in terms if (a := t.any)], negatives)
+    words_only = [w for t in terms if (w := t.word)]
+    # the word expression, when it is cheap to evaluate (no term made of single-character words)
+    cheap = len(words_only) == len(terms) and not any(t.costly_words for t in terms)
+    wexpr = _combine(words_only, negatives) if cheap else None
+    # Counting word matches is cheap (word doclists); substring matching (phrases of single-character
+    # tokens) is what costs, so it is only counted when the words alone do not already exceed the cap.
+    total = r.count_matches(wexpr, filters, MAX_RESULTS + 1) if wexpr else 0
+    matches: list[int] = []
+    if total <= MAX_RESULTS:
+        matches = r.matches_desc(expr, filters, limit=MAX_RESULTS + 1)
+        total = len(matches)
+    if total <= MAX_RESULTS:
+        _rank_all(r, bands, terms, matches, wexpr, filters)
+        return bands, total
+    # Many matches: bands read in index order as far as the page needs. With more than MAX_RESULTS word
+    # matches the page is filled from them, so the title check and the label band use the word
+    # expression; substring-only matches would come after all of them.
+    narrow = wexpr or expr
+    _title_band(r, bands, terms, narrow, negatives, filters)
+    labels = [lab for t in terms if (lab := t.label)]
+    if labels and not bands.full:
+        _ordered_band(r, bands, f"({narrow}) AND ({' OR '.join(labels)})", filters, "label")
+    if wexpr and not bands.full:
+        _ordered_band(r, bands, wexpr, filters, "word")
+    if not bands.full:
+        _ordered_band(r, bands, expr, filters, "substring")
+    return bands, total
 
 
 async def search(
@@ -467,46 +501,20 @@ async def search(
     terms, filters, negatives = await _compile(store, q, tz)
     if q.is_empty:
         return SearchPage(q, [], offset, False)
-    bands = _Bands(min(offset + limit, MAX_RESULTS) + 1)
-    if terms:
-        expr = _combine([a for t in terms if (a := t.any)], negatives)
-        words_only = [w for t in terms if (w := t.word)]
-        # the word expression, when it is cheap to evaluate (no term made of single-character words)
-        cheap = len(words_only) == len(terms) and not any(t.costly_words for t in terms)
-        wexpr = _combine(words_only, negatives) if cheap else None
-        # Counting word matches is cheap (word doclists); substring matching (phrases of single-character
-        # tokens) is what costs, so it is only counted when the words alone do not already exceed the cap.
-        total = await store.count_matches(wexpr, filters, MAX_RESULTS + 1) if wexpr else 0
-        matches: list[int] = []
-        if total <= MAX_RESULTS:
-            matches = await store.matches_desc(expr, filters, limit=MAX_RESULTS + 1)
-            total = len(matches)
-        if total <= MAX_RESULTS:
-            await _rank_all(store, bands, terms, matches, wexpr, filters)
-        else:
-            # Many matches: bands read in index order as far as the page needs. With more than
-            # MAX_RESULTS word matches the page is filled from them, so the title check and the label
-            # band use the word expression; substring-only matches would come after all of them.
-            narrow = wexpr or expr
-            await _title_band(store, bands, terms, narrow, negatives, filters)
-            labels = [lab for t in terms if (lab := t.label)]
-            if labels and not bands.full:
-                await _ordered_band(store, bands, f"({narrow}) AND ({' OR '.join(labels)})", filters, "label")
-            if wexpr and not bands.full:
-                await _ordered_band(store, bands, wexpr, filters, "word")
-            if not bands.full:
-                await _ordered_band(store, bands, expr, filters, "substring")
-    else:
-        not_match = " OR ".join(negatives) if negatives else None
-        bands.add(await store.filtered_posts(filters, bands.want, not_match), "filter")
-        total = len(await store.filtered_posts(filters, MAX_RESULTS + 1, not_match))
+    want = min(offset + limit, MAX_RESULTS) + 1
+    end = min(offset + limit, MAX_RESULTS)
+
+    def work(r: Reads) -> tuple[_Bands, int, list[PostRow]]:
+        # every statement of the search in one hop to the database thread
+        bands, total = _rank(r, terms, negatives, filters, want)
+        return bands, total, r.posts([rowid for rowid, _ in bands.ranked[offset:end]])
+
+    bands, total, posts = await store.read(work)
     total = max(total, len(bands.ranked))
-    page = bands.ranked[offset : min(offset + limit, MAX_RESULTS)]
-    posts = await store.get_posts([r[0] for r in page])
     by_id = {p.rowid: p for p in posts}
     highlight = _highlight_terms(q)
     hits = []
-    for rowid, tier in page:
+    for rowid, tier in bands.ranked[offset:end]:
         post = by_id.get(rowid)
         if post is None:
             continue
