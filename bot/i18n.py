@@ -12,7 +12,18 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
+
+def _locales_dir() -> Path:
+    """The catalogs: inside the package when installed from a wheel (bot/locales), else the checkout's
+    top-level locales/ folder."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "locales", here.parent / "locales"):
+        if any(candidate.glob("*/LC_MESSAGES/*.po")):
+            return candidate
+    return here.parent / "locales"
+
+
+LOCALES_DIR = _locales_dir()
 DOMAIN = "newsbot"
 LANGUAGE_NAMES = {"zh": "简体中文", "en": "English"}
 # A placeholder value (a category, a query, an error text: anything a user or an archive wrote) is cut
