@@ -68,14 +68,19 @@ def generate(out: Path, posts: int, seed: int = 1) -> None:
         when = start + timedelta(minutes=7 * i)
         cat = CATEGORIES[int(rng.paretovariate(1.2)) % len(CATEGORIES)]
         title = "".join(rng.choices(WORDS, weights=weights, k=rng.randint(3, 7)))
-        folder = out / "_posts" / f"{when:%Y}"
-        folder.mkdir(exist_ok=True)
-        text = (
-            f'---\nlayout: post\ntitle: "{title}"\ndate: {when:%Y-%m-%d %H:%M:%S} +0800\n'
-            f"categories: {cat}\ntags: 滚动新闻\n---\n\n{body(rng, weights)}\n\n"
-            f"<https://source.example/news/{i}.html>\n"
-        )
-        (folder / f"{when:%Y-%m-%d}-{i:07d}.md").write_text(text, encoding="utf-8")
+        write_post(out, i, when, title, cat, body(rng, weights))
+
+
+def write_post(out: Path, i: int, when: datetime, title: str, category: str, text: str) -> None:
+    """One post of a benchmark archive, in the finews format, in a folder per year."""
+    folder = out / "_posts" / f"{when:%Y}"
+    folder.mkdir(exist_ok=True)
+    post = (
+        f'---\nlayout: post\ntitle: "{title}"\ndate: {when:%Y-%m-%d %H:%M:%S} +0800\n'
+        f"categories: {category}\ntags: 滚动新闻\n---\n\n{text}\n\n"
+        f"<https://source.example/news/{i}.html>\n"
+    )
+    (folder / f"{when:%Y-%m-%d}-{i:07d}.md").write_text(post, encoding="utf-8")
 
 
 def main() -> None:

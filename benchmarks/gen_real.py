@@ -26,6 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from gen_archive import write_post  # noqa: E402
+
 CORPUS = Path(os.environ.get("NEWSBOT_CORPUS", HERE.parent.parent / "shared" / "corpus"))
 _SENTENCE = re.compile(r"[^。！？!?]+[。！？!?]")
 STYLE = 'style="margin:0;padding:0;font-size:15px;color:rgb(62,62,62);line-height:1.75em;"'
@@ -104,15 +106,8 @@ def generate(out: Path, posts: int, shape: str = "finews", seed: int = 1) -> str
             body = _large_html(_paragraphs(rng, sentences, rng.randint(2400, 3400)))
         else:
             body = "\n\n".join(_paragraphs(rng, sentences, rng.randint(300, 700)))
-        folder = out / "_posts" / f"{when:%Y}"
-        folder.mkdir(exist_ok=True)
         title = _title(rng, titles).replace('"', "'")
-        text = (
-            f'---\nlayout: post\ntitle: "{title}"\ndate: {when:%Y-%m-%d %H:%M:%S} +0800\n'
-            f"categories: cat{int(rng.paretovariate(1.2)) % 2000:04d}\ntags: 滚动新闻\n---\n\n{body}\n\n"
-            f"<https://source.example/news/{i}.html>\n"
-        )
-        (folder / f"{when:%Y-%m-%d}-{i:07d}.md").write_text(text, encoding="utf-8")
+        write_post(out, i, when, title, f"cat{int(rng.paretovariate(1.2)) % 2000:04d}", body)
     return source
 
 

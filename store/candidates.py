@@ -133,20 +133,6 @@ class SearchStore(StoreBase):
         conn = self.conn
         return await conn._execute(lambda: fn(Reads(conn._conn)))
 
-    async def filtered_posts(
-        self,
-        filters: SearchFilters,
-        limit: int,
-        not_match: str | None = None,
-        within: Sequence[int] | None = None,
-    ) -> list[int]:
-        return await self.read(lambda r: r.filtered_posts(filters, limit, not_match, within))
-
-    async def match_within(
-        self, match: str, rowids: Sequence[int], filters: SearchFilters | None = None
-    ) -> set[int]:
-        return await self.read(lambda r: r.match_within(match, rowids, filters))
-
     async def posts_in_categories(self, rowids: Sequence[int], keys: Sequence[str]) -> set[int]:
         if not rowids or not keys:
             return set()

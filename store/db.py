@@ -11,7 +11,9 @@ Nothing outside the store package writes SQL.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 from pathlib import Path
 
 import aiosqlite
@@ -45,6 +47,9 @@ class Store(PostsStore, SearchStore, LedgerStore, ChatStore):
         path = str(path)
         if path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            # a database that cannot be opened (a folder, not a database) fails here, before aiosqlite
+            # starts its thread (which, failing, could outlive the event loop and print a traceback)
+            await asyncio.to_thread(_probe, path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         store = cls(conn, path)
         try:
@@ -66,3 +71,11 @@ class Store(PostsStore, SearchStore, LedgerStore, ChatStore):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _probe(path: str) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    finally:
+        conn.close()

@@ -176,18 +176,22 @@ class PostsStore(StoreBase):
                         "INSERT OR IGNORE INTO post_terms (kind, key, ts, post, name) VALUES (?,?,?,?,?)",
                         terms,
                     )
-                await self.conn.executemany(
-                    "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
-                    [(rowid, *p.fts) for p, rowid, _ in posts],
-                )
-                await self.conn.executemany(
-                    "INSERT INTO heads_fts (rowid, title, chars) VALUES (?,?,?)",
-                    [(rowid, *p.heads) for p, rowid, _ in posts],
-                )
-                await self.conn.executemany(
-                    "INSERT INTO post_heads (rowid, rank_text) VALUES (?,?)",
-                    [(rowid, p.rank_text) for p, rowid, _ in posts],
-                )
+                await self._index([(rowid, p.fts, p.heads, p.rank_text) for p, rowid, _ in posts])
+
+    async def _index(self, entries: Sequence[tuple[int, IndexTexts, HeadTexts, str]]) -> None:
+        """Add (rowid, index texts, title texts, ranking text) to both FTS indexes and post_heads."""
+        await self.conn.executemany(
+            "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
+            [(rowid, *fts) for rowid, fts, _, _ in entries],
+        )
+        await self.conn.executemany(
+            "INSERT INTO heads_fts (rowid, title, chars) VALUES (?,?,?)",
+            [(rowid, *heads) for rowid, _, heads, _ in entries],
+        )
+        await self.conn.executemany(
+            "INSERT OR REPLACE INTO post_heads (rowid, rank_text) VALUES (?,?)",
+            [(rowid, rank) for rowid, _, _, rank in entries],
+        )
 
     async def _unindex(self, rowids: list[int]) -> None:
         """Remove posts (those of `rowids` that exist) from posts, post_terms and the FTS index."""
@@ -233,18 +237,7 @@ class PostsStore(StoreBase):
             for i in range(0, len(ids), 1000):
                 chunk = ids[i : i + 1000]
                 done = await self._analysed(chunk)
-                await self.conn.executemany(
-                    "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
-                    [(rowid, *a.fts) for rowid, a in done],
-                )
-                await self.conn.executemany(
-                    "INSERT INTO heads_fts (rowid, title, chars) VALUES (?,?,?)",
-                    [(rowid, *a.heads) for rowid, a in done],
-                )
-                await self.conn.executemany(
-                    "INSERT OR REPLACE INTO post_heads (rowid, rank_text) VALUES (?,?)",
-                    [(rowid, a.rank_text) for rowid, a in done],
-                )
+                await self._index([(rowid, a.fts, a.heads, a.rank_text) for rowid, a in done])
                 if progress:
                     progress(i + len(chunk), len(ids))
             await self._put_meta("index_format", INDEX_FORMAT)

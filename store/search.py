@@ -532,10 +532,14 @@ async def matching(store: Store, text: str, rowids: list[int], tz: str | None = 
         return set()
     if compiled:
         expr = _combine([a for t in compiled if (a := t.any)], negatives)
-        return await store.match_within(expr, rowids, filters)
+        return await store.read(lambda r: r.match_within(expr, rowids, filters))
     not_match = " OR ".join(negatives) if negatives else None
-    keep: set[int] = set()
-    for i in range(0, len(rowids), 500):
-        part = rowids[i : i + 500]
-        keep.update(await store.filtered_posts(filters, len(part), not_match, within=part))
-    return keep
+
+    def work(r: Reads) -> set[int]:
+        keep: set[int] = set()
+        for i in range(0, len(rowids), 500):
+            part = rowids[i : i + 500]
+            keep.update(r.filtered_posts(filters, len(part), not_match, within=part))
+        return keep
+
+    return await store.read(work)

@@ -90,10 +90,9 @@ def test_webhook_mode_needs_a_url(tmp_path):
     assert r.returncode == 2 and "WEBHOOK_URL" in r.stderr and TOKEN not in r.stderr
 
 
-async def test_webhook_mode_serves_updates_with_the_secret(tmp_path, archive):
+async def _webhook_bot(tmp_path, archive, **settings):
+    """`newsbot run --webhook` on a free port, talking to a new test server: (api, proc, update URL)."""
     import socket
-
-    import aiohttp
 
     archive.post("2024-05-01-a.md", "网络钩子", "正文内容。", categories="demo")
     api = FakeBotAPI(TOKEN)
@@ -109,21 +108,35 @@ async def test_webhook_mode_serves_updates_with_the_secret(tmp_path, archive):
         ARCHIVE_DIR=str(archive.root),
         DATABASE_PATH=str(tmp_path / "hook.sqlite3"),
         WEBHOOK_URL=f"http://127.0.0.1:{port}",
-        WEBHOOK_LISTEN="127.0.0.1",
         WEBHOOK_PORT=str(port),
-        WEBHOOK_SECRET="s3cret-token",
+        **settings,
+    )
+    return api, proc, f"http://127.0.0.1:{port}/telegram"
+
+
+async def _until_listening(http, url: str) -> None:
+    """The webhook server may start listening just after setWebhook."""
+    import aiohttp
+
+    for _ in range(100):
+        try:
+            async with http.get(url.rsplit("/", 1)[0] + "/"):
+                return
+        except aiohttp.ClientConnectorError:
+            await asyncio.sleep(0.1)
+
+
+async def test_webhook_mode_serves_updates_with_the_secret(tmp_path, archive):
+    import aiohttp
+
+    api, proc, url = await _webhook_bot(
+        tmp_path, archive, WEBHOOK_LISTEN="127.0.0.1", WEBHOOK_SECRET="s3cret-token"
     )
     try:
         hook = await api.wait_for(lambda: api.webhook, timeout=30)
-        assert hook["url"] == f"http://127.0.0.1:{port}/telegram" and hook["secret_token"] == "s3cret-token"
-        url = f"http://127.0.0.1:{port}/telegram"
+        assert hook["url"] == url and hook["secret_token"] == "s3cret-token"
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):  # the webhook server may start listening just after setWebhook
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/"):
-                        break
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.1)
+            await _until_listening(http, url)
             update = api.make_text_update(ALICE, "/latest")
             async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as r:
                 assert r.status == 403
@@ -210,38 +223,15 @@ async def test_run_with_an_unreadable_archive_and_no_posts_exits_with_a_clear_me
 
 
 async def test_webhook_without_a_secret_uses_a_random_one_and_refuses_updates_without_it(tmp_path, archive):
-    import socket
-
     import aiohttp
 
-    archive.post("2024-05-01-a.md", "网络钩子", "正文内容。", categories="demo")
-    api = FakeBotAPI(TOKEN)
-    await api.start()
-    api.add_chat(ALICE)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = await _spawn_bot(
-        tmp_path,
-        api,
-        "--webhook",
-        ARCHIVE_DIR=str(archive.root),
-        DATABASE_PATH=str(tmp_path / "hook.sqlite3"),
-        WEBHOOK_URL=f"http://127.0.0.1:{port}",
-        WEBHOOK_PORT=str(port),
-    )
+    api, proc, url = await _webhook_bot(tmp_path, archive)
     try:
         hook = await api.wait_for(lambda: api.webhook, timeout=30)
         secret = hook["secret_token"]
         assert len(secret) >= 32
-        url = f"http://127.0.0.1:{port}/telegram"
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/"):
-                        break
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.1)
+            await _until_listening(http, url)
             # an update "from" anyone, without the secret or with a wrong one, is refused
             update = api.make_text_update(ALICE, "/latest")
             for headers in (
