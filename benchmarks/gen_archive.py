@@ -59,16 +59,20 @@ def generate(out: Path, posts: int, seed: int = 1) -> None:
     weights = [1.0 / (i + 1) ** 0.8 for i in range(len(WORDS))]
     shuffled = WORDS[:]
     rng.shuffle(shuffled)
+    for i, when in enumerate(post_times(out, posts)):
+        cat = CATEGORIES[int(rng.paretovariate(1.2)) % len(CATEGORIES)]
+        title = "".join(rng.choices(WORDS, weights=weights, k=rng.randint(3, 7)))
+        write_post(out, i, when, title, cat, body(rng, weights))
+
+
+def post_times(out: Path, posts: int):
+    """Create the archive's folders and _config.yml; the posts' times, 7 minutes apart from 2021."""
     (out / "_posts").mkdir(parents=True, exist_ok=True)
     (out / "_config.yml").write_text(
         "url: https://bench.example\ntimezone: Asia/Shanghai\n", encoding="utf-8"
     )
     start = datetime(2021, 1, 1)
-    for i in range(posts):
-        when = start + timedelta(minutes=7 * i)
-        cat = CATEGORIES[int(rng.paretovariate(1.2)) % len(CATEGORIES)]
-        title = "".join(rng.choices(WORDS, weights=weights, k=rng.randint(3, 7)))
-        write_post(out, i, when, title, cat, body(rng, weights))
+    return (start + timedelta(minutes=7 * i) for i in range(posts))
 
 
 def write_post(out: Path, i: int, when: datetime, title: str, category: str, text: str) -> None:

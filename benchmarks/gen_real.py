@@ -19,14 +19,13 @@ import os
 import random
 import re
 import sys
-from datetime import datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from gen_archive import write_post  # noqa: E402
+from gen_archive import post_times, write_post  # noqa: E402
 
 CORPUS = Path(os.environ.get("NEWSBOT_CORPUS", HERE.parent.parent / "shared" / "corpus"))
 _SENTENCE = re.compile(r"[^。！？!?]+[。！？!?]")
@@ -95,13 +94,7 @@ def generate(out: Path, posts: int, shape: str = "finews", seed: int = 1) -> str
         sentences = [sentence(rng, weights) for _ in range(20000)]
         titles = ["".join(rng.choices(WORDS, weights=weights, k=5)) for _ in range(5000)]
         source = "the synthetic vocabulary (no corpus found)"
-    (out / "_posts").mkdir(parents=True, exist_ok=True)
-    (out / "_config.yml").write_text(
-        "url: https://bench.example\ntimezone: Asia/Shanghai\n", encoding="utf-8"
-    )
-    start = datetime(2021, 1, 1)
-    for i in range(posts):
-        when = start + timedelta(minutes=7 * i)
+    for i, when in enumerate(post_times(out, posts)):
         if shape == "large":
             body = _large_html(_paragraphs(rng, sentences, rng.randint(2400, 3400)))
         else:
