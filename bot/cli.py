@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.render import fmt_date
-from store.db import PostRow, Store, database_problem
+from store.db import PostRow, Store, backup, database_problem
 from store.jekyll import ArchiveError
 from store.search import MAX_QUERY_CHARS, MAX_RESULTS, MAX_TERMS, search
 from store.settings import Settings, SettingsError, archive_config, load_settings
@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="one post in full")
     s.add_argument("id", help="post id: the file name without extension")
     common(s)
+
+    s = sub.add_parser("backup", help="copy the live database to PATH (safe while the bot runs)")
+    s.add_argument("path", help="where to write the copy (restore: stop the bot, copy it back)")
+    common(s, json_flag=False)
 
     s = sub.add_parser("run", help="run the Telegram bot")
     s.add_argument("--archive", help="archive root or its _posts folder")
@@ -277,12 +281,24 @@ async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         await store.close()
 
 
+async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    source = Path(settings.database_path)
+    if not source.exists():
+        raise CliError(f"no database at {source}", code=2)
+    if Path(args.path).expanduser().resolve() == source.resolve():
+        raise CliError("the backup cannot be the database itself", code=2)
+    size = await asyncio.to_thread(backup, source, args.path)
+    print(f"backed up {source} → {args.path} ({size / 2**20:.1f} MB)")
+    return 0
+
+
 COMMANDS = {
     "sync": cmd_sync,
     "search": cmd_search,
     "latest": cmd_latest,
     "categories": cmd_categories,
     "show": cmd_show,
+    "backup": cmd_backup,
 }
 
 

@@ -79,3 +79,31 @@ def _probe(path: str) -> None:
         conn.execute("PRAGMA schema_version").fetchone()
     finally:
         conn.close()
+
+
+def backup(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> int:
+    """Copy a live database to `dest` with SQLite's online backup API, from a connection of its own: the
+    copy is one consistent snapshot while the bot and syncs go on writing (WAL lets them). Written to a
+    temporary file first and checked, then renamed into place. Returns the copy's size in bytes.
+    Synchronous: run it in a thread."""
+    dest = Path(dest).expanduser()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    src = sqlite3.connect(f"file:{Path(source).expanduser()}?mode=ro", uri=True)
+    try:
+        src.execute("PRAGMA schema_version").fetchone()
+        out = sqlite3.connect(tmp)
+        try:
+            src.backup(out)  # all pages in one step: one read transaction, one snapshot
+            out.execute("PRAGMA journal_mode=DELETE")  # a self-contained file (no -wal beside it)
+            problem = out.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            out.close()
+    finally:
+        src.close()
+    if problem != "ok":
+        tmp.unlink(missing_ok=True)
+        raise sqlite3.DatabaseError(f"the copy failed its check: {problem}")
+    os.replace(tmp, dest)
+    return dest.stat().st_size

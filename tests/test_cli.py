@@ -166,3 +166,45 @@ def test_database_faults_are_one_line_and_exit_2(tmp_path):
         r = run("search", "x", "--db", str(db), cwd=tmp_path)
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert r.stderr.startswith("newsbot: database") and len(r.stderr.strip().splitlines()) == 1
+
+
+async def test_a_backup_taken_while_a_sync_writes_is_complete_and_opens(tmp_path, archive):
+    import asyncio
+    import sqlite3
+
+    from store.db import Store, backup
+
+    from .conftest import sync
+
+    for i in range(30):
+        archive.post(f"2024-04-{i % 28 + 1:02d}-old{i}.md", f"旧文章{i}", "正文。")
+    db = tmp_path / "live.sqlite3"
+    store = await Store.open(db)
+    try:
+        await sync(store, archive)
+        rule, _ = await store.add_rule("-100", origin="admin")
+        await store.enqueue([(rule, "-100", 0, 1)], 1)
+        for i in range(600):
+            archive.post(f"2024-05-{i % 28 + 1:02d}-new{i}.md", f"新文章{i}", "正文内容。" * 20)
+        writing = asyncio.ensure_future(sync(store, archive))
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(backup, db, tmp_path / "copy.sqlite3")
+        await writing
+    finally:
+        await store.close()
+    copy = sqlite3.connect(tmp_path / "copy.sqlite3")
+    posts = copy.execute("SELECT COUNT(*) FROM posts").fetchone()[0]
+    assert 30 <= posts <= 630  # a snapshot before, during or after the sync, of whole transactions:
+    assert copy.execute("SELECT COUNT(*) FROM post_heads").fetchone()[0] == posts
+    assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert copy.execute("SELECT COUNT(*) FROM rules").fetchone()[0] == 1
+    assert copy.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 1
+    copy.close()
+    # restore is a file copy: the copy is a working database
+    r = run("search", "旧文章", "--db", str(tmp_path / "copy.sqlite3"), cwd=tmp_path)
+    assert r.returncode == 0 and "found" in r.stdout
+    r = run("backup", str(tmp_path / "again.sqlite3"), "--db", str(db), cwd=tmp_path)
+    assert r.returncode == 0 and "backed up" in r.stdout
+    again = sqlite3.connect(tmp_path / "again.sqlite3")
+    assert again.execute("SELECT COUNT(*) FROM posts").fetchone()[0] == 630
+    again.close()
