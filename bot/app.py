@@ -22,6 +22,7 @@ from .follow import Deliverer, Follower, sync_settings_rules
 from .handlers import ADMIN_COMMANDS, USER_COMMANDS, register
 from .handlers.guard import Flood
 from .i18n import I18n
+from .logs import redact, setup_logging
 from .serve import serve
 from .services import Services
 
@@ -36,21 +37,6 @@ class ConfigError(Exception):
     pass
 
 
-class RedactingFormatter(logging.Formatter):
-    """Formats as usual, then replaces the bot token wherever it appears: in messages, in exception texts
-    and tracebacks (a failed request's URL contains the token)."""
-
-    def __init__(self, fmt: str, token: str):
-        super().__init__(fmt)
-        self.secrets = [t for t in (token, token.split(":", 1)[-1]) if t]
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in self.secrets:
-            text = text.replace(secret, "<token>")
-        return text
-
-
 def check_token(settings: Settings) -> str:
     token = settings.bot_token.get_secret_value().strip() if settings.bot_token else ""
     if not token:
@@ -58,17 +44,6 @@ def check_token(settings: Settings) -> str:
     if not TOKEN_RE.match(token):
         raise ConfigError("BOT_TOKEN is malformed (expected <digits>:<35 letters, digits, - or _>)")
     return token
-
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def setup_logging(token: str) -> None:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    # httpx logs every request URL at INFO, and the URL contains the token
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(RedactingFormatter(LOG_FORMAT, token))
 
 
 def build_application(settings: Settings, *, rate_limit: bool | None = None) -> Application:
@@ -165,7 +140,7 @@ def main_run(settings: Settings, *, webhook: bool = False) -> int:
     except ConfigError as exc:
         print(f"newsbot: configuration error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(token)
+    setup_logging(token, settings.log_level, settings.log_format)
     try:
         app = build_application(settings)
         asyncio.run(serve(app, settings, webhook_secret(settings) if webhook else None))
@@ -186,13 +161,6 @@ def webhook_secret(settings: Settings) -> str:
         return settings.webhook_secret.get_secret_value()
     log.info("WEBHOOK_SECRET is not set: using a random secret for this run")
     return secrets.token_urlsafe(32)
-
-
-def redact(text: str, token: str) -> str:
-    for secret in (token, token.split(":", 1)[-1]):
-        if secret:
-            text = text.replace(secret, "<token>")
-    return text
 
 
 def startup_problem(exc: BaseException, settings: Settings) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -63,6 +63,14 @@ class Settings(BaseSettings):
         None, description="secret token Telegram sends with each webhook call"
     )
 
+    # --- operations ---
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="least important log lines shown by `newsbot run`"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="log lines as text or one JSON object each"
+    )
+
     # --- following the archive ---
     sync_interval: int = Field(300, ge=0, description="seconds between syncs while running; 0 disables")
     archive_git_pull: bool = Field(
@@ -95,6 +103,13 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part for part in text.replace(";", ",").replace(" ", ",").split(",") if part]
+        return value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _case(cls, value, info):
+        if isinstance(value, str):
+            return value.upper() if info.field_name == "log_level" else value.lower()
         return value
 
     @field_validator("timezone")

@@ -339,7 +339,7 @@ def test_token_checks():
 def test_log_lines_and_tracebacks_never_show_the_token():
     import io
 
-    from bot.app import LOG_FORMAT, RedactingFormatter
+    from bot.logs import LOG_FORMAT, RedactingFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -356,3 +356,30 @@ def test_log_lines_and_tracebacks_never_show_the_token():
     text = stream.getvalue()
     assert "failed" in text and "<token>" in text and "Traceback" in text
     assert TOKEN not in text and TOKEN.split(":")[1] not in text
+
+
+def test_json_log_lines_are_one_object_each_and_redacted():
+    import io
+    import json
+
+    from bot.logs import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter(TOKEN))
+    log = logging.getLogger("newsbot.test-json")
+    log.addHandler(handler)
+    try:
+        log.warning("plain line with %s", "参数")
+        try:
+            raise RuntimeError(f"POST https://api.telegram.org/bot{TOKEN}/getMe failed")
+        except RuntimeError:
+            log.exception("request to %s failed", f"https://api.telegram.org/bot{TOKEN}/sendMessage")
+    finally:
+        log.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert len(entries) == 2 and entries[0]["message"] == "plain line with 参数"
+    assert entries[0]["level"] == "WARNING" and entries[0]["logger"] == "newsbot.test-json"
+    assert "Traceback" in entries[1]["exception"] and "<token>" in entries[1]["message"]
+    assert TOKEN not in stream.getvalue() and TOKEN.split(":")[1] not in stream.getvalue()

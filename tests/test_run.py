@@ -308,3 +308,26 @@ async def test_start_up_problems_are_one_line_and_exit_2_without_the_token(tmp_p
     finally:
         await other.stop()
         await api.stop()
+
+
+async def test_json_logs_from_a_real_run(tmp_path, archive):
+    import json
+
+    archive.post("2024-05-01-a.md", "日志", "正文内容。")
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    api.add_chat(ALICE)
+    proc = await _spawn_bot(
+        tmp_path, api, ARCHIVE_DIR=str(archive.root), DATABASE_PATH=str(tmp_path / "j.sqlite3"),
+        LOG_FORMAT="json", LOG_LEVEL="debug",
+    )  # fmt: skip
+    try:
+        assert "日志" in (await api.ask(ALICE, "/latest")).text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        await api.stop()
+    lines = [line for line in err.decode().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert any(e["level"] == "DEBUG" for e in entries) and any("sync" in e["message"] for e in entries)
+    assert TOKEN not in (out + err).decode() and TOKEN.split(":")[1] not in (out + err).decode()
