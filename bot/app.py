@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -95,15 +96,21 @@ async def setup(app: Application) -> None:
         svc.flood = Flood(settings.user_updates_per_minute)
     svc.deliverer = Deliverer(app.bot, store, settings, i18n, svc.notify)
     svc.follower = Follower(store, settings, svc.notify, on_new=svc.deliverer.kick, tell=svc.tell)
+    # The first sync runs in the background: the bot answers at once from what is already indexed (a
+    # first start on a large archive indexes for minutes), and searches say the index is being built.
+    svc.first_sync = asyncio.ensure_future(_first_sync(app, svc))
+    svc.deliverer.start()
+    await _publish_commands(app, i18n, settings)
+
+
+async def _first_sync(app: Application, svc: Services) -> None:
     await svc.follower.sync()
     # rules from settings start after the first sync, so a new rule never floods its chat with the archive
-    await sync_settings_rules(store, settings)
-    svc.deliverer.start()
-    if settings.sync_interval and app.job_queue is not None:
-        app.job_queue.run_repeating(
-            _scheduled_sync, interval=settings.sync_interval, first=settings.sync_interval, name="sync"
-        )
-    await _publish_commands(app, i18n, settings)
+    await sync_settings_rules(svc.store, svc.settings)
+    svc.deliverer.kick()
+    interval = svc.settings.sync_interval
+    if interval and app.job_queue is not None:
+        app.job_queue.run_repeating(_scheduled_sync, interval=interval, first=interval, name="sync")
 
 
 async def _scheduled_sync(context) -> None:
@@ -127,6 +134,10 @@ async def _publish_commands(app: Application, i18n: I18n, settings: Settings) ->
 async def teardown(app: Application) -> None:
     svc: Services | None = app.bot_data.get("svc")
     if svc is not None:
+        if svc.first_sync is not None and not svc.first_sync.done():
+            svc.first_sync.cancel()  # its transactions roll back; the next start syncs again
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await svc.first_sync
         if svc.deliverer is not None:
             await svc.deliverer.stop()
         await svc.store.close()

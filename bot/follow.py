@@ -117,6 +117,7 @@ class Follower:
         self._task: asyncio.Task | None = None
         self._reported: set[tuple[str, str]] = set()  # skipped files the admins were told about
         self._last_failure: tuple[str, str] | None = None
+        self.progress: tuple[int, int] | None = None  # (files done, files to do) of the sync running
 
     async def sync(self, pull: bool | None = None) -> SyncReport:
         if self._task is None or self._task.done():
@@ -132,7 +133,9 @@ class Follower:
             await self.notify("alert.pull_failed", error=pull_error)
         try:
             cfg = archive_config(self.settings)
-            result = await sync_archive(self.store, cfg, allow_mass_delete=self.settings.allow_mass_delete)
+            result = await sync_archive(
+                self.store, cfg, progress=self._on_progress, allow_mass_delete=self.settings.allow_mass_delete
+            )
             queued, broken = await enqueue_new_posts(self.store)
         except ArchiveError as exc:
             log.error("sync: %s", exc)
@@ -161,6 +164,9 @@ class Follower:
             queued,
         )
         return report
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress = (done, total)
 
     async def _alert_once(self, key: str, error: str) -> None:
         """Tell the admins a sync failed, once until it fails differently or works again (a scheduled

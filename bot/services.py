@@ -3,6 +3,7 @@ that decides a chat's language."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -31,6 +32,7 @@ class Services:
     follower: Any = None
     deliverer: Any = None
     flood: Any = None  # handlers.guard.Flood, or None when USER_UPDATES_PER_MINUTE is 0
+    first_sync: asyncio.Task | None = None  # the sync started with the bot (in the background)
     started: float = field(default_factory=time.time)
     _languages: dict[int, str | None] = field(default_factory=dict)
     _categories: dict[str, tuple[str, str]] = field(default_factory=dict)  # hash -> (key, name)
@@ -74,6 +76,12 @@ class Services:
         if not self._write_failure_reported:
             self._write_failure_reported = True
             await self.notify("alert.db_write_failed", error=str(exc))
+
+    def indexing(self) -> tuple[int, int] | None:
+        """(done, total) while the first sync is still building the index, else None."""
+        if self.first_sync is None or self.first_sync.done() or self.follower is None:
+            return None
+        return self.follower.progress or (0, 0)
 
     def is_admin(self, update: Update) -> bool:
         user = update.effective_user

@@ -482,6 +482,16 @@ class FakeBotAPI:
         message = self.send_text(chat_id, text, **kw)
         return await self.next_message(chat_id, max(before, message["message_id"]))
 
+    async def ask_until(self, chat_id: int, text: str, expect: str, timeout: float = 30.0, **kw) -> Sent:
+        """Ask again until the reply contains `expect` (a bot whose first sync runs in the background
+        answers at once, from what is indexed so far)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            reply = await self.ask(chat_id, text, **kw)
+            if expect in reply.text or asyncio.get_running_loop().time() > deadline:
+                return reply
+            await asyncio.sleep(0.2)
+
     async def callback_answer(self, query_id: str, timeout: float = 10.0) -> dict:
         return await self.wait_for(lambda: self.callback_answers.get(query_id), timeout)
 
@@ -498,6 +508,7 @@ async def start_bot(settings, poll_timeout: float = 1):
     app = build_application(settings, rate_limit=False)
     await app.initialize()
     await setup(app)
+    await app.bot_data["svc"].first_sync  # the tests start from a synced archive
     await app.start()
     await app.updater.start_polling(poll_interval=0.0, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
     return app

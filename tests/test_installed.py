@@ -71,10 +71,7 @@ async def test_the_installed_bot_answers(tmp_path: Path, archive):
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        reply = await api.ask(
-            ALICE,
-            "/latest",
-        )
+        reply = await api.ask_until(ALICE, "/latest", "安装后的机器人")
         assert "安装后的机器人" in reply.text
         reply = await api.ask(ALICE, "/help")
         assert reply.text and "help.text" not in reply.text  # the catalogs were found

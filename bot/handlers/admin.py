@@ -91,6 +91,13 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         )
     else:
         last_text = svc.i18n.t(lang, "stats.never")
+    progress = svc.indexing()
+    indexing = ""
+    if progress is not None:
+        done, total = progress
+        indexing = "\n" + svc.i18n.t(
+            lang, "stats.indexing", done=f"{done:,}", total=f"{total:,}" if total else "?"
+        )
     await reply(
         update,
         svc.i18n.t(
@@ -104,7 +111,8 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             failed=counts.get("failed", 0),
             sent=counts.get("sent", 0),
             uptime=_duration(time.time() - svc.started),
-        ),
+        )
+        + indexing,
     )
 
 

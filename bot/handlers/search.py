@@ -15,6 +15,15 @@ from .common import edit, int_arg, pressed, reply
 PER_PAGE = 5
 
 
+def _indexing(svc: Services, lang: str) -> str:
+    """A note while the first sync is still building the index: results may be incomplete."""
+    progress = svc.indexing()
+    if progress is None:
+        return ""
+    done, total = progress
+    return svc.i18n.t(lang, "search.indexing", done=f"{done:,}", total=f"{total:,}" if total else "?")
+
+
 async def _results(svc: Services, lang: str, query_text: str, query_id: int | None, page: int):
     """The text and keyboard of one results page; without a saved query id (the database refused the
     write) the page has no ‹ › buttons."""
@@ -22,7 +31,8 @@ async def _results(svc: Services, lang: str, query_text: str, query_id: int | No
     shown = render.truncate(query_text, 60)
     cut = svc.i18n.t(lang, "search.cut", chars=MAX_QUERY_CHARS, terms=MAX_TERMS) if result.query.cut else ""
     if not result.hits:
-        return "\n".join(filter(None, [svc.i18n.t(lang, "search.nothing", query=shown), cut])), None
+        nothing = svc.i18n.t(lang, "search.nothing", query=shown)
+        return "\n".join(filter(None, [nothing, cut, _indexing(svc, lang)])), None
     pages = max(1, -(-min(result.total, MAX_RESULTS) // PER_PAGE))
     header = svc.i18n.t(
         lang, "search.header", query=shown, total=result.total_text, page=page + 1, pages=f"{pages:,}"
@@ -30,7 +40,7 @@ async def _results(svc: Services, lang: str, query_text: str, query_id: int | No
     capped = (
         svc.i18n.t(lang, "search.capped", reachable=f"{MAX_RESULTS:,}") if result.total > MAX_RESULTS else ""
     )
-    header = "\n".join(filter(None, [header, capped, cut]))
+    header = "\n".join(filter(None, [header, capped, cut, _indexing(svc, lang)]))
     source = svc.i18n.t(lang, "post.source")
     blocks = [
         render.post_item(hit.post, source, render.snippet_html(hit), number=page * PER_PAGE + i + 1)
