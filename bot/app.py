@@ -57,6 +57,7 @@ def build_application(settings: Settings, *, rate_limit: bool | None = None) -> 
             Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
         )
         .post_init(setup)
+        .post_stop(stop_work)
         .post_shutdown(teardown)
         .concurrent_updates(CONCURRENT_UPDATES)
         # httpcore scans its whole pool on every request; a smaller pool is faster at the ~30 messages/s
@@ -131,15 +132,24 @@ async def _publish_commands(app: Application, i18n: I18n, settings: Settings) ->
             log.warning("could not set the admin menu for %s: %s", admin, exc)
 
 
+async def stop_work(app: Application) -> None:
+    """After updates stop and before the bot's HTTP client closes: let the send in flight finish and be
+    recorded (the deliverer starts no other), and roll back a first sync still running."""
+    svc: Services | None = app.bot_data.get("svc")
+    if svc is None:
+        return
+    if svc.first_sync is not None and not svc.first_sync.done():
+        svc.first_sync.cancel()  # its transactions roll back; the next start syncs again
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await svc.first_sync
+    if svc.deliverer is not None:
+        await svc.deliverer.stop()
+
+
 async def teardown(app: Application) -> None:
     svc: Services | None = app.bot_data.get("svc")
     if svc is not None:
-        if svc.first_sync is not None and not svc.first_sync.done():
-            svc.first_sync.cancel()  # its transactions roll back; the next start syncs again
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await svc.first_sync
-        if svc.deliverer is not None:
-            await svc.deliverer.stop()
+        await stop_work(app)  # (done already when the application stopped normally)
         await svc.store.close()
 
 

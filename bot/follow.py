@@ -11,6 +11,7 @@ to a silent loss.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -34,6 +35,7 @@ log = logging.getLogger("newsbot.follow")
 MAX_ATTEMPTS = 5
 QUERY_BUTTONS_TTL = 7 * 86400
 DEFAULT_RETRY = 5.0
+STOP_TIMEOUT = 15.0  # seconds a stop waits for the send in flight
 
 
 def _seconds(exc: RetryAfter) -> float:
@@ -242,6 +244,7 @@ class Deliverer:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self._stopping = False
 
     def kick(self) -> None:
         self._wake.set()
@@ -249,16 +252,21 @@ class Deliverer:
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._loop())
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Finish the send in flight and record it in the ledger, start no other; after `timeout` the
+        round is cancelled (a send cut off then stays 'sending' and is sent again at the next start)."""
+        self._stopping = True
+        self._wake.set()
         if self._task:
-            self._task.cancel()
             try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except (asyncio.TimeoutError, Exception):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.run_once()
             except asyncio.CancelledError:
@@ -275,6 +283,8 @@ class Deliverer:
         async with self._lock:
             due = await self.store.due_deliveries()
             for (chat, thread), group in itertools.groupby(due, key=lambda d: (d["chat"], d["thread"])):
+                if self._stopping:
+                    return
                 await self._deliver_group(chat, thread, list(group))
 
     async def _deliver_group(self, chat: str, thread: int, items: list[dict]) -> None:
@@ -297,6 +307,8 @@ class Deliverer:
             await self.store.mark_deliveries(ids, "sent")
             return
         for item in items:
+            if self._stopping:
+                return  # the rest stay pending for the next start
             post = posts[item["post"]]
             await self.store.mark_deliveries([item["id"]], "sending", attempt=True)
             message = await self._send(
@@ -321,6 +333,8 @@ class Deliverer:
                     chat_ref(chat), text, reply_markup=keyboard, message_thread_id=thread or None
                 )
             except RetryAfter as exc:
+                if self._stopping:
+                    break
                 await asyncio.sleep(_seconds(exc))
             except (Forbidden, BadRequest) as exc:
                 reason = str(exc)

@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import signal
 
 import tornado.httpserver
@@ -54,8 +55,16 @@ async def serve(app: Application, settings: Settings, webhook_secret: str | None
     shut down."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second SIGTERM/SIGINT: the operator wants out now
+            log.warning("second stop signal: exiting without finishing the shutdown")
+            os._exit(1)
+        log.info("stopping: finishing the send in flight, then closing the database")
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     await app.initialize()
     try:
         if app.post_init:

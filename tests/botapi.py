@@ -163,6 +163,7 @@ class FakeBotAPI:
     fail_next: dict[str, ApiError] = field(default_factory=dict)
     webhook: dict | None = None
     hang_after: dict[int, int] = field(default_factory=dict)  # chat -> sends to let through, then hang
+    slow: dict[int, float] = field(default_factory=dict)  # chat -> seconds each send to it takes
     admins: dict[int, set[int]] = field(default_factory=dict)  # chat -> its administrators' user ids
 
     def __post_init__(self):
@@ -322,6 +323,8 @@ class FakeBotAPI:
             self.hang_after[chat["id"]] -= 1
         plain = check_text(p.get("text", ""), p.get("parse_mode"))
         check_markup(p.get("reply_markup"))
+        if chat["id"] in self.slow:
+            await asyncio.sleep(self.slow[chat["id"]])
         counter = self._msg_ids.setdefault(chat["id"], itertools.count(1000))
         thread = int(p["message_thread_id"]) if p.get("message_thread_id") else None
         sent = Sent(chat["id"], next(counter), plain, p.get("text", ""), p.get("reply_markup"), thread)

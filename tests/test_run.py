@@ -333,3 +333,86 @@ async def test_json_logs_from_a_real_run(tmp_path, archive):
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     assert any(e["level"] == "DEBUG" for e in entries) and any("sync" in e["message"] for e in entries)
     assert TOKEN not in (out + err).decode() and TOKEN.split(":")[1] not in (out + err).decode()
+
+
+async def test_sigterm_mid_burst_finishes_the_send_in_flight_and_loses_nothing(tmp_path, archive):
+    import json
+    import time
+
+    admin, channel = 777, -1009999999999
+    archive.post("2024-01-01-old.md", "旧文章", "已经在档案里。", date="2024-01-01")
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    api.add_chat(admin)
+    api.add_chat(channel, "channel", "News")
+    settings = dict(
+        ARCHIVE_DIR=str(archive.root),
+        DATABASE_PATH=str(tmp_path / "term.sqlite3"),
+        ADMIN_IDS=str(admin),
+        SYNC_INTERVAL="0",
+        DIGEST_THRESHOLD="100",
+        AUTOPOST_CHATS=json.dumps([{"chat_id": channel}]),
+    )
+
+    async def start():
+        proc = await _spawn_bot(tmp_path, api, stdout=asyncio.subprocess.DEVNULL, **settings)
+        await api.wait_for(lambda: "chat:777" in api.commands, timeout=60)
+        for _ in range(150):  # until the first sync (in the background) and its rules are done
+            if "Indexing" not in (await api.ask(admin, "/stats", user_id=admin)).text:
+                break
+            await asyncio.sleep(0.2)
+        return proc
+
+    first = await start()
+    try:
+        titles = [f"快讯第{i}条" for i in range(8)]
+        for i, title in enumerate(titles):
+            archive.post(f"2024-05-0{i + 1}-n{i}.md", title, f"内容{i}。", date=f"2024-05-0{i + 1}")
+        api.slow[channel] = 0.6  # each card takes a while to go out
+        api.send_text(admin, "/reload", user_id=admin)
+        await api.wait_for(lambda: len(api.sent_to(channel)) >= 2, timeout=60)
+        first.send_signal(signal.SIGTERM)  # a third card is on its way
+        t = time.monotonic()
+        _, err = await asyncio.wait_for(first.communicate(), 30)
+        assert first.returncode == 0 and time.monotonic() - t < 10, err.decode()[-1500:]
+        sent_before = len(api.sent_to(channel))
+        assert 3 <= sent_before < 8  # the send in flight finished; no new one started
+        del api.slow[channel]
+        api.commands.clear()
+        second = await start()
+        try:
+            await api.wait_for(lambda: len(api.sent_to(channel)) >= 8, timeout=60)
+            await asyncio.sleep(1.0)  # nothing more arrives
+            delivered = [m.text.split("\n")[0] for m in api.sent_to(channel)]
+            assert sorted(delivered) == sorted(titles), delivered  # each exactly once
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(second.communicate(), 30)
+    finally:
+        if first.returncode is None:
+            first.kill()
+        await api.stop()
+
+
+async def test_a_second_sigterm_exits_at_once(tmp_path, archive):
+    archive.post("2024-05-01-a.md", "第二次信号", "正文。")
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    api.add_chat(ALICE)
+    proc = await _spawn_bot(
+        tmp_path, api, ARCHIVE_DIR=str(archive.root), DATABASE_PATH=str(tmp_path / "s.sqlite3")
+    )
+    try:
+        await api.ask_until(ALICE, "/latest", "第二次信号")
+        api.slow[ALICE] = 20  # a reply that takes long to send: the first SIGTERM waits for it
+        api.send_text(ALICE, "/help")
+        await asyncio.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 10)
+        assert proc.returncode != 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await api.stop()
