@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("id", help="post id: the file name without extension")
     common(s)
 
+    s = sub.add_parser(
+        "check", help="is this setup ready to run? one line per item, exit code 1 on a failure"
+    )
+    s.add_argument("--archive", help="archive root or its _posts folder")
+    s.add_argument("--webhook", action="store_true", help="also check the webhook against getWebhookInfo")
+    common(s, json_flag=False)
+
     s = sub.add_parser("backup", help="copy the live database to PATH (safe while the bot runs)")
     s.add_argument("path", help="where to write the copy (restore: stop the bot, copy it back)")
     common(s, json_flag=False)
@@ -292,6 +299,12 @@ async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.check import run_check
+
+    return await run_check(settings, print, webhook=args.webhook)
+
+
 COMMANDS = {
     "sync": cmd_sync,
     "search": cmd_search,
@@ -299,6 +312,7 @@ COMMANDS = {
     "categories": cmd_categories,
     "show": cmd_show,
     "backup": cmd_backup,
+    "check": cmd_check,
 }
 
 

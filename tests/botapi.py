@@ -250,6 +250,17 @@ class FakeBotAPI:
         self.webhook = p
         return True
 
+    async def m_getChat(self, p):
+        ref = p["chat_id"]
+        chat = self.chats.get(int(ref)) if str(ref).lstrip("-").isdigit() else None
+        if chat is None:
+            raise ApiError("Bad Request: chat not found")
+        return {**chat, "accent_color_id": 0, "max_reaction_count": 11}
+
+    async def m_getWebhookInfo(self, p):
+        hook = self.webhook or {}
+        return {"url": hook.get("url", ""), "has_custom_certificate": False, "pending_update_count": 0}
+
     async def m_getChatMember(self, p):
         chat = self.chats.get(int(p["chat_id"]))
         if chat is None:

@@ -1,0 +1,178 @@
+"""`newsbot check`: is this setup ready to run? One line per item, `ok` or `FAIL`, and an exit code.
+
+Settings are loaded by the CLI before this runs (invalid settings end there, exit 2). Never prints the
+token: Telegram's errors are redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from telegram import Bot
+from telegram.error import InvalidToken, TelegramError
+
+from store.db import SCHEMA_VERSION, Store, database_problem
+from store.jekyll import ArchiveError, Walk, iter_post_files
+from store.settings import Settings, archive_config
+
+from .app import ConfigError, check_token
+from .logs import redact
+from .serve import PATH
+
+
+class Report:
+    def __init__(self, out: Callable[[str], None]):
+        self.out, self.failed = out, 0
+
+    def ok(self, what: str, detail: str) -> None:
+        self.out(f"ok    {what}: {detail}")
+
+    def fail(self, what: str, detail: str) -> None:
+        self.failed += 1
+        self.out(f"FAIL  {what}: {detail}")
+
+
+async def run_check(settings: Settings, out: Callable[[str], None], webhook: bool = False) -> int:
+    """0 when every item is ok, 1 otherwise."""
+    report = Report(out)
+    report.ok("settings", "valid")
+    _check_archive(settings, report)
+    chats = await _check_database(settings, report)
+    await _check_telegram(settings, report, chats, webhook)
+    return 1 if report.failed else 0
+
+
+def _check_archive(settings: Settings, report: Report) -> None:
+    try:
+        cfg = archive_config(settings)
+    except ArchiveError as exc:
+        report.fail("archive", str(exc))
+        return
+    walk = Walk(max_bytes=cfg.max_post_bytes)
+    files = sum(1 for _ in iter_post_files(cfg, walk))
+    config = "_config.yml found" if (cfg.root / "_config.yml").is_file() else "no _config.yml"
+    detail = f"{cfg.root} ({files:,} post files, {config}"
+    detail += f", {len(walk.problems)} skipped: newsbot sync lists them)" if walk.problems else ")"
+    if files:
+        report.ok("archive", detail)
+    else:
+        report.fail("archive", detail + ": no posts to serve")
+
+
+async def _check_database(settings: Settings, report: Report) -> list[str]:
+    """Checks the database is usable and writable; returns the chats its rules post to."""
+    path = Path(settings.database_path)
+    if not path.exists():
+        parent = path.expanduser().resolve().parent
+        if parent.is_dir() and _writable(parent):
+            report.ok("database", f"{path} does not exist yet (the first sync creates it)")
+        else:
+            report.fail("database", f"{path} does not exist and its folder {parent} is not writable")
+        return []
+    try:
+        store = await Store.open(path)
+    except sqlite3.Error as exc:
+        report.fail("database", f"{path}: {database_problem(exc)}")
+        return []
+    try:
+        try:
+            await store.conn.execute("BEGIN IMMEDIATE")
+            await store.conn.execute("ROLLBACK")
+            writable = "writable"
+        except sqlite3.Error as exc:
+            writable = ""
+            report.fail("database", f"{path}: not writable ({database_problem(exc)})")
+        stats = await store.stats()
+        chats = sorted({r["chat"] for r in await store.rules() if r["origin"] != "subscription"})
+    finally:
+        await store.close()
+    if writable:
+        report.ok(
+            "database",
+            f"{path} (schema {SCHEMA_VERSION}, {stats['db_bytes'] / 2**20:.1f} MB, {stats['posts']:,} posts,"
+            f" {writable})",
+        )
+    return chats
+
+
+def _writable(folder: Path) -> bool:
+    import os
+
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+async def _check_telegram(settings: Settings, report: Report, chats: list[str], webhook: bool) -> None:
+    try:
+        token = check_token(settings)
+    except ConfigError as exc:
+        report.fail("telegram", str(exc))
+        return
+    bot = Bot(token, base_url=settings.telegram_base_url)
+    try:
+        try:
+            await asyncio.wait_for(bot.initialize(), 30)
+        except InvalidToken:
+            report.fail("telegram", f"the token was rejected ({settings.telegram_base_url})")
+            return
+        except (TelegramError, asyncio.TimeoutError, OSError) as exc:
+            report.fail("telegram", redact(f"cannot reach {settings.telegram_base_url}: {exc}", token))
+            return
+        report.ok("telegram", f"token accepted: @{bot.username}")
+        for admin in settings.admin_ids:
+            await _check_chat(
+                bot, token, report, f"admin {admin}", admin, "the admin must open a chat with the bot"
+            )
+        targets = {str(r.chat_id) for r in settings.autopost_chats} | set(chats)
+        for chat in sorted(targets):
+            ref: int | str = int(chat) if chat.lstrip("-").isdigit() else chat
+            await _check_chat(
+                bot,
+                token,
+                report,
+                f"auto-post chat {chat}",
+                ref,
+                "add the bot to it (as an admin of a channel)",
+            )
+        if webhook:
+            await _check_webhook(bot, settings, report)
+    finally:
+        try:
+            await bot.shutdown()
+        except Exception:  # noqa: BLE001 - nothing to shut down after a failed start
+            pass
+
+
+async def _check_chat(bot: Bot, token: str, report: Report, what: str, chat: int | str, hint: str) -> None:
+    try:
+        found = await bot.get_chat(chat)
+    except TelegramError as exc:
+        report.fail(what, redact(f"{exc} ({hint})", token))
+        return
+    except Exception as exc:  # an answer this version of PTB cannot read: say so, check the rest
+        report.fail(what, redact(f"unexpected answer: {type(exc).__name__}: {exc}", token))
+        return
+    name = found.title or found.username or found.first_name or ""
+    report.ok(what, f"reachable ({found.type}{', ' + name if name else ''})")
+
+
+async def _check_webhook(bot: Bot, settings: Settings, report: Report) -> None:
+    if not settings.webhook_url:
+        report.fail("webhook", "WEBHOOK_URL is not set")
+        return
+    expected = settings.webhook_url.rstrip("/") + PATH
+    info = await bot.get_webhook_info()
+    secret = (
+        "WEBHOOK_SECRET set"
+        if settings.webhook_secret and settings.webhook_secret.get_secret_value()
+        else "no WEBHOOK_SECRET: a random one is made at each start"
+    )
+    if info.url and info.url != expected:
+        report.fail("webhook", f"Telegram posts to {info.url}, this setup serves {expected}")
+    elif info.last_error_message:
+        report.fail("webhook", f"{expected}: Telegram's last error: {info.last_error_message}")
+    else:
+        state = "set" if info.url else "not set yet (newsbot run --webhook sets it)"
+        report.ok("webhook", f"{expected} {state}; {info.pending_update_count} pending; {secret}")

@@ -1,0 +1,79 @@
+"""`newsbot check` against the test Bot API server: a good setup, and each kind of bad one."""
+
+from __future__ import annotations
+
+import json
+
+from .botapi import FakeBotAPI
+from .test_bot import TOKEN
+from .test_cli import run
+
+ADMIN, CHANNEL = 777, -1009999999999
+
+
+async def _check(tmp_path, api, *args, **env):
+    import asyncio
+
+    base = dict(BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=api.base_url)
+    base.update(env)
+    r = await asyncio.to_thread(run, "check", *args, cwd=tmp_path, env=base)
+    assert TOKEN not in r.stdout + r.stderr and TOKEN.split(":")[1] not in r.stdout + r.stderr
+    return r
+
+
+async def test_check_a_good_setup_then_each_kind_of_bad_one(tmp_path, archive):
+    archive.post("2024-05-01-a.md", "检查", "正文。")
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    api.add_chat(ADMIN)
+    api.add_chat(CHANNEL, "channel", "News")
+    db = tmp_path / "c.sqlite3"
+    good = dict(
+        ARCHIVE_DIR=str(archive.root),
+        DATABASE_PATH=str(db),
+        ADMIN_IDS=str(ADMIN),
+        AUTOPOST_CHATS=json.dumps([{"chat_id": CHANNEL}]),
+    )
+    try:
+        assert run("sync", "--db", str(db), cwd=tmp_path, env=good).returncode == 0
+        r = await _check(tmp_path, api, **good)
+        assert r.returncode == 0, r.stdout
+        lines = r.stdout.splitlines()
+        assert all(line.startswith("ok") for line in lines), lines
+        text = r.stdout
+        assert "@newsbot_test_bot" in text and "1 post files, _config.yml found" in text
+        assert "schema" in text and "writable" in text and f"admin {ADMIN}: reachable" in text
+        assert f"auto-post chat {CHANNEL}: reachable (channel, News)" in text
+
+        cases = [
+            (
+                {"BOT_TOKEN": "987654321:ZZyyXXwwVVuuTTssRRqqPPooNNmmLLkkJJi"},
+                "telegram: the token was rejected",
+            ),
+            ({"TELEGRAM_BASE_URL": "http://127.0.0.1:9/bot"}, "telegram: cannot reach"),
+            ({"ADMIN_IDS": "12345"}, "admin 12345: Chat not found"),
+            (
+                {"AUTOPOST_CHATS": json.dumps([{"chat_id": -100404}])},
+                "auto-post chat -100404: Chat not found",
+            ),
+            ({"ARCHIVE_DIR": str(tmp_path / "missing")}, "archive: archive not found"),
+            ({"DATABASE_PATH": str(tmp_path)}, "database:"),
+        ]
+        for change, expected in cases:
+            r = await _check(tmp_path, api, **{**good, **change})
+            fails = [line for line in r.stdout.splitlines() if line.startswith("FAIL")]
+            assert r.returncode == 1 and fails and expected.lower() in " ".join(fails).lower(), (
+                change,
+                r.stdout,
+            )
+
+        hook = {**good, "WEBHOOK_URL": "https://bot.example.org"}
+        r = await _check(tmp_path, api, "--webhook", **hook)
+        assert r.returncode == 0 and "webhook: https://bot.example.org/telegram not set yet" in r.stdout
+        api.webhook = {"url": "https://elsewhere.example.org/telegram"}
+        r = await _check(tmp_path, api, "--webhook", **hook)
+        assert r.returncode == 1 and "Telegram posts to https://elsewhere.example.org/telegram" in r.stdout
+        r = run("check", cwd=tmp_path, env={**good, "AUTOPOST_CHATS": "[{"})
+        assert r.returncode == 2 and "AUTOPOST_CHATS" in r.stderr
+    finally:
+        await api.stop()
