@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import signal
+import time
+from typing import Any
 
 import tornado.httpserver
 import tornado.web
@@ -50,6 +52,41 @@ class UpdateHandler(tornado.web.RequestHandler):
         log.warning("webhook request failed: %s", value)
 
 
+class HealthHandler(tornado.web.RequestHandler):
+    """GET /healthz for a load balancer or a monitor: 200 when the database answers and the last sync is
+    recent (within three sync intervals), else 503; the JSON body says which."""
+
+    def initialize(self, app: Application) -> None:
+        self.app = app
+
+    async def get(self) -> None:
+        report = await health(self.app)
+        self.set_status(200 if report["ok"] else 503)
+        self.set_header("Cache-Control", "no-store")
+        self.write(report)
+
+
+async def health(app: Application) -> dict:
+    svc = app.bot_data.get("svc")
+    if svc is None:
+        return {"ok": False, "database": "not open yet"}
+    report: dict = {"indexing": svc.indexing() is not None}
+    try:
+        report["posts"] = await svc.store.count_posts()
+        stats = await svc.store.stats()
+        report["database"] = "ok"
+    except Exception as exc:  # the database does not answer
+        report.update(ok=False, database=f"{type(exc).__name__}: {exc}")
+        return report
+    last = stats["last_sync"]
+    age = round(time.time() - last["finished"]) if last else None
+    report["last_sync_age"] = age
+    interval = svc.settings.sync_interval
+    stale = bool(interval) and not report["indexing"] and (age is None or age > 3 * interval + 60)
+    report["ok"] = not stale
+    return report
+
+
 async def serve(app: Application, settings: Settings, webhook_secret: str | None = None) -> None:
     """Initialize the application, poll (or, given a secret, serve webhooks) until SIGINT/SIGTERM, then
     shut down."""
@@ -77,7 +114,10 @@ async def serve(app: Application, settings: Settings, webhook_secret: str | None
                 secret_token=webhook_secret,
                 allowed_updates=Update.ALL_TYPES,
             )
-            routes = [(rf"{PATH}/?", UpdateHandler, {"app": app, "secret": webhook_secret})]
+            routes: list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]] = [
+                (rf"{PATH}/?", UpdateHandler, {"app": app, "secret": webhook_secret}),
+                (r"/healthz", HealthHandler, {"app": app}),
+            ]
             server = tornado.httpserver.HTTPServer(tornado.web.Application(routes), max_body_size=MAX_BODY)
             server.listen(settings.webhook_port, settings.webhook_listen)
             log.info("serving webhooks on %s:%s%s", settings.webhook_listen, settings.webhook_port, PATH)

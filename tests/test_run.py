@@ -234,6 +234,15 @@ async def test_webhook_without_a_secret_uses_a_random_one_and_refuses_updates_wi
         assert len(secret) >= 32
         async with aiohttp.ClientSession() as http:
             await _until_listening(http, url)
+            health_url = url.rsplit("/", 1)[0] + "/healthz"
+            for _ in range(100):  # the first sync runs in the background
+                async with http.get(health_url) as r:
+                    health = await r.json()
+                if not health["indexing"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert r.status == 200 and health["ok"] and health["database"] == "ok" and health["posts"] == 1
+            assert 0 <= health["last_sync_age"] < 60
             # an update "from" anyone, without the secret or with a wrong one, is refused
             update = api.make_text_update(ALICE, "/help")
             for headers in (
