@@ -513,10 +513,12 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
     try:
         if meta is None:
             meta = _HANDLER.load(fm_text) if fm_text.strip() else {}
+    except PostError:
+        raise
     except yaml.YAMLError as exc:
         raise PostError(f"bad front matter: {_one_line(exc)}") from exc
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise PostError(f"bad front matter value: {_one_line(exc)}") from exc
+    except Exception as exc:  # PyYAML's constructors fail in odd ways on odd values (`!!timestamp` alone)
+        raise PostError(f"bad front matter value: {type(exc).__name__}: {_one_line(exc)}") from exc
     if not isinstance(meta, dict):
         raise PostError("front matter is not a key: value mapping")
 

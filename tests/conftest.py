@@ -5,10 +5,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from store.db import Store
 from store.jekyll import open_archive
 from store.sync import sync_archive
+
+# The property-based tests use the same examples on every run (CI stays green or red for a reason);
+# HYPOTHESIS_PROFILE=explore draws new ones, for looking for bugs by hand.
+hypothesis_settings.register_profile("default", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("NEWSBOT_CORPUS", REPO.parent / "shared" / "corpus"))

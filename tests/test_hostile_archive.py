@@ -9,7 +9,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from store.jekyll import ArchiveConfig, open_archive, parse_post
@@ -243,6 +243,7 @@ POST_TEXT = st.lists(st.one_of(st.text(max_size=12), FRONT), max_size=40).map(""
 
 
 @settings(max_examples=300, deadline=None)
+@example(b"---\n!!timestamp\n---")  # PyYAML's timestamp constructor failed with AttributeError
 @given(
     st.one_of(
         POST_TEXT.map(lambda t: ("---\n" + t).encode("utf-8", "surrogatepass")), st.binary(max_size=300)
