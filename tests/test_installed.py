@@ -39,11 +39,21 @@ def test_the_installed_cli_works_from_any_folder(tmp_path: Path):
         (["search", "汇率", "--db", db], "found"),
         (["latest", "--limit", "2", "--db", db], "20"),
         (["categories", "--db", db], "categories"),
+        (["show", "2026-11-23-rates-en", "--db", db], "Yen"),
+        (["backup", str(tmp_path / "copy.sqlite3"), "--db", db], "backed up"),
+        (["search", "汇率", "--db", str(tmp_path / "copy.sqlite3")], "found"),
     ]:
         r = subprocess.run(
             [NEWSBOT, *args], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120
         )
         assert r.returncode == 0 and expect in r.stdout, (args, r.stdout, r.stderr)
+    # check runs from the wheel too (no token here: that item fails, the others are reported)
+    r = subprocess.run(
+        [NEWSBOT, "check", "--archive", demo, "--db", db],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 1 and "ok    archive" in r.stdout, r.stdout + r.stderr
+    assert "FAIL  telegram: BOT_TOKEN is not set" in r.stdout
     probe = subprocess.run(
         [str(Path(NEWSBOT).with_name("python")), "-c", "import bot, bot.i18n; print(bot.__file__, bot.i18n.I18n().languages)"],
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60,
