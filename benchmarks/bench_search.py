@@ -45,6 +45,15 @@ from store.text import fold  # noqa: E402
 CLASSES = ("word", "words", "single", "substring")
 
 
+def _bytes_written() -> int:
+    """Bytes this process has caused to be written to storage (Linux /proc/self/io), else 0."""
+    try:
+        with open("/proc/self/io") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("write_bytes"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
 async def titles(store: Store, n: int = 20000) -> list[str]:
     rows = await store._fetch("SELECT title FROM posts ORDER BY rowid DESC LIMIT ?", (n,))
     return [fold(r[0]) for r in rows]
@@ -163,12 +172,16 @@ def time_tantivy(index, schema, queries: dict[str, list[str]]) -> dict[str, list
 async def run(archive: Path, db: Path, per_class: int, use_tantivy: bool, tmp: Path) -> None:
     async with await Store.open(db) as store:
         t = time.perf_counter()
+        written = _bytes_written()
         r = await sync_archive(store, open_archive(archive))
         secs = time.perf_counter() - t
+        written = _bytes_written() - written
         n = await store.count_posts()
         if r.added or r.updated:
+            done = r.added + r.updated
             print(
-                f"sync: {r.added + r.updated} posts in {secs:.1f} s = {(r.added + r.updated) / secs:,.0f} posts/s"
+                f"sync: {done} posts in {secs:.1f} s = {done / secs:,.0f} posts/s;"
+                f" {written / 2**20:,.0f} MB written to storage by the syncing process"
             )
         size = sum(os.path.getsize(str(db) + s) for s in ("", "-wal") if os.path.exists(str(db) + s))
         print(
