@@ -33,7 +33,7 @@ from .segment import words
 from .text import CJK_CHAR, fold
 
 MAX_RESULTS = 1000  # reachable by paging; the count is exact up to this
-VERIFY_LIMIT = 400  # title candidates checked against the whole query, when there are many matches
+VERIFY_LIMIT = 120  # title candidates checked against the whole query (older than the newest matches)
 # Caps on what one query may ask for (longer queries are cut, and the reply says so): each term and each
 # filter becomes part of one SQL statement, and SQLite limits those (compound SELECT terms, expression
 # depth); a reader's real query is far below these.
@@ -408,7 +408,13 @@ def _rank_all(
 
 
 def _title_band(
-    r: Reads, bands: _Bands, terms: list[_Term], expr: str, negatives: list[str], filters: SearchFilters
+    r: Reads,
+    bands: _Bands,
+    terms: list[_Term],
+    expr: str,
+    negatives: list[str],
+    filters: SearchFilters,
+    known: set[int] | None = None,
 ) -> None:
     """Many matches: the newest posts with every term in the title, then those with some, read from
     heads_fts in index order only as far as the page needs. Posts that might not match the whole query
@@ -428,9 +434,10 @@ def _title_band(
             batch = max(2 * (bands.want - len(bands.ranked)), 20) + min(len(bands.seen), 1000)
             rowids = r.head_matches(head_expr, filters, limit=batch, before=before)
             if rowids and check:
-                checked += len(rowids)
-                ok = r.match_within(expr, [x for x in rowids if x not in bands.seen], None)
-                bands.add([x for x in rowids if x in ok], "title")
+                unknown = [x for x in rowids if x not in bands.seen and (known is None or x not in known)]
+                checked += len(unknown)
+                ok = r.match_within(expr, unknown, None) if unknown else set()
+                bands.add([x for x in rowids if x in ok or (known is not None and x in known)], "title")
             else:
                 bands.add(rowids, "title")
             if len(rowids) < batch:
@@ -472,6 +479,13 @@ def _rank(
         matches = r.matches_desc(expr, filters, limit=MAX_RESULTS + 1)
         total = len(matches)
     if total <= MAX_RESULTS:
+        _rank_all(r, bands, terms, matches, wexpr, filters)
+        return bands, total
+    if matches:
+        # More than MAX_RESULTS matches, and the newest of them are read already: title hits from the
+        # whole archive first (those among the newest need no check), then the newest matches ordered as
+        # above; only they can be paged anyway.
+        _title_band(r, bands, terms, expr, negatives, filters, known=set(matches))
         _rank_all(r, bands, terms, matches, wexpr, filters)
         return bands, total
     # Many matches: bands read in index order as far as the page needs. With more than MAX_RESULTS word
