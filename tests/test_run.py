@@ -150,53 +150,73 @@ async def test_webhook_mode_serves_updates_with_the_secret(tmp_path, archive):
     assert TOKEN not in (out + err).decode()
 
 
-async def test_killed_mid_burst_then_restarted_delivers_every_post_exactly_once(tmp_path, archive):
-    import json
+class _Channel:
+    """A channel with an auto-post rule, and `newsbot run` processes started against it."""
 
     admin, channel = 777, -1009999999999
-    archive.post("2024-01-01-old.md", "旧文章", "已经在档案里。", date="2024-01-01")
-    api = FakeBotAPI(TOKEN)
-    await api.start()
-    api.add_chat(admin)
-    api.add_chat(channel, "channel", "News")
-    settings = dict(
-        ARCHIVE_DIR=str(archive.root),
-        DATABASE_PATH=str(tmp_path / "ledger.sqlite3"),
-        ADMIN_IDS=str(admin),
-        SYNC_INTERVAL="0",
-        DIGEST_THRESHOLD="100",
-        AUTOPOST_CHATS=json.dumps([{"chat_id": channel}]),
-    )
 
-    async def start():
-        proc = await _spawn_bot(tmp_path, api, stdout=asyncio.subprocess.DEVNULL, **settings)
+    def __init__(self, tmp_path, archive):
+        import json
+
+        archive.post("2024-01-01-old.md", "旧文章", "已经在档案里。", date="2024-01-01")
+        self.tmp_path, self.archive = tmp_path, archive
+        self.api = FakeBotAPI(TOKEN)
+        self.settings = dict(
+            ARCHIVE_DIR=str(archive.root),
+            DATABASE_PATH=str(tmp_path / "ledger.sqlite3"),
+            ADMIN_IDS=str(self.admin),
+            SYNC_INTERVAL="0",
+            DIGEST_THRESHOLD="100",
+            AUTOPOST_CHATS=json.dumps([{"chat_id": self.channel}]),
+        )
+
+    async def open(self) -> FakeBotAPI:
+        await self.api.start()
+        self.api.add_chat(self.admin)
+        self.api.add_chat(self.channel, "channel", "News")
+        return self.api
+
+    async def start(self):
+        """A bot process, once its first sync (in the background) and its rules are done."""
+        api = self.api
+        api.commands.clear()
+        proc = await _spawn_bot(self.tmp_path, api, stdout=asyncio.subprocess.DEVNULL, **self.settings)
         await api.wait_for(lambda: "chat:777" in api.commands, timeout=60)
-        for _ in range(150):  # until the first sync (in the background) and its rules are done
-            stats = await api.ask(admin, "/stats", user_id=admin)
+        for _ in range(150):
+            stats = await api.ask(self.admin, "/stats", user_id=self.admin)
             if "Indexing" not in stats.text and "索引" not in stats.text:
                 break
             await asyncio.sleep(0.2)
         return proc
 
-    first = await start()
-    try:
-        titles = [f"快讯第{i}条" for i in range(8)]
+    def new_posts(self, n: int = 8) -> list[str]:
+        titles = [f"快讯第{i}条" for i in range(n)]
         for i, title in enumerate(titles):
-            archive.post(f"2024-05-0{i + 1}-n{i}.md", title, f"内容{i}。", date=f"2024-05-0{i + 1}")
+            self.archive.post(f"2024-05-0{i + 1}-n{i}.md", title, f"内容{i}。", date=f"2024-05-0{i + 1}")
+        return titles
+
+    def delivered(self) -> list[str]:
+        return [m.text.split("\n")[0] for m in self.api.sent_to(self.channel)]
+
+
+async def test_killed_mid_burst_then_restarted_delivers_every_post_exactly_once(tmp_path, archive):
+    env = _Channel(tmp_path, archive)
+    api, channel = await env.open(), env.channel
+    first = await env.start()
+    try:
+        titles = env.new_posts()
         api.hang_after[channel] = 3  # three cards go through, the fourth send never returns
-        api.send_text(admin, "/reload", user_id=admin)
+        api.send_text(env.admin, "/reload", user_id=env.admin)
         await asyncio.wait_for(api.hanging.wait(), 60)
         first.kill()  # kill -9 while a send's outcome is unknown
         await first.wait()
         assert len(api.sent_to(channel)) == 3
         del api.hang_after[channel]
-        api.commands.clear()
-        second = await start()
+        second = await env.start()
         try:
             await api.wait_for(lambda: len(api.sent_to(channel)) >= 8, timeout=60)
             await asyncio.sleep(1.0)  # nothing more arrives
-            delivered = [m.text.split("\n")[0] for m in api.sent_to(channel)]
-            assert sorted(delivered) == sorted(titles), delivered
+            assert sorted(env.delivered()) == sorted(titles), env.delivered()
         finally:
             second.send_signal(signal.SIGINT)
             await asyncio.wait_for(second.communicate(), 30)
@@ -345,55 +365,27 @@ async def test_json_logs_from_a_real_run(tmp_path, archive):
 
 
 async def test_sigterm_mid_burst_finishes_the_send_in_flight_and_loses_nothing(tmp_path, archive):
-    import json
     import time
 
-    admin, channel = 777, -1009999999999
-    archive.post("2024-01-01-old.md", "旧文章", "已经在档案里。", date="2024-01-01")
-    api = FakeBotAPI(TOKEN)
-    await api.start()
-    api.add_chat(admin)
-    api.add_chat(channel, "channel", "News")
-    settings = dict(
-        ARCHIVE_DIR=str(archive.root),
-        DATABASE_PATH=str(tmp_path / "term.sqlite3"),
-        ADMIN_IDS=str(admin),
-        SYNC_INTERVAL="0",
-        DIGEST_THRESHOLD="100",
-        AUTOPOST_CHATS=json.dumps([{"chat_id": channel}]),
-    )
-
-    async def start():
-        proc = await _spawn_bot(tmp_path, api, stdout=asyncio.subprocess.DEVNULL, **settings)
-        await api.wait_for(lambda: "chat:777" in api.commands, timeout=60)
-        for _ in range(150):  # until the first sync (in the background) and its rules are done
-            if "Indexing" not in (await api.ask(admin, "/stats", user_id=admin)).text:
-                break
-            await asyncio.sleep(0.2)
-        return proc
-
-    first = await start()
+    env = _Channel(tmp_path, archive)
+    api, channel = await env.open(), env.channel
+    first = await env.start()
     try:
-        titles = [f"快讯第{i}条" for i in range(8)]
-        for i, title in enumerate(titles):
-            archive.post(f"2024-05-0{i + 1}-n{i}.md", title, f"内容{i}。", date=f"2024-05-0{i + 1}")
+        titles = env.new_posts()
         api.slow[channel] = 0.6  # each card takes a while to go out
-        api.send_text(admin, "/reload", user_id=admin)
+        api.send_text(env.admin, "/reload", user_id=env.admin)
         await api.wait_for(lambda: len(api.sent_to(channel)) >= 2, timeout=60)
         first.send_signal(signal.SIGTERM)  # a third card is on its way
         t = time.monotonic()
         _, err = await asyncio.wait_for(first.communicate(), 30)
         assert first.returncode == 0 and time.monotonic() - t < 10, err.decode()[-1500:]
-        sent_before = len(api.sent_to(channel))
-        assert 3 <= sent_before < 8  # the send in flight finished; no new one started
+        assert 3 <= len(api.sent_to(channel)) < 8  # the send in flight finished; no new one started
         del api.slow[channel]
-        api.commands.clear()
-        second = await start()
+        second = await env.start()
         try:
             await api.wait_for(lambda: len(api.sent_to(channel)) >= 8, timeout=60)
             await asyncio.sleep(1.0)  # nothing more arrives
-            delivered = [m.text.split("\n")[0] for m in api.sent_to(channel)]
-            assert sorted(delivered) == sorted(titles), delivered  # each exactly once
+            assert sorted(env.delivered()) == sorted(titles), env.delivered()  # each exactly once
         finally:
             second.send_signal(signal.SIGTERM)
             await asyncio.wait_for(second.communicate(), 30)
