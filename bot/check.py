@@ -7,6 +7,7 @@ token: Telegram's errors are redacted.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -99,8 +100,6 @@ async def _check_database(settings: Settings, report: Report) -> list[str]:
 
 
 def _writable(folder: Path) -> bool:
-    import os
-
     return os.access(folder, os.W_OK | os.X_OK)
 
 
@@ -141,7 +140,7 @@ async def _check_telegram(settings: Settings, report: Report, chats: list[str], 
     finally:
         try:
             await bot.shutdown()
-        except Exception:  # noqa: BLE001 - nothing to shut down after a failed start
+        except Exception:  # nothing to shut down after a failed start
             pass
 
 
