@@ -52,7 +52,7 @@ def _check_archive(settings: Settings, report: Report) -> None:
     except ArchiveError as exc:
         report.fail("archive", str(exc))
         return
-    walk = Walk(max_bytes=cfg.max_post_bytes)
+    walk = Walk()
     files = sum(1 for _ in iter_post_files(cfg, walk))
     config = "_config.yml found" if (cfg.root / "_config.yml").is_file() else "no _config.yml"
     detail = f"{cfg.root} ({files:,} post files, {config}"

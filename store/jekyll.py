@@ -185,6 +185,12 @@ class ArchiveConfig:
     max_post_bytes: int = 2 << 20  # bigger post files are skipped (0: no limit)
 
     @property
+    def roots(self) -> tuple[str, str]:
+        """The folders a post file's real path must lie in: the archive root, and `_posts` (which may be
+        a symlink to elsewhere)."""
+        return str(self.root), str(self.posts_dir)
+
+    @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
@@ -250,7 +256,6 @@ class Walk:
     exist but could not be used this time (an unreadable folder, a file that cannot be stat'ed): their
     indexed posts must be kept, never taken for deleted."""
 
-    max_bytes: int = 0  # files larger than this are skipped (0: no limit)
     problems: list[tuple[str, str]] = field(default_factory=list)
     kept_folders: list[str] = field(default_factory=list)  # relative folder paths, with a trailing "/"
     kept_files: set[str] = field(default_factory=set)
@@ -274,7 +279,8 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
     """
     walk = walk if walk is not None else Walk()
     root = str(cfg.root).rstrip(os.sep) + os.sep
-    roots = (str(cfg.root), str(cfg.posts_dir))
+    roots = cfg.roots
+    cap = cfg.max_post_bytes
 
     def rel_of(path: str) -> str:
         return path[len(root) :] if path.startswith(root) else os.path.relpath(path, cfg.root)
@@ -324,10 +330,8 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
             if not stat.S_ISREG(st.st_mode):
                 walk.problems.append((rel, "not a regular file (a FIFO, device or socket)"))
                 continue
-            if walk.max_bytes and st.st_size > walk.max_bytes:
-                walk.problems.append(
-                    (rel, f"file too large ({_mb(st.st_size)} > MAX_POST_BYTES {_mb(walk.max_bytes)})")
-                )
+            if cap and st.st_size > cap:
+                walk.problems.append((rel, f"file too large ({_mb(st.st_size)} > MAX_POST_BYTES {_mb(cap)})"))
                 walk.kept_files.add(rel)
                 continue
             yield rel, st.st_mtime_ns, st.st_size

@@ -134,7 +134,7 @@ def _read(path: str, cfg: ArchiveConfig) -> bytes:
         if exc.errno not in (errno.ELOOP, errno.EMLINK):
             raise
         real = os.path.realpath(path)  # a symlink the walk found inside the archive: check again
-        if not inside(real, (str(cfg.root), str(cfg.posts_dir))):
+        if not inside(real, cfg.roots):
             raise _Unusable("symlink to outside the archive (not followed)") from None
         fd = os.open(real, os.O_RDONLY | _NONBLOCK)
     try:
@@ -175,7 +175,7 @@ def _compare(
     still_failing: list[tuple[str, int, int, str]] = []
     unchanged = 0
     present: set[int] = set()  # rowids of indexed posts still in the archive
-    walk = Walk(max_bytes=cfg.max_post_bytes)
+    walk = Walk()
     for rel, mtime_ns, size in iter_post_files(cfg, walk):
         state = states.get(rel)
         if state is not None:
