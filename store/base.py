@@ -9,7 +9,7 @@ import functools
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 import aiosqlite
@@ -108,11 +108,9 @@ class StoreBase:
     ) -> list:
         """Run `sql`, whose "{}" stands for a list of placeholders, over `values` in chunks (`before`:
         the parameters that come before the list in every chunk)."""
-        values = list(values)
         out: list = []
-        for i in range(0, len(values), chunk):
-            part = values[i : i + chunk]
-            out += await self._fetch(sql.format(",".join("?" * len(part))), [*before, *part])
+        for statement, params in chunked(sql, values, chunk, before):
+            out += await self._fetch(statement, params)
         return out
 
     # --- metadata ----------------------------------------------------------------------------
@@ -138,6 +136,17 @@ class StoreBase:
 
     async def current_seq(self) -> int:
         return int(await self.get_meta("sync_seq", "0") or 0)
+
+
+def chunked(
+    sql: str, values: Sequence[Any], chunk: int = 500, before: Sequence[Any] = ()
+) -> Iterator[tuple[str, list[Any]]]:
+    """(statement, parameters) for `sql`, whose "{}" stands for a list of placeholders, over `values` in
+    chunks (SQLite limits the parameters of one statement); `before` comes first in every chunk."""
+    values = list(values)
+    for i in range(0, len(values), chunk):
+        part = values[i : i + chunk]
+        yield sql.format(",".join("?" * len(part))), [*before, *part]
 
 
 def _bounded(n: int, high: int = 10**9) -> int:

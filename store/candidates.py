@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .base import StoreBase, _bounded
+from .base import StoreBase, _bounded, chunked
 from .posts import POST_COLUMNS, PostRow
 
 T = TypeVar("T")
@@ -27,12 +27,12 @@ class Reads:
         return self.conn.execute(sql, params).fetchall()
 
     def _rows_in(self, sql: str, values: Sequence[Any], before: Sequence[Any] = ()) -> list[Any]:
-        """`sql` ("{}" stands for a list of placeholders) over `values` in chunks of 500."""
-        out: list[Any] = []
-        for i in range(0, len(values), 500):
-            part = list(values[i : i + 500])
-            out += self._all(sql.format(",".join("?" * len(part))), [*before, *part])
-        return out
+        """`sql` ("{}" stands for a list of placeholders) over `values` in chunks."""
+        return [
+            row
+            for statement, params in chunked(sql, values, before=before)
+            for row in self._all(statement, params)
+        ]
 
     def head_matches(
         self, match: str, filters: SearchFilters | None, limit: int, before: int | None = None
@@ -52,15 +52,7 @@ class Reads:
     def _desc(
         self, table: str, match: str, filters: SearchFilters | None, limit: int, before: int | None
     ) -> list[int]:
-        sql = f"SELECT f.rowid FROM {table} f"
-        params: list[Any] = []
-        if filters:
-            sql += f" JOIN posts p ON p.rowid = f.rowid WHERE {table} MATCH ?"
-            params.append(match)
-            sql, params = filters.apply(sql, params)
-        else:
-            sql += f" WHERE {table} MATCH ?"
-            params.append(match)
+        sql, params = _matching(table, match, filters)
         if before is not None:
             sql += " AND f.rowid < ?"
             params.append(before)
@@ -70,15 +62,7 @@ class Reads:
 
     def count_matches(self, match: str, filters: SearchFilters | None, cap: int) -> int:
         """How many posts match, counting no further than `cap`."""
-        inner = "SELECT f.rowid FROM posts_fts f"
-        params: list[Any] = []
-        if filters:
-            inner += " JOIN posts p ON p.rowid = f.rowid WHERE posts_fts MATCH ?"
-            params.append(match)
-            inner, params = filters.apply(inner, params)
-        else:
-            inner += " WHERE posts_fts MATCH ?"
-            params.append(match)
+        inner, params = _matching("posts_fts", match, filters)
         return int(self._all(f"SELECT COUNT(*) FROM ({inner} LIMIT ?)", [*params, _bounded(cap)])[0][0])
 
     def rank_texts(self, rowids: Sequence[int]) -> dict[int, str]:
@@ -92,10 +76,7 @@ class Reads:
         """Which of `rowids` match an FTS5 expression (and filters)."""
         if not rowids:
             return set()
-        sql = "SELECT f.rowid FROM posts_fts f JOIN posts p ON p.rowid=f.rowid WHERE posts_fts MATCH ?"
-        params: list[Any] = [match]
-        if filters:
-            sql, params = filters.apply(sql, params)
+        sql, params = _matching("posts_fts", match, filters)
         sql = sql.replace("{", "{{").replace("}", "}}") + " AND f.rowid IN ({})"
         return {r[0] for r in self._rows_in(sql, rowids, before=params)}
 
@@ -127,11 +108,23 @@ class Reads:
         return [by_id[r] for r in rowids if r in by_id]
 
 
+def _matching(table: str, match: str, filters: SearchFilters | None) -> tuple[str, list[Any]]:
+    """SELECT f.rowid of the rows of an FTS5 table matching `match` (and the filters, on posts p)."""
+    if not filters:
+        return f"SELECT f.rowid FROM {table} f WHERE {table} MATCH ?", [match]
+    sql = f"SELECT f.rowid FROM {table} f JOIN posts p ON p.rowid = f.rowid WHERE {table} MATCH ?"
+    return filters.apply(sql, [match])
+
+
 class SearchStore(StoreBase):
     async def read(self, fn: Callable[[Reads], T]) -> T:
         """Run `fn` with the search statements on the connection's own thread, in one hop."""
         conn = self.conn
         return await conn._execute(lambda: fn(Reads(conn._conn)))
+
+    async def get_posts(self, rowids: Sequence[int]) -> list[PostRow]:
+        """The posts, in the order of `rowids` (those that still exist)."""
+        return await self.read(lambda r: r.posts(rowids)) if rowids else []
 
     async def posts_in_categories(self, rowids: Sequence[int], keys: Sequence[str]) -> set[int]:
         if not rowids or not keys:

@@ -306,14 +306,6 @@ class PostsStore(StoreBase):
             )
         return PostRow.from_row(rows[0]) if rows else None
 
-    async def get_posts(self, rowids: Sequence[int]) -> list[PostRow]:
-        if not rowids:
-            return []
-        marks = ",".join("?" * len(rowids))
-        rows = await self._fetch(f"SELECT {POST_COLUMNS} FROM posts WHERE rowid IN ({marks})", tuple(rowids))
-        by_id = {r[0]: PostRow.from_row(r) for r in rows}
-        return [by_id[r] for r in rowids if r in by_id]
-
     async def latest(
         self, limit: int = 10, offset: int = 0, category_key: str | None = None
     ) -> list[PostRow]:
