@@ -158,9 +158,8 @@ def _phrase(tokens: list[str]) -> str:
     return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"'
 
 
-def _word_expr(folded: str, columns: str, single_columns: str | None = None) -> str | None:
+def _word_expr(toks: list[str], columns: str, single_columns: str | None = None) -> str | None:
     """The term's words as a phrase over `columns` (`single_columns` when it is one word)."""
-    toks = words(folded)
     if not toks:
         return None
     cols = single_columns if single_columns and len(toks) == 1 else columns
@@ -172,12 +171,11 @@ _CJK_ONLY = re.compile(f"(?:{CJK_CHAR}|\\s)+")
 _WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit, CJK included
 
 
-def _char_expr(folded: str, latin_columns: str) -> str | None:
+def _char_expr(runs: list[str], latin: list[str], latin_columns: str) -> str | None:
     """Substring match: each CJK run of the term as a phrase of characters over the `chars` column (an
     exact substring); the Latin/digit words as a phrase over `latin_columns` whose last word may be a
     prefix (`farad` finds `Faraday`; prefixes of fewer than 3 characters must match whole words)."""
-    parts = [f"chars : {_phrase(list(run))}" for run in _CJK_RUN.findall(folded)]
-    latin = words(_CJK_RUN.sub(" ", folded))
+    parts = [f"chars : {_phrase(list(run))}" for run in runs]
     if latin:
         parts.append(latin_columns + " : " + _phrase(latin) + (" *" if len(latin[-1]) >= 3 else ""))
     if not parts:
@@ -194,7 +192,7 @@ def _either(*exprs: str | None) -> str | None:
 
 @dataclass
 class _Term:
-    """One query term, folded once, with its FTS5 expressions, built once per query."""
+    """One query term, folded and segmented once, with its FTS5 expressions, built once per query."""
 
     text: str
     folded: str
@@ -202,17 +200,30 @@ class _Term:
     chars: str | None  # as a substring of title or body (main index)
     head: str | None  # in the title, as words or a substring (heads_fts)
     label: str | None  # as words among the categories and tags (main index)
+    any: str | None  # as a word anywhere or a substring of title or body: what a match needs
+    costly_words: bool  # its words are single characters (这是, 高管): a word phrase costs a substring's
 
     @classmethod
     def of(cls, text: str) -> _Term:
         folded = fold(text)
+        toks = words(folded)
+        runs = _CJK_RUN.findall(folded)
+        latin = words(_CJK_RUN.sub(" ", folded)) if runs else toks
+        word = _word_expr(toks, "{title tags body}", "{title tags body sub}")
+        chars = _char_expr(runs, latin, "{title body}")
+        label = _word_expr(toks, "tags")
+        # A term of CJK only is a substring of the title or body wherever it is one of their words, so
+        # its words are only looked for among the labels: one phrase to evaluate, not two.
+        any_ = _either(label, chars) if chars and _CJK_ONLY.fullmatch(folded) else _either(word, chars)
         return cls(
             text,
             folded,
-            _word_expr(folded, "{title tags body}", "{title tags body sub}"),
-            _char_expr(folded, "{title body}"),
-            _either(_word_expr(folded, "title"), _char_expr(folded, "title")),
-            _word_expr(folded, "tags"),
+            word,
+            chars,
+            _either(_word_expr(toks, "title"), _char_expr(runs, latin, "title")),
+            label,
+            any_,
+            len(toks) > 1 and all(len(t) == 1 for t in toks),
         )
 
     @property
@@ -220,20 +231,10 @@ class _Term:
         """Has a letter or digit: a term of only punctuation or operators (`%`, `++`, `_`) matches nothing."""
         return _WORD_CHAR.search(self.folded) is not None and bool(self.word or self.chars)
 
-    @property
-    def any(self) -> str | None:
-        """Matches as a word anywhere (tags too) or as a substring of title/body. A term of CJK only is
-        a substring of the title or body wherever it is one of their words, so its words are only looked
-        for among the labels (the substring phrase covers the rest: one phrase to evaluate, not two)."""
-        if self.chars and _CJK_ONLY.fullmatch(self.folded):
-            return _either(self.label, self.chars)
-        return _either(self.word, self.chars)
 
-    @property
-    def costly_words(self) -> bool:
-        """Its words are single characters (这是, 高管): as a word phrase it costs what a substring does."""
-        toks = words(self.folded)
-        return len(toks) > 1 and all(len(t) == 1 for t in toks)
+def _match_expr(terms: list[_Term], negatives: list[str]) -> str:
+    """What a post must match: every term (as a word or a substring), none of the exclusions."""
+    return _combine([a for t in terms if (a := t.any)], negatives)
 
 
 def _combine(positive: list[str], negative: list[str]) -> str:
@@ -464,9 +465,10 @@ def _rank(
     bands = _Bands(want)
     if not terms:
         not_match = " OR ".join(negatives) if negatives else None
-        bands.add(r.filtered_posts(filters, want, not_match), "filter")
-        return bands, len(r.filtered_posts(filters, MAX_RESULTS + 1, not_match))
-    expr = _combine([a for t in terms if (a := t.any)], negatives)
+        newest = r.filtered_posts(filters, MAX_RESULTS + 1, not_match)
+        bands.add(newest, "filter")
+        return bands, len(newest)
+    expr = _match_expr(terms, negatives)
     words_only = [w for t in terms if (w := t.word)]
     # the word expression, when it is cheap to evaluate (no term made of single-character words)
     cheap = len(words_only) == len(terms) and not any(t.costly_words for t in terms)
@@ -545,7 +547,7 @@ async def matching(store: Store, text: str, rowids: list[int], tz: str | None = 
     if q.is_empty or not rowids:
         return set()
     if compiled:
-        expr = _combine([a for t in compiled if (a := t.any)], negatives)
+        expr = _match_expr(compiled, negatives)
         return await store.read(lambda r: r.match_within(expr, rowids, filters))
     not_match = " OR ".join(negatives) if negatives else None
 
