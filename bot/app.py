@@ -175,9 +175,9 @@ def main_run(settings: Settings, *, webhook: bool = False) -> int:
 
 
 def webhook_secret(settings: Settings) -> str:
-    """WEBHOOK_SECRET, or a random one for this run: Telegram sends it back with every update, and PTB's
-    webhook server answers 403 to a request without it, so updates cannot be forged by whoever reaches
-    the port."""
+    """WEBHOOK_SECRET, or a random one for this run: Telegram sends it back with every update, and our
+    webhook server (serve.UpdateHandler) answers 403 to a request without it, so updates cannot be
+    forged by whoever reaches the port."""
     if settings.webhook_secret and settings.webhook_secret.get_secret_value():
         return settings.webhook_secret.get_secret_value()
     log.info("WEBHOOK_SECRET is not set: using a random secret for this run")
@@ -201,5 +201,5 @@ def startup_problem(exc: BaseException, settings: Settings) -> str:
     if isinstance(exc, sqlite3.Error):
         return f"database {settings.database_path}: {database_problem(exc)}"
     if isinstance(exc, OSError):
-        return f"{detail}"
+        return detail
     return f"start-up failed: {type(exc).__name__}: {detail}"

@@ -174,10 +174,6 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _search_error(exc: Exception) -> str:
-    return f"search failed: {type(exc).__name__}: {exc}"
-
-
 def _limit(value: int) -> int:
     """--limit within 1..MAX_LIMIT; says so on stderr when it was not."""
     if 1 <= value <= MAX_LIMIT:
@@ -200,7 +196,7 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
                 except sqlite3.Error:
                     raise
                 except Exception as exc:  # one bad line answers with an error object; the batch goes on
-                    _print_json({"error": _search_error(exc)})
+                    _print_json({"error": f"search failed: {type(exc).__name__}: {exc}"})
                 sys.stdout.flush()
             return 0
         page = await search(store, " ".join(args.query), limit=limit, offset=offset)

@@ -119,6 +119,7 @@ class Follower:
         self._task: asyncio.Task | None = None
         self._reported: set[tuple[str, str]] = set()  # skipped files the admins were told about
         self._last_failure: tuple[str, str] | None = None
+        self._refused = 0  # the refused mass deletion the admins were last told about
         self.progress: tuple[int, int] | None = None  # (files done, files to do) of the sync running
 
     async def sync(self, pull: bool | None = None) -> SyncReport:
@@ -186,8 +187,9 @@ class Follower:
         if new:
             first = "; ".join(f"{e['path']}: {e['reason']}" for e in new[:3])
             await self.notify("alert.skipped", count=len(new), first=first)
-        if result.refused_deletes:
+        if result.refused_deletes and result.refused_deletes != self._refused:
             await self.notify("alert.mass_delete", count=result.refused_deletes)
+        self._refused = result.refused_deletes  # told again only when it changes
         for rule, reason in broken:
             await self.notify("alert.rule_paused", id=rule["id"], reason=reason)
             if rule["origin"] == "subscription" and rule["owner"] and self.tell is not None:

@@ -83,6 +83,14 @@ class Services:
             return None
         return self.follower.progress or (0, 0)
 
+    def indexing_note(self, lang: str, key: str = "search.indexing") -> str:
+        """The message `key` with the first sync's progress while it runs; "" once the index is built."""
+        progress = self.indexing()
+        if progress is None:
+            return ""
+        done, total = progress
+        return self.i18n.t(lang, key, done=f"{done:,}", total=f"{total:,}" if total else "?")
+
     def is_admin(self, update: Update) -> bool:
         user = update.effective_user
         return user is not None and user.id in self.settings.admin_ids

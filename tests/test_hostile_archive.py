@@ -261,3 +261,24 @@ def test_parsing_any_file_either_works_or_gives_a_reason(raw):
         return
     indexed = index_post(post, cfg.timezone, 0, len(raw), "h")  # what a sync then does with it
     assert indexed.title and len(indexed.categories) <= 50
+
+
+async def test_admins_hear_of_a_refused_mass_deletion_once_not_at_every_sync(store, archive):
+    from bot.follow import Follower
+    from store.settings import Settings
+
+    for i in range(MASS_DELETE_MIN + 2):
+        archive.post(f"2024-05-{i + 1:02d}-p{i}.md", f"文章{i}", "正文。")
+    told: list[tuple[str, dict]] = []
+
+    async def notify(key, **values):
+        told.append((key, values))
+
+    follower = Follower(store, Settings(archive_dir=archive.root, database_path=store.path), notify)
+    await follower.sync()
+    for path in list(archive.posts.iterdir())[: MASS_DELETE_MIN + 1]:
+        path.unlink()
+    for _ in range(3):
+        report = await follower.sync()
+        assert report.result is not None and report.result.refused_deletes == MASS_DELETE_MIN + 1
+    assert [key for key, _ in told].count("alert.mass_delete") == 1

@@ -91,13 +91,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         )
     else:
         last_text = svc.i18n.t(lang, "stats.never")
-    progress = svc.indexing()
-    indexing = ""
-    if progress is not None:
-        done, total = progress
-        indexing = "\n" + svc.i18n.t(
-            lang, "stats.indexing", done=f"{done:,}", total=f"{total:,}" if total else "?"
-        )
+    indexing = svc.indexing_note(lang, "stats.indexing")
     await reply(
         update,
         svc.i18n.t(
@@ -112,7 +106,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             sent=counts.get("sent", 0),
             uptime=_duration(time.time() - svc.started),
         )
-        + indexing,
+        + ("\n" + indexing if indexing else ""),
     )
 
 

@@ -78,8 +78,8 @@ async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE
     rules = await svc.store.rules(origin="subscription", owner=user.id)
     if arg == "all":
         targets = [r["id"] for r in rules]
-    elif ascii_int(arg, 1) is not None:
-        targets = [int(arg)]
+    elif (rule_id := ascii_int(arg, 1)) is not None:
+        targets = [rule_id]
     else:
         await reply(update, svc.i18n.t(lang, "unsubscribe.usage"))
         return

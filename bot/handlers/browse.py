@@ -43,14 +43,9 @@ async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         category = found[0]
     posts = await svc.store.latest(limit=limit, category_key=key)
     if not posts:
-        progress = svc.indexing()
-        text = svc.i18n.t(lang, "latest.empty")
-        if progress is not None:
-            done, total = progress
-            text += "\n" + svc.i18n.t(
-                lang, "search.indexing", done=f"{done:,}", total=f"{total:,}" if total else "?"
-            )
-        await reply(update, text)
+        await reply(
+            update, "\n".join(filter(None, [svc.i18n.t(lang, "latest.empty"), svc.indexing_note(lang)]))
+        )
         return
     header = (
         svc.i18n.t(lang, "latest.header_category", category=category)

@@ -22,18 +22,19 @@ class Flood:
         self.per_minute = per_minute
         self._seen: dict[int, collections.deque[float]] = {}
         self._warned: set[int] = set()
+        self._pruned = float("-inf")
 
     def allow(self, user_id: int, now: float | None = None) -> tuple[bool, bool]:
         """(allowed, first refusal in this burst: tell the user once)."""
         now = time.monotonic() if now is None else now
-        seen = self._seen.setdefault(user_id, collections.deque())
-        while seen and seen[0] <= now - WINDOW:
-            seen.popleft()
-        if len(self._seen) > 10_000:  # forget users who went quiet
+        if now - self._pruned > WINDOW:  # forget users who went quiet, once a window (not per update)
+            self._pruned = now
             for uid in [u for u, q in self._seen.items() if not q or q[-1] <= now - WINDOW]:
                 del self._seen[uid]
                 self._warned.discard(uid)
-            seen = self._seen.setdefault(user_id, seen)
+        seen = self._seen.setdefault(user_id, collections.deque())
+        while seen and seen[0] <= now - WINDOW:
+            seen.popleft()
         if len(seen) >= self.per_minute:
             first = user_id not in self._warned
             self._warned.add(user_id)

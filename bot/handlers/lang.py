@@ -46,12 +46,13 @@ async def on_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     query, parts = got
     choice = parts[0] if parts else ""
-    if (choice != "auto" and choice not in svc.i18n.catalogs) or query.message is None:
+    if choice != "auto" and choice not in svc.i18n.catalogs:
         await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
         return
     if not await _may_change(update, context):
         await query.answer(svc.i18n.t(lang, "lang.admins_only"), show_alert=True)
         return
+    assert query.message is not None  # pressed() answers buttons without a message
     await svc.set_language(query.message.chat.id, None if choice == "auto" else choice)
     lang = await svc.language(update)
     await query.answer()

@@ -15,15 +15,6 @@ from .common import edit, int_arg, pressed, reply
 PER_PAGE = 5
 
 
-def _indexing(svc: Services, lang: str) -> str:
-    """A note while the first sync is still building the index: results may be incomplete."""
-    progress = svc.indexing()
-    if progress is None:
-        return ""
-    done, total = progress
-    return svc.i18n.t(lang, "search.indexing", done=f"{done:,}", total=f"{total:,}" if total else "?")
-
-
 async def _results(svc: Services, lang: str, query_text: str, query_id: int | None, page: int):
     """The text and keyboard of one results page; without a saved query id (the database refused the
     write) the page has no ‹ › buttons."""
@@ -32,7 +23,7 @@ async def _results(svc: Services, lang: str, query_text: str, query_id: int | No
     cut = svc.i18n.t(lang, "search.cut", chars=MAX_QUERY_CHARS, terms=MAX_TERMS) if result.query.cut else ""
     if not result.hits:
         nothing = svc.i18n.t(lang, "search.nothing", query=shown)
-        return "\n".join(filter(None, [nothing, cut, _indexing(svc, lang)])), None
+        return "\n".join(filter(None, [nothing, cut, svc.indexing_note(lang)])), None
     pages = max(1, -(-min(result.total, MAX_RESULTS) // PER_PAGE))
     header = svc.i18n.t(
         lang, "search.header", query=shown, total=result.total_text, page=page + 1, pages=f"{pages:,}"
@@ -40,7 +31,7 @@ async def _results(svc: Services, lang: str, query_text: str, query_id: int | No
     capped = (
         svc.i18n.t(lang, "search.capped", reachable=f"{MAX_RESULTS:,}") if result.total > MAX_RESULTS else ""
     )
-    header = "\n".join(filter(None, [header, capped, cut, _indexing(svc, lang)]))
+    header = "\n".join(filter(None, [header, capped, cut, svc.indexing_note(lang)]))
     source = svc.i18n.t(lang, "post.source")
     blocks = [
         render.post_item(hit.post, source, render.snippet_html(hit), number=page * PER_PAGE + i + 1)
@@ -86,10 +77,10 @@ async def on_search_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if got is None:
         return
     query, parts = got
-    chat = query.message.chat.id if query.message is not None else None
-    text = None
-    if len(parts) == 2 and chat is not None:
-        text = await svc.store.saved_query(chat, int_arg(parts[0], -1))
+    assert query.message is not None  # pressed() answers buttons without a message
+    text = (
+        await svc.store.saved_query(query.message.chat.id, int_arg(parts[0], -1)) if len(parts) == 2 else None
+    )
     if text is None:
         await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
         return
