@@ -513,6 +513,16 @@ class FakeBotAPI:
         return await self.wait_for(lambda: self.inline_answers.get(query_id), timeout)
 
 
+def bot_settings(api: FakeBotAPI, database, archive_root, **overrides):
+    """Settings for a bot talking to `api`, serving `archive_root` from `database`."""
+    from store.settings import Settings
+
+    values: dict[str, Any] = dict(
+        bot_token=api.token, telegram_base_url=api.base_url, database_path=database, archive_dir=archive_root
+    )
+    return Settings(**{**values, **overrides})
+
+
 async def start_bot(settings, poll_timeout: float = 1):
     """Build the real Application for `settings`, run its setup, and start long polling."""
     from telegram import Update

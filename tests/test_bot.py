@@ -10,7 +10,7 @@ from bot.app import ConfigError, check_token
 from bot.i18n import I18n, placeholders
 from store.settings import Settings
 
-from .botapi import FakeBotAPI, start_bot, stop_bot
+from .botapi import FakeBotAPI, bot_settings, start_bot, stop_bot
 
 TOKEN = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr"
 ALICE = 111  # a private chat with an English user
@@ -65,13 +65,7 @@ async def bot(tmp_path, archive):
     api.add_chat(ALICE)
     api.add_chat(WANG)
     api.add_chat(GROUP, "supergroup", "Readers")
-    settings = Settings(
-        bot_token=TOKEN,
-        telegram_base_url=api.base_url,
-        database_path=tmp_path / "bot.sqlite3",
-        archive_dir=archive.root,
-        default_language="zh",
-    )
+    settings = bot_settings(api, tmp_path / "bot.sqlite3", archive.root, default_language="zh")
     app = await start_bot(settings)
     try:
         yield Bot(api, app, archive)
@@ -336,38 +330,15 @@ def test_token_checks():
     assert check_token(Settings(bot_token=TOKEN)) == TOKEN
 
 
-def test_log_lines_and_tracebacks_never_show_the_token():
+def _logged(formatter: logging.Formatter, logger: str) -> str:
+    """What `formatter` writes for a plain warning and for a failed request whose URL and error hold
+    the token."""
     import io
-
-    from bot.logs import LOG_FORMAT, RedactingFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(RedactingFormatter(LOG_FORMAT, TOKEN))
-    log = logging.getLogger("newsbot.test-redaction")
-    log.addHandler(handler)
-    try:
-        try:
-            raise RuntimeError(f"POST https://api.telegram.org/bot{TOKEN}/getMe failed")
-        except RuntimeError:
-            log.exception("request to %s failed", f"https://api.telegram.org/bot{TOKEN}/sendMessage")
-    finally:
-        log.removeHandler(handler)
-    text = stream.getvalue()
-    assert "failed" in text and "<token>" in text and "Traceback" in text
-    assert TOKEN not in text and TOKEN.split(":")[1] not in text
-
-
-def test_json_log_lines_are_one_object_each_and_redacted():
-    import io
-    import json
-
-    from bot.logs import JsonFormatter
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(TOKEN))
-    log = logging.getLogger("newsbot.test-json")
+    handler.setFormatter(formatter)
+    log = logging.getLogger(logger)
     log.addHandler(handler)
     try:
         log.warning("plain line with %s", "参数")
@@ -377,9 +348,25 @@ def test_json_log_lines_are_one_object_each_and_redacted():
             log.exception("request to %s failed", f"https://api.telegram.org/bot{TOKEN}/sendMessage")
     finally:
         log.removeHandler(handler)
-    lines = stream.getvalue().splitlines()
-    entries = [json.loads(line) for line in lines]
+    return stream.getvalue()
+
+
+def test_log_lines_and_tracebacks_never_show_the_token():
+    from bot.logs import LOG_FORMAT, RedactingFormatter
+
+    text = _logged(RedactingFormatter(LOG_FORMAT, TOKEN), "newsbot.test-redaction")
+    assert "failed" in text and "<token>" in text and "Traceback" in text
+    assert TOKEN not in text and TOKEN.split(":")[1] not in text
+
+
+def test_json_log_lines_are_one_object_each_and_redacted():
+    import json
+
+    from bot.logs import JsonFormatter
+
+    text = _logged(JsonFormatter(TOKEN), "newsbot.test-json")
+    entries = [json.loads(line) for line in text.splitlines()]
     assert len(entries) == 2 and entries[0]["message"] == "plain line with 参数"
     assert entries[0]["level"] == "WARNING" and entries[0]["logger"] == "newsbot.test-json"
     assert "Traceback" in entries[1]["exception"] and "<token>" in entries[1]["message"]
-    assert TOKEN not in stream.getvalue() and TOKEN.split(":")[1] not in stream.getvalue()
+    assert TOKEN not in text and TOKEN.split(":")[1] not in text

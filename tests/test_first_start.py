@@ -6,9 +6,8 @@ from __future__ import annotations
 from telegram import Update
 
 from bot.app import build_application, setup, teardown
-from store.settings import Settings
 
-from .botapi import FakeBotAPI
+from .botapi import FakeBotAPI, bot_settings
 from .test_bot import ALICE, TOKEN
 
 ADMIN = 777
@@ -22,11 +21,10 @@ async def test_the_bot_answers_while_the_first_sync_runs(tmp_path, archive):
     await api.start()
     api.add_chat(ALICE)
     api.add_chat(ADMIN)
-    settings = Settings(
-        bot_token=TOKEN,
-        telegram_base_url=api.base_url,
-        database_path=tmp_path / "first.sqlite3",
-        archive_dir=archive.root,
+    settings = bot_settings(
+        api,
+        tmp_path / "first.sqlite3",
+        archive.root,
         default_language="en",
         admin_ids=[ADMIN],
         sync_interval=0,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .botapi import FakeBotAPI, start_bot, stop_bot
+from .botapi import FakeBotAPI, bot_settings, start_bot, stop_bot
 from .test_bot import ALICE, GROUP, TOKEN, WANG
 
 ADMIN = 777
@@ -14,7 +14,6 @@ ADMIN = 777
 
 @pytest.fixture
 async def bot(tmp_path, archive):
-    from store.settings import Settings
 
     long_cat = "很长的分类" * 900
     archive.post("2024-05-01-a.md", "人民币汇率走强", "离岸人民币兑美元汇率走强。", categories="markets")
@@ -31,11 +30,10 @@ async def bot(tmp_path, archive):
         api.add_chat(chat)
     api.add_chat(GROUP, "supergroup", "Readers")
     api.admins[GROUP] = {WANG}
-    settings = Settings(
-        bot_token=TOKEN,
-        telegram_base_url=api.base_url,
-        database_path=tmp_path / "hostile.sqlite3",
-        archive_dir=archive.root,
+    settings = bot_settings(
+        api,
+        tmp_path / "hostile.sqlite3",
+        archive.root,
         default_language="en",
         admin_ids=[ADMIN],
         max_subscriptions=3,
