@@ -4,7 +4,8 @@
 - `posts.py`   posts and their index: what a sync writes, plain reads of posts and categories;
 - `candidates.py` the SQL behind search (candidates, document frequencies, filters);
 - `ledger.py`  auto-post rules and the delivery ledger;
-- `chats.py`   chat languages and saved search queries.
+- `chats.py`   chat languages and saved search queries;
+- `story_rows.py` each post's story (grouping itself: `stories.py`).
 
 Nothing outside the store package writes SQL.
 """
@@ -24,6 +25,7 @@ from .chats import ChatStore
 from .ledger import LedgerStore
 from .posts import POST_COLUMNS, IndexedPost, PostRow, PostsStore
 from .schema import MIGRATIONS, SCHEMA_VERSION
+from .story_rows import StoriesStore
 
 __all__ = [
     "MIGRATIONS",
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 
-class Store(PostsStore, SearchStore, LedgerStore, ChatStore):
+class Store(PostsStore, SearchStore, LedgerStore, ChatStore, StoriesStore):
     """The whole store: every part shares one connection, one write lock and one transaction helper."""
 
     @classmethod

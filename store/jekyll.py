@@ -183,6 +183,7 @@ class ArchiveConfig:
     permalink: str = _PERMALINK_STYLES["date"]
     summary_chars: int = 200
     max_post_bytes: int = 2 << 20  # bigger post files are skipped (0: no limit)
+    story_window_hours: int = 48  # reports of one event within this window form a story (0: off)
 
     @property
     def roots(self) -> tuple[str, str]:
@@ -203,6 +204,7 @@ def open_archive(
     permalink: str | None = None,
     summary_chars: int = 200,
     max_post_bytes: int = 2 << 20,
+    story_window_hours: int = 48,
 ) -> ArchiveConfig:
     """Locate `_posts/` and read `_config.yml`. Explicit arguments override the config file."""
     p = Path(path).expanduser()
@@ -247,6 +249,7 @@ def open_archive(
         permalink=_PERMALINK_STYLES.get(style, style),
         summary_chars=summary_chars,
         max_post_bytes=max_post_bytes,
+        story_window_hours=story_window_hours,
     )
 
 

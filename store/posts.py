@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from .base import StoreBase, _bounded, _json_list, _locked
 from .segment import INDEX_FORMAT, Analysis, HeadTexts, IndexTexts, analyse
+from .stories import OPENING_CHARS, Grouper, StoryWrites, fingerprint, take_writes
 
 _FTS_DEFAULTS = {"automerge": 4, "crisismerge": 16, "hashsize": 1 << 20}
 
@@ -31,6 +32,8 @@ class PostRow:
     archive_url: str
     summary: str
     body: str
+    story: int | None = None  # set by Store.attach_stories / story_posts
+    reports: int = 1  # the story's number of reports
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> PostRow:
@@ -49,7 +52,7 @@ class PostRow:
             "url": self.url,
             "archive_url": self.archive_url,
             "summary": self.summary,
-        }
+        } | ({"story": self.story} if self.story is not None else {})
 
 
 class IndexedPost(NamedTuple):
@@ -122,9 +125,10 @@ class PostsStore(StoreBase):
         touches: Iterable[tuple[int, int, int]] = (),
         deletes: Iterable[int] = (),
         next_rowid: int | None = None,
+        stories: StoryWrites | None = None,
     ) -> None:
-        """In one transaction: delete `deletes` rowids, refresh (rowid, mtime_ns, size) of `touches`, and
-        write each (post, rowid, first_seen), replacing what that rowid held."""
+        """In one transaction: delete `deletes` rowids, refresh (rowid, mtime_ns, size) of `touches`,
+        write each (post, rowid, first_seen), replacing what that rowid held, and the posts' stories."""
         touches, deletes = list(touches), list(deletes)
         async with self._transaction():
             if next_rowid is not None:
@@ -177,6 +181,18 @@ class PostsStore(StoreBase):
                         terms,
                     )
                 await self._index([(rowid, p.fts, p.heads, p.rank_text) for p, rowid, _ in posts])
+            if stories is not None:
+                await self._write_stories(stories)
+
+    async def _write_stories(self, writes: StoryWrites) -> None:
+        """A batch's story changes (store.stories), inside its write transaction."""
+        for story, into in writes.merged:
+            await self.conn.execute("UPDATE post_story SET story=? WHERE story=?", (into, story))
+        if writes.rows:
+            await self.conn.executemany(
+                "INSERT OR REPLACE INTO post_story (rowid, story, ts) VALUES (?,?,?)", writes.rows
+            )
+        await self._put_meta("next_story", str(writes.next_story))
 
     async def _index(self, entries: Sequence[tuple[int, IndexTexts, HeadTexts, str]]) -> None:
         """Add (rowid, index texts, title texts, ranking text) to both FTS indexes and post_heads."""
@@ -209,6 +225,7 @@ class PostsStore(StoreBase):
         params = [(rowid,) for rowid, _ in existing]
         await self.conn.executemany("DELETE FROM post_terms WHERE post=?", params)
         await self.conn.executemany("DELETE FROM post_heads WHERE rowid=?", params)
+        await self.conn.executemany("DELETE FROM post_story WHERE rowid=?", params)
         await self.conn.executemany("DELETE FROM posts WHERE rowid=?", params)
 
     async def _analysed(self, rowids: Sequence[int]) -> list[tuple[int, Analysis]]:
@@ -242,6 +259,34 @@ class PostsStore(StoreBase):
                     progress(i + len(chunk), len(ids))
             await self._put_meta("index_format", INDEX_FORMAT)
         return len(ids)
+
+    @_locked
+    async def regroup(self, window_hours: int, progress=None) -> int:
+        """Group every stored post anew (after the upgrade that added stories), oldest first, in one
+        transaction. Returns the number of posts."""
+        grouper = Grouper(window=window_hours * 3600, next_story=1)
+        async with self._transaction():
+            await self.conn.execute("DELETE FROM post_story")
+            total = int((await self._fetch("SELECT COUNT(*) FROM posts"))[0][0])
+            done, after = 0, (-(1 << 62), 0)
+            while True:
+                rows = await self._fetch(
+                    "SELECT rowid, ts, title, substr(body, 1, ?) FROM posts WHERE (ts, rowid) > (?, ?)"
+                    " ORDER BY ts, rowid LIMIT 2000",
+                    (OPENING_CHARS * 2, *after),
+                )
+                if not rows:
+                    break
+                for rowid, ts, title, opening in rows:
+                    grouper.assign(rowid, ts, fingerprint(title, opening))
+                await self._write_stories(take_writes(grouper))
+                after = (rows[-1][1], rows[-1][0])
+                done += len(rows)
+                if progress:
+                    progress(done, total)
+            await self.conn.execute("DELETE FROM meta WHERE key='stories_stale'")
+            await self._put_meta("next_story", str(grouper.next_story))
+        return done
 
     async def failed_files(self) -> dict[str, tuple[int, int, str]]:
         """path -> (mtime_ns, size, reason) of the files the last sync could not parse."""

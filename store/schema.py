@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -154,6 +154,14 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE post_heads (rowid INTEGER PRIMARY KEY, rank_text TEXT NOT NULL);
     INSERT INTO post_heads (rowid, rank_text) SELECT rowid, rank_text FROM posts;
+    """,
+    # 8 -> 9: stories (store.stories): each post's story, with its date for the story's first report.
+    # Existing posts are grouped by the next sync (stories_stale).
+    """
+    CREATE TABLE post_story (rowid INTEGER PRIMARY KEY, story INTEGER NOT NULL, ts INTEGER NOT NULL);
+    CREATE INDEX post_story_story ON post_story (story, ts, rowid);
+    CREATE INDEX post_story_ts ON post_story (ts);
+    INSERT OR REPLACE INTO meta (key, value) SELECT 'stories_stale', '1' WHERE EXISTS (SELECT 1 FROM posts);
     """,
 ]
 

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     allow_mass_delete: bool = Field(
         False, description="let a sync delete more than half of the indexed posts (normally refused)"
     )
+    story_window_hours: int = Field(
+        48,
+        ge=0,
+        le=24 * 30,
+        description="reports of one event within this many hours form one story (0: off)",
+    )
 
     # --- Telegram ---
     bot_token: SecretStr | None = Field(None, description="token from @BotFather (secret)")
@@ -173,4 +179,5 @@ def archive_config(settings: Settings):
         permalink=settings.permalink,
         summary_chars=settings.summary_chars,
         max_post_bytes=settings.max_post_bytes,
+        story_window_hours=settings.story_window_hours,
     )

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from .db import IndexedPost, Store
 from .jekyll import ArchiveConfig, Post, PostError, PostNotYet, Walk, inside, iter_post_files, parse_post
 from .segment import analyse
+from .stories import Grouper, fingerprint, take_writes
 
 BATCH = 1000
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
@@ -211,6 +212,8 @@ async def sync_archive(
     started = time.monotonic()
     if not await store.index_is_current():
         await store.rebuild_index(progress)  # after an upgrade that changed the index format
+    if await store.stories_stale():
+        await store.regroup(cfg.story_window_hours)  # after the upgrade that added stories
     states = await store.file_states()
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     procs = _Workers(n_workers)
@@ -305,6 +308,10 @@ async def _sync(
     done = 0
 
     next_rowid = await store.next_rowid()
+    stories = _StoryWindow(store, cfg, Grouper(cfg.story_window_hours * 3600, await store.next_story_id()))
+    if states:  # stored posts this sync changes or deletes are not anyone's neighbours
+        stories.skip.update(deletes)
+        stories.skip.update(states[rel][0] for rel, _, _, _, _ in todo if rel in states)
     writing: asyncio.Task | None = None
     written: list[tuple[str, int, int, int]] = []  # (path, rowid, mtime_ns, size), posts and touches
 
@@ -329,7 +336,10 @@ async def _sync(
                 next_rowid += 1
             else:
                 rows.append((p, state[0], known[p.path][1]))
-        writing = asyncio.ensure_future(store.write_batch(rows, touches, deletes, next_rowid=next_rowid))
+        story_writes = await stories.assign(rows, bool(states))
+        writing = asyncio.ensure_future(
+            store.write_batch(rows, touches, deletes, next_rowid=next_rowid, stories=story_writes)
+        )
         written.extend((p.path, rowid, p.mtime_ns, p.size) for p, rowid, _ in rows)
         pending_posts, touches, deletes = [], [], []
         if final:
@@ -408,6 +418,41 @@ async def _sync(
     if bulk:
         _return_freed_memory()
     return result
+
+
+class _StoryWindow:
+    """A sync's story grouping: assigns each written post its story (store.stories) before its batch is
+    written, so posts and stories land in the same transaction. The grouper is given the stored posts
+    around each batch's dates when the archive had posts before this sync."""
+
+    def __init__(self, store: Store, cfg: ArchiveConfig, grouper: Grouper):
+        self.store = store
+        self.grouper = grouper
+        self.window = cfg.story_window_hours * 3600
+        self.skip: set[int] = set()
+        self._held: tuple[int, int] | None = None  # the date range of stored posts given to the grouper
+
+    async def assign(self, rows: list[tuple[IndexedPost, int, int]], stored: bool):
+        if not rows:
+            return take_writes(self.grouper)
+        ordered = sorted(rows, key=lambda r: (r[0].ts, r[1]))
+        if stored and self.window > 0:
+            await self._hold(ordered[0][0].ts - self.window, ordered[-1][0].ts + self.window)
+        for post, rowid, _ in ordered:
+            self.grouper.assign(rowid, post.ts, fingerprint(post.title, post.body))
+        return take_writes(self.grouper)
+
+    async def _hold(self, lo: int, hi: int) -> None:
+        held = self._held
+        if held is None:
+            await self.store.hold_neighbours(self.grouper, lo, hi, self.skip)
+            self._held = (lo, hi)
+            return
+        if lo < held[0]:
+            await self.store.hold_neighbours(self.grouper, lo, held[0] - 1, self.skip)
+        if hi > held[1]:
+            await self.store.hold_neighbours(self.grouper, held[1] + 1, hi, self.skip)
+        self._held = (min(lo, held[0]), max(hi, held[1]))
 
 
 def _return_freed_memory() -> None:

@@ -1,0 +1,238 @@
+"""Stories: reports of one event grouped at sync (store.stories, store.story_rows)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from store.db import Store
+from store.jekyll import open_archive
+from store.stories import Grouper, fingerprint, similarity
+from store.sync import sync_archive
+
+from .conftest import CORPUS, Archive, sync
+
+# Fixture posts written for these tests (not corpus text).
+CUT = (
+    "央行宣布下调存款准备金率0.5个百分点",
+    "中国人民银行决定于12月15日下调金融机构存款准备金率0.5个百分点，释放长期资金约1.2万亿元。",
+)
+CUT_REWRITE = (
+    "央行：12月15日起降准0.5个百分点 释放长期资金1.2万亿",
+    "人民银行今日宣布，决定于12月15日下调金融机构存款准备金率0.5个百分点，此次降准共计释放长期资金约1.2万亿元。（新华社）",
+)
+RATING_A = (
+    "高盛：首予甲乙科技买入评级 目标价12.5港元",
+    "高盛发布研究报告称，首予甲乙科技买入评级，目标价12.5港元，看好其云业务收入增长。",
+)
+RATING_B = (
+    "高盛：首予丙丁能源买入评级 目标价30.2港元",
+    "高盛发布研究报告称，首予丙丁能源买入评级，目标价30.2港元，看好其光伏业务收入增长。",
+)
+FLOW_20 = ("北向资金净流入超20亿元", "数据显示，截至目前，北向资金净流入超20亿元。")
+FLOW_35 = ("北向资金净流入超35亿元", "数据显示，截至目前，北向资金净流入超35亿元。")
+OTHER = (
+    "某市出台新能源汽车消费补贴细则",
+    "该市商务局发布通知，对购买新能源汽车的个人消费者给予每辆车最高5000元补贴。",
+)
+
+
+def write(archive: Archive, name: str, post: tuple[str, str], date: str) -> Path:
+    return archive.post(f"{name}.md", post[0], post[1], date=date)
+
+
+async def story_of(store: Store, post_id: str) -> int:
+    post = await store.get_post(post_id)
+    assert post is not None
+    return (await store.stories_of([post.rowid]))[post.rowid]
+
+
+def test_similarity_tells_rewrites_from_look_alikes():
+    same = similarity(fingerprint(*CUT), fingerprint(*CUT_REWRITE))
+    template = similarity(fingerprint(*RATING_A), fingerprint(*RATING_B))
+    update = similarity(fingerprint(*FLOW_20), fingerprint(*FLOW_35))
+    unrelated = similarity(fingerprint(*CUT), fingerprint(*OTHER))
+    assert same >= 0.45
+    assert template == 0.0  # the target prices conflict
+    assert update == 0.0  # a new figure is a new story (decided, see store.stories)
+    assert unrelated < 0.2
+    # figures written differently are one figure: stock codes with leading zeros, 40 and 40.0
+    a = fingerprint("某公司(00388.HK)目标价下调至574港元", "")
+    b = fingerprint("维持某公司(0388.HK)评级 目标价574.0港元", "")
+    assert similarity(a, b) > 0
+
+
+async def test_sync_groups_reports_of_one_event(store: Store, archive: Archive):
+    write(archive, "2024-05-01-cut", CUT, "2024-05-01 10:00:00 +0800")
+    write(archive, "2024-05-01-cut-rewrite", CUT_REWRITE, "2024-05-01 10:40:00 +0800")
+    write(archive, "2024-05-01-rating-a", RATING_A, "2024-05-01 11:00:00 +0800")
+    write(archive, "2024-05-01-rating-b", RATING_B, "2024-05-01 11:05:00 +0800")
+    write(archive, "2024-05-01-flow-20", FLOW_20, "2024-05-01 10:05:00 +0800")
+    write(archive, "2024-05-01-flow-35", FLOW_35, "2024-05-01 10:20:00 +0800")
+    write(archive, "2024-05-01-other", OTHER, "2024-05-01 10:10:00 +0800")
+    # the same text again, past the 48-hour window: a new story
+    write(archive, "2024-05-04-cut-again", CUT_REWRITE, "2024-05-04 09:00:00 +0800")
+    await sync(store, archive)
+    ids = [
+        "2024-05-01-cut",
+        "2024-05-01-cut-rewrite",
+        "2024-05-01-rating-a",
+        "2024-05-01-rating-b",
+        "2024-05-01-flow-20",
+        "2024-05-01-flow-35",
+        "2024-05-01-other",
+        "2024-05-04-cut-again",
+    ]
+    got = {i: await story_of(store, i) for i in ids}
+    assert got["2024-05-01-cut"] == got["2024-05-01-cut-rewrite"]
+    others = [got[i] for i in ids if "cut" not in i or i == "2024-05-04-cut-again"]
+    assert len(set(others)) == len(others)
+    assert got["2024-05-01-cut"] not in others
+    assert all(s > 0 for s in got.values())
+
+    reports = await store.story_posts(got["2024-05-01-cut"])
+    assert [p.id for p in reports] == ["2024-05-01-cut", "2024-05-01-cut-rewrite"]  # first report first
+    assert all(p.reports == 2 for p in reports)
+
+
+async def test_window_setting_and_off(store: Store, archive: Archive):
+    write(archive, "2024-05-01-cut", CUT, "2024-05-01 10:00:00 +0800")
+    write(archive, "2024-05-01-cut-rewrite", CUT_REWRITE, "2024-05-01 13:00:00 +0800")
+    await sync(store, archive, story_window_hours=0)  # grouping off
+    assert await story_of(store, "2024-05-01-cut") != await story_of(store, "2024-05-01-cut-rewrite")
+
+
+async def test_story_window_is_counted_from_the_first_report():
+    # reports every 20 hours, each like the last: a chain never spans more than the window
+    g = Grouper(window=48 * 3600, next_story=1)
+    fp = fingerprint(*CUT)
+    stories = [g.assign(rowid, rowid * 20 * 3600, fp) for rowid in range(1, 6)]
+    assert stories[:3] == [stories[0]] * 3  # 0, 20 and 40 hours after the first report
+    assert stories[3] != stories[0]  # 60 hours after it: a new story
+
+
+async def test_incremental_join_edit_and_delete(store: Store, archive: Archive):
+    write(archive, "2024-05-01-cut", CUT, "2024-05-01 10:00:00 +0800")
+    write(archive, "2024-05-01-other", OTHER, "2024-05-01 10:10:00 +0800")
+    await sync(store, archive)
+    first = await story_of(store, "2024-05-01-cut")
+
+    # a later sync brings a rewrite: it joins the stored story
+    rewrite = write(archive, "2024-05-01-cut-rewrite", CUT_REWRITE, "2024-05-01 10:40:00 +0800")
+    result = await sync(store, archive)
+    assert result.added == 1
+    assert await story_of(store, "2024-05-01-cut-rewrite") == first
+    assert [p.id for p in await store.story_posts(first)] == ["2024-05-01-cut", "2024-05-01-cut-rewrite"]
+
+    # the first report is deleted: the story goes on with the other report
+    (archive.posts / "2024-05-01-cut.md").unlink()
+    await sync(store, archive)
+    assert [p.id for p in await store.story_posts(first)] == ["2024-05-01-cut-rewrite"]
+
+    # the report is edited into another event: it leaves the story (and the story is empty)
+    rewrite.unlink()
+    write(archive, "2024-05-01-cut-rewrite", RATING_A, "2024-05-01 10:40:00 +0800")
+    await sync(store, archive)
+    assert await story_of(store, "2024-05-01-cut-rewrite") != first
+    assert await store.story_posts(first) == []
+
+    # an edit of a lone post leaves it alone
+    write(
+        archive,
+        "2024-05-01-other",
+        (OTHER[0], OTHER[1] + "细则自发布之日起施行。"),
+        "2024-05-01 10:10:00 +0800",
+    )
+    await sync(store, archive)
+    assert len(await store.story_posts(await story_of(store, "2024-05-01-other"))) == 1
+
+
+async def test_a_report_of_two_stored_stories_joins_them(store: Store, archive: Archive):
+    # two short flashes that are not alike enough, then the full report both are part of
+    a = (
+        "美众议院已有足够票数 允许加快提高债务上限程序",
+        "美众议院已有足够票数，允许加快提高债务上限的程序。",
+    )
+    b = (
+        "美众议院以222票支持212票反对通过债务上限议案",
+        "美众议院以222票支持212票反对的结果通过为提高债务上限扫清道路的议案。",
+    )
+    c = (
+        "美国会众议院通过法案 允许加快提高债务上限程序",
+        "当地时间周二，美国国会众议院以222票支持、212票反对通过议案，允许加快提高债务上限的程序。",
+    )
+    write(archive, "2024-05-01-a", a, "2024-05-01 10:00:00 +0800")
+    write(archive, "2024-05-01-b", b, "2024-05-01 10:02:00 +0800")
+    await sync(store, archive)
+    sa, sb = await story_of(store, "2024-05-01-a"), await story_of(store, "2024-05-01-b")
+    assert sa != sb
+    write(archive, "2024-05-01-c", c, "2024-05-01 11:00:00 +0800")
+    await sync(store, archive)
+    assert await story_of(store, "2024-05-01-a") == sa  # the earlier story is kept
+    assert await story_of(store, "2024-05-01-b") == sa
+    assert await story_of(store, "2024-05-01-c") == sa
+
+
+async def test_databases_from_before_stories_are_grouped(store: Store, archive: Archive):
+    write(archive, "2024-05-01-cut", CUT, "2024-05-01 10:00:00 +0800")
+    write(archive, "2024-05-01-cut-rewrite", CUT_REWRITE, "2024-05-01 10:40:00 +0800")
+    await sync(store, archive)
+    # as the 8 -> 9 migration leaves an existing database
+    await store.conn.execute("DELETE FROM post_story")
+    await store.set_meta("stories_stale", "1")
+    post = await store.get_post("2024-05-01-cut")
+    assert post is not None
+    assert (await store.stories_of([post.rowid]))[post.rowid] == -post.rowid  # its own story meanwhile
+    await sync(store, archive)
+    assert not await store.stories_stale()
+    assert await story_of(store, "2024-05-01-cut") == await story_of(store, "2024-05-01-cut-rewrite") > 0
+
+
+# --- quality on the real archive -------------------------------------------------------------------
+
+LABELS = Path(__file__).parent / "data" / "finews_stories.json"
+
+
+def pair_quality(stories: dict[str, int], labels: dict) -> tuple[float, float, int, int, int]:
+    """Pairwise precision and recall of story ids against the labels: (P, R, true pos., false pos.,
+    false neg.)."""
+    same = {frozenset(p) for g in labels["same"] for p in itertools.combinations(g, 2)}
+    ambiguous = {frozenset(p) for g in labels["ambiguous"] for p in itertools.combinations(g, 2)} - same
+    tp = fp = fn = 0
+    for a, b in itertools.combinations(sorted(stories), 2):
+        pair = frozenset((a, b))
+        if pair in ambiguous:
+            continue
+        grouped = stories[a] == stories[b]
+        if grouped and pair in same:
+            tp += 1
+        elif grouped:
+            fp += 1
+        elif pair in same:
+            fn += 1
+    return tp / max(tp + fp, 1), tp / max(tp + fn, 1), tp, fp, fn
+
+
+@pytest.mark.skipif(not (CORPUS / "finews" / "_posts").is_dir(), reason="shared corpus not present")
+async def test_labelled_finews_pairs(tmp_path: Path):
+    labels = json.loads(LABELS.read_text(encoding="utf-8"))
+    async with await Store.open(tmp_path / "finews.sqlite3") as store:
+        await sync_archive(store, open_archive(CORPUS / "finews"), workers=1)
+        rows = await store._fetch("SELECT p.id, s.story FROM posts p JOIN post_story s ON s.rowid = p.rowid")
+    stories = {r[0]: r[1] for r in rows}
+    labelled = {i for g in labels["same"] + labels["ambiguous"] for i in g}
+    assert labelled <= set(stories)  # the labels name real posts
+    precision, recall, tp, fp, fn = pair_quality(stories, labels)
+    print(f"finews stories: precision {precision:.2f} recall {recall:.2f} (tp {tp}, fp {fp}, fn {fn})")
+    assert precision >= 0.95
+    assert recall >= 0.8
+
+
+def test_pair_quality_counts():
+    labels = {"same": [["a", "b", "c"]], "ambiguous": [["c", "d"]]}
+    # a, b together; c alone; d with a (a false merge); c-d ambiguous
+    p, r, tp, fp, fn = pair_quality({"a": 1, "b": 1, "c": 2, "d": 1}, labels)
+    assert (tp, fp, fn) == (1, 2, 2)
