@@ -9,7 +9,9 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.render import fmt_date
 from store.db import PostRow, Store, backup, database_problem
@@ -69,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("id", help="post id: the file name without extension")
     common(s)
 
+    s = sub.add_parser("stories", help="recent stories (reports of one event) with their reports")
+    s.add_argument("--since", help="only stories with a report on or after this day (YYYY-MM-DD)")
+    s.add_argument("--limit", type=int, default=20, help="at most this many stories (1-1000)")
+    common(s)
+
     s = sub.add_parser(
         "check", help="is this setup ready to run? one line per item, exit code 1 on a failure"
     )
@@ -116,6 +123,8 @@ def _human_post(p: PostRow, snippet: str | None = None) -> str:
     if p.url:
         lines.append("  " + p.url)
     lines.append("  " + p.archive_url)
+    if p.reports > 1:
+        lines.append(f"  +{p.reports - 1} more reports of this story (story {p.story})")
     return "\n".join(lines)
 
 
@@ -273,12 +282,59 @@ async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         post = await store.get_post(args.id)
         if post is None:
             raise CliError(f"no post with id {args.id!r}")
+        await store.attach_stories([post])
+        others = []
+        if post.story is not None and post.reports > 1:
+            others = [p for p in await store.story_posts(post.story) if p.rowid != post.rowid]
         if args.json:
-            _print_json(post.to_json() | {"body": post.body, "path": post.path})
+            _print_json(
+                post.to_json() | {"body": post.body, "path": post.path, "story_posts": [p.id for p in others]}
+            )
         else:
             print(_human_post(post))
             print()
             print(post.body)
+            if others:
+                print("\nOther reports of this story:")
+                print("\n".join(_human_post(p) for p in others))
+        return 0
+    finally:
+        await store.close()
+
+
+async def cmd_stories(args: argparse.Namespace, settings: Settings) -> int:
+    since_ts = None
+    if args.since:
+        try:
+            day = date.fromisoformat(args.since)
+        except ValueError:
+            raise CliError(f"--since: not a day (YYYY-MM-DD): {args.since!r}", code=2) from None
+        store = await _open_existing(settings)
+        zone = ZoneInfo(await store.archive_timezone())
+        since_ts = int(datetime.combine(day, datetime.min.time(), zone).timestamp())
+    else:
+        store = await _open_existing(settings)
+    try:
+        stories = await store.recent_stories(since_ts, max(1, min(args.limit, 1000)))
+        if args.json:
+            _print_json(
+                [
+                    {
+                        "story": posts[0].story,
+                        "first": posts[0].date,
+                        "last": max(p.date for p in posts),
+                        "posts": [p.to_json() for p in posts],
+                    }
+                    for posts in stories
+                ]
+            )
+        elif not stories:
+            print("no stories")
+        else:
+            for posts in stories:
+                print(f"story {posts[0].story} · {len(posts)} report{'s' if len(posts) > 1 else ''}")
+                print("\n".join(_human_post(p) for p in posts))
+                print()
         return 0
     finally:
         await store.close()
@@ -307,6 +363,7 @@ COMMANDS = {
     "latest": cmd_latest,
     "categories": cmd_categories,
     "show": cmd_show,
+    "stories": cmd_stories,
     "backup": cmd_backup,
     "check": cmd_check,
 }

@@ -4,6 +4,7 @@ p:<rowid>                        open a post card
 cl:<page>:<filter>               categories list page (filter cut to fit)
 cp:<cat hash>:<page>:<list page> one category's posts
 sr:<query id>:<page>             a search results page
+st:<story>                       a story's reports
 lg:<lang>|auto                   choose a language
 """
 
@@ -38,6 +39,19 @@ def open_posts(rowids: list[int], first_number: int = 1) -> list[tuple[str, str,
     return [(str(first_number + i), open_post(rowid), False) for i, rowid in enumerate(rowids)]
 
 
+def story(story_id: int) -> str:
+    return f"st:{story_id}"
+
+
+def story_buttons(i18n, lang: str, posts, first_number: int = 1) -> list[tuple[str, str, bool]]:
+    """A row of "+N reports" buttons, one per listed post that is one of several reports of its story."""
+    return [
+        (i18n.t(lang, "story.button", count=p.reports - 1, number=first_number + i), story(p.story), False)
+        for i, p in enumerate(posts)
+        if p.story is not None and p.reports > 1
+    ]
+
+
 def categories_page(page: int, fragment: str = "") -> str:
     return _fit(f"cl:{page}:", fragment)
 
@@ -62,7 +76,7 @@ def parse(data: str | None) -> tuple[str, list[str]] | None:
     if kind == "cl":
         page, _, frag = rest.partition(":")
         return kind, [page, frag]
-    if kind in ("p", "cp", "sr", "lg"):
+    if kind in ("p", "cp", "sr", "lg", "st"):
         return kind, rest.split(":")
     return None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from datetime import datetime
 
 from store.db import PostRow
@@ -54,9 +55,14 @@ def one_line(text: str, limit: int = LINE_CHARS) -> str:
 
 
 def post_item(
-    post: PostRow, source_label: str, snippet_html: str | None = None, number: int | None = None
+    post: PostRow,
+    source_label: str,
+    snippet_html: str | None = None,
+    number: int | None = None,
+    more: str | None = None,
 ) -> str:
-    """A post in a list: linked title, date · categories, one line of summary or snippet, source link."""
+    """A post in a list: linked title, date · categories, one line of summary or snippet, source link,
+    and `more` (how many other reports its story has)."""
     prefix = f"{number}. " if number is not None else ""
     lines = [prefix + "<b>" + link(post.archive_url, truncate(post.title, TITLE_CHARS)) + "</b>"]
     meta = fmt_date(post.date)
@@ -69,7 +75,24 @@ def post_item(
         lines.append(esc(one_line(post.summary)))
     if post.url:
         lines.append(link(post.url, source_label))
+    if more:
+        lines.append(f"<i>{esc(more)}</i>")
     return "\n".join(lines)
+
+
+def report_line(post: PostRow) -> str:
+    """One report of a story: linked title, date · categories, source link."""
+    meta = fmt_date(post.date)
+    if post.categories:
+        meta += " · " + ", ".join(post.categories[:2])
+    line = (
+        "• "
+        + link(post.archive_url, truncate(post.title, TITLE_CHARS))
+        + f" <i>{esc(truncate(meta, 80))}</i>"
+    )
+    if post.url:
+        line += " " + link(post.url, "↗")
+    return line
 
 
 def snippet_html(hit: SearchHit) -> str:
@@ -77,8 +100,9 @@ def snippet_html(hit: SearchHit) -> str:
     return " ".join(hit.marked_snippet("<b>", "</b>", esc, limit=LINE_CHARS).split())
 
 
-def post_card(post: PostRow) -> str:
-    """A post on its own: title, date, categories and tags, summary."""
+def post_card(post: PostRow, others: Sequence[PostRow] = (), others_header: str = "") -> str:
+    """A post on its own: title, date, categories and tags, summary; then the other reports of its
+    story (as many as fit a message)."""
     parts = ["<b>" + link(post.archive_url, truncate(post.title, 300)) + "</b>"]
     meta = fmt_date(post.date)
     if post.categories:
@@ -90,14 +114,17 @@ def post_card(post: PostRow) -> str:
     if summary:
         parts.append("")
         parts.append(esc(truncate(summary, CARD_SUMMARY_CHARS)))
-    return "\n".join(parts)
+    card = "\n".join(parts)
+    if others:
+        card = join_blocks(card + "\n\n" + others_header, [report_line(p) for p in others], separator="\n")
+    return card
 
 
-def join_blocks(header: str, blocks: list[str], limit: int = MESSAGE_LIMIT) -> str:
+def join_blocks(header: str, blocks: list[str], limit: int = MESSAGE_LIMIT, separator: str = "\n\n") -> str:
     """Header and blocks separated by blank lines, keeping only whole blocks that fit the limit."""
     out = header
     for block in blocks:
-        candidate = out + ("\n\n" if out else "") + block
+        candidate = out + (separator if out else "") + block
         if visible_len(candidate) > limit:
             break
         out = candidate

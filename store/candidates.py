@@ -34,6 +34,21 @@ class Reads:
             for row in self._all(statement, params)
         ]
 
+    def stories(self, rowids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """rowid -> (story, number of reports); a post without a story row is its own story (-rowid)."""
+        of = {
+            r[0]: r[1]
+            for r in self._rows_in("SELECT rowid, story FROM post_story WHERE rowid IN ({})", rowids)
+        }
+        ids = sorted(set(of.values()))
+        sizes = {
+            r[0]: r[1]
+            for r in self._rows_in(
+                "SELECT story, COUNT(*) FROM post_story WHERE story IN ({}) GROUP BY story", ids
+            )
+        }
+        return {r: (of[r], sizes.get(of[r], 1)) if r in of else (-r, 1) for r in rowids}
+
     def head_matches(
         self, match: str, filters: SearchFilters | None, limit: int, before: int | None = None
     ) -> list[int]:

@@ -90,20 +90,24 @@ class LedgerStore(StoreBase):
     @_locked
     async def enqueue(self, items: Sequence[tuple[int, str, int, int]], delivered_seq: int) -> int:
         """Record (rule, chat, thread, post) deliveries as pending and move the watermark, atomically.
+        Returns how many are pending (to be sent).
 
-        A post goes to a chat/topic once even when several rules match it.
+        A post goes to a chat/topic once even when several rules match it, and a story once: a later
+        report of a story the chat/topic already has (pending, sent, or being sent) is recorded as
+        'merged' and not sent. Items come oldest first, so a story's first report is the one sent.
         """
         now = now_ts()
         async with self._transaction():
-            before = self.conn.total_changes
+            pending = "SELECT COUNT(*) FROM deliveries WHERE status='pending'"
+            before = (await self._fetch(pending))[0][0]
             await self.conn.executemany(
                 "INSERT OR IGNORE INTO deliveries (rule, chat, thread, post, status, created, updated)"
-                " VALUES (?,?,?,?,'pending',?,?)",
-                [(r, c, t, p, now, now) for r, c, t, p in items],
+                f" SELECT ?1, ?2, ?3, ?4, CASE WHEN {_STORY_DELIVERED} THEN 'merged' ELSE 'pending' END, ?5, ?5",
+                [(r, c, t, p, now) for r, c, t, p in items],
             )
-            added = self.conn.total_changes - before
+            added = (await self._fetch(pending))[0][0] - before
             await self._put_meta("delivered_seq", str(delivered_seq))
-        return added
+        return int(added)
 
     async def due_deliveries(self) -> list[dict[str, Any]]:
         """Pending deliveries, and those left 'sending' by a crash (outcome unknown: they are sent again)."""
@@ -137,6 +141,14 @@ class LedgerStore(StoreBase):
     async def delivery_counts(self) -> dict[str, int]:
         rows = await self._fetch("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
         return {r[0]: int(r[1]) for r in rows}
+
+
+# Whether chat ?2 / thread ?3 has (or is sending) another report of post ?4's story.
+_STORY_DELIVERED = (
+    "EXISTS (SELECT 1 FROM post_story mine JOIN post_story other ON other.story = mine.story"
+    " JOIN deliveries d ON d.post = other.rowid AND d.chat = ?2 AND d.thread = ?3"
+    " WHERE mine.rowid = ?4 AND other.rowid != ?4 AND d.status IN ('pending', 'sending', 'sent'))"
+)
 
 
 def _scoped(sql: str, params: list[Any], origin: str | None, owner: int | None) -> tuple[str, list[Any]]:

@@ -16,6 +16,11 @@ from .stories import OPENING_CHARS, Grouper, StoryWrites, fingerprint, take_writ
 _FTS_DEFAULTS = {"automerge": 4, "crisismerge": 16, "hashsize": 1 << 20}
 
 POST_COLUMNS = "rowid, id, path, title, date, ts, categories, tags, url, archive_url, summary, body"
+# p is its story's first report (earliest, then lowest rowid); a post without a story row is one
+FIRST_REPORT = (
+    "NOT EXISTS (SELECT 1 FROM post_story a JOIN post_story b ON b.story = a.story"
+    " WHERE a.rowid = p.rowid AND (b.ts < a.ts OR (b.ts = a.ts AND b.rowid < a.rowid)))"
+)
 
 
 @dataclass
@@ -78,6 +83,7 @@ class IndexedPost(NamedTuple):
     fts: IndexTexts
     heads: HeadTexts
     rank_text: str
+    opening: str = ""  # folded opening of the body (store.stories)
 
 
 class PostsStore(StoreBase):
@@ -352,22 +358,52 @@ class PostsStore(StoreBase):
         return PostRow.from_row(rows[0]) if rows else None
 
     async def latest(
-        self, limit: int = 10, offset: int = 0, category_key: str | None = None
+        self, limit: int = 10, offset: int = 0, category_key: str | None = None, stories: bool = True
     ) -> list[PostRow]:
+        """The newest posts (of a category), newest first; with `stories`, each story once: its first
+        report (at its own date), with `story` and `reports` set."""
         limit, offset = _bounded(limit), _bounded(offset)
+        cols = ", ".join(f"p.{c.strip()}" for c in POST_COLUMNS.split(","))
+        first = f" AND {FIRST_REPORT}" if stories else ""
         if category_key is None:
             rows = await self._fetch(
-                f"SELECT {POST_COLUMNS} FROM posts ORDER BY ts DESC, rowid DESC LIMIT ? OFFSET ?",
+                f"SELECT {cols} FROM posts p WHERE 1{first} ORDER BY p.ts DESC, p.rowid DESC LIMIT ? OFFSET ?",
                 (limit, offset),
             )
         else:
-            cols = ", ".join(f"p.{c.strip()}" for c in POST_COLUMNS.split(","))
             rows = await self._fetch(
                 f"SELECT {cols} FROM post_terms t JOIN posts p ON p.rowid = t.post"
-                " WHERE t.kind='c' AND t.key=? ORDER BY t.ts DESC, t.post DESC LIMIT ? OFFSET ?",
+                f" WHERE t.kind='c' AND t.key=?{first} ORDER BY t.ts DESC, t.post DESC LIMIT ? OFFSET ?",
                 (category_key, limit, offset),
             )
-        return [PostRow.from_row(r) for r in rows]
+        posts = [PostRow.from_row(r) for r in rows]
+        if stories:
+            await self.attach_stories(posts)
+        return posts
+
+    async def stories_of(self, rowids: Sequence[int]) -> dict[int, int]:
+        """rowid -> story (posts without a row are their own story: minus their rowid)."""
+        rows = await self._rows_in("SELECT rowid, story FROM post_story WHERE rowid IN ({})", rowids)
+        got = {r[0]: r[1] for r in rows}
+        return {r: got.get(r, -r) for r in rowids}
+
+    async def story_sizes(self, stories: Sequence[int]) -> dict[int, int]:
+        """story -> number of reports (1 for a story without rows)."""
+        rows = await self._rows_in(
+            "SELECT story, COUNT(*) FROM post_story WHERE story IN ({}) GROUP BY story", sorted(set(stories))
+        )
+        got = {r[0]: int(r[1]) for r in rows}
+        return {s: got.get(s, 1) for s in stories}
+
+    async def attach_stories(self, posts: Sequence[PostRow]) -> None:
+        """Set each post's `story` and `reports` (the story's number of reports)."""
+        if not posts:
+            return
+        of = await self.stories_of([p.rowid for p in posts])
+        sizes = await self.story_sizes(list(of.values()))
+        for p in posts:
+            p.story = of[p.rowid]
+            p.reports = sizes[p.story]
 
     async def term_count(self, kind: str, key: str) -> tuple[str, int] | None:
         rows = await self._fetch("SELECT name, n FROM term_counts WHERE kind=? AND key=?", (kind, key))

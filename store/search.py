@@ -23,6 +23,7 @@ reachable by paging; the match count is exact up to that, "MAX_RESULTS+" beyond.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -281,7 +282,9 @@ class SearchPage:
     hits: list[SearchHit]
     offset: int
     has_more: bool
-    total: int = 0  # matching posts, exact up to MAX_RESULTS; MAX_RESULTS + 1 means "more than that"
+    total: int = (
+        0  # matching stories (posts when over MAX_RESULTS matched); MAX_RESULTS + 1: "more than that"
+    )
 
     @property
     def total_text(self) -> str:
@@ -371,22 +374,38 @@ async def _compile(store: Store, q: Query, tz: str | None) -> tuple[list[_Term],
 
 
 class _Bands:
-    """Collects the ranked rowids band by band, each post once, up to `want`."""
+    """Collects the ranked rowids band by band, each post once and each story once (its best-ranked
+    report), up to `want`; counts the stories of every post offered."""
 
-    def __init__(self, want: int):
+    def __init__(self, want: int, story_of: Callable[[list[int]], dict[int, tuple[int, int]]]):
         self.want = want
+        self.story_of = story_of
         self.ranked: list[tuple[int, str]] = []
         self.seen: set[int] = set()
+        self.stories: dict[int, tuple[int, int]] = {}  # rowid -> (story, reports) of the ranked posts
+        self.stories_seen: set[int] = set()
 
     @property
     def full(self) -> bool:
         return len(self.ranked) >= self.want
 
     def add(self, rowids: list[int], tier: str) -> None:
-        for rowid in rowids:
-            if rowid not in self.seen and not self.full:
-                self.seen.add(rowid)
+        self.add_ranked([(rowid, tier) for rowid in rowids])
+
+    def add_ranked(self, pairs: list[tuple[int, str]]) -> None:
+        new = [(rowid, tier) for rowid, tier in pairs if rowid not in self.seen]
+        if not new:
+            return
+        stories = self.story_of([rowid for rowid, _ in new])
+        for rowid, tier in new:
+            self.seen.add(rowid)
+            story = stories[rowid]
+            if story[0] in self.stories_seen:
+                continue
+            self.stories_seen.add(story[0])
+            if not self.full:
                 self.ranked.append((rowid, tier))
+                self.stories[rowid] = story
 
 
 def _rank_all(
@@ -403,9 +422,15 @@ def _rank_all(
         in_labels = any(t.folded in labels for t in terms)
         keyed.append((-in_title, not in_labels, rowid not in in_words, rowid))
     keyed.sort(key=lambda k: k[:3])
-    for in_title, no_label, no_word, rowid in keyed:
-        tier = "title" if in_title else "label" if not no_label else "word" if not no_word else "substring"
-        bands.add([rowid], tier)
+    bands.add_ranked(
+        [
+            (
+                rowid,
+                "title" if in_title else "label" if not no_label else "word" if not no_word else "substring",
+            )
+            for in_title, no_label, no_word, rowid in keyed
+        ]
+    )
 
 
 def _title_band(
@@ -462,7 +487,7 @@ def _rank(
     r: Reads, terms: list[_Term], negatives: list[str], filters: SearchFilters, want: int
 ) -> tuple[_Bands, int]:
     """The ranked rowids (up to `want`) and the match count (MAX_RESULTS + 1: more than MAX_RESULTS)."""
-    bands = _Bands(want)
+    bands = _Bands(want, r.stories)
     if not terms:
         not_match = " OR ".join(negatives) if negatives else None
         newest = r.filtered_posts(filters, MAX_RESULTS + 1, not_match)
@@ -521,22 +546,25 @@ async def search(
     end = min(offset + limit, MAX_RESULTS)
 
     def work(r: Reads) -> tuple[_Bands, int, list[PostRow]]:
-        # every statement of the search in one hop to the database thread
+        # every statement of the search in one hop to the database thread; a story is one result
         bands, total = _rank(r, terms, negatives, filters, want)
-        return bands, total, r.posts([rowid for rowid, _ in bands.ranked[offset:end]])
+        if total <= MAX_RESULTS:  # every match was offered to the bands: they counted its stories
+            total = len(bands.stories_seen)
+        return bands, max(total, len(bands.ranked)), r.posts([rowid for rowid, _ in bands.ranked[offset:end]])
 
     bands, total, posts = await store.read(work)
-    total = max(total, len(bands.ranked))
+    ranked, stories = bands.ranked, bands.stories
     by_id = {p.rowid: p for p in posts}
     highlight = _highlight_terms(q)
     hits = []
-    for rowid, tier in bands.ranked[offset:end]:
+    for rowid, tier in ranked[offset:end]:
         post = by_id.get(rowid)
         if post is None:
             continue
+        post.story, post.reports = stories[rowid]
         snippet, spans = make_snippet(post.body or post.summary, highlight)
         hits.append(SearchHit(post, tier, snippet, spans))
-    more = len(bands.ranked) > offset + limit and offset + limit < MAX_RESULTS
+    more = len(ranked) > offset + limit and offset + limit < MAX_RESULTS
     return SearchPage(q, hits, offset, more, total)
 
 

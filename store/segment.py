@@ -27,6 +27,7 @@ from functools import lru_cache
 from importlib import metadata
 from typing import NamedTuple
 
+from .stories import opening_text
 from .text import CJK_RANGES, fold
 
 _TOKEN_OK = re.compile(r"\w", re.UNICODE)
@@ -103,6 +104,7 @@ class Analysis(NamedTuple):
     rank_text: str  # folded title, a unit separator, folded categories and tags: what ranking looks at
     category_keys: list[str]
     tag_keys: list[str]
+    opening: str  # the folded opening of the body, for story fingerprints (store.stories)
 
 
 def analyse(title: str, body: str, categories: list[str], tags: list[str]) -> Analysis:
@@ -129,4 +131,5 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str]) -> An
         chars=chars(f_title + "\n" + f_body),
     )
     heads = HeadTexts(title_words, chars(f_title))
-    return Analysis(fts, heads, f_title + "\x1f" + labels, category_keys, tag_keys)
+    opening = f_body[: len(opening_text(body))]
+    return Analysis(fts, heads, f_title + "\x1f" + labels, category_keys, tag_keys, opening)

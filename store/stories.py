@@ -50,12 +50,16 @@ _NOT_WORD = re.compile(r"[\W_]+")
 _FIGURE = re.compile(r"\d+(?:\.\d+)?")
 
 
+PROBE_BIGRAMS = 30  # body bigrams (after the title's) that look for candidates
+
+
 @dataclass(slots=True, frozen=True)
 class Fingerprint:
     title: frozenset[str]
     opening: frozenset[str]
     title_figures: frozenset[str]
     figures: frozenset[str]  # in the title and the opening
+    probe: frozenset[str]  # the title's and the body's first bigrams: what finds candidates
 
 
 def _bigrams(text: str) -> frozenset[str]:
@@ -75,16 +79,27 @@ def _figures(folded: str) -> frozenset[str]:
 
 
 def fingerprint(title: str, body: str) -> Fingerprint:
-    f_title = fold(title)
-    f_open = fold(body[: OPENING_CHARS * 2])  # punctuation and spaces are dropped below
+    return folded_fingerprint(fold(title), fold(opening_text(body)))
+
+
+def opening_text(body: str) -> str:
+    """The part of a body a fingerprint reads (before folding; punctuation and spaces are dropped later)."""
+    return body[: OPENING_CHARS * 2]
+
+
+def folded_fingerprint(f_title: str, f_opening: str) -> Fingerprint:
+    """The fingerprint of an already folded title and opening (sync workers fold them: store.segment)."""
     t = _NOT_WORD.sub("", f_title)
-    o = _NOT_WORD.sub("", f_open)[:OPENING_CHARS]
+    o = _NOT_WORD.sub("", f_opening)[:OPENING_CHARS]
+    title = _bigrams(t)
+    body = _bigrams(o)
     title_figures = _figures(f_title)
     return Fingerprint(
-        title=_bigrams(t),
-        opening=_bigrams(t) | _bigrams(o),
+        title=title,
+        opening=title | body,
         title_figures=title_figures,
-        figures=title_figures | _figures(f_open),
+        figures=title_figures | _figures(f_opening),
+        probe=title | _bigrams(o[: PROBE_BIGRAMS + 1]),
     )
 
 
@@ -193,8 +208,9 @@ class Grouper:
 
     def candidates(self, rowid: int, fp: Fingerprint) -> list[int]:
         counts: Counter[int] = Counter()
-        for gram in fp.opening:
-            posts = self._index.get(gram)
+        index = self._index
+        for gram in fp.probe:
+            posts = index.get(gram)
             if posts is not None and len(posts) <= COMMON_BIGRAM:
                 counts.update(posts)
         counts.pop(rowid, None)

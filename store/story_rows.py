@@ -4,20 +4,9 @@ is store.stories."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from .base import StoreBase, _bounded
 from .posts import POST_COLUMNS, PostRow
 from .stories import MAX_WINDOW_POSTS, OPENING_CHARS, Grouper, fingerprint
-
-# A post without a post_story row (a sync interrupted between writing it and grouping it) is a story
-# of its own, whose id is minus its rowid (story ids are positive).
-STORY_OF = "COALESCE((SELECT s.story FROM post_story s WHERE s.rowid = p.rowid), -p.rowid)"
-# p is its story's first report (earliest, then lowest rowid)
-FIRST_REPORT = (
-    "NOT EXISTS (SELECT 1 FROM post_story a JOIN post_story b ON b.story = a.story"
-    " WHERE a.rowid = p.rowid AND (b.ts < a.ts OR (b.ts = a.ts AND b.rowid < a.rowid)))"
-)
 
 
 class StoriesStore(StoreBase):
@@ -51,30 +40,6 @@ class StoriesStore(StoreBase):
         for rowid, ts, story, title, opening in rows:
             grouper.hold(rowid, ts, story, fingerprint(title, opening), spans.get(story))
         return len(rows)
-
-    async def stories_of(self, rowids: Sequence[int]) -> dict[int, int]:
-        """rowid -> story (posts without a row are their own story: minus their rowid)."""
-        rows = await self._rows_in("SELECT rowid, story FROM post_story WHERE rowid IN ({})", rowids)
-        got = {r[0]: r[1] for r in rows}
-        return {r: got.get(r, -r) for r in rowids}
-
-    async def story_sizes(self, stories: Sequence[int]) -> dict[int, int]:
-        """story -> number of reports (1 for a story without rows)."""
-        rows = await self._rows_in(
-            "SELECT story, COUNT(*) FROM post_story WHERE story IN ({}) GROUP BY story", sorted(set(stories))
-        )
-        got = {r[0]: int(r[1]) for r in rows}
-        return {s: got.get(s, 1) for s in stories}
-
-    async def attach_stories(self, posts: Sequence[PostRow]) -> None:
-        """Set each post's `story` and `reports` (the story's number of reports)."""
-        if not posts:
-            return
-        of = await self.stories_of([p.rowid for p in posts])
-        sizes = await self.story_sizes(list(of.values()))
-        for p in posts:
-            p.story = of[p.rowid]
-            p.reports = sizes[p.story]
 
     async def story_posts(self, story: int) -> list[PostRow]:
         """A story's reports, first report first."""

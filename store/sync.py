@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from .db import IndexedPost, Store
 from .jekyll import ArchiveConfig, Post, PostError, PostNotYet, Walk, inside, iter_post_files, parse_post
 from .segment import analyse
-from .stories import Grouper, fingerprint, take_writes
+from .stories import Grouper, folded_fingerprint, take_writes
 
 BATCH = 1000
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
@@ -69,7 +69,9 @@ class SyncResult:
 def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) -> IndexedPost:
     """A parsed post plus its folded, segmented index texts."""
     local = post.date.astimezone(ZoneInfo(tz_name))
-    fts, heads, rank, category_keys, tag_keys = analyse(post.title, post.body, post.categories, post.tags)
+    fts, heads, rank, category_keys, tag_keys, opening = analyse(
+        post.title, post.body, post.categories, post.tags
+    )
     return IndexedPost(
         path=post.path,
         id=post.id,
@@ -90,6 +92,7 @@ def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) 
         fts=fts,
         heads=heads,
         rank_text=rank,
+        opening=opening,
     )
 
 
@@ -439,7 +442,8 @@ class _StoryWindow:
         if stored and self.window > 0:
             await self._hold(ordered[0][0].ts - self.window, ordered[-1][0].ts + self.window)
         for post, rowid, _ in ordered:
-            self.grouper.assign(rowid, post.ts, fingerprint(post.title, post.body))
+            fp = folded_fingerprint(post.rank_text.partition("\x1f")[0], post.opening)
+            self.grouper.assign(rowid, post.ts, fp)
         return take_writes(self.grouper)
 
     async def _hold(self, lo: int, hi: int) -> None:

@@ -370,3 +370,29 @@ def test_json_log_lines_are_one_object_each_and_redacted():
     assert entries[0]["level"] == "WARNING" and entries[0]["logger"] == "newsbot.test-json"
     assert "Traceback" in entries[1]["exception"] and "<token>" in entries[1]["message"]
     assert TOKEN not in text and TOKEN.split(":")[1] not in text
+
+
+async def test_a_story_shows_once_with_its_other_reports(bot):
+    from .test_stories import CUT, CUT_REWRITE
+
+    bot.archive.post("2024-05-01-cut.md", *CUT, date="2024-05-01 10:00:00 +0800", categories="macro")
+    bot.archive.post(
+        "2024-05-01-cut-rewrite.md", *CUT_REWRITE, date="2024-05-01 10:40:00 +0800", categories="macro"
+    )
+    await bot.app.bot_data["svc"].follower.sync()
+    reply = await bot.api.ask(ALICE, "/latest 3", language_code="en")
+    assert reply.text.count(CUT[0]) == 1 and CUT_REWRITE[0] not in reply.text
+    assert "+1 more reports of this story" in reply.text
+    # the "+N reports" button lists every report, first report first
+    before = reply.message_id
+    bot.api.press(reply, "+1 reports (#1)")
+    story = await bot.api.next_message(ALICE, before)
+    assert "2 reports of this story" in story.text
+    assert story.text.index(CUT[0]) < story.text.index(CUT_REWRITE[0])
+    # a report's card lists the story's other reports
+    bot.api.press(story, "2")
+    card = await bot.api.next_message(ALICE, story.message_id)
+    assert card.text.startswith(CUT_REWRITE[0]) and "Other reports" in card.text and CUT[0] in card.text
+    # search gives the story one result
+    found = await bot.api.ask(ALICE, "/search 存款准备金率", language_code="en")
+    assert "1 found" in found.text and "+1 more reports" in found.text

@@ -208,3 +208,34 @@ async def test_a_backup_taken_while_a_sync_writes_is_complete_and_opens(tmp_path
     again = sqlite3.connect(tmp_path / "again.sqlite3")
     assert again.execute("SELECT COUNT(*) FROM posts").fetchone()[0] == 630
     again.close()
+
+
+def test_stories_in_json_show_and_the_stories_command(tmp_path, archive):
+    from .test_stories import CUT, CUT_REWRITE, OTHER
+
+    archive.post("2024-05-01-cut.md", *CUT, date="2024-05-01 10:00:00 +0800")
+    archive.post("2024-05-01-cut-rewrite.md", *CUT_REWRITE, date="2024-05-01 10:40:00 +0800")
+    archive.post("2024-05-01-other.md", *OTHER, date="2024-04-20 10:10:00 +0800")
+    db = str(tmp_path / "cli.sqlite3")
+    assert run("sync", "--archive", str(archive.root), "--db", db, cwd=tmp_path).returncode == 0
+
+    latest = json.loads(run("latest", "--json", "--db", db, cwd=tmp_path).stdout)
+    assert [p["id"] for p in latest] == ["2024-05-01-cut", "2024-05-01-other"]  # the story once
+    assert latest[0]["story"] != latest[1]["story"]
+
+    shown = json.loads(run("show", "2024-05-01-cut-rewrite", "--json", "--db", db, cwd=tmp_path).stdout)
+    assert shown["story"] == latest[0]["story"] and shown["story_posts"] == ["2024-05-01-cut"]
+    alone = json.loads(run("show", "2024-05-01-other", "--json", "--db", db, cwd=tmp_path).stdout)
+    assert alone["story_posts"] == []
+
+    found = json.loads(run("search", "存款准备金率", "--json", "--db", db, cwd=tmp_path).stdout)
+    assert len(found) == 1 and found[0]["story"] == shown["story"]  # one result for the story
+
+    stories = json.loads(run("stories", "--since", "2024-04-30", "--json", "--db", db, cwd=tmp_path).stdout)
+    assert [[p["id"] for p in s["posts"]] for s in stories] == [["2024-05-01-cut", "2024-05-01-cut-rewrite"]]
+    everything = run("stories", "--db", db, cwd=tmp_path)
+    assert (
+        everything.returncode == 0 and "2 reports" in everything.stdout and "1 report\n" in everything.stdout
+    )
+    bad = run("stories", "--since", "yesterday", "--db", db, cwd=tmp_path)
+    assert bad.returncode == 2 and "--since" in bad.stderr and "Traceback" not in bad.stderr

@@ -301,3 +301,27 @@ async def test_rule_categories_are_kept_as_folded_keys(store):
     assert created
     assert (await store.rules())[0]["categories"] == ["tech", "银行"]
     assert await store.add_rule("1", categories=["Tech", "银行"]) == (rule_id, False)
+
+
+async def test_a_channel_hears_a_story_once(make_env):
+    from .test_stories import CUT, CUT_REWRITE, RATING_A, RATING_B
+
+    env = await make_env()
+    env.archive.post("2024-05-01-cut.md", *CUT, date="2024-05-01 10:00:00 +0800")
+    env.archive.post("2024-05-01-rating-a.md", *RATING_A, date="2024-05-01 10:05:00 +0800")
+    await env.svc.follower.sync()
+    await env.settle()
+    # a later sync: a rewrite of the first event, and a look-alike that is another event
+    env.archive.post("2024-05-01-cut-rewrite.md", *CUT_REWRITE, date="2024-05-01 10:40:00 +0800")
+    env.archive.post("2024-05-01-rating-b.md", *RATING_B, date="2024-05-01 10:45:00 +0800")
+    await env.svc.follower.sync()
+    await env.settle()
+    texts = [m.text for m in env.channel_posts()]
+    assert len(texts) == 3
+    assert [t.split("\n")[0] for t in texts] == [CUT[0], RATING_A[0], RATING_B[0]]
+    counts = await env.svc.store.delivery_counts()
+    assert counts == {"sent": 3, "merged": 1}  # the rewrite is in the ledger, not sent
+    # nothing more on the next sync
+    await env.svc.follower.sync()
+    await env.settle()
+    assert len(env.channel_posts()) == 3

@@ -146,7 +146,7 @@ async def test_equal_scores_newer_first(store, archive):
         archive.post(
             f"2024-06-0{day}-same.md", "同一标题", "完全相同的正文。", date=f"2024-06-0{day} 08:00:00 +0800"
         )
-    await sync(store, archive)
+    await sync(store, archive, story_window_hours=0)  # identical posts: not one story here
     assert await ids(store, "相同") == [f"2024-06-0{d}-same" for d in range(5, 0, -1)]
 
 
@@ -271,7 +271,7 @@ async def test_older_title_hits_beat_hundreds_of_newer_body_hits(store, archive)
     for i in range(330):  # many newer posts that merely mention it (more than the 300-post window of old)
         day = f"2024-{i // 28 + 1:02d}-{i % 28 + 1:02d}"
         archive.post(f"{day}-m{i}.md", f"新闻{i}", "据第一季度报告，市场平稳。", date=day)
-    await sync(store, archive)
+    await sync(store, archive, story_window_hours=0)  # look-alike posts: not stories here
     page = await search(store, "第一季度", limit=5)
     assert [h.post.id for h in page.hits[:3]] == [f"2020-01-0{i}-about{i - 1}" for i in (3, 2, 1)]
     assert [h.tier for h in page.hits] == ["title"] * 3 + ["word"] * 2
@@ -316,7 +316,7 @@ async def test_every_match_is_reachable_up_to_the_cap_and_the_count_says_the_res
         for i in range(55):
             day = f"2024-{i // 28 + 1:02d}-{i % 28 + 1:02d}"
             archive.post(f"{day}-p{i}.md", "标题" if i % 3 else "分页的标题", "分页测试。", date=day)
-        await sync(store, archive)
+        await sync(store, archive, story_window_hours=0)  # look-alike posts: not stories here
         seen, offset = [], 0
         while True:
             page = await search(store, "分页", limit=7, offset=offset)

@@ -37,6 +37,7 @@ BUTTONS = {
     "cp": browse.on_category_posts,
     "sr": search.on_search_page,
     "p": browse.on_open_post,
+    "st": browse.on_story,
     "lg": lang.on_language,
 }
 

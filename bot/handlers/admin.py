@@ -104,6 +104,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             pending=counts.get("pending", 0) + counts.get("sending", 0),
             failed=counts.get("failed", 0),
             sent=counts.get("sent", 0),
+            merged=counts.get("merged", 0),
             uptime=_duration(time.time() - svc.started),
         )
         + ("\n" + indexing if indexing else ""),

@@ -19,10 +19,26 @@ CATEGORIES_PER_PAGE = 10
 POSTS_PER_PAGE = 8
 
 
+def more_reports(svc: Services, lang: str, post: PostRow) -> str | None:
+    """ "+N more reports of this story", or None for a story of one report."""
+    return svc.i18n.t(lang, "story.more", count=post.reports - 1) if post.reports > 1 else None
+
+
 def post_list(svc: Services, lang: str, header: str, posts: list[PostRow], first_number: int = 1) -> str:
     source = svc.i18n.t(lang, "post.source")
-    blocks = [render.post_item(p, source, number=first_number + i) for i, p in enumerate(posts)]
+    blocks = [
+        render.post_item(p, source, number=first_number + i, more=more_reports(svc, lang, p))
+        for i, p in enumerate(posts)
+    ]
     return render.join_blocks(header, blocks)
+
+
+def list_buttons(svc: Services, lang: str, posts: list[PostRow], first_number: int = 1) -> list[list]:
+    """Numbered buttons opening each post's card, and "+N reports" buttons for stories of several."""
+    rows = [kb.open_posts([p.rowid for p in posts], first_number)]
+    stories = kb.story_buttons(svc.i18n, lang, posts, first_number)
+    rows += [stories[i : i + 2] for i in range(0, len(stories), 2)]
+    return rows
 
 
 async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -52,9 +68,7 @@ async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if key
         else svc.i18n.t(lang, "latest.header")
     )
-    await reply(
-        update, post_list(svc, lang, header, posts), kb.markup([kb.open_posts([p.rowid for p in posts])])
-    )
+    await reply(update, post_list(svc, lang, header, posts), kb.markup(list_buttons(svc, lang, posts)))
 
 
 async def _categories_screen(svc: Services, lang: str, page: int, fragment: str):
@@ -130,7 +144,7 @@ async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     header = svc.i18n.t(lang, "category.header", category=name, count=count, page=page + 1, pages=pages)
     text = post_list(svc, lang, header, posts, first_number=page * POSTS_PER_PAGE + 1)
     rows = [
-        kb.open_posts([p.rowid for p in posts], page * POSTS_PER_PAGE + 1),
+        *list_buttons(svc, lang, posts, page * POSTS_PER_PAGE + 1),
         kb.pager(
             kb.category_posts(key, page - 1, list_page) if page > 0 else None,
             kb.category_posts(key, page + 1, list_page) if page + 1 < pages else None,
@@ -140,6 +154,15 @@ async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     await edit(query, text, kb.markup(rows))
 
 
+async def card(svc: Services, lang: str, post: PostRow) -> str:
+    """A post's card, with the other reports of its story."""
+    await svc.store.attach_stories([post])
+    others = []
+    if post.story is not None and post.reports > 1:
+        others = [p for p in await svc.store.story_posts(post.story) if p.rowid != post.rowid]
+    return render.post_card(post, others, svc.i18n.t(lang, "story.others"))
+
+
 async def send_post_card(update: Update, context: ContextTypes.DEFAULT_TYPE, ref: str, lang: str) -> None:
     svc = services(context)
     rowid = ascii_int(ref, 1)
@@ -147,7 +170,7 @@ async def send_post_card(update: Update, context: ContextTypes.DEFAULT_TYPE, ref
     if post is None:
         await reply(update, svc.i18n.t(lang, "post.not_found"))
         return
-    await reply(update, render.post_card(post), kb.post_links(svc.i18n, lang, post))
+    await reply(update, await card(svc, lang, post), kb.post_links(svc.i18n, lang, post))
 
 
 async def on_open_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -167,7 +190,36 @@ async def on_open_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     assert message is not None
     await context.bot.send_message(
         message.chat.id,
-        render.post_card(post),
+        await card(svc, lang, post),
         reply_markup=kb.post_links(svc.i18n, lang, post),
+        message_thread_id=getattr(message, "message_thread_id", None),
+    )
+
+
+async def on_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A "+N reports" button: the story's reports, first report first, each with its source link."""
+    svc = services(context)
+    lang = await svc.language(update)
+    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    if got is None:
+        return
+    query, parts = got
+    story = ascii_int(parts[0], 1) if parts else None
+    posts = await svc.store.story_posts(story) if story is not None else []
+    if not posts:
+        await query.answer(svc.i18n.t(lang, "post.not_found"), show_alert=True)
+        return
+    await query.answer()
+    message = query.message
+    assert message is not None
+    text = render.join_blocks(
+        svc.i18n.t(lang, "story.header", count=len(posts)),
+        [render.report_line(p) for p in posts],
+        separator="\n",
+    )
+    await context.bot.send_message(
+        message.chat.id,
+        text,
+        reply_markup=kb.markup([kb.open_posts([p.rowid for p in posts])]),
         message_thread_id=getattr(message, "message_thread_id", None),
     )

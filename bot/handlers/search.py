@@ -10,6 +10,7 @@ from store.search import MAX_QUERY_CHARS, MAX_RESULTS, MAX_TERMS, search
 from .. import keyboards as kb
 from .. import render
 from ..services import Services, services
+from .browse import list_buttons, more_reports
 from .common import edit, int_arg, pressed, reply
 
 PER_PAGE = 5
@@ -34,11 +35,17 @@ async def _results(svc: Services, lang: str, query_text: str, query_id: int | No
     header = "\n".join(filter(None, [header, capped, cut, svc.indexing_note(lang)]))
     source = svc.i18n.t(lang, "post.source")
     blocks = [
-        render.post_item(hit.post, source, render.snippet_html(hit), number=page * PER_PAGE + i + 1)
+        render.post_item(
+            hit.post,
+            source,
+            render.snippet_html(hit),
+            number=page * PER_PAGE + i + 1,
+            more=more_reports(svc, lang, hit.post),
+        )
         for i, hit in enumerate(result.hits)
     ]
     rows = [
-        kb.open_posts([h.post.rowid for h in result.hits], page * PER_PAGE + 1),
+        *list_buttons(svc, lang, [h.post for h in result.hits], page * PER_PAGE + 1),
         kb.pager(
             kb.search_page(query_id, page - 1) if page > 0 and query_id is not None else None,
             kb.search_page(query_id, page + 1) if result.has_more and query_id is not None else None,
