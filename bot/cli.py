@@ -9,14 +9,13 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.render import fmt_date
 from store.db import PostRow, Store, backup, database_problem
 from store.jekyll import ArchiveError
-from store.search import MAX_QUERY_CHARS, MAX_RESULTS, MAX_TERMS, search
+from store.search import MAX_QUERY_CHARS, MAX_RESULTS, MAX_TERMS, day_start, parse_day, search
 from store.settings import Settings, SettingsError, archive_config, load_settings
 from store.sync import SyncResult, sync_archive
 from store.text import fold
@@ -303,18 +302,12 @@ async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_stories(args: argparse.Namespace, settings: Settings) -> int:
-    since_ts = None
-    if args.since:
-        try:
-            day = date.fromisoformat(args.since)
-        except ValueError:
-            raise CliError(f"--since: not a day (YYYY-MM-DD): {args.since!r}", code=2) from None
-        store = await _open_existing(settings)
-        zone = ZoneInfo(await store.archive_timezone())
-        since_ts = int(datetime.combine(day, datetime.min.time(), zone).timestamp())
-    else:
-        store = await _open_existing(settings)
+    day = parse_day(args.since) if args.since else None
+    if args.since and day is None:
+        raise CliError(f"--since: not a day (YYYY-MM-DD): {args.since!r}", code=2)
+    store = await _open_existing(settings)
     try:
+        since_ts = day_start(day, ZoneInfo(await store.archive_timezone()))
         stories = await store.recent_stories(since_ts, max(1, min(args.limit, 1000)))
         if args.json:
             _print_json(

@@ -5,7 +5,7 @@
 - `candidates.py` the SQL behind search (candidates, document frequencies, filters);
 - `ledger.py`  auto-post rules and the delivery ledger;
 - `chats.py`   chat languages and saved search queries;
-- `story_rows.py` each post's story (grouping itself: `stories.py`).
+- `story_rows.py` the reads of stories, and the newest posts a story at a time (grouping: `stories.py`).
 
 Nothing outside the store package writes SQL.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import aiosqlite
 
 from .base import StoreBase, database_problem, now_ts
-from .candidates import SearchFilters, SearchStore
+from .candidates import SearchFilters
 from .chats import ChatStore
 from .ledger import LedgerStore
 from .posts import POST_COLUMNS, IndexedPost, PostRow, PostsStore
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-class Store(PostsStore, SearchStore, LedgerStore, ChatStore, StoriesStore):
+class Store(PostsStore, StoriesStore, LedgerStore, ChatStore):
     """The whole store: every part shares one connection, one write lock and one transaction helper."""
 
     @classmethod

@@ -11,16 +11,11 @@ from typing import Any, NamedTuple
 
 from .base import StoreBase, _bounded, _json_list, _locked
 from .segment import INDEX_FORMAT, Analysis, HeadTexts, IndexTexts, analyse
-from .stories import OPENING_CHARS, Grouper, StoryWrites, fingerprint, take_writes
+from .stories import OPENING_READ, Grouper, StoryWrites, fingerprint, take_writes
 
 _FTS_DEFAULTS = {"automerge": 4, "crisismerge": 16, "hashsize": 1 << 20}
 
 POST_COLUMNS = "rowid, id, path, title, date, ts, categories, tags, url, archive_url, summary, body"
-# p is its story's first report (earliest, then lowest rowid); a post without a story row is one
-FIRST_REPORT = (
-    "NOT EXISTS (SELECT 1 FROM post_story a JOIN post_story b ON b.story = a.story"
-    " WHERE a.rowid = p.rowid AND (b.ts < a.ts OR (b.ts = a.ts AND b.rowid < a.rowid)))"
-)
 
 
 @dataclass
@@ -37,7 +32,7 @@ class PostRow:
     archive_url: str
     summary: str
     body: str
-    story: int | None = None  # set by Store.attach_stories / story_posts
+    story: int | None = None  # set by the story reads (store.story_rows)
     reports: int = 1  # the story's number of reports
 
     @classmethod
@@ -269,7 +264,7 @@ class PostsStore(StoreBase):
     @_locked
     async def regroup(self, window_hours: int, progress=None) -> int:
         """Group every stored post anew (after the upgrade that added stories), oldest first, in one
-        transaction. Returns the number of posts."""
+        transaction, calling `progress(done, total)`. Returns the number of posts."""
         grouper = Grouper(window=window_hours * 3600, next_story=1)
         async with self._transaction():
             await self.conn.execute("DELETE FROM post_story")
@@ -279,7 +274,7 @@ class PostsStore(StoreBase):
                 rows = await self._fetch(
                     "SELECT rowid, ts, title, substr(body, 1, ?) FROM posts WHERE (ts, rowid) > (?, ?)"
                     " ORDER BY ts, rowid LIMIT 2000",
-                    (OPENING_CHARS * 2, *after),
+                    (OPENING_READ, *after),
                 )
                 if not rows:
                     break
@@ -291,7 +286,6 @@ class PostsStore(StoreBase):
                 if progress:
                     progress(done, total)
             await self.conn.execute("DELETE FROM meta WHERE key='stories_stale'")
-            await self._put_meta("next_story", str(grouper.next_story))
         return done
 
     async def failed_files(self) -> dict[str, tuple[int, int, str]]:
@@ -356,54 +350,6 @@ class PostsStore(StoreBase):
                 f"SELECT {POST_COLUMNS} FROM posts WHERE id=? ORDER BY ts DESC LIMIT 1", (key,)
             )
         return PostRow.from_row(rows[0]) if rows else None
-
-    async def latest(
-        self, limit: int = 10, offset: int = 0, category_key: str | None = None, stories: bool = True
-    ) -> list[PostRow]:
-        """The newest posts (of a category), newest first; with `stories`, each story once: its first
-        report (at its own date), with `story` and `reports` set."""
-        limit, offset = _bounded(limit), _bounded(offset)
-        cols = ", ".join(f"p.{c.strip()}" for c in POST_COLUMNS.split(","))
-        first = f" AND {FIRST_REPORT}" if stories else ""
-        if category_key is None:
-            rows = await self._fetch(
-                f"SELECT {cols} FROM posts p WHERE 1{first} ORDER BY p.ts DESC, p.rowid DESC LIMIT ? OFFSET ?",
-                (limit, offset),
-            )
-        else:
-            rows = await self._fetch(
-                f"SELECT {cols} FROM post_terms t JOIN posts p ON p.rowid = t.post"
-                f" WHERE t.kind='c' AND t.key=?{first} ORDER BY t.ts DESC, t.post DESC LIMIT ? OFFSET ?",
-                (category_key, limit, offset),
-            )
-        posts = [PostRow.from_row(r) for r in rows]
-        if stories:
-            await self.attach_stories(posts)
-        return posts
-
-    async def stories_of(self, rowids: Sequence[int]) -> dict[int, int]:
-        """rowid -> story (posts without a row are their own story: minus their rowid)."""
-        rows = await self._rows_in("SELECT rowid, story FROM post_story WHERE rowid IN ({})", rowids)
-        got = {r[0]: r[1] for r in rows}
-        return {r: got.get(r, -r) for r in rowids}
-
-    async def story_sizes(self, stories: Sequence[int]) -> dict[int, int]:
-        """story -> number of reports (1 for a story without rows)."""
-        rows = await self._rows_in(
-            "SELECT story, COUNT(*) FROM post_story WHERE story IN ({}) GROUP BY story", sorted(set(stories))
-        )
-        got = {r[0]: int(r[1]) for r in rows}
-        return {s: got.get(s, 1) for s in stories}
-
-    async def attach_stories(self, posts: Sequence[PostRow]) -> None:
-        """Set each post's `story` and `reports` (the story's number of reports)."""
-        if not posts:
-            return
-        of = await self.stories_of([p.rowid for p in posts])
-        sizes = await self.story_sizes(list(of.values()))
-        for p in posts:
-            p.story = of[p.rowid]
-            p.reports = sizes[p.story]
 
     async def term_count(self, kind: str, key: str) -> tuple[str, int] | None:
         rows = await self._fetch("SELECT name, n FROM term_counts WHERE kind=? AND key=?", (kind, key))

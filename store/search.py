@@ -93,7 +93,8 @@ def _split(text: str) -> list[tuple[str, bool]]:
     return out
 
 
-def _parse_day(value: str) -> date | None:
+def parse_day(value: str) -> date | None:
+    """A day as written in `since:`/`until:` (and the CLI's --since); None when it is not one."""
     m = _DATE.match(value.strip())
     if not m:
         return None
@@ -142,7 +143,7 @@ def _parse_into(q: Query, text: str) -> None:
             q.tags.append(body[1:])
             continue
         if low.startswith(("since:", "until:")) and not neg:
-            day = _parse_day(body[6:])
+            day = parse_day(body[6:])
             if day is not None:
                 if low.startswith("since:"):
                     q.since = day
@@ -344,7 +345,7 @@ def make_snippet(
     return prefix + window + suffix, [(s + len(prefix), e + len(prefix)) for s, e in spans]
 
 
-def _day_start(day: date | None, zone: ZoneInfo, next_day: bool = False) -> int | None:
+def day_start(day: date | None, zone: ZoneInfo, next_day: bool = False) -> int | None:
     """The timestamp a day (or the day after it) starts at in `zone`; None for no day, and for days at
     the ends of the calendar (`since:0001-01-01`, `until:9999-12-31`), which bound nothing."""
     if day is None:
@@ -367,8 +368,8 @@ async def _compile(store: Store, q: Query, tz: str | None) -> tuple[list[_Term],
     filters = SearchFilters(
         category_keys=[fold(c) for c in q.categories],
         tag_keys=[fold(t) for t in q.tags],
-        since_ts=_day_start(q.since, zone),
-        until_ts=_day_start(q.until, zone, next_day=True),
+        since_ts=day_start(q.since, zone),
+        until_ts=day_start(q.until, zone, next_day=True),
     )
     return terms, filters, [e for t in excludes if (e := t.any)]
 

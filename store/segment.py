@@ -27,7 +27,7 @@ from functools import lru_cache
 from importlib import metadata
 from typing import NamedTuple
 
-from .stories import opening_text
+from .stories import OPENING_READ
 from .text import CJK_RANGES, fold
 
 _TOKEN_OK = re.compile(r"\w", re.UNICODE)
@@ -131,5 +131,5 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str]) -> An
         chars=chars(f_title + "\n" + f_body),
     )
     heads = HeadTexts(title_words, chars(f_title))
-    opening = f_body[: len(opening_text(body))]
+    opening = f_body[:OPENING_READ]
     return Analysis(fts, heads, f_title + "\x1f" + labels, category_keys, tag_keys, opening)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from .text import fold
 
 OPENING_CHARS = 150
+OPENING_READ = 2 * OPENING_CHARS  # body characters read for the opening (punctuation and spaces go)
 THRESHOLD = 0.45
 MAX_CANDIDATES = 8  # most similar candidates (by shared title bigrams) scored per post
 COMMON_BIGRAM = 64  # a title bigram in more window posts than this does not find candidates
@@ -79,12 +80,7 @@ def _figures(folded: str) -> frozenset[str]:
 
 
 def fingerprint(title: str, body: str) -> Fingerprint:
-    return folded_fingerprint(fold(title), fold(opening_text(body)))
-
-
-def opening_text(body: str) -> str:
-    """The part of a body a fingerprint reads (before folding; punctuation and spaces are dropped later)."""
-    return body[: OPENING_CHARS * 2]
+    return folded_fingerprint(fold(title), fold(body[:OPENING_READ]))
 
 
 def folded_fingerprint(f_title: str, f_opening: str) -> Fingerprint:
@@ -206,14 +202,14 @@ class Grouper:
             story = self.merged[story]
         return story
 
-    def candidates(self, rowid: int, fp: Fingerprint) -> list[int]:
+    def candidates(self, fp: Fingerprint) -> list[int]:
+        """The held posts whose titles share most probe bigrams with `fp` (common bigrams skipped)."""
         counts: Counter[int] = Counter()
         index = self._index
         for gram in fp.probe:
             posts = index.get(gram)
             if posts is not None and len(posts) <= COMMON_BIGRAM:
                 counts.update(posts)
-        counts.pop(rowid, None)
         return [r for r, _ in counts.most_common(MAX_CANDIDATES)]
 
     def assign(self, rowid: int, ts: int, fp: Fingerprint) -> int:
@@ -222,7 +218,7 @@ class Grouper:
         old story may have been sent to chats as another event)."""
         self.drop(rowid)
         matches: list[tuple[float, int]] = []
-        for other in self.candidates(rowid, fp) if self.window > 0 else ():
+        for other in self.candidates(fp) if self.window > 0 else ():
             entry = self.entries[other]
             if abs(entry.ts - ts) > self.window:
                 continue

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from .db import IndexedPost, Store
 from .jekyll import ArchiveConfig, Post, PostError, PostNotYet, Walk, inside, iter_post_files, parse_post
 from .segment import analyse
-from .stories import Grouper, folded_fingerprint, take_writes
+from .stories import Grouper, StoryWrites, folded_fingerprint, take_writes
 
 BATCH = 1000
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
@@ -216,7 +216,7 @@ async def sync_archive(
     if not await store.index_is_current():
         await store.rebuild_index(progress)  # after an upgrade that changed the index format
     if await store.stories_stale():
-        await store.regroup(cfg.story_window_hours)  # after the upgrade that added stories
+        await store.regroup(cfg.story_window_hours, progress)  # after the upgrade that added stories
     states = await store.file_states()
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     procs = _Workers(n_workers)
@@ -311,10 +311,12 @@ async def _sync(
     done = 0
 
     next_rowid = await store.next_rowid()
-    stories = _StoryWindow(store, cfg, Grouper(cfg.story_window_hours * 3600, await store.next_story_id()))
-    if states:  # stored posts this sync changes or deletes are not anyone's neighbours
-        stories.skip.update(deletes)
-        stories.skip.update(states[rel][0] for rel, _, _, _, _ in todo if rel in states)
+    stories = _StoryWindow(
+        store,
+        Grouper(cfg.story_window_hours * 3600, await store.next_story_id()),
+        # stored posts this sync changes or deletes are not anyone's neighbours
+        skip={*deletes, *(states[rel][0] for rel, _, _, _, _ in todo if rel in states)} if states else None,
+    )
     writing: asyncio.Task | None = None
     written: list[tuple[str, int, int, int]] = []  # (path, rowid, mtime_ns, size), posts and touches
 
@@ -339,7 +341,7 @@ async def _sync(
                 next_rowid += 1
             else:
                 rows.append((p, state[0], known[p.path][1]))
-        story_writes = await stories.assign(rows, bool(states))
+        story_writes = await stories.assign(rows)
         writing = asyncio.ensure_future(
             store.write_batch(rows, touches, deletes, next_rowid=next_rowid, stories=story_writes)
         )
@@ -425,38 +427,40 @@ async def _sync(
 
 class _StoryWindow:
     """A sync's story grouping: assigns each written post its story (store.stories) before its batch is
-    written, so posts and stories land in the same transaction. The grouper is given the stored posts
-    around each batch's dates when the archive had posts before this sync."""
+    written, so posts and stories land in the same transaction. When the archive had posts before this
+    sync (`skip` is then the set of stored posts it changes or deletes), the grouper is given the stored
+    posts around each batch's dates."""
 
-    def __init__(self, store: Store, cfg: ArchiveConfig, grouper: Grouper):
+    def __init__(self, store: Store, grouper: Grouper, skip: set[int] | None):
         self.store = store
         self.grouper = grouper
-        self.window = cfg.story_window_hours * 3600
-        self.skip: set[int] = set()
+        self.skip = skip
         self._held: tuple[int, int] | None = None  # the date range of stored posts given to the grouper
 
-    async def assign(self, rows: list[tuple[IndexedPost, int, int]], stored: bool):
+    async def assign(self, rows: list[tuple[IndexedPost, int, int]]) -> StoryWrites:
         if not rows:
             return take_writes(self.grouper)
         ordered = sorted(rows, key=lambda r: (r[0].ts, r[1]))
-        if stored and self.window > 0:
-            await self._hold(ordered[0][0].ts - self.window, ordered[-1][0].ts + self.window)
+        window = self.grouper.window
+        if self.skip is not None and window > 0:
+            await self._hold(ordered[0][0].ts - window, ordered[-1][0].ts + window, self.skip)
         for post, rowid, _ in ordered:
             fp = folded_fingerprint(post.rank_text.partition("\x1f")[0], post.opening)
             self.grouper.assign(rowid, post.ts, fp)
         return take_writes(self.grouper)
 
-    async def _hold(self, lo: int, hi: int) -> None:
+    async def _hold(self, lo: int, hi: int, skip: set[int]) -> None:
+        """Give the grouper the stored posts dated lo..hi it was not given yet."""
         held = self._held
         if held is None:
-            await self.store.hold_neighbours(self.grouper, lo, hi, self.skip)
-            self._held = (lo, hi)
-            return
-        if lo < held[0]:
-            await self.store.hold_neighbours(self.grouper, lo, held[0] - 1, self.skip)
-        if hi > held[1]:
-            await self.store.hold_neighbours(self.grouper, held[1] + 1, hi, self.skip)
-        self._held = (min(lo, held[0]), max(hi, held[1]))
+            await self.store.hold_neighbours(self.grouper, lo, hi, skip)
+        else:
+            if lo < held[0]:
+                await self.store.hold_neighbours(self.grouper, lo, held[0] - 1, skip)
+            if hi > held[1]:
+                await self.store.hold_neighbours(self.grouper, held[1] + 1, hi, skip)
+            lo, hi = min(lo, held[0]), max(hi, held[1])
+        self._held = (lo, hi)
 
 
 def _return_freed_memory() -> None:

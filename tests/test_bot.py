@@ -396,3 +396,7 @@ async def test_a_story_shows_once_with_its_other_reports(bot):
     # search gives the story one result
     found = await bot.api.ask(ALICE, "/search 存款准备金率", language_code="en")
     assert "1 found" in found.text and "+1 more reports" in found.text
+    # inline: the story once, its card listing the other report
+    hits = (await bot.api.inline_answer(bot.api.inline(ALICE, "存款准备金率")))["results"]
+    assert len(hits) == 1 and "+1 more reports" in hits[0]["description"]
+    assert CUT_REWRITE[0] in hits[0]["input_message_content"]["message_text"]

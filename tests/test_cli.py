@@ -237,5 +237,6 @@ def test_stories_in_json_show_and_the_stories_command(tmp_path, archive):
     assert (
         everything.returncode == 0 and "2 reports" in everything.stdout and "1 report\n" in everything.stdout
     )
+    assert run("stories", "--since", "0001-01-01", "--db", db, cwd=tmp_path).returncode == 0  # bounds nothing
     bad = run("stories", "--since", "yesterday", "--db", db, cwd=tmp_path)
     assert bad.returncode == 2 and "--since" in bad.stderr and "Traceback" not in bad.stderr

@@ -47,7 +47,7 @@ def write(archive: Archive, name: str, post: tuple[str, str], date: str) -> Path
 async def story_of(store: Store, post_id: str) -> int:
     post = await store.get_post(post_id)
     assert post is not None
-    return (await store.stories_of([post.rowid]))[post.rowid]
+    return (await store.stories_of([post.rowid]))[post.rowid][0]
 
 
 def test_similarity_tells_rewrites_from_look_alikes():
@@ -185,7 +185,7 @@ async def test_databases_from_before_stories_are_grouped(store: Store, archive: 
     await store.set_meta("stories_stale", "1")
     post = await store.get_post("2024-05-01-cut")
     assert post is not None
-    assert (await store.stories_of([post.rowid]))[post.rowid] == -post.rowid  # its own story meanwhile
+    assert (await store.stories_of([post.rowid]))[post.rowid] == (-post.rowid, 1)  # its own story meanwhile
     await sync(store, archive)
     assert not await store.stories_stale()
     assert await story_of(store, "2024-05-01-cut") == await story_of(store, "2024-05-01-cut-rewrite") > 0

@@ -11,7 +11,7 @@ from store.text import fold
 from .. import keyboards as kb
 from .. import render
 from ..services import Services, services
-from .common import ascii_int, edit, int_arg, pressed, reply
+from .common import ascii_int, edit, int_arg, pressed, reply, send_beside
 
 LATEST_DEFAULT = 8
 LATEST_MAX = 20
@@ -156,7 +156,8 @@ async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 
 async def card(svc: Services, lang: str, post: PostRow) -> str:
     """A post's card, with the other reports of its story."""
-    await svc.store.attach_stories([post])
+    if post.story is None:
+        await svc.store.attach_stories([post])
     others = []
     if post.story is not None and post.reports > 1:
         others = [p for p in await svc.store.story_posts(post.story) if p.rowid != post.rowid]
@@ -186,14 +187,7 @@ async def on_open_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await query.answer(svc.i18n.t(lang, "post.not_found"), show_alert=True)
         return
     await query.answer()
-    message = query.message  # pressed() made sure the button is on a message in a chat
-    assert message is not None
-    await context.bot.send_message(
-        message.chat.id,
-        await card(svc, lang, post),
-        reply_markup=kb.post_links(svc.i18n, lang, post),
-        message_thread_id=getattr(message, "message_thread_id", None),
-    )
+    await send_beside(query, context, await card(svc, lang, post), kb.post_links(svc.i18n, lang, post))
 
 
 async def on_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -210,16 +204,9 @@ async def on_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer(svc.i18n.t(lang, "post.not_found"), show_alert=True)
         return
     await query.answer()
-    message = query.message
-    assert message is not None
     text = render.join_blocks(
         svc.i18n.t(lang, "story.header", count=len(posts)),
         [render.report_line(p) for p in posts],
         separator="\n",
     )
-    await context.bot.send_message(
-        message.chat.id,
-        text,
-        reply_markup=kb.markup([kb.open_posts([p.rowid for p in posts])]),
-        message_thread_id=getattr(message, "message_thread_id", None),
-    )
+    await send_beside(query, context, text, kb.markup([kb.open_posts([p.rowid for p in posts])]))

@@ -32,6 +32,20 @@ async def pressed(update: Update, expired_text: str) -> tuple[CallbackQuery, lis
     return query, parsed[1]
 
 
+async def send_beside(
+    query: CallbackQuery, context, text: str, keyboard: InlineKeyboardMarkup | None = None
+) -> None:
+    """A new message in the chat (and forum topic) of the pressed button's message (see pressed())."""
+    message = query.message
+    assert message is not None  # pressed() answers buttons without a message
+    await context.bot.send_message(
+        message.chat.id,
+        text,
+        reply_markup=keyboard,
+        message_thread_id=getattr(message, "message_thread_id", None),
+    )
+
+
 async def reply_lines(update: Update, lines: list[str], max_messages: int = 5) -> None:
     """A list (a header line, then one line per item) in as many messages as Telegram's length limit
     needs, at most `max_messages` (a list longer than that is cut, with "…" at the end)."""

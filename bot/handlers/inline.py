@@ -10,6 +10,7 @@ from store.search import search
 from .. import keyboards as kb
 from .. import render
 from ..services import services
+from .browse import card, more_reports
 from .common import int_arg
 
 PER_ANSWER = 20  # Telegram allows 50
@@ -31,12 +32,16 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         posts = await svc.store.latest(limit=PER_ANSWER + 1, offset=offset)
         more = len(posts) > PER_ANSWER
         posts = posts[:PER_ANSWER]
+    # each story once (latest and search collapse them); its card lists the other reports, since a
+    # "+N reports" button cannot work on an inline message (pressed() refuses buttons without a chat)
     results = [
         InlineQueryResultArticle(
             id=str(p.rowid),
             title=render.truncate(p.title, 100),
-            description=render.one_line(p.summary or p.body, 120),
-            input_message_content=InputTextMessageContent(render.post_card(p)),
+            description=" · ".join(
+                filter(None, [more_reports(svc, lang, p), render.one_line(p.summary or p.body, 120)])
+            ),
+            input_message_content=InputTextMessageContent(await card(svc, lang, p)),
             reply_markup=kb.post_links(svc.i18n, lang, p),
             url=p.archive_url if p.archive_url.startswith(("http://", "https://")) else None,
         )
