@@ -400,3 +400,27 @@ async def test_a_story_shows_once_with_its_other_reports(bot):
     hits = (await bot.api.inline_answer(bot.api.inline(ALICE, "存款准备金率")))["results"]
     assert len(hits) == 1 and "+1 more reports" in hits[0]["description"]
     assert CUT_REWRITE[0] in hits[0]["input_message_content"]["message_text"]
+
+
+async def test_a_category_page_never_promises_a_page_the_stories_do_not_fill(bot):
+    from .test_stories import CUT, CUT_REWRITE
+
+    # 9 posts, 8 stories: one page of 8, although the post count alone would make two
+    bot.archive.post("2024-05-01-cut.md", *CUT, date="2024-05-01 10:00:00 +0800", categories="macro")
+    bot.archive.post(
+        "2024-05-01-cut-rewrite.md", *CUT_REWRITE, date="2024-05-01 10:40:00 +0800", categories="macro"
+    )
+    for i in range(7):
+        bot.archive.post(
+            f"2024-05-0{i + 2}-m.md",
+            f"宏观数据第{i + 1}期",
+            f"第{i + 1}期数据发布。",
+            date=f"2024-05-0{i + 2}",
+            categories="macro",
+        )
+    await bot.app.bot_data["svc"].follower.sync()
+    reply = await bot.api.ask(ALICE, "/categories", language_code="en")
+    bot.api.press(reply, "macro (9)")
+    await bot.api.wait_for(lambda: reply.edits == 1)
+    assert "macro — 9 posts, page 1/1" in reply.text
+    assert "›" not in [b["text"] for b in reply.buttons()]

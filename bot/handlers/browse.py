@@ -138,16 +138,21 @@ async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         return
     key, name = found
     count = (await svc.store.term_count("c", key) or (name, 0))[1]
-    posts = await svc.store.latest(limit=POSTS_PER_PAGE, offset=page * POSTS_PER_PAGE, category_key=key)
+    # a story is listed once, so the category's post count can promise more pages than there are:
+    # whether a next page exists is read, and the page total is the count's estimate kept consistent
+    posts = await svc.store.latest(limit=POSTS_PER_PAGE + 1, offset=page * POSTS_PER_PAGE, category_key=key)
+    has_next = len(posts) > POSTS_PER_PAGE
+    posts = posts[:POSTS_PER_PAGE]
     await query.answer()
-    pages = max(1, (count + POSTS_PER_PAGE - 1) // POSTS_PER_PAGE)
+    estimate = max(1, (count + POSTS_PER_PAGE - 1) // POSTS_PER_PAGE)
+    pages = max(estimate, page + 2) if has_next else page + 1
     header = svc.i18n.t(lang, "category.header", category=name, count=count, page=page + 1, pages=pages)
     text = post_list(svc, lang, header, posts, first_number=page * POSTS_PER_PAGE + 1)
     rows = [
         *list_buttons(svc, lang, posts, page * POSTS_PER_PAGE + 1),
         kb.pager(
             kb.category_posts(key, page - 1, list_page) if page > 0 else None,
-            kb.category_posts(key, page + 1, list_page) if page + 1 < pages else None,
+            kb.category_posts(key, page + 1, list_page) if has_next else None,
         ),
         [(svc.i18n.t(lang, "nav.back"), kb.categories_page(list_page), False)],
     ]
