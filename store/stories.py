@@ -34,15 +34,18 @@ from __future__ import annotations
 import heapq
 import math
 import re
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
+from typing import NamedTuple
 
 from .text import fold
 
 OPENING_CHARS = 150
 OPENING_READ = 2 * OPENING_CHARS  # body characters read for the opening (punctuation and spaces go)
 THRESHOLD = 0.45
-MAX_CANDIDATES = 8  # most similar candidates (by shared title bigrams) scored per post
+MAX_CANDIDATES = 5  # most similar candidates (by shared title bigrams) scored per post
 COMMON_BIGRAM = 64  # a title bigram in more window posts than this does not find candidates
 MAX_WINDOW_POSTS = 5000  # posts the grouper keeps; the oldest go first
 DEFAULT_WINDOW_HOURS = 48
@@ -54,62 +57,101 @@ _FIGURE = re.compile(r"\d+(?:\.\d+)?")
 PROBE_BIGRAMS = 30  # body bigrams (after the title's) that look for candidates
 
 
-@dataclass(slots=True, frozen=True)
-class Fingerprint:
-    title: frozenset[str]
-    opening: frozenset[str]
+class Fingerprint(NamedTuple):
+    title: frozenset[int]  # bigrams (see _pairs)
+    opening: frozenset[int]
     title_figures: frozenset[str]
     figures: frozenset[str]  # in the title and the opening
-    probe: frozenset[str]  # the title's and the body's first bigrams: what finds candidates
+    probe: frozenset[int]  # the title's and the body's first bigrams: what finds candidates
 
 
-def _bigrams(text: str) -> frozenset[str]:
+class Packed(NamedTuple):
+    """A fingerprint as sync workers send it: bigram codes as bytes and figures as text, which pickle
+    for almost nothing (a fingerprint of frozensets costs the main process ~50 µs a post to unpickle;
+    `unpack` builds the sets from these in ~10 µs)."""
+
+    title: bytes
+    opening: bytes
+    probe: bytes
+    title_figures: str
+    figures: str  # the opening's figures (with the title's)
+
+
+def _pairs(text: str) -> bytes:
+    """Each character with the next as one 64-bit code (the two code points' UTF-32 bytes), as the
+    bytes of an array of them: taken in C from two aligned views of the encoded text, pairs (0, 1),
+    (2, 3), … then (1, 2), (3, 4), … A single character is its own code."""
+    raw = text.encode("utf-32-le", "surrogatepass")
     if len(text) < 2:
-        return frozenset((text,)) if text else frozenset()
-    return frozenset([text[i : i + 2] for i in range(len(text) - 1)])
+        return raw + bytes(4) if text else b""
+    n = len(text)
+    return raw[: 8 * (n // 2)] + raw[4 : 4 + 8 * ((n - 1) // 2)]
 
 
-def _figures(folded: str) -> frozenset[str]:
-    # 00388 and 0388 are one stock code; 40 and 40.0 one figure
+def _codes(data: bytes) -> frozenset[int]:
+    return frozenset(array("Q", data))
+
+
+def _bigrams(text: str) -> frozenset[int]:
+    return _codes(_pairs(text))
+
+
+def _figures(folded: str) -> str:
+    """The numbers in a text, space-separated, each once: 00388 and 0388 are one stock code, 40 and
+    40.0 one figure."""
     out = set()
     for n in _FIGURE.findall(folded):
         if "." in n:
             n = n.rstrip("0").rstrip(".")
         out.add(n.lstrip("0") or "0")
-    return frozenset(out)
+    return " ".join(sorted(out))
 
 
 def fingerprint(title: str, body: str) -> Fingerprint:
-    return folded_fingerprint(fold(title), fold(body[:OPENING_READ]))
+    return unpack(pack(fold(title), fold(body[:OPENING_READ])))
 
 
-def folded_fingerprint(f_title: str, f_opening: str) -> Fingerprint:
-    """The fingerprint of an already folded title and opening (sync workers fold them: store.segment)."""
+def pack(f_title: str, f_opening: str) -> Packed:
+    """The fingerprint of an already folded title and opening, to send (sync workers fold and pack)."""
     t = _NOT_WORD.sub("", f_title)
-    o = _NOT_WORD.sub("", f_opening)[:OPENING_CHARS]
-    title = _bigrams(t)
-    body = _bigrams(o)
+    text = t + _NOT_WORD.sub("", f_opening)[:OPENING_CHARS]  # title and body meet without a gap
     title_figures = _figures(f_title)
-    return Fingerprint(
-        title=title,
-        opening=title | body,
+    return Packed(
+        title=_pairs(t),
+        opening=_pairs(text),
+        probe=_pairs(text[: len(t) + PROBE_BIGRAMS + 1]),
         title_figures=title_figures,
-        figures=title_figures | _figures(f_opening),
-        probe=title | _bigrams(o[: PROBE_BIGRAMS + 1]),
+        figures=" ".join([title_figures, _figures(f_opening)]),
     )
 
 
-def similarity(a: Fingerprint, b: Fingerprint) -> float:
-    """How surely `a` and `b` report the same event, 0..1; 0 when their figures conflict."""
-    if (a.title_figures - b.figures) and (b.title_figures - a.figures):
+def unpack(p: Packed) -> Fingerprint:
+    title_figures = frozenset(p.title_figures.split())
+    return Fingerprint(
+        title=_codes(p.title),
+        opening=_codes(p.opening),
+        title_figures=title_figures,
+        figures=title_figures.union(p.figures.split()),
+        probe=_codes(p.probe),
+    )
+
+
+def similarity(a: Fingerprint, b: Fingerprint, at_least: float = 0.0) -> float:
+    """How surely `a` and `b` report the same event, 0..1; 0 when their figures conflict, and as soon as
+    the score cannot reach `at_least` (the titles' cover is computed first: two small intersections)."""
+    if (
+        a.title_figures
+        and b.title_figures
+        and (a.title_figures - b.figures)
+        and (b.title_figures - a.figures)
+    ):
         return 0.0
     if not a.opening or not b.opening or not a.title or not b.title:
         return 0.0
-    shared = len(a.opening & b.opening)
-    if not shared:
-        return 0.0
-    containment = shared / min(len(a.opening), len(b.opening))
     cover = (len(a.title & b.opening) / len(a.title) + len(b.title & a.opening) / len(b.title)) / 2
+    if cover < at_least * at_least:  # containment is at most 1
+        return 0.0
+    containment = len(a.opening & b.opening) / min(len(a.opening), len(b.opening))
     return math.sqrt(containment * cover)
 
 
@@ -143,7 +185,7 @@ class Grouper:
     changes: dict[int, tuple[int, int]] = field(default_factory=dict)
     new_merges: list[tuple[int, int]] = field(default_factory=list)
     merged: dict[int, int] = field(default_factory=dict)  # story -> the story it was merged into
-    _index: dict[str, set[int]] = field(default_factory=dict)
+    _index: dict[int, set[int]] = field(default_factory=dict)
     _by_ts: list[tuple[int, int]] = field(default_factory=list)  # heap of (ts, rowid)
     _newest: int = 0
 
@@ -153,6 +195,7 @@ class Grouper:
         self, rowid: int, ts: int, story: int, fp: Fingerprint, span: tuple[int, int] | None = None
     ) -> None:
         """Take a post whose story is already known (a stored neighbour) into the window."""
+        self.drop(rowid)
         self._put(rowid, _Entry(ts, story, fp))
         s = self.spans.get(story)
         first, last = span if span else (ts, ts)
@@ -173,7 +216,7 @@ class Grouper:
                     del self._index[gram]
 
     def _put(self, rowid: int, entry: _Entry) -> None:
-        self.drop(rowid)
+        """Hold a post that is not held (callers drop it first)."""
         self.entries[rowid] = entry
         for gram in entry.fp.title:
             self._index.setdefault(gram, set()).add(rowid)
@@ -203,22 +246,28 @@ class Grouper:
         return story
 
     def candidates(self, fp: Fingerprint) -> list[int]:
-        """The held posts whose titles share most probe bigrams with `fp` (common bigrams skipped)."""
-        counts: Counter[int] = Counter()
+        """The held posts whose titles share most probe bigrams with `fp` (common bigrams skipped; one
+        shared bigram can be all two reports' titles have in common: `FF` in two headlines on FF)."""
         index = self._index
-        for gram in fp.probe:
-            posts = index.get(gram)
-            if posts is not None and len(posts) <= COMMON_BIGRAM:
-                counts.update(posts)
-        return [r for r, _ in counts.most_common(MAX_CANDIDATES)]
+        lists = [posts for gram in fp.probe if (posts := index.get(gram)) and len(posts) <= COMMON_BIGRAM]
+        counts = Counter(chain.from_iterable(lists))
+        if len(counts) <= MAX_CANDIDATES:
+            return list(counts)
+        return sorted(counts, key=counts.__getitem__, reverse=True)[:MAX_CANDIDATES]
 
-    def assign(self, rowid: int, ts: int, fp: Fingerprint) -> int:
+    def assign(self, rowid: int, ts: int, fp: Fingerprint | None) -> int:
         """The story of a new or changed post; the post joins the window. An edited post is grouped
         anew: when it matches nothing it starts a new story, even if it was alone in its old one (its
-        old story may have been sent to chats as another event)."""
+        old story may have been sent to chats as another event). With grouping off (a window of 0; the
+        sync then makes no fingerprints, `fp` is None) every post is a story of its own."""
         self.drop(rowid)
+        if fp is None or self.window <= 0:
+            story = self.next_story
+            self.next_story += 1
+            self.changes[rowid] = (story, ts)
+            return story
         matches: list[tuple[float, int]] = []
-        for other in self.candidates(fp) if self.window > 0 else ():
+        for other in self.candidates(fp):
             entry = self.entries[other]
             if abs(entry.ts - ts) > self.window:
                 continue
@@ -226,7 +275,7 @@ class Grouper:
             span = self.spans.get(story)
             if span is not None and (ts - span.first > self.window or span.last - ts > self.window):
                 continue
-            score = similarity(fp, entry.fp)
+            score = similarity(fp, entry.fp, THRESHOLD)
             if score >= THRESHOLD:
                 matches.append((score, story))
         if matches:

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from .db import IndexedPost, Store
 from .jekyll import ArchiveConfig, Post, PostError, PostNotYet, Walk, inside, iter_post_files, parse_post
 from .segment import analyse
-from .stories import Grouper, StoryWrites, folded_fingerprint, take_writes
+from .stories import Grouper, StoryWrites, pack, take_writes, unpack
 
 BATCH = 1000
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
@@ -66,8 +66,11 @@ class SyncResult:
         }
 
 
-def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) -> IndexedPost:
-    """A parsed post plus its folded, segmented index texts."""
+def index_post(
+    post: Post, tz_name: str, mtime_ns: int, size: int, digest: str, stories: bool = True
+) -> IndexedPost:
+    """A parsed post plus its folded, segmented index texts, and its story fingerprint (packed: see
+    store.stories.Packed) unless story grouping is off."""
     local = post.date.astimezone(ZoneInfo(tz_name))
     fts, heads, rank, category_keys, tag_keys, opening = analyse(
         post.title, post.body, post.categories, post.tags
@@ -92,7 +95,7 @@ def index_post(post: Post, tz_name: str, mtime_ns: int, size: int, digest: str) 
         fts=fts,
         heads=heads,
         rank_text=rank,
-        opening=opening,
+        story_key=pack(rank.partition("\x1f")[0], opening) if stories else None,
     )
 
 
@@ -113,7 +116,8 @@ def _prepare(cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | Non
             continue
         try:
             post = parse_post(cfg, rel, raw)
-            out.append(("ok", rel, index_post(post, cfg.timezone, mtime_ns, len(raw), digest)))
+            grouped = cfg.story_window_hours > 0
+            out.append(("ok", rel, index_post(post, cfg.timezone, mtime_ns, len(raw), digest, grouped)))
         except PostError as exc:
             again = isinstance(exc, PostNotYet)  # parsed again at each sync; others once per version
             out.append(("err", rel, (str(exc), None if again else (mtime_ns, size))))
@@ -445,8 +449,8 @@ class _StoryWindow:
         if self.skip is not None and window > 0:
             await self._hold(ordered[0][0].ts - window, ordered[-1][0].ts + window, self.skip)
         for post, rowid, _ in ordered:
-            fp = folded_fingerprint(post.rank_text.partition("\x1f")[0], post.opening)
-            self.grouper.assign(rowid, post.ts, fp)
+            key = post.story_key
+            self.grouper.assign(rowid, post.ts, unpack(key) if key is not None and window > 0 else None)
         return take_writes(self.grouper)
 
     async def _hold(self, lo: int, hi: int, skip: set[int]) -> None:

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from store.db import Store
 from store.jekyll import open_archive
-from store.stories import Grouper, fingerprint, similarity
+from store.stories import Grouper, _bigrams, fingerprint, similarity
 from store.sync import sync_archive
 
 from .conftest import CORPUS, Archive, sync
@@ -236,3 +238,13 @@ def test_pair_quality_counts():
     # a, b together; c alone; d with a (a false merge); c-d ambiguous
     p, r, tp, fp, fn = pair_quality({"a": 1, "b": 1, "c": 2, "d": 1}, labels)
     assert (tp, fp, fn) == (1, 2, 2)
+
+
+@given(st.text(max_size=40))
+def test_bigram_codes_are_the_text_s_character_pairs(text: str):
+    pairs = {text[i : i + 2] for i in range(len(text) - 1)} or ({text} if text else set())
+
+    def code(pair: str) -> int:  # the two code points, the first in the low 32 bits
+        return ord(pair[0]) | (ord(pair[1]) << 32) if len(pair) == 2 else ord(pair)
+
+    assert _bigrams(text) == {code(p) for p in pairs}
