@@ -11,7 +11,7 @@ from store.text import fold
 from .. import keyboards as kb
 from .. import render
 from ..services import Services, services
-from .common import ascii_int, edit, int_arg, pressed, reply, send_beside
+from .common import ascii_int, button, edit, int_arg, reply, send_beside
 
 LATEST_DEFAULT = 8
 LATEST_MAX = 20
@@ -108,12 +108,10 @@ async def categories(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 
 
 async def on_categories_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    svc = services(context)
-    lang = await svc.language(update)
-    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    got = await button(update, context)
     if got is None:
         return
-    query, parts = got
+    svc, lang, query, parts = got
     page, fragment = (parts + ["", ""])[:2]
     await query.answer()
     text, keyboard = await _categories_screen(svc, lang, int_arg(page), fragment)
@@ -121,12 +119,10 @@ async def on_categories_page(update: Update, context: ContextTypes.DEFAULT_TYPE)
 
 
 async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    svc = services(context)
-    lang = await svc.language(update)
-    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    got = await button(update, context)
     if got is None:
         return
-    query, parts = got
+    svc, lang, query, parts = got
     if len(parts) != 3:
         await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
         return
@@ -180,12 +176,10 @@ async def send_post_card(update: Update, context: ContextTypes.DEFAULT_TYPE, ref
 
 
 async def on_open_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    svc = services(context)
-    lang = await svc.language(update)
-    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    got = await button(update, context)
     if got is None:
         return
-    query, parts = got
+    svc, lang, query, parts = got
     rowid = ascii_int(parts[0], 1) if parts else None
     post = await svc.store.get_post(rowid) if rowid is not None else None
     if post is None:
@@ -197,12 +191,10 @@ async def on_open_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def on_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A "+N reports" button: the story's reports, first report first, each with its source link."""
-    svc = services(context)
-    lang = await svc.language(update)
-    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    got = await button(update, context)
     if got is None:
         return
-    query, parts = got
+    svc, lang, query, parts = got
     story = ascii_int(parts[0], 1) if parts else None
     posts = await svc.store.story_posts(story) if story is not None else []
     if not posts:

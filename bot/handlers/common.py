@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
+from telegram.ext import ContextTypes
 
 from .. import keyboards as kb
 from .. import render
+from ..services import Services, services
 
 
 async def reply(update: Update, text: str, keyboard: InlineKeyboardMarkup | None = None) -> Message | None:
@@ -44,6 +47,22 @@ async def send_beside(
         reply_markup=keyboard,
         message_thread_id=getattr(message, "message_thread_id", None),
     )
+
+
+class Button(NamedTuple):
+    svc: Services
+    lang: str  # the chat's language
+    query: CallbackQuery
+    parts: list[str]  # the fields of the button's data (keyboards.parse)
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Button | None:
+    """Every button handler's start: the pressed button with the services and the chat's language;
+    None when pressed() answered it as expired."""
+    svc = services(context)
+    lang = await svc.language(update)
+    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    return None if got is None else Button(svc, lang, *got)
 
 
 async def reply_lines(update: Update, lines: list[str], max_messages: int = 5) -> None:

@@ -9,7 +9,7 @@ from telegram.ext import ContextTypes
 from .. import keyboards as kb
 from ..i18n import LANGUAGE_NAMES
 from ..services import services
-from .common import edit, pressed, reply
+from .common import button, edit, reply
 
 
 async def _may_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -39,12 +39,10 @@ async def lang_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def on_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    svc = services(context)
-    lang = await svc.language(update)
-    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    got = await button(update, context)
     if got is None:
         return
-    query, parts = got
+    svc, lang, query, parts = got
     choice = parts[0] if parts else ""
     if choice != "auto" and choice not in svc.i18n.catalogs:
         await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)

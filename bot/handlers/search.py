@@ -11,7 +11,7 @@ from .. import keyboards as kb
 from .. import render
 from ..services import Services, services
 from .browse import list_buttons, more_reports
-from .common import edit, int_arg, pressed, reply
+from .common import button, edit, int_arg, reply
 
 PER_PAGE = 5
 
@@ -78,12 +78,10 @@ async def search_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 async def on_search_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    svc = services(context)
-    lang = await svc.language(update)
-    got = await pressed(update, svc.i18n.t(lang, "button.expired"))
+    got = await button(update, context)
     if got is None:
         return
-    query, parts = got
+    svc, lang, query, parts = got
     assert query.message is not None  # pressed() answers buttons without a message
     text = (
         await svc.store.saved_query(query.message.chat.id, int_arg(parts[0], -1)) if len(parts) == 2 else None
