@@ -126,10 +126,14 @@ class PostsStore(StoreBase):
         touches: Iterable[tuple[int, int, int]] = (),
         deletes: Iterable[int] = (),
         next_rowid: int | None = None,
-        stories: StoryWrites | None = None,
+        stories: Sequence[StoryWrites] = (),
+        stories_behind: bool | None = None,
     ) -> None:
         """In one transaction: delete `deletes` rowids, refresh (rowid, mtime_ns, size) of `touches`,
-        write each (post, rowid, first_seen), replacing what that rowid held, and the posts' stories."""
+        write each (post, rowid, first_seen), replacing what that rowid held, and story changes (in
+        order). `stories_behind` True records that posts written so far may lack their stories (a large
+        sync groups in a process of its own, a batch behind: a sync that stops then leaves the stories
+        stale, to be regrouped by the next one), False that they no longer do."""
         touches, deletes = list(touches), list(deletes)
         async with self._transaction():
             if next_rowid is not None:
@@ -182,8 +186,12 @@ class PostsStore(StoreBase):
                         terms,
                     )
                 await self._index([(rowid, p.fts, p.heads, p.rank_text) for p, rowid, _ in posts])
-            if stories is not None:
-                await self._write_stories(stories)
+            for writes in stories:
+                await self._write_stories(writes)
+            if stories_behind:
+                await self._put_meta("stories_stale", "1")
+            elif stories_behind is not None:
+                await self.conn.execute("DELETE FROM meta WHERE key='stories_stale'")
 
     async def _write_stories(self, writes: StoryWrites) -> None:
         """A batch's story changes (store.stories), inside its write transaction."""

@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 import re
 from array import array
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import NamedTuple
@@ -57,22 +59,13 @@ _FIGURE = re.compile(r"\d+(?:\.\d+)?")
 PROBE_BIGRAMS = 30  # body bigrams (after the title's) that look for candidates
 
 
-class Fingerprint(NamedTuple):
-    title: frozenset[int]  # bigrams (see _pairs)
-    opening: frozenset[int]
-    title_figures: frozenset[str]
-    figures: frozenset[str]  # in the title and the opening
-    probe: frozenset[int]  # the title's and the body's first bigrams: what finds candidates
-
-
 class Packed(NamedTuple):
-    """A fingerprint as sync workers send it: bigram codes as bytes and figures as text, which pickle
-    for almost nothing (a fingerprint of frozensets costs the main process ~50 µs a post to unpickle;
-    `unpack` builds the sets from these in ~10 µs)."""
+    """A fingerprint as sync workers send it: the texts its bigrams are taken from and its figures,
+    ~0.6 KB a post that pickle for almost nothing (frozensets of bigrams cost ~50 µs a post to
+    unpickle, their codes as bytes weigh 1.8 KB: a sync's processes pass each fingerprint twice)."""
 
-    title: bytes
-    opening: bytes
-    probe: bytes
+    title: str  # the folded title, spaces and punctuation removed
+    text: str  # the same title, then the body's first OPENING_CHARS characters, likewise
     title_figures: str
     figures: str  # the opening's figures (with the title's)
 
@@ -88,12 +81,8 @@ def _pairs(text: str) -> bytes:
     return raw[: 8 * (n // 2)] + raw[4 : 4 + 8 * ((n - 1) // 2)]
 
 
-def _codes(data: bytes) -> frozenset[int]:
-    return frozenset(array("Q", data))
-
-
 def _bigrams(text: str) -> frozenset[int]:
-    return _codes(_pairs(text))
+    return frozenset(array("Q", _pairs(text)))
 
 
 def _figures(folded: str) -> str:
@@ -117,42 +106,75 @@ def pack(f_title: str, f_opening: str) -> Packed:
     text = t + _NOT_WORD.sub("", f_opening)[:OPENING_CHARS]  # title and body meet without a gap
     title_figures = _figures(f_title)
     return Packed(
-        title=_pairs(t),
-        opening=_pairs(text),
-        probe=_pairs(text[: len(t) + PROBE_BIGRAMS + 1]),
+        title=t,
+        text=text,
         title_figures=title_figures,
         figures=" ".join([title_figures, _figures(f_opening)]),
     )
 
 
+class Fingerprint:
+    """What grouping compares, built from a `Packed` fingerprint as far as it is used: the title's
+    bigrams at once (they find candidates), the opening's bigrams when the post is first compared, the
+    figures only when two posts are similar enough for them to matter. Most posts are compared with a
+    few others or none, so most of a fingerprint is never built; a post held in the window keeps its
+    packed texts (~0.5 KB) instead of sets (~13 KB)."""
+
+    __slots__ = ("title", "_packed", "_opening", "_figures")
+
+    def __init__(self, packed: Packed):
+        self.title: frozenset[int] = _bigrams(packed.title)  # (see _pairs)
+        self._packed = packed
+        self._opening: frozenset[int] | None = None
+        self._figures: tuple[frozenset[str], frozenset[str]] | None = None
+
+    @property
+    def opening(self) -> frozenset[int]:
+        """The bigrams of the title and the body's first characters."""
+        if self._opening is None:
+            self._opening = _bigrams(self._packed.text)
+        return self._opening
+
+    @property
+    def probe(self) -> frozenset[int]:
+        """The bigrams of the title and the body's first PROBE_BIGRAMS: what looks for candidates."""
+        p = self._packed
+        return _bigrams(p.text[: len(p.title) + PROBE_BIGRAMS + 1])
+
+    @property
+    def figures(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(the title's figures, those of the title and the opening)."""
+        if self._figures is None:
+            title = frozenset(self._packed.title_figures.split())
+            self._figures = (title, title.union(self._packed.figures.split()))
+        return self._figures
+
+
 def unpack(p: Packed) -> Fingerprint:
-    title_figures = frozenset(p.title_figures.split())
-    return Fingerprint(
-        title=_codes(p.title),
-        opening=_codes(p.opening),
-        title_figures=title_figures,
-        figures=title_figures.union(p.figures.split()),
-        probe=_codes(p.probe),
-    )
+    return Fingerprint(p)
+
+
+def conflict(a: Fingerprint, b: Fingerprint) -> bool:
+    """Whether each title has a figure the other post does not mention."""
+    (a_title, a_all), (b_title, b_all) = a.figures, b.figures
+    return bool(a_title and b_title and (a_title - b_all) and (b_title - a_all))
 
 
 def similarity(a: Fingerprint, b: Fingerprint, at_least: float = 0.0) -> float:
     """How surely `a` and `b` report the same event, 0..1; 0 when their figures conflict, and as soon as
-    the score cannot reach `at_least` (the titles' cover is computed first: two small intersections)."""
-    if (
-        a.title_figures
-        and b.title_figures
-        and (a.title_figures - b.figures)
-        and (b.title_figures - a.figures)
-    ):
+    the score cannot reach `at_least` (the titles' cover is computed first: two small intersections;
+    figures are looked at last, only when the score reaches `at_least`)."""
+    if not a.title or not b.title:  # (an opening holds its title's bigrams)
         return 0.0
-    if not a.opening or not b.opening or not a.title or not b.title:
-        return 0.0
-    cover = (len(a.title & b.opening) / len(a.title) + len(b.title & a.opening) / len(b.title)) / 2
+    a_opening, b_opening = a.opening, b.opening
+    cover = (len(a.title & b_opening) / len(a.title) + len(b.title & a_opening) / len(b.title)) / 2
     if cover < at_least * at_least:  # containment is at most 1
         return 0.0
-    containment = len(a.opening & b.opening) / min(len(a.opening), len(b.opening))
-    return math.sqrt(containment * cover)
+    containment = len(a_opening & b_opening) / min(len(a_opening), len(b_opening))
+    score = math.sqrt(containment * cover)
+    if score >= at_least and score > 0 and conflict(a, b):
+        return 0.0
+    return score
 
 
 @dataclass(slots=True)
@@ -248,8 +270,7 @@ class Grouper:
     def candidates(self, fp: Fingerprint) -> list[int]:
         """The held posts whose titles share most probe bigrams with `fp` (common bigrams skipped; one
         shared bigram can be all two reports' titles have in common: `FF` in two headlines on FF)."""
-        index = self._index
-        lists = [posts for gram in fp.probe if (posts := index.get(gram)) and len(posts) <= COMMON_BIGRAM]
+        lists = [posts for posts in map(self._index.get, fp.probe) if posts and len(posts) <= COMMON_BIGRAM]
         counts = Counter(chain.from_iterable(lists))
         if len(counts) <= MAX_CANDIDATES:
             return list(counts)
@@ -260,7 +281,8 @@ class Grouper:
         anew: when it matches nothing it starts a new story, even if it was alone in its old one (its
         old story may have been sent to chats as another event). With grouping off (a window of 0; the
         sync then makes no fingerprints, `fp` is None) every post is a story of its own."""
-        self.drop(rowid)
+        if rowid in self.entries:
+            self.drop(rowid)
         if fp is None or self.window <= 0:
             story = self.next_story
             self.next_story += 1
@@ -331,3 +353,52 @@ def take_writes(grouper: Grouper) -> StoryWrites:
     grouper.changes.clear()
     grouper.new_merges.clear()
     return out
+
+
+# a stored post a sync gives the grouper as a neighbour: (rowid, ts, story, title, body's first characters)
+StoredPost = tuple[int, int, int, str, str]
+
+
+def assign_batch(grouper: Grouper, items: Sequence[tuple[int, int, Packed | None]]) -> StoryWrites:
+    """The stories of a batch of new or changed posts, (rowid, ts, packed fingerprint or None) each,
+    grouped in date order, as rows to write."""
+    grouped = grouper.window > 0
+    for rowid, ts, key in sorted(items, key=lambda item: (item[1], item[0])):
+        grouper.assign(rowid, ts, unpack(key) if key is not None and grouped else None)
+    return take_writes(grouper)
+
+
+def hold_stored(grouper: Grouper, posts: Sequence[StoredPost], spans: dict[int, tuple[int, int]]) -> None:
+    """Give the grouper stored posts (with their stories' (first, last) dates) it does not hold yet."""
+    for rowid, ts, story, title, opening in posts:
+        if rowid not in grouper.entries:
+            grouper.hold(rowid, ts, story, fingerprint(title, opening), spans.get(story))
+
+
+# --- a grouper in a process of its own (a large sync runs one beside its parsing workers: store.sync) ---
+
+_own: Grouper | None = None
+
+
+def process_start(window: int, next_story: int) -> None:
+    """Set up this process's grouper, at the lowest priority: it groups with the CPU time the sync's
+    other processes leave idle (SCHED_IDLE on Linux, else the highest nice value, else as it is)."""
+    global _own
+    _own = Grouper(window, next_story)
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        try:
+            os.nice(19)
+        except (AttributeError, OSError):
+            pass
+
+
+def process_assign(items: Sequence[tuple[int, int, Packed | None]]) -> StoryWrites:
+    assert _own is not None, "process_start first"
+    return assign_batch(_own, items)
+
+
+def process_hold(posts: Sequence[StoredPost], spans: dict[int, tuple[int, int]]) -> None:
+    assert _own is not None, "process_start first"
+    hold_stored(_own, posts, spans)

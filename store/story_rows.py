@@ -11,7 +11,7 @@ from itertools import groupby
 from .base import _bounded
 from .candidates import SearchStore
 from .posts import POST_COLUMNS, PostRow
-from .stories import MAX_WINDOW_POSTS, OPENING_READ, Grouper, fingerprint
+from .stories import MAX_WINDOW_POSTS, OPENING_READ, StoredPost
 
 # p is its story's first report (earliest, then lowest rowid); a post without a story row is one
 FIRST_REPORT = (
@@ -29,18 +29,21 @@ class StoriesStore(SearchStore):
     async def stories_stale(self) -> bool:
         return await self.get_meta("stories_stale", "0") == "1"
 
-    async def hold_neighbours(self, grouper: Grouper, lo: int, hi: int, skip: set[int]) -> None:
-        """Give the grouper the stored posts dated lo..hi (not those in `skip`: posts this sync changes or
-        deletes), nearest the middle first when there are more than it keeps."""
+    async def stored_neighbours(
+        self, lo: int, hi: int, skip: set[int]
+    ) -> tuple[list[StoredPost], dict[int, tuple[int, int]]]:
+        """The stored posts dated lo..hi (not those in `skip`: posts a sync changes or deletes), nearest
+        the middle first when there are more than a grouper keeps, and their stories' (first, last)
+        dates: what a sync's grouper holds as neighbours (store.stories.hold_stored)."""
         mid = (lo + hi) // 2
         rows = await self._fetch(
             "SELECT s.rowid, s.ts, s.story, p.title, substr(p.body, 1, ?) FROM post_story s"
             " JOIN posts p ON p.rowid = s.rowid WHERE s.ts BETWEEN ? AND ? ORDER BY abs(s.ts - ?) LIMIT ?",
             (OPENING_READ, lo, hi, mid, MAX_WINDOW_POSTS),
         )
-        rows = [r for r in rows if r[0] not in skip and r[0] not in grouper.entries]
-        stories = sorted({r[2] for r in rows})
-        spans = {}
+        posts: list[StoredPost] = [tuple(r) for r in rows if r[0] not in skip]
+        stories = sorted({p[2] for p in posts})
+        spans: dict[int, tuple[int, int]] = {}
         if stories:
             spans = {
                 r[0]: (r[1], r[2])
@@ -49,8 +52,7 @@ class StoriesStore(SearchStore):
                     stories,
                 )
             }
-        for rowid, ts, story, title, opening in rows:
-            grouper.hold(rowid, ts, story, fingerprint(title, opening), spans.get(story))
+        return posts, spans
 
     async def latest(
         self, limit: int = 10, offset: int = 0, category_key: str | None = None

@@ -28,12 +28,26 @@ from zoneinfo import ZoneInfo
 from .db import IndexedPost, Store
 from .jekyll import ArchiveConfig, Post, PostError, PostNotYet, Walk, inside, iter_post_files, parse_post
 from .segment import analyse
-from .stories import Grouper, StoryWrites, pack, take_writes, unpack
+from .stories import (
+    Grouper,
+    StoryWrites,
+    assign_batch,
+    hold_stored,
+    pack,
+    process_assign,
+    process_hold,
+    process_start,
+)
 
 BATCH = 1000
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
 CHUNK = 250
 BULK_LOAD_AT = 5000  # changed files in one sync that make it a bulk load (Store.set_bulk_load)
+# A sync of this many changed files groups stories in a process of its own, at the lowest priority: it
+# groups with the CPU time the sync leaves idle and catches up during the index merge that ends a bulk
+# load, at most MAX_GROUPING_BEHIND batches behind the writes (further behind, the sync waits for it).
+GROUP_APART_AT = BULK_LOAD_AT
+MAX_GROUPING_BEHIND = 40
 # A sync that would delete more than this share of the indexed posts (and at least MASS_DELETE_MIN of
 # them) deletes nothing unless allowed: an unmounted volume or a wrong ARCHIVE_DIR looks like that, and
 # deleted posts that come back are new posts, auto-posted again.
@@ -227,16 +241,30 @@ async def sync_archive(
     try:
         return await _sync(store, cfg, states, procs, progress, started, allow_mass_delete)
     finally:
-        procs.stop()
+        procs.close()
 
 
 class _Workers:
-    """A sync's worker processes: started when the archive walk finds enough changed files (they load
-    their dictionaries while the walk goes on), stopped when the sync ends."""
+    """A sync's worker processes: the parsing workers, started when the archive walk finds enough
+    changed files (they load their dictionaries while the walk goes on) and stopped when all files are
+    parsed, and the story grouper's process of a large sync; all are stopped when the sync ends."""
 
     def __init__(self, n: int):
         self.n = n
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._grouping: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def grouping(self, window: int, next_story: int) -> concurrent.futures.Executor:
+        """A process of its own with a story grouper (store.stories.process_*); one process, so its
+        tasks run in the order they are given."""
+        if self._grouping is None:
+            self._grouping = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=process_start,
+                initargs=(window, next_story),
+            )
+        return self._grouping
 
     def start(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
@@ -247,9 +275,16 @@ class _Workers:
         return self._pool
 
     def stop(self) -> None:
+        """Stop the parsing workers."""
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._grouping is not None:
+            self._grouping.shutdown(cancel_futures=True)
+            self._grouping = None
 
 
 def _warm_up() -> None:
@@ -317,9 +352,11 @@ async def _sync(
     next_rowid = await store.next_rowid()
     stories = _StoryWindow(
         store,
-        Grouper(cfg.story_window_hours * 3600, await store.next_story_id()),
+        cfg.story_window_hours * 3600,
+        await store.next_story_id(),
         # stored posts this sync changes or deletes are not anyone's neighbours
         skip={*deletes, *(states[rel][0] for rel, _, _, _, _ in todo if rel in states)} if states else None,
+        grouping=workers.grouping if total >= GROUP_APART_AT and parallel else None,
     )
     writing: asyncio.Task | None = None
     written: list[tuple[str, int, int, int]] = []  # (path, rowid, mtime_ns, size), posts and touches
@@ -345,9 +382,11 @@ async def _sync(
                 next_rowid += 1
             else:
                 rows.append((p, state[0], known[p.path][1]))
-        story_writes = await stories.assign(rows)
+        story_writes, behind = await stories.assign(rows)
         writing = asyncio.ensure_future(
-            store.write_batch(rows, touches, deletes, next_rowid=next_rowid, stories=story_writes)
+            store.write_batch(
+                rows, touches, deletes, next_rowid=next_rowid, stories=story_writes, stories_behind=behind
+            )
         )
         written.extend((p.path, rowid, p.mtime_ns, p.size) for p, rowid, _ in rows)
         pending_posts, touches, deletes = [], [], []
@@ -410,6 +449,9 @@ async def _sync(
         # ~30% faster than with the segments incremental merging would have left).
         await store.set_bulk_load(False)
         await store.optimize()
+    story_writes, behind = await stories.finish()  # a grouper process may have kept on during the merge
+    if story_writes or behind is not None:
+        await store.write_batch([], stories=story_writes, stories_behind=behind)
     result.seconds = round(time.monotonic() - started, 3)
     summary = result.to_json() | {
         "seconds": result.seconds,
@@ -430,41 +472,79 @@ async def _sync(
 
 
 class _StoryWindow:
-    """A sync's story grouping: assigns each written post its story (store.stories) before its batch is
-    written, so posts and stories land in the same transaction. When the archive had posts before this
-    sync (`skip` is then the set of stored posts it changes or deletes), the grouper is given the stored
-    posts around each batch's dates."""
+    """A sync's story grouping (store.stories). A sync groups each batch in this process before the
+    batch is written, so posts and their stories land in one transaction. A large one (given `grouping`,
+    which starts a grouper process, see GROUP_APART_AT) groups in that process, behind the writes: each
+    batch's transaction writes the story changes of the batches grouped since the last one (in order),
+    and the sync writes the rest when all are grouped (`finish`); meanwhile the store is marked
+    `stories_stale`, so a sync that stops halfway is regrouped by the next one. When the archive had posts before this sync (`skip` is then the
+    set of stored posts it changes or deletes), the grouper is given the stored posts around each
+    batch's dates."""
 
-    def __init__(self, store: Store, grouper: Grouper, skip: set[int] | None):
+    def __init__(
+        self,
+        store: Store,
+        window: int,
+        next_story: int,
+        skip: set[int] | None,
+        grouping: Callable[[int, int], concurrent.futures.Executor] | None,
+    ):
         self.store = store
-        self.grouper = grouper
-        self.skip = skip
+        self.window = window
+        self.skip = skip if window > 0 else None
         self._held: tuple[int, int] | None = None  # the date range of stored posts given to the grouper
+        self._grouper: Grouper | None = None
+        self._process: concurrent.futures.Executor | None = None
+        if grouping is not None and window > 0:
+            self._process = grouping(window, next_story)
+        else:
+            self._grouper = Grouper(window, next_story)
+        self._grouping: collections.deque[asyncio.Future[StoryWrites | None]] = collections.deque()
+        self.behind = False  # posts were written whose stories are not yet
 
-    async def assign(self, rows: list[tuple[IndexedPost, int, int]]) -> StoryWrites:
-        if not rows:
-            return take_writes(self.grouper)
-        ordered = sorted(rows, key=lambda r: (r[0].ts, r[1]))
-        window = self.grouper.window
-        if self.skip is not None and window > 0:
-            await self._hold(ordered[0][0].ts - window, ordered[-1][0].ts + window, self.skip)
-        for post, rowid, _ in ordered:
-            key = post.story_key
-            self.grouper.assign(rowid, post.ts, unpack(key) if key is not None and window > 0 else None)
-        return take_writes(self.grouper)
+    async def assign(self, rows: list[tuple[IndexedPost, int, int]]) -> tuple[list[StoryWrites], bool | None]:
+        """Group a batch's posts: the story changes to write with the batch (in order) and the batch's
+        `stories_behind` (see PostsStore.write_batch)."""
+        if rows and self.skip is not None:
+            ts = [post.ts for post, _, _ in rows]
+            await self._hold(min(ts) - self.window, max(ts) + self.window, self.skip)
+        items = [(rowid, post.ts, post.story_key) for post, rowid, _ in rows]
+        if self._grouper is not None:
+            return [assign_batch(self._grouper, items)], None
+        if items:
+            loop = asyncio.get_running_loop()
+            self._grouping.append(loop.run_in_executor(self._process, process_assign, items))
+        return await self._take(lambda: len(self._grouping) > MAX_GROUPING_BEHIND)
+
+    async def finish(self) -> tuple[list[StoryWrites], bool | None]:
+        """The story changes not written yet, once all are grouped."""
+        return await self._take(lambda: True)
+
+    async def _take(self, wait: Callable[[], bool]) -> tuple[list[StoryWrites], bool | None]:
+        """The grouper process's results, in order: those ready, and those `wait()` says to wait for."""
+        done = []
+        while self._grouping and (self._grouping[0].done() or wait()):
+            writes = await self._grouping.popleft()
+            if writes is not None:  # a task that held neighbours returns nothing
+                done.append(writes)
+        was_behind, self.behind = self.behind, bool(self._grouping)
+        return done, True if self.behind else (False if was_behind else None)
 
     async def _hold(self, lo: int, hi: int, skip: set[int]) -> None:
         """Give the grouper the stored posts dated lo..hi it was not given yet."""
         held = self._held
-        if held is None:
-            await self.store.hold_neighbours(self.grouper, lo, hi, skip)
-        else:
-            if lo < held[0]:
-                await self.store.hold_neighbours(self.grouper, lo, held[0] - 1, skip)
-            if hi > held[1]:
-                await self.store.hold_neighbours(self.grouper, held[1] + 1, hi, skip)
+        ranges = [(lo, hi)]
+        if held is not None:
+            ranges = [r for r in ((lo, held[0] - 1), (held[1] + 1, hi)) if r[0] <= r[1]]
             lo, hi = min(lo, held[0]), max(hi, held[1])
         self._held = (lo, hi)
+        for a, b in ranges:
+            posts, spans = await self.store.stored_neighbours(a, b, skip)
+            if self._grouper is not None:
+                hold_stored(self._grouper, posts, spans)
+            elif posts:
+                loop = asyncio.get_running_loop()
+                self._grouping.append(loop.run_in_executor(self._process, process_hold, posts, spans))
 
 
 def _return_freed_memory() -> None:

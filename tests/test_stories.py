@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from store import sync as sync_module
 from store.db import Store
 from store.jekyll import open_archive
 from store.stories import Grouper, _bigrams, fingerprint, similarity
@@ -191,6 +192,138 @@ async def test_databases_from_before_stories_are_grouped(store: Store, archive: 
     await sync(store, archive)
     assert not await store.stories_stale()
     assert await story_of(store, "2024-05-01-cut") == await story_of(store, "2024-05-01-cut-rewrite") > 0
+
+
+# --- a large sync groups in a process of its own --------------------------------------------------
+
+DEBT = [
+    ("美众议院已有足够票数 允许加快提高债务上限程序", "美众议院已有足够票数，允许加快提高债务上限的程序。"),
+    (
+        "美众议院以222票支持212票反对通过债务上限议案",
+        "美众议院以222票支持212票反对的结果通过为提高债务上限扫清道路的议案。",
+    ),
+    (
+        "美国会众议院通过法案 允许加快提高债务上限程序",
+        "当地时间周二，美国国会众议院以222票支持、212票反对通过议案，允许加快提高债务上限的程序。",
+    ),
+]
+FILLERS = [  # unrelated posts: nothing alike to group
+    ("某地举办春季马拉松赛", "本届赛事吸引了来自各地的跑者参加，组委会提供了完善的补给服务。"),
+    ("图书馆延长夜间开放时间", "为方便读者，市图书馆自下周起每晚开放至二十二点。"),
+    ("新型电池材料研究取得进展", "研究团队开发出一种固态电解质，可提升储能密度并降低成本。"),
+    ("铁路部门增开周末列车", "为应对客流高峰，铁路局将在周末加开多趟旅游专线列车。"),
+    ("气象台发布大风蓝色预警", "受冷空气影响，沿海地区将出现阵风，请注意防范。"),
+    ("博物馆推出青铜器特展", "展览汇集多件珍贵文物，观众可预约参观并聆听讲解。"),
+    ("农业农村部部署夏粮收购", "各地要做好仓储准备，确保农民售粮顺畅、价格稳定。"),
+    ("足球联赛第十轮战罢", "主队凭借下半场进球取胜，积分榜排名升至第三位。"),
+    ("港口集装箱吞吐量创新高", "上月港口作业繁忙，外贸航线持续加密，装卸效率提升。"),
+    ("高校发布招生简章", "今年计划新增人工智能等专业，报名方式与往年相同。"),
+    ("城市公园完成改造重新开放", "改造后的公园增加了步道与儿童游乐设施，绿化面积扩大。"),
+    ("保险业协会发布理赔报告", "报告显示线上理赔占比持续提高，平均结案时间缩短。"),
+]
+
+
+def write_day(archive: Archive, day: int) -> None:
+    """One day of posts: the fixture events (same event rewritten, look-alikes, successive figures, a
+    report of two flashes) among filler posts that report nothing alike."""
+    d = f"2024-05-{day:02d}"
+    for name, post, time in [
+        ("cut", CUT, "08:00"),
+        ("cut-rewrite", CUT_REWRITE, "08:40"),
+        ("rating-a", RATING_A, "09:00"),
+        ("rating-b", RATING_B, "09:05"),
+        ("flow-20", FLOW_20, "10:00"),
+        ("flow-35", FLOW_35, "11:00"),
+        ("debt-a", DEBT[0], "12:00"),
+        ("debt-b", DEBT[1], "12:02"),
+        ("debt-c", DEBT[2], "13:00"),
+    ]:
+        write(archive, f"{d}-{name}", post, f"{d} {time}:00 +0800")
+    for i, post in enumerate(FILLERS):
+        write(archive, f"{d}-filler{i}", post, f"{d} {14 + i % 8}:{i:02d}:00 +0800")
+
+
+async def partition(store: Store) -> set[frozenset[str]]:
+    rows = await store._fetch("SELECT p.id, s.story FROM posts p JOIN post_story s ON s.rowid = p.rowid")
+    stories: dict[int, set[str]] = {}
+    for post_id, story in rows:
+        stories.setdefault(story, set()).add(post_id)
+    return {frozenset(ids) for ids in stories.values()}
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Make a sync of a few dozen posts a large one: parsing workers, a grouper process, many batches."""
+    monkeypatch.setattr(sync_module, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(sync_module, "GROUP_APART_AT", 10)
+    monkeypatch.setattr(sync_module, "CHUNK", 5)
+    monkeypatch.setattr(sync_module, "BATCH", 6)
+    started = []
+    real = sync_module._Workers.grouping
+    monkeypatch.setattr(
+        sync_module._Workers, "grouping", lambda self, *a: started.append(a) or real(self, *a)
+    )
+    return started
+
+
+async def test_a_large_sync_groups_in_a_process_of_its_own(tmp_path: Path, archive: Archive, small_batches):
+    for day in (1, 4):
+        write_day(archive, day)
+    async with await Store.open(tmp_path / "apart.sqlite3") as apart:
+        await sync_archive(apart, open_archive(archive.root), workers=2)
+        assert len(small_batches) == 1  # grouped in a process of its own
+        assert not await apart.stories_stale()
+        got = await partition(apart)
+    async with await Store.open(tmp_path / "here.sqlite3") as here:
+        await sync_archive(here, open_archive(archive.root), workers=0)
+        assert len(small_batches) == 1  # grouped in this process
+        assert await partition(here) == got
+    for day in (1, 4):
+        d = f"2024-05-{day:02d}"
+        assert frozenset({f"{d}-cut", f"{d}-cut-rewrite"}) in got
+        assert frozenset({f"{d}-debt-a", f"{d}-debt-b", f"{d}-debt-c"}) in got
+        for alone in ("rating-a", "rating-b", "flow-20", "flow-35", "filler0", "filler11"):
+            assert frozenset({f"{d}-{alone}"}) in got
+    assert len(got) == 2 * (1 + 1 + 4 + 12)
+
+
+async def test_a_large_sync_groups_new_reports_with_stored_ones(
+    store: Store, archive: Archive, small_batches
+):
+    write(archive, "2024-05-01-cut", CUT, "2024-05-01 08:00:00 +0800")
+    await sync_archive(store, open_archive(archive.root), workers=2)  # one post: grouped here
+    assert small_batches == []
+    first = await story_of(store, "2024-05-01-cut")
+    write(archive, "2024-05-01-cut-rewrite", CUT_REWRITE, "2024-05-01 08:40:00 +0800")
+    write_day(archive, 5)  # and the same events again, days later: other stories
+    await sync_archive(store, open_archive(archive.root), workers=2)
+    assert len(small_batches) == 1
+    assert await story_of(store, "2024-05-01-cut-rewrite") == first
+    assert await story_of(store, "2024-05-05-cut") == await story_of(store, "2024-05-05-cut-rewrite") != first
+
+
+async def test_a_sync_that_stops_with_its_grouping_behind_is_regrouped(
+    store: Store, archive: Archive, small_batches, monkeypatch
+):
+    write_day(archive, 1)
+
+    async def never(self, wait):  # the grouper's results never arrive: every batch is written behind
+        return [], True
+
+    async def stop(self):
+        raise RuntimeError("the sync stops here")
+
+    monkeypatch.setattr(sync_module._StoryWindow, "_take", never)
+    monkeypatch.setattr(sync_module._StoryWindow, "finish", stop)
+    with pytest.raises(RuntimeError):
+        await sync_archive(store, open_archive(archive.root), workers=2)
+    assert await store.stories_stale()
+    assert await store.count_posts() == 21
+    monkeypatch.undo()
+    result = await sync_archive(store, open_archive(archive.root), workers=0)
+    assert result.unchanged == 21  # the posts were written; their stories are made anew
+    assert not await store.stories_stale()
+    assert await story_of(store, "2024-05-01-cut") == await story_of(store, "2024-05-01-cut-rewrite")
 
 
 # --- quality on the real archive -------------------------------------------------------------------
