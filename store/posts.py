@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from .base import StoreBase, _bounded, _json_list, _locked
 from .segment import INDEX_FORMAT, Analysis, HeadTexts, IndexTexts, analyse
-from .stories import OPENING_READ, Grouper, Packed, StoryWrites, fingerprint, take_writes
+from .stories import OPENING_READ, Grouper, StoryKey, StoryWrites, fingerprint, take_writes
 
 _FTS_DEFAULTS = {"automerge": 4, "crisismerge": 16, "hashsize": 1 << 20}
 
@@ -78,7 +78,7 @@ class IndexedPost(NamedTuple):
     fts: IndexTexts
     heads: HeadTexts
     rank_text: str
-    story_key: Packed | None = None  # the post's story fingerprint, packed (store.stories)
+    story_key: StoryKey | None = None  # what the post's story fingerprint is made of (store.stories)
 
 
 class PostsStore(StoreBase):

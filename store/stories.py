@@ -40,7 +40,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import NamedTuple
 
 from .text import fold
 
@@ -59,17 +58,6 @@ _FIGURE = re.compile(r"\d+(?:\.\d+)?")
 PROBE_BIGRAMS = 30  # body bigrams (after the title's) that look for candidates
 
 
-class Packed(NamedTuple):
-    """A fingerprint as sync workers send it: the texts its bigrams are taken from and its figures,
-    ~0.6 KB a post that pickle for almost nothing (frozensets of bigrams cost ~50 µs a post to
-    unpickle, their codes as bytes weigh 1.8 KB: a sync's processes pass each fingerprint twice)."""
-
-    title: str  # the folded title, spaces and punctuation removed
-    text: str  # the same title, then the body's first OPENING_CHARS characters, likewise
-    title_figures: str
-    figures: str  # the opening's figures (with the title's)
-
-
 def _pairs(text: str) -> bytes:
     """Each character with the next as one 64-bit code (the two code points' UTF-32 bytes), as the
     bytes of an array of them: taken in C from two aligned views of the encoded text, pairs (0, 1),
@@ -85,73 +73,66 @@ def _bigrams(text: str) -> frozenset[int]:
     return frozenset(array("Q", _pairs(text)))
 
 
-def _figures(folded: str) -> str:
-    """The numbers in a text, space-separated, each once: 00388 and 0388 are one stock code, 40 and
-    40.0 one figure."""
+def _figures(folded: str) -> set[str]:
+    """The numbers in a text: 00388 and 0388 are one stock code, 40 and 40.0 one figure."""
     out = set()
     for n in _FIGURE.findall(folded):
         if "." in n:
             n = n.rstrip("0").rstrip(".")
         out.add(n.lstrip("0") or "0")
-    return " ".join(sorted(out))
+    return out
 
 
 def fingerprint(title: str, body: str) -> Fingerprint:
-    return unpack(pack(fold(title), fold(body[:OPENING_READ])))
+    return Fingerprint(fold(title), fold(body[:OPENING_READ]))
 
 
-def pack(f_title: str, f_opening: str) -> Packed:
-    """The fingerprint of an already folded title and opening, to send (sync workers fold and pack)."""
-    t = _NOT_WORD.sub("", f_title)
-    text = t + _NOT_WORD.sub("", f_opening)[:OPENING_CHARS]  # title and body meet without a gap
-    title_figures = _figures(f_title)
-    return Packed(
-        title=t,
-        text=text,
-        title_figures=title_figures,
-        figures=" ".join([title_figures, _figures(f_opening)]),
-    )
+# A post's story key, as sync workers send it: its folded title and the folded start of its body
+# (OPENING_READ characters). Grouping makes the fingerprint: that work runs in the grouper's process.
+StoryKey = tuple[str, str]
 
 
 class Fingerprint:
-    """What grouping compares, built from a `Packed` fingerprint as far as it is used: the title's
-    bigrams at once (they find candidates), the opening's bigrams when the post is first compared, the
-    figures only when two posts are similar enough for them to matter. Most posts are compared with a
-    few others or none, so most of a fingerprint is never built; a post held in the window keeps its
-    packed texts (~0.5 KB) instead of sets (~13 KB)."""
+    """What grouping compares, of a post's folded title and opening, built as far as it is used: the
+    title's bigrams at once (they find candidates), the opening's bigrams when the post is first
+    compared, the figures only when two posts are similar enough for them to matter."""
 
-    __slots__ = ("title", "_packed", "_opening", "_figures")
+    __slots__ = ("title", "_title_chars", "_text", "_folded", "_opening", "_figures")
 
-    def __init__(self, packed: Packed):
-        self.title: frozenset[int] = _bigrams(packed.title)  # (see _pairs)
-        self._packed = packed
+    def __init__(self, f_title: str, f_opening: str):
+        t = _NOT_WORD.sub("", f_title)
+        self.title: frozenset[int] = _bigrams(t)  # (see _pairs)
+        self._title_chars = len(t)
+        # the body's first OPENING_CHARS word characters, from as little of it as will do
+        head = OPENING_CHARS + OPENING_CHARS // 4
+        body = _NOT_WORD.sub("", f_opening[:head])
+        if len(body) < OPENING_CHARS and len(f_opening) > head:
+            body = _NOT_WORD.sub("", f_opening)
+        self._text = t + body[:OPENING_CHARS]  # title and body meet without a gap
+        self._folded = (f_title, f_opening)
         self._opening: frozenset[int] | None = None
         self._figures: tuple[frozenset[str], frozenset[str]] | None = None
 
     @property
     def opening(self) -> frozenset[int]:
-        """The bigrams of the title and the body's first characters."""
+        """The bigrams of the title and the body's first OPENING_CHARS characters."""
         if self._opening is None:
-            self._opening = _bigrams(self._packed.text)
+            self._opening = _bigrams(self._text)
         return self._opening
 
     @property
     def probe(self) -> frozenset[int]:
         """The bigrams of the title and the body's first PROBE_BIGRAMS: what looks for candidates."""
-        p = self._packed
-        return _bigrams(p.text[: len(p.title) + PROBE_BIGRAMS + 1])
+        return _bigrams(self._text[: self._title_chars + PROBE_BIGRAMS + 1])
 
     @property
     def figures(self) -> tuple[frozenset[str], frozenset[str]]:
         """(the title's figures, those of the title and the opening)."""
         if self._figures is None:
-            title = frozenset(self._packed.title_figures.split())
-            self._figures = (title, title.union(self._packed.figures.split()))
+            f_title, f_opening = self._folded
+            title = frozenset(_figures(f_title))
+            self._figures = (title, title.union(_figures(f_opening)))
         return self._figures
-
-
-def unpack(p: Packed) -> Fingerprint:
-    return Fingerprint(p)
 
 
 def conflict(a: Fingerprint, b: Fingerprint) -> bool:
@@ -230,21 +211,30 @@ class Grouper:
         entry = self.entries.pop(rowid, None)
         if entry is None:
             return
+        index = self._index
         for gram in entry.fp.title:
-            posts = self._index.get(gram)
-            if posts is not None:
+            posts = index[gram]  # every held post's title bigrams are indexed
+            if len(posts) == 1:
+                del index[gram]
+            else:
                 posts.discard(rowid)
-                if not posts:
-                    del self._index[gram]
 
     def _put(self, rowid: int, entry: _Entry) -> None:
         """Hold a post that is not held (callers drop it first)."""
         self.entries[rowid] = entry
+        index = self._index
         for gram in entry.fp.title:
-            self._index.setdefault(gram, set()).add(rowid)
+            posts = index.get(gram)
+            if posts is None:
+                index[gram] = {rowid}
+            else:
+                posts.add(rowid)
         heapq.heappush(self._by_ts, (entry.ts, rowid))
-        self._newest = max(self._newest, entry.ts)
-        self._evict()
+        if entry.ts > self._newest:
+            self._newest = entry.ts
+        heap = self._by_ts
+        if heap[0][0] < self._newest - 2 * self.window or len(self.entries) > MAX_WINDOW_POSTS:
+            self._evict()
 
     def _evict(self) -> None:
         """Forget the oldest posts: beyond the window of the newest post seen (they can no longer be
@@ -359,12 +349,12 @@ def take_writes(grouper: Grouper) -> StoryWrites:
 StoredPost = tuple[int, int, int, str, str]
 
 
-def assign_batch(grouper: Grouper, items: Sequence[tuple[int, int, Packed | None]]) -> StoryWrites:
-    """The stories of a batch of new or changed posts, (rowid, ts, packed fingerprint or None) each,
-    grouped in date order, as rows to write."""
+def assign_batch(grouper: Grouper, items: Sequence[tuple[int, int, StoryKey | None]]) -> StoryWrites:
+    """The stories of a batch of new or changed posts, (rowid, ts, story key or None) each, grouped in
+    date order, as rows to write."""
     grouped = grouper.window > 0
     for rowid, ts, key in sorted(items, key=lambda item: (item[1], item[0])):
-        grouper.assign(rowid, ts, unpack(key) if key is not None and grouped else None)
+        grouper.assign(rowid, ts, Fingerprint(*key) if key is not None and grouped else None)
     return take_writes(grouper)
 
 
@@ -394,7 +384,7 @@ def process_start(window: int, next_story: int) -> None:
             pass
 
 
-def process_assign(items: Sequence[tuple[int, int, Packed | None]]) -> StoryWrites:
+def process_assign(items: Sequence[tuple[int, int, StoryKey | None]]) -> StoryWrites:
     assert _own is not None, "process_start first"
     return assign_batch(_own, items)
 

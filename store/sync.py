@@ -33,7 +33,6 @@ from .stories import (
     StoryWrites,
     assign_batch,
     hold_stored,
-    pack,
     process_assign,
     process_hold,
     process_start,
@@ -83,8 +82,8 @@ class SyncResult:
 def index_post(
     post: Post, tz_name: str, mtime_ns: int, size: int, digest: str, stories: bool = True
 ) -> IndexedPost:
-    """A parsed post plus its folded, segmented index texts, and its story fingerprint (packed: see
-    store.stories.Packed) unless story grouping is off."""
+    """A parsed post plus its folded, segmented index texts, and its story key (store.stories.StoryKey)
+    unless story grouping is off."""
     local = post.date.astimezone(ZoneInfo(tz_name))
     fts, heads, rank, category_keys, tag_keys, opening = analyse(
         post.title, post.body, post.categories, post.tags
@@ -109,7 +108,7 @@ def index_post(
         fts=fts,
         heads=heads,
         rank_text=rank,
-        story_key=pack(rank.partition("\x1f")[0], opening) if stories else None,
+        story_key=(rank.partition("\x1f")[0], opening) if stories else None,
     )
 
 
