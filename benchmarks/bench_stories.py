@@ -111,11 +111,11 @@ async def main() -> None:
                 print(f"round {r + 1}: the version without stories: full sync {before[-1]:.1f} s", flush=True)
         on, off = min(times[48]), min(times[0])
         print(
-            f"full sync, best of {args.rounds}: grouping on {on:.1f} s, off {off:.1f} s: +{(on / off - 1) * 100:.1f}%"
+            f"full sync, best of {args.rounds}: grouping on {on:.1f} s, off {off:.1f} s: {(on / off - 1) * 100:+.1f}%"
         )
         if before:
             base = min(before)
-            print(f"  the version without stories: {base:.1f} s: grouping on +{(on / base - 1) * 100:.1f}%")
+            print(f"  the version without stories: {base:.1f} s: grouping on {(on / base - 1) * 100:+.1f}%")
         db = work / "r0-48.sqlite3"
         for new in (1, 5):
             seconds = await incremental(args.archive, db, new)
