@@ -16,6 +16,7 @@ import ctypes
 import errno
 import gc
 import hashlib
+import logging
 import multiprocessing
 import os
 import stat
@@ -37,6 +38,8 @@ from .stories import (
     process_hold,
     process_start,
 )
+
+log = logging.getLogger("newsbot.sync")
 
 BATCH = 1000
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
@@ -500,6 +503,7 @@ class _StoryWindow:
             self._grouper = Grouper(window, next_story)
         self._grouping: collections.deque[asyncio.Future[StoryWrites | None]] = collections.deque()
         self.behind = False  # posts were written whose stories are not yet
+        self.failed = False  # the grouper process failed: no more stories this sync
 
     async def assign(self, rows: list[tuple[IndexedPost, int, int]]) -> tuple[list[StoryWrites], bool | None]:
         """Group a batch's posts: the story changes to write with the batch (in order) and the batch's
@@ -510,7 +514,7 @@ class _StoryWindow:
         items = [(rowid, post.ts, post.story_key) for post, rowid, _ in rows]
         if self._grouper is not None:
             return [assign_batch(self._grouper, items)], None
-        if items:
+        if items and not self.failed:
             loop = asyncio.get_running_loop()
             self._grouping.append(loop.run_in_executor(self._process, process_assign, items))
         return await self._take(lambda: len(self._grouping) > MAX_GROUPING_BEHIND)
@@ -520,13 +524,25 @@ class _StoryWindow:
         return await self._take(lambda: True)
 
     async def _take(self, wait: Callable[[], bool]) -> tuple[list[StoryWrites], bool | None]:
-        """The grouper process's results, in order: those ready, and those `wait()` says to wait for."""
+        """The grouper process's results, in order: those ready, and those `wait()` says to wait for.
+        If the process fails (killed, out of memory), the sync goes on without stories: the posts are
+        written, the store stays marked `stories_stale` and the next sync groups them."""
         done = []
-        while self._grouping and (self._grouping[0].done() or wait()):
-            writes = await self._grouping.popleft()
+        while not self.failed and self._grouping and (self._grouping[0].done() or wait()):
+            try:
+                writes = await self._grouping.popleft()
+            except Exception as exc:  # the process or its task failed: its state is lost
+                log.warning(
+                    "story grouping stopped (%s: %s); the next sync groups the posts", type(exc).__name__, exc
+                )
+                self.failed = True
+                for pending in self._grouping:
+                    pending.cancel()
+                self._grouping.clear()
+                break
             if writes is not None:  # a task that held neighbours returns nothing
                 done.append(writes)
-        was_behind, self.behind = self.behind, bool(self._grouping)
+        was_behind, self.behind = self.behind, bool(self._grouping) or self.failed
         return done, True if self.behind else (False if was_behind else None)
 
     async def _hold(self, lo: int, hi: int, skip: set[int]) -> None:
@@ -541,7 +557,7 @@ class _StoryWindow:
             posts, spans = await self.store.stored_neighbours(a, b, skip)
             if self._grouper is not None:
                 hold_stored(self._grouper, posts, spans)
-            elif posts:
+            elif posts and not self.failed:
                 loop = asyncio.get_running_loop()
                 self._grouping.append(loop.run_in_executor(self._process, process_hold, posts, spans))
 

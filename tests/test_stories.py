@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -322,6 +323,24 @@ async def test_a_sync_that_stops_with_its_grouping_behind_is_regrouped(
     monkeypatch.undo()
     result = await sync_archive(store, open_archive(archive.root), workers=0)
     assert result.unchanged == 21  # the posts were written; their stories are made anew
+    assert not await store.stories_stale()
+    assert await story_of(store, "2024-05-01-cut") == await story_of(store, "2024-05-01-cut-rewrite")
+
+
+async def test_a_sync_goes_on_when_its_grouper_process_fails(
+    store: Store, archive: Archive, small_batches, monkeypatch, caplog
+):
+    write_day(archive, 1)
+    # a "process" whose grouper was never set up: every task it runs fails, as a killed process would
+    monkeypatch.setattr(
+        sync_module._Workers, "grouping", lambda self, *a: small_batches.append(a) or ThreadPoolExecutor(1)
+    )
+    result = await sync_archive(store, open_archive(archive.root), workers=2)
+    assert len(small_batches) == 1
+    assert result.added == 21 and not result.errors  # every post is written
+    assert await store.stories_stale()
+    assert "story grouping stopped" in caplog.text
+    await sync_archive(store, open_archive(archive.root), workers=0)  # groups them
     assert not await store.stories_stale()
     assert await story_of(store, "2024-05-01-cut") == await story_of(store, "2024-05-01-cut-rewrite")
 
