@@ -36,6 +36,7 @@ class StoreBase:
         # handler's write never lands inside (or breaks) a sync's transaction.
         self._lock = asyncio.Lock()
         self._timezone: str | None = None
+        self._pair_chars: str | None = None
         self._states_cache: tuple[str | None, dict[str, tuple[int, int, int]]] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -127,12 +128,20 @@ class StoreBase:
         await self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         if key == "timezone":
             self._timezone = value
+        elif key == "pair_chars":
+            self._pair_chars = value
 
     async def archive_timezone(self) -> str:
         """The archive's time zone as recorded by the last sync (cached; a sync here updates it)."""
         if self._timezone is None:
             self._timezone = await self.get_meta("timezone", "UTC") or "UTC"
         return self._timezone
+
+    async def pair_chars(self) -> str:
+        """The archive's pair characters (store.segment), "" until a sync chose them (cached)."""
+        if self._pair_chars is None:
+            self._pair_chars = await self.get_meta("pair_chars", "") or ""
+        return self._pair_chars
 
     async def current_seq(self) -> int:
         return int(await self.get_meta("sync_seq", "0") or 0)

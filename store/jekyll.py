@@ -184,6 +184,7 @@ class ArchiveConfig:
     summary_chars: int = 200
     max_post_bytes: int = 2 << 20  # bigger post files are skipped (0: no limit)
     story_window_hours: int = 48  # reports of one event within this window form a story (0: off)
+    pair_chars: str = ""  # the database's pair characters (store.segment), set by the sync
 
     @property
     def roots(self) -> tuple[str, str]:

@@ -206,7 +206,7 @@ class PostsStore(StoreBase):
     async def _index(self, entries: Sequence[tuple[int, IndexTexts, HeadTexts, str]]) -> None:
         """Add (rowid, index texts, title texts, ranking text) to both FTS indexes and post_heads."""
         await self.conn.executemany(
-            "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars) VALUES (?,?,?,?,?,?)",
+            "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars, pairs) VALUES (?,?,?,?,?,?,?)",
             [(rowid, *fts) for rowid, fts, _, _ in entries],
         )
         await self.conn.executemany(
@@ -224,7 +224,8 @@ class PostsStore(StoreBase):
         if not existing:
             return
         await self.conn.executemany(
-            "INSERT INTO posts_fts (posts_fts, rowid, title, tags, body, sub, chars) VALUES ('delete',?,?,?,?,?,?)",
+            "INSERT INTO posts_fts (posts_fts, rowid, title, tags, body, sub, chars, pairs)"
+            " VALUES ('delete',?,?,?,?,?,?,?)",
             [(rowid, *a.fts) for rowid, a in existing],
         )
         await self.conn.executemany(
@@ -243,7 +244,20 @@ class PostsStore(StoreBase):
         rows = await self._rows_in(
             "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})", rowids
         )
-        return [(r[0], analyse(r[1], r[2], json.loads(r[3]), json.loads(r[4]))) for r in rows]
+        chars = await self.pair_chars()
+        return [(r[0], analyse(r[1], r[2], json.loads(r[3]), json.loads(r[4]), chars)) for r in rows]
+
+    async def sample_texts(self, n: int, chars: int) -> list[str]:
+        """The title and first `chars` characters of the body of up to `n` stored posts, spread evenly
+        over the archive."""
+        ids = [r[0] for r in await self._fetch("SELECT rowid FROM posts ORDER BY rowid")]
+        ids = ids[:: max(1, len(ids) // max(n, 1))][:n]
+        rows = await self._rows_in(
+            "SELECT title || char(10) || substr(body, 1, ?) FROM posts WHERE rowid IN ({})",
+            ids,
+            before=[chars],
+        )
+        return [r[0] for r in rows]
 
     async def index_is_current(self) -> bool:
         """False when the FTS texts were built by another segmenter/folding version than this one."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -162,6 +162,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX post_story_story ON post_story (story, ts, rowid);
     CREATE INDEX post_story_ts ON post_story (ts);
     INSERT OR REPLACE INTO meta (key, value) SELECT 'stories_stale', '1' WHERE EXISTS (SELECT 1 FROM posts);
+    """,
+    # 9 -> 10: a `pairs` column (store.segment: adjacent common characters as one token), so phrases of
+    # common characters are read from short doclists. The next sync chooses the archive's pair characters
+    # and rebuilds the index.
+    """
+    DROP TABLE posts_fts;
+    CREATE VIRTUAL TABLE posts_fts USING fts5(
+        title, tags, body, sub, chars, pairs,
+        content = '',
+        columnsize = 0,
+        tokenize = 'ascii'
+    );
+    DELETE FROM meta WHERE key = 'index_format';
+    INSERT INTO meta VALUES ('index_format', 'stale');
     """,
 ]
 

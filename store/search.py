@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from .candidates import Reads
 from .db import PostRow, SearchFilters, Store
-from .segment import words
+from .segment import pair_phrase, words
 from .text import CJK_CHAR, fold
 
 MAX_RESULTS = 1000  # reachable by paging; the count is exact up to this
@@ -173,11 +173,16 @@ _CJK_ONLY = re.compile(f"(?:{CJK_CHAR}|\\s)+")
 _WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit, CJK included
 
 
-def _char_expr(runs: list[str], latin: list[str], latin_columns: str) -> str | None:
+def _char_expr(runs: list[str], latin: list[str], latin_columns: str, pair_chars: str = "") -> str | None:
     """Substring match: each CJK run of the term as a phrase of characters over the `chars` column (an
-    exact substring); the Latin/digit words as a phrase over `latin_columns` whose last word may be a
-    prefix (`farad` finds `Faraday`; prefixes of fewer than 3 characters must match whole words)."""
-    parts = [f"chars : {_phrase(list(run))}" for run in runs]
+    exact substring), or, when every character of it is one of the archive's pair characters, as the
+    same phrase over the `pairs` column (exact too, and cheap: store.segment); the Latin/digit words as
+    a phrase over `latin_columns` whose last word may be a prefix (`farad` finds `Faraday`; prefixes of
+    fewer than 3 characters must match whole words)."""
+    parts = []
+    for run in runs:
+        tokens = pair_phrase(run, pair_chars)
+        parts.append(f"pairs : {_phrase(tokens)}" if tokens else f"chars : {_phrase(list(run))}")
     if latin:
         parts.append(latin_columns + " : " + _phrase(latin) + (" *" if len(latin[-1]) >= 3 else ""))
     if not parts:
@@ -206,13 +211,13 @@ class _Term:
     costly_words: bool  # its words are single characters (这是, 高管): a word phrase costs a substring's
 
     @classmethod
-    def of(cls, text: str) -> _Term:
+    def of(cls, text: str, pair_chars: str = "") -> _Term:
         folded = fold(text)
         toks = words(folded)
         runs = _CJK_RUN.findall(folded)
         latin = words(_CJK_RUN.sub(" ", folded)) if runs else toks
         word = _word_expr(toks, "{title tags body}", "{title tags body sub}")
-        chars = _char_expr(runs, latin, "{title body}")
+        chars = _char_expr(runs, latin, "{title body}", pair_chars)
         label = _word_expr(toks, "tags")
         # A term of CJK only is a substring of the title or body wherever it is one of their words, so
         # its words are only looked for among the labels: one phrase to evaluate, not two.
@@ -361,8 +366,9 @@ def day_start(day: date | None, zone: ZoneInfo, next_day: bool = False) -> int |
 async def _compile(store: Store, q: Query, tz: str | None) -> tuple[list[_Term], SearchFilters, list[str]]:
     """The query's terms (those made only of punctuation or operators, `%`, `++`, match nothing and are
     dropped from `q`), its filters, and its exclusion expressions."""
-    terms = [t for t in map(_Term.of, q.terms) if t.matchable]
-    excludes = [t for t in map(_Term.of, q.excludes) if t.any]
+    pair_chars = await store.pair_chars()
+    terms = [t for t in (_Term.of(text, pair_chars) for text in q.terms) if t.matchable]
+    excludes = [t for t in (_Term.of(text, pair_chars) for text in q.excludes) if t.any]
     q.terms, q.excludes = [t.text for t in terms], [t.text for t in excludes]
     zone = ZoneInfo(tz or await store.archive_timezone())
     filters = SearchFilters(

@@ -12,7 +12,13 @@ FTS table's `ascii` tokenizer takes every non-ASCII character as part of a token
 - ``sub``: the extra search-mode pieces (清华 华大 大学 for 清华大学), unshown, low weight;
 - ``chars``: every CJK character as its own token (other text collapsed to a gap token) — a phrase
   query over it is an exact substring match, which makes Chinese recall substring-complete (`知` finds
-  `知道`).
+  `知道`);
+- ``pairs``: each two adjacent characters as one token when both are among the archive's most common
+  characters (its *pair characters*, `PAIR_CHARS` of them, chosen once per database from a sample:
+  `pair_chars`), in text order (see `pairs` for the gaps between runs). A phrase over common characters is slow
+  on the ``chars`` column (every post holds them: 是了 takes ~20 ms at 100k posts whatever it finds); the
+  same substring as a phrase of pairs (为什么 → "为什 什么") reads a few short doclists, and it is just
+  as exact: two pairs are adjacent tokens that overlap only where their characters are adjacent.
 
 The FTS table is contentless: deleting a post's entry needs these same texts again, so they are
 recomputed from the stored post. `INDEX_FORMAT` names everything the texts depend on; when it changes
@@ -23,8 +29,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import metadata
+from operator import add
 from typing import NamedTuple
 
 from .stories import OPENING_READ
@@ -32,6 +41,7 @@ from .text import CJK_RANGES, fold
 
 _TOKEN_OK = re.compile(r"\w", re.UNICODE)
 _NON_CJK_RUN = re.compile(f"[^{CJK_RANGES}]+")
+_CJK_RUN = re.compile(f"[{CJK_RANGES}]+")
 # Stands between two CJK runs in the chars text, so a phrase never matches across other text.
 CHARS_GAP = "0"
 
@@ -44,7 +54,7 @@ def _version(dist: str) -> str:
 
 
 INDEX_FORMAT = (
-    f"fts-v5 rjieba={_version('rjieba')} opencc={_version('opencc')} unicode={unicodedata.unidata_version}"
+    f"fts-v6 rjieba={_version('rjieba')} opencc={_version('opencc')} unicode={unicodedata.unidata_version}"
 )
 
 
@@ -80,12 +90,65 @@ def chars(folded: str) -> str:
     return _NON_CJK_RUN.sub(CHARS_GAP, folded).replace("", " ")[1:-1]
 
 
+PAIR_CHARS = 200  # the most common characters whose adjacent pairs are indexed (~60% of Chinese text)
+PAIR_SAMPLE_POSTS = 500  # posts an archive's pair characters are counted in
+PAIR_MIN_POSTS = 200  # an archive smaller than this has no pair characters yet (its phrases are cheap)
+
+
+def pair_chars(texts: Iterable[str]) -> str:
+    """The PAIR_CHARS most common CJK characters of some texts (folded as the index folds them), most
+    common first: an archive's pair characters. Counted on the raw text, then folded one by one."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        for run in _CJK_RUN.findall(text):
+            counts.update(run)
+    folded: Counter[str] = Counter()
+    for ch, n in counts.most_common(4 * PAIR_CHARS):
+        f = fold(ch)
+        if len(f) == 1 and _CJK_RUN.fullmatch(f):
+            folded[f] += n
+    return "".join(ch for ch, _ in folded.most_common(PAIR_CHARS))
+
+
+@lru_cache(maxsize=4)
+def _pair_runs(chars: str) -> re.Pattern[str]:
+    """Runs of two or more pair characters."""
+    return re.compile(f"[{re.escape(chars)}]{{2,}}")
+
+
+def pairs(folded: str, chars: str) -> str:
+    """The pairs text of a folded text for these pair characters (see the module's docstring): each
+    run of pair characters as its adjacent pairs. Between two runs a gap token stands only where the
+    second starts with the character the first ends with: elsewhere the last pair of one run and the
+    first of the next do not overlap, which every two adjacent pairs of a query phrase do, so no phrase
+    can match across them."""
+    if not chars:
+        return ""
+    out: list[str] = []
+    last = ""
+    for run in _pair_runs(chars).findall(folded):
+        if run[0] == last:
+            out.append(CHARS_GAP)
+        out.append(" ".join(map(add, run, run[1:])))
+        last = run[-1]
+    return " ".join(out)
+
+
+def pair_phrase(run: str, chars: str) -> list[str] | None:
+    """A CJK run of a query as its pair tokens, when every character of it is a pair character and it
+    has two or more; else None (its character phrase is cheap: a rare character leads it)."""
+    if len(run) < 2 or not chars or any(ch not in chars for ch in run):
+        return None
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
 class IndexTexts(NamedTuple):
     title: str
     tags: str
     body: str
     sub: str
     chars: str
+    pairs: str
 
 
 class HeadTexts(NamedTuple):
@@ -107,8 +170,9 @@ class Analysis(NamedTuple):
     opening: str  # the folded opening of the body, for story fingerprints (store.stories)
 
 
-def analyse(title: str, body: str, categories: list[str], tags: list[str]) -> Analysis:
-    """The FTS texts, ranking text and folded labels of a post. Deterministic for a given INDEX_FORMAT."""
+def analyse(title: str, body: str, categories: list[str], tags: list[str], pair_chars: str = "") -> Analysis:
+    """The FTS texts, ranking text and folded labels of a post. Deterministic for a given INDEX_FORMAT
+    and the archive's pair characters."""
     jieba = _jieba()
     f_title, f_body = fold(title), fold(body)
     category_keys = [fold(c) for c in categories]
@@ -129,6 +193,7 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str]) -> An
         body=_index_words(b_words),
         sub=" ".join(sorted(extra)),
         chars=chars(f_title + "\n" + f_body),
+        pairs=pairs(f_title + "\n" + f_body, pair_chars),
     )
     heads = HeadTexts(title_words, chars(f_title))
     opening = f_body[:OPENING_READ]

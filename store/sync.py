@@ -13,6 +13,7 @@ import asyncio
 import collections
 import concurrent.futures
 import ctypes
+import dataclasses
 import errno
 import gc
 import hashlib
@@ -28,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from .db import IndexedPost, Store
 from .jekyll import ArchiveConfig, Post, PostError, PostNotYet, Walk, inside, iter_post_files, parse_post
-from .segment import analyse
+from .segment import PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars
 from .stories import (
     Grouper,
     StoryWrites,
@@ -50,6 +51,7 @@ BULK_LOAD_AT = 5000  # changed files in one sync that make it a bulk load (Store
 # load, at most MAX_GROUPING_BEHIND batches behind the writes (further behind, the sync waits for it).
 GROUP_APART_AT = BULK_LOAD_AT
 MAX_GROUPING_BEHIND = 40
+PAIR_SAMPLE_BYTES = 20_000  # of each sampled file, when choosing the pair characters
 # A sync that would delete more than this share of the indexed posts (and at least MASS_DELETE_MIN of
 # them) deletes nothing unless allowed: an unmounted volume or a wrong ARCHIVE_DIR looks like that, and
 # deleted posts that come back are new posts, auto-posted again.
@@ -83,13 +85,19 @@ class SyncResult:
 
 
 def index_post(
-    post: Post, tz_name: str, mtime_ns: int, size: int, digest: str, stories: bool = True
+    post: Post,
+    tz_name: str,
+    mtime_ns: int,
+    size: int,
+    digest: str,
+    stories: bool = True,
+    pair_chars: str = "",
 ) -> IndexedPost:
     """A parsed post plus its folded, segmented index texts, and its story key (store.stories.StoryKey)
     unless story grouping is off."""
     local = post.date.astimezone(ZoneInfo(tz_name))
     fts, heads, rank, category_keys, tag_keys, opening = analyse(
-        post.title, post.body, post.categories, post.tags
+        post.title, post.body, post.categories, post.tags, pair_chars
     )
     return IndexedPost(
         path=post.path,
@@ -133,7 +141,8 @@ def _prepare(cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | Non
         try:
             post = parse_post(cfg, rel, raw)
             grouped = cfg.story_window_hours > 0
-            out.append(("ok", rel, index_post(post, cfg.timezone, mtime_ns, len(raw), digest, grouped)))
+            indexed = index_post(post, cfg.timezone, mtime_ns, len(raw), digest, grouped, cfg.pair_chars)
+            out.append(("ok", rel, indexed))
         except PostError as exc:
             again = isinstance(exc, PostNotYet)  # parsed again at each sync; others once per version
             out.append(("err", rel, (str(exc), None if again else (mtime_ns, size))))
@@ -234,6 +243,7 @@ async def sync_archive(
 ) -> SyncResult:
     started = time.monotonic()
     if not await store.index_is_current():
+        await _choose_pair_chars(store, [], await store.count_posts())
         await store.rebuild_index(progress)  # after an upgrade that changed the index format
     if await store.stories_stale():
         await store.regroup(cfg.story_window_hours, progress)  # after the upgrade that added stories
@@ -341,6 +351,10 @@ async def _sync(
     deletes = [states[path][0] for path in gone_paths]
     result.deleted = len(deletes)
     total = len(todo)
+    sample = [abspath for _, abspath, _, _, _ in todo[:: max(1, total // PAIR_SAMPLE_POSTS)]]
+    if await _choose_pair_chars(store, sample, len(states) + total) and states:
+        await store.rebuild_index(progress)  # the posts indexed so far have no pairs
+    cfg = dataclasses.replace(cfg, pair_chars=await store.pair_chars())
     bulk = total + len(deletes) >= BULK_LOAD_AT
     if total or deletes:
         await store.set_bulk_load(bulk)
@@ -560,6 +574,31 @@ class _StoryWindow:
             elif posts and not self.failed:
                 loop = asyncio.get_running_loop()
                 self._grouping.append(loop.run_in_executor(self._process, process_hold, posts, spans))
+
+
+async def _choose_pair_chars(store: Store, files: list[str], posts: int) -> bool:
+    """Choose the archive's pair characters (store.segment) from a sample of its stored posts and of
+    `files` (new ones), once it has PAIR_MIN_POSTS `posts`; they never change after ("" when the
+    archive had no CJK text then). True when chosen now."""
+    if posts < PAIR_MIN_POSTS or await store.get_meta("pair_chars") is not None:
+        return False
+    stored = await store.sample_texts(PAIR_SAMPLE_POSTS, PAIR_SAMPLE_BYTES)
+    wanted = files[: max(0, PAIR_SAMPLE_POSTS - len(stored))]
+    texts = stored + await asyncio.get_running_loop().run_in_executor(None, _read_texts, wanted)
+    await store.set_meta("pair_chars", pair_chars(texts))
+    return True
+
+
+def _read_texts(paths: list[str]) -> list[str]:
+    """The start of each file as text (a sample for counting characters; unreadable files left out)."""
+    out = []
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                out.append(fh.read(PAIR_SAMPLE_BYTES).decode("utf-8", "ignore"))
+        except OSError:
+            continue
+    return out
 
 
 def _return_freed_memory() -> None:

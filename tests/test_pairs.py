@@ -1,0 +1,157 @@
+"""Pairs of common characters (store.segment): chosen per archive, and exact — a query over pairs finds
+the same posts as the character phrase it replaces, which is what substring-complete recall needs."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from store import sync as sync_module
+from store.db import Store
+from store.jekyll import open_archive
+from store.search import _Term, matching, search
+from store.segment import PAIR_CHARS, pair_chars, pairs
+from store.sync import sync_archive
+from store.text import fold
+
+from .conftest import Archive
+
+ALPHABET = "的是了不能中国人好經"  # 經 folds to 经: pairs are built from folded text
+COMMON = "的是了不能中"  # the pair characters these tests give the archive
+
+
+def test_pairs_text_holds_adjacent_common_characters_in_stretches():
+    assert pairs("中国人不能是了", "中国不能是了") == "中国 不能 能是 是了"
+    assert pairs("abc 不能, 中的", "不能中的") == "不能 中的"
+    # a gap only where a run starts with the character the last one ended with ("能 能中" would match 能能中)
+    assert pairs("不能，能中", "不能中") == "不能 0 能中"
+    assert pairs("不能", "") == ""  # no pair characters chosen: nothing
+
+
+def test_pair_characters_are_the_most_common_folded_characters():
+    chars = pair_chars(["經經經 经 的的 a1", "的 不"])
+    assert chars == "经的不"  # 經 and 经 are one character once folded; Latin is not counted
+    assert len(pair_chars(["".join(chr(0x4E00 + i) * (i + 1) for i in range(300))])) == PAIR_CHARS
+
+
+def random_text(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice(ALPHABET + "，a ") for _ in range(n))
+
+
+class PairStore:
+    """A synced store whose pair characters are COMMON, on its own loop (for hypothesis)."""
+
+    def __init__(self, root):
+        self.loop = asyncio.new_event_loop()
+        rng = random.Random(7)
+        archive = Archive(root / "site")
+        archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
+        for i in range(40):
+            archive.post(f"2024-03-{i % 28 + 1:02d}-p{i}.md", random_text(rng, 8), random_text(rng, 40))
+        self.store: Store = self.run(Store.open(root / "pairs.sqlite3"))
+        self.run(self.store.set_meta("pair_chars", COMMON))
+        # random strings of ten characters look alike: no stories, every post is its own result
+        self.run(sync_archive(self.store, open_archive(archive.root, story_window_hours=0), workers=0))
+        rows = self.run(self.store._fetch("SELECT id, rowid, title, body FROM posts"))
+        self.rowids = {r[0]: r[1] for r in rows}
+        # the texts as the parser left them (it joins CJK lines, for one), folded as the index folds
+        self.texts = {r[0]: (fold(r[2]), fold(r[3])) for r in rows}
+
+    def run(self, coro):
+        return self.loop.run_until_complete(coro)
+
+    def close(self):
+        self.run(self.store.close())
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    s = PairStore(tmp_path_factory.mktemp("pairs"))
+    yield s
+    s.close()
+
+
+def test_runs_of_pair_characters_are_looked_up_as_pairs():
+    assert _Term.of("不能", COMMON).chars == 'pairs : "不能"'
+    assert _Term.of("中是了", COMMON).chars == 'pairs : "中是 是了"'
+    assert _Term.of("中国", COMMON).chars == 'chars : "中 国"'  # 国 is not common: a cheap phrase
+    assert _Term.of("不", COMMON).chars == 'chars : "不"'
+    assert _Term.of("不能", "").chars == 'chars : "不 能"'
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=ALPHABET, min_size=1, max_size=5))
+def test_a_substring_is_found_exactly_where_it_is(live, term):
+    want = {i for i, (title, body) in live.texts.items() if fold(term) in title or fold(term) in body}
+    got = live.run(matching(live.store, term, list(live.rowids.values())))
+    assert {i for i, rowid in live.rowids.items() if rowid in got} == want
+
+
+def test_a_search_over_pairs_counts_and_pages_every_match(live):
+    for term in ("不能", "的是", "了不能"):
+        want = {i for i, (t, b) in live.texts.items() if term in t or term in b}
+        assert want  # the fixture holds these
+        page = live.run(search(live.store, term, limit=100))
+        assert {h.post.id for h in page.hits} == want
+        assert page.total == len(want)
+
+
+async def test_an_archive_chooses_its_pair_characters_once_it_is_large_enough(tmp_path, monkeypatch):
+    monkeypatch.setattr(sync_module, "PAIR_MIN_POSTS", 12)
+    rng = random.Random(3)
+    archive = Archive(tmp_path / "site")
+    archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
+
+    def add(i: int) -> None:
+        archive.post(f"2024-04-{i % 28 + 1:02d}-q{i}.md", random_text(rng, 6), random_text(rng, 30) + "不能")
+
+    async with await Store.open(tmp_path / "grow.sqlite3") as store:
+        for i in range(5):
+            add(i)
+        await sync_archive(store, open_archive(archive.root, story_window_hours=0), workers=0)
+        assert await store.get_meta("pair_chars") is None  # too small to need them
+        for i in range(5, 15):
+            add(i)
+        await sync_archive(store, open_archive(archive.root, story_window_hours=0), workers=0)
+        chosen = await store.pair_chars()
+        assert "不" in chosen and "能" in chosen  # in every post
+        # the posts indexed before the choice were indexed again, with pairs: a pairs query finds all
+        assert _Term.of("不能", chosen).chars == 'pairs : "不能"'
+        page = await search(store, "不能", limit=100)
+        assert page.total == 15
+        for i in range(15, 20):
+            add(i)
+        await sync_archive(store, open_archive(archive.root, story_window_hours=0), workers=0)
+        assert await store.pair_chars() == chosen  # chosen once
+        assert (await search(store, "不能", limit=100)).total == 20
+        rows = await store._fetch("SELECT id, title, body FROM posts")
+        for term in ("的是", "是了", "中"):
+            want = {r[0] for r in rows if term in fold(r[1]) or term in fold(r[2])}
+            assert {h.post.id for h in (await search(store, term, limit=100)).hits} == want
+
+
+async def test_an_upgraded_database_chooses_them_from_its_stored_posts(tmp_path, monkeypatch):
+    monkeypatch.setattr(sync_module, "PAIR_MIN_POSTS", 1000)
+    rng = random.Random(5)
+    archive = Archive(tmp_path / "site")
+    archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
+    for i in range(15):
+        archive.post(f"2024-04-{i % 28 + 1:02d}-u{i}.md", random_text(rng, 6), random_text(rng, 30) + "是了")
+    cfg = open_archive(archive.root, story_window_hours=0)
+    async with await Store.open(tmp_path / "old.sqlite3") as store:
+        await sync_archive(store, cfg, workers=0)
+        assert await store.get_meta("pair_chars") is None
+        # as the 9 -> 10 migration leaves a database: a new index to build
+        monkeypatch.setattr(sync_module, "PAIR_MIN_POSTS", 12)
+        await store.set_meta("index_format", "stale")
+        result = await sync_archive(store, cfg, workers=0)
+        assert result.unchanged == 15
+        chosen = await store.pair_chars()
+        assert "是" in chosen and "了" in chosen
+        assert _Term.of("是了", chosen).chars == 'pairs : "是了"'
+        assert (await search(store, "是了", limit=100)).total == 15
