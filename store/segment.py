@@ -6,7 +6,7 @@ guessing new words, so index-time and query-time segmentation agree exactly.
 
 A second, small index (`heads_fts`) holds each post's title alone (`HeadTexts`).
 
-Five texts are indexed per post in the main index, as space-separated folded tokens with punctuation already dropped (the
+Six texts are indexed per post in the main index, as space-separated folded tokens with punctuation already dropped (the
 FTS table's `ascii` tokenizer takes every non-ASCII character as part of a token):
 - ``title``, ``tags`` (categories + tags), ``body``: the jieba words;
 - ``sub``: the extra search-mode pieces (清华 华大 大学 for 清华大学), unshown, low weight;
