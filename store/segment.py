@@ -91,13 +91,19 @@ def chars(folded: str) -> str:
 
 
 PAIR_CHARS = 200  # the most common characters whose adjacent pairs are indexed (~60% of Chinese text)
+PAIR_TOKENS = 200  # at most this many pair tokens in a post, on average (finews-sized posts: ~170)
+PAIR_CHARS_FEWEST = 20
 PAIR_SAMPLE_POSTS = 500  # posts an archive's pair characters are counted in
 PAIR_MIN_POSTS = 200  # an archive smaller than this has no pair characters yet (its phrases are cheap)
 
 
 def pair_chars(texts: Iterable[str]) -> str:
-    """The PAIR_CHARS most common CJK characters of some texts (folded as the index folds them), most
-    common first: an archive's pair characters. Counted on the raw text, then folded one by one."""
+    """An archive's pair characters from a sample of its texts: its most common CJK characters (folded
+    as the index folds them), most common first — PAIR_CHARS of them, or fewer when the sample's posts
+    would hold more than PAIR_TOKENS pairs each on average: pairs cost the sync what their tokens cost,
+    so long posts get the commonest characters only (their other index texts cost more already).
+    Counted on the raw text, then folded one by one."""
+    texts = list(texts)
     counts: Counter[str] = Counter()
     for text in texts:
         for run in _CJK_RUN.findall(text):
@@ -107,7 +113,13 @@ def pair_chars(texts: Iterable[str]) -> str:
         f = fold(ch)
         if len(f) == 1 and _CJK_RUN.fullmatch(f):
             folded[f] += n
-    return "".join(ch for ch, _ in folded.most_common(PAIR_CHARS))
+    chars = "".join(ch for ch, _ in folded.most_common(PAIR_CHARS))
+    while len(chars) > PAIR_CHARS_FEWEST and texts:
+        tokens = sum(pairs(text, chars).count(" ") + 1 for text in texts) / len(texts)
+        if tokens <= PAIR_TOKENS:
+            break
+        chars = chars[: int(len(chars) * 0.75)]
+    return chars
 
 
 @lru_cache(maxsize=4)

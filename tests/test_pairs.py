@@ -14,7 +14,7 @@ from store import sync as sync_module
 from store.db import Store
 from store.jekyll import open_archive
 from store.search import _Term, matching, search
-from store.segment import PAIR_CHARS, pair_chars, pairs
+from store.segment import PAIR_CHARS, PAIR_CHARS_FEWEST, PAIR_TOKENS, pair_chars, pairs
 from store.sync import sync_archive
 from store.text import fold
 
@@ -35,7 +35,21 @@ def test_pairs_text_holds_adjacent_common_characters_in_stretches():
 def test_pair_characters_are_the_most_common_folded_characters():
     chars = pair_chars(["經經經 经 的的 a1", "的 不"])
     assert chars == "经的不"  # 經 and 经 are one character once folded; Latin is not counted
-    assert len(pair_chars(["".join(chr(0x4E00 + i) * (i + 1) for i in range(300))])) == PAIR_CHARS
+    # 300 characters, the i-th in i + 1 short posts: the PAIR_CHARS most common are chosen
+    sample = [chr(0x4E00 + i) * 2 for i in range(300) for _ in range(i + 1)]
+    chosen = pair_chars(sample)
+    assert len(chosen) == PAIR_CHARS
+
+
+def test_long_posts_get_fewer_pair_characters():
+    # posts of 3,000 characters of 300 kinds would hold far more than PAIR_TOKENS pairs each
+    rng = random.Random(2)
+    sample = [
+        "".join(rng.choice([chr(0x4E00 + i) for i in range(300)]) for _ in range(3000)) for _ in range(20)
+    ]
+    chosen = pair_chars(sample)
+    assert PAIR_CHARS_FEWEST <= len(chosen) < PAIR_CHARS
+    assert sum(pairs(text, chosen).count(" ") + 1 for text in sample) / len(sample) <= PAIR_TOKENS
 
 
 def random_text(rng: random.Random, n: int) -> str:
