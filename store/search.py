@@ -520,7 +520,8 @@ def _rank(
         # whole archive first (those among the newest need no check), then the newest matches ordered as
         # above; only they can be paged anyway.
         _title_band(r, bands, terms, expr, negatives, filters, known=set(matches))
-        _rank_all(r, bands, terms, matches, wexpr, filters)
+        if not bands.full:  # (title hits filled the page: nothing after them is shown)
+            _rank_all(r, bands, terms, matches, wexpr, filters)
         return bands, total
     # Many matches: bands read in index order as far as the page needs. With more than MAX_RESULTS word
     # matches the page is filled from them, so the title check and the label band use the word
