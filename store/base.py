@@ -37,6 +37,7 @@ class StoreBase:
         self._lock = asyncio.Lock()
         self._timezone: str | None = None
         self._pair_chars: str | None = None
+        self._label_chars: frozenset[str] | None = None  # see PostsStore.label_chars
         self._states_cache: tuple[str | None, dict[str, tuple[int, int, int]]] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------

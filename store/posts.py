@@ -135,6 +135,8 @@ class PostsStore(StoreBase):
         sync groups in a process of its own, a batch behind: a sync that stops then leaves the stories
         stale, to be regrouped by the next one), False that they no longer do."""
         touches, deletes = list(touches), list(deletes)
+        if posts or deletes:
+            self._label_chars = None
         async with self._transaction():
             if next_rowid is not None:
                 await self._put_meta("next_rowid", str(next_rowid))
@@ -246,6 +248,14 @@ class PostsStore(StoreBase):
         )
         chars = await self.pair_chars()
         return [(r[0], analyse(r[1], r[2], json.loads(r[3]), json.loads(r[4]), chars)) for r in rows]
+
+    async def label_chars(self) -> frozenset[str]:
+        """Every character of the archive's folded categories and tags (cached until posts are written):
+        a query word with another character cannot be among any post's labels (store.search)."""
+        if self._label_chars is None:
+            rows = await self._fetch("SELECT DISTINCT key FROM post_terms")
+            self._label_chars = frozenset("".join(r[0] for r in rows))
+        return self._label_chars
 
     async def sample_texts(self, n: int, chars: int) -> list[str]:
         """The title and first `chars` characters of the body of up to `n` stored posts, spread evenly

@@ -211,14 +211,18 @@ class _Term:
     costly_words: bool  # its words are single characters (这是, 高管): a word phrase costs a substring's
 
     @classmethod
-    def of(cls, text: str, pair_chars: str = "") -> _Term:
+    def of(cls, text: str, pair_chars: str = "", label_chars: frozenset[str] | None = None) -> _Term:
+        """The term's expressions. `label_chars`: every character of the archive's labels, when known: a
+        term with a word of another character cannot match among labels, and its label phrase (over
+        word tokens that are common in bodies, 这 是: costly) is left out."""
         folded = fold(text)
         toks = words(folded)
         runs = _CJK_RUN.findall(folded)
         latin = words(_CJK_RUN.sub(" ", folded)) if runs else toks
         word = _word_expr(toks, "{title tags body}", "{title tags body sub}")
         chars = _char_expr(runs, latin, "{title body}", pair_chars)
-        label = _word_expr(toks, "tags")
+        in_labels = label_chars is None or all(ch in label_chars for tok in toks for ch in tok)
+        label = _word_expr(toks, "tags") if in_labels else None
         # A term of CJK only is a substring of the title or body wherever it is one of their words, so
         # its words are only looked for among the labels: one phrase to evaluate, not two.
         any_ = _either(label, chars) if chars and _CJK_ONLY.fullmatch(folded) else _either(word, chars)
@@ -366,9 +370,9 @@ def day_start(day: date | None, zone: ZoneInfo, next_day: bool = False) -> int |
 async def _compile(store: Store, q: Query, tz: str | None) -> tuple[list[_Term], SearchFilters, list[str]]:
     """The query's terms (those made only of punctuation or operators, `%`, `++`, match nothing and are
     dropped from `q`), its filters, and its exclusion expressions."""
-    pair_chars = await store.pair_chars()
-    terms = [t for t in (_Term.of(text, pair_chars) for text in q.terms) if t.matchable]
-    excludes = [t for t in (_Term.of(text, pair_chars) for text in q.excludes) if t.any]
+    pair_chars, label_chars = await store.pair_chars(), await store.label_chars()
+    terms = [t for t in (_Term.of(text, pair_chars, label_chars) for text in q.terms) if t.matchable]
+    excludes = [t for t in (_Term.of(text, pair_chars, label_chars) for text in q.excludes) if t.any]
     q.terms, q.excludes = [t.text for t in terms], [t.text for t in excludes]
     zone = ZoneInfo(tz or await store.archive_timezone())
     filters = SearchFilters(

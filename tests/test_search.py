@@ -366,3 +366,22 @@ def test_snippets_find_terms_in_plain_and_in_folded_text():
     assert [snippet[s:e] for s, e in spans] == ["銀行"]
     snippet, spans = make_snippet("The FED held RATES.", ["rates"])
     assert [snippet[s:e] for s, e in spans] == ["RATES"]
+
+
+async def test_a_word_is_looked_for_among_labels_only_when_the_labels_have_its_characters(store, archive):
+    from store.search import _Term
+
+    archive.post("2024-06-01-a.md", "季度报告", "本季度营收增长。", categories="这是分类")
+    archive.post("2024-06-02-b.md", "高管变动", "公司宣布高管调整。", categories="人事")
+    await sync(store, archive)
+    chars = await store.label_chars()
+    assert set("这是分类人事") <= chars
+    assert _Term.of("高管", "", chars).label is None  # 高 and 管 are in no label: no label phrase
+    assert _Term.of("这是", "", chars).label == 'tags : "这 是"'
+    assert await ids(store, "这是") == ["2024-06-01-a"]  # found among its labels only
+    assert await ids(store, "高管") == ["2024-06-02-b"]
+    # a new label brings its characters
+    archive.post("2024-06-03-c.md", "新闻", "正文。", categories="高管动态")
+    await sync(store, archive)
+    assert _Term.of("高管", "", await store.label_chars()).label is not None
+    assert set(await ids(store, "高管")) == {"2024-06-02-b", "2024-06-03-c"}
