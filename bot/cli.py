@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("query", nargs="+")
     s.add_argument("--limit", type=int, default=10)
     s.add_argument("--offset", type=int, default=0)
+    s.add_argument(
+        "--with-count",
+        action="store_true",
+        help="with --json: an object with the match count and the hits, instead of the list of hits",
+    )
     common(s)
 
     s = sub.add_parser("latest", help="newest posts, overall or in one category")
@@ -214,7 +219,14 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
         if args.json:
-            _print_json([h.to_json() for h in page.hits])
+            hits = [h.to_json() for h in page.hits]
+            if args.with_count:
+                # total: matching stories (exact up to MAX_RESULTS; MAX_RESULTS + 1 means more than that)
+                _print_json(
+                    {"total": page.total, "total_text": page.total_text, "more": page.has_more, "hits": hits}
+                )
+            else:
+                _print_json(hits)  # the list shape scripts already read
             return 0
         if not page.hits:
             print(

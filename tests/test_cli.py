@@ -119,7 +119,12 @@ def test_demo_archive_ships_and_searches(tmp_path):
     out = json.loads(r.stdout)
     assert out["added"] >= 15 and out["skipped"] == 1  # the one unpublished draft
     r = run("search", "汇率", "--db", db, "--json", cwd=tmp_path)
-    assert len(json.loads(r.stdout)) >= 2
+    hits = json.loads(r.stdout)
+    assert len(hits) >= 2
+    r = run("search", "汇率", "--db", db, "--json", "--with-count", "--limit", "1", cwd=tmp_path)
+    page = json.loads(r.stdout)
+    assert page["total"] == len(hits) and page["total_text"] == str(len(hits))
+    assert page["more"] is True and [h["id"] for h in page["hits"]] == [hits[0]["id"]]
 
 
 def test_every_setting_is_documented_in_env_example():
