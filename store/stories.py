@@ -27,8 +27,8 @@ posts, not the whole window.
 
 `Grouper` is pure Python and holds only the window's posts (at most `MAX_WINDOW_POSTS`); the store
 persists the result (`post_story`) and reads the stored neighbours a sync's grouper needs. A sync
-(store.sync) runs it in its own process, or for a large sync in a process of its own at the lowest CPU
-priority (`process_*` below), fed each post's `StoryKey` by the sync's workers.
+(store.sync) runs it in the sync's own process or, for a large sync, in a process of its own at the
+lowest CPU priority (`process_*` below), fed each post's `StoryKey` by the sync's workers.
 """
 
 from __future__ import annotations
