@@ -243,7 +243,7 @@ async def sync_archive(
 ) -> SyncResult:
     started = time.monotonic()
     if not await store.index_is_current():
-        await _choose_pair_chars(store, [], await store.count_posts())
+        await _choose_pair_chars(store, cfg, [], await store.count_posts())
         await store.rebuild_index(progress)  # after an upgrade that changed the index format
     if await store.stories_stale():
         await store.regroup(cfg.story_window_hours, progress)  # after the upgrade that added stories
@@ -352,7 +352,7 @@ async def _sync(
     result.deleted = len(deletes)
     total = len(todo)
     sample = [abspath for _, abspath, _, _, _ in todo[:: max(1, total // PAIR_SAMPLE_POSTS)]]
-    if await _choose_pair_chars(store, sample, len(states) + total) and states:
+    if await _choose_pair_chars(store, cfg, sample, len(states) + total) and states:
         await store.rebuild_index(progress)  # the posts indexed so far have no pairs
     cfg = dataclasses.replace(cfg, pair_chars=await store.pair_chars())
     bulk = total + len(deletes) >= BULK_LOAD_AT
@@ -576,7 +576,7 @@ class _StoryWindow:
                 self._grouping.append(loop.run_in_executor(self._process, process_hold, posts, spans))
 
 
-async def _choose_pair_chars(store: Store, files: list[str], posts: int) -> bool:
+async def _choose_pair_chars(store: Store, cfg: ArchiveConfig, files: list[str], posts: int) -> bool:
     """Choose the archive's pair characters (store.segment) from a sample of its stored posts and of
     `files` (new ones), once it has PAIR_MIN_POSTS `posts`; they never change after ("" when the
     archive had no CJK text then). True when chosen now."""
@@ -584,19 +584,20 @@ async def _choose_pair_chars(store: Store, files: list[str], posts: int) -> bool
         return False
     stored = await store.sample_texts(PAIR_SAMPLE_POSTS, PAIR_SAMPLE_BYTES)
     wanted = files[: max(0, PAIR_SAMPLE_POSTS - len(stored))]
-    texts = stored + await asyncio.get_running_loop().run_in_executor(None, _read_texts, wanted)
+    texts = stored + await asyncio.get_running_loop().run_in_executor(None, _read_texts, wanted, cfg)
     await store.set_meta("pair_chars", pair_chars(texts))
     return True
 
 
-def _read_texts(paths: list[str]) -> list[str]:
-    """The start of each file as text (a sample for counting characters; unreadable files left out)."""
+def _read_texts(paths: list[str], cfg: ArchiveConfig) -> list[str]:
+    """The start of each file as text, read as the sync reads posts (`_read`: no FIFO, no link out of
+    the archive, no file over MAX_POST_BYTES); a sample for counting characters, so files that cannot
+    be read are left out."""
     out = []
     for path in paths:
         try:
-            with open(path, "rb") as fh:
-                out.append(fh.read(PAIR_SAMPLE_BYTES).decode("utf-8", "ignore"))
-        except OSError:
+            out.append(_read(path, cfg)[:PAIR_SAMPLE_BYTES].decode("utf-8", "ignore"))
+        except (OSError, _Unusable):
             continue
     return out
 

@@ -282,3 +282,18 @@ async def test_admins_hear_of_a_refused_mass_deletion_once_not_at_every_sync(sto
         report = await follower.sync()
         assert report.result is not None and report.result.refused_deletes == MASS_DELETE_MIN + 1
     assert [key for key, _ in told].count("alert.mass_delete") == 1
+
+
+def test_sampling_posts_for_pair_characters_reads_files_as_the_sync_does(archive, tmp_path):
+    from store.sync import _read_texts
+
+    good = archive.post("2024-05-01-good.md", "正常的文章", "正文。")
+    fifo = archive.posts / "2024-05-02-fifo.md"
+    os.mkfifo(fifo)  # swapped in after the walk: must not hang the sample
+    secret = tmp_path / "secret.md"
+    secret.write_text("口令", encoding="utf-8")
+    os.symlink(secret, archive.posts / "2024-05-03-out.md")
+    texts = _read_texts(
+        [str(fifo), str(good), str(archive.posts / "2024-05-03-out.md")], open_archive(archive.root)
+    )
+    assert len(texts) == 1 and "正常的文章" in texts[0]
