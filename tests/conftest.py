@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import textwrap
 from pathlib import Path
@@ -80,3 +81,18 @@ async def store(tmp_path: Path):
 
 async def sync(store: Store, archive: Archive, **kwargs):
     return await sync_archive(store, open_archive(archive.root, **kwargs), workers=1)
+
+
+class LoopStore:
+    """A store on an event loop of its own, for hypothesis' synchronous examples: `run` awaits."""
+
+    def __init__(self, path: Path):
+        self.loop = asyncio.new_event_loop()
+        self.store: Store = self.run(Store.open(path))
+
+    def run(self, coro):
+        return self.loop.run_until_complete(coro)
+
+    def close(self):
+        self.run(self.store.close())
+        self.loop.close()

@@ -4,7 +4,6 @@ and the inputs once found to break them are kept as examples."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 
 import pytest
@@ -16,13 +15,13 @@ from bot import keyboards as kb
 from bot import render
 from bot.follow import enqueue_new_posts
 from bot.i18n import I18n
-from store.db import PostRow, Store
+from store.db import PostRow
 from store.jekyll import open_archive
 from store.search import MAX_FILTERS, MAX_QUERY_CHARS, MAX_TERMS, SearchHit, parse_query, search
 from store.sync import sync_archive
 
 from .botapi import parse_html
-from .conftest import Archive
+from .conftest import Archive, LoopStore
 
 # Text a hostile user would try: any Unicode, weighted towards the query syntax and FTS5 operators.
 SYNTAX = st.sampled_from(
@@ -68,11 +67,11 @@ def test_the_caps_are_reported():
     assert parse_query("人民币 汇率").cut is None
 
 
-class LiveStore:
+class LiveStore(LoopStore):
     """A small synced store on its own event loop, for hypothesis' synchronous examples."""
 
     def __init__(self, root):
-        self.loop = asyncio.new_event_loop()
+        super().__init__(root / "live.sqlite3")
         archive = Archive(root / "site")
         archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
         for i in range(30):
@@ -83,15 +82,7 @@ class LiveStore:
                 tags="汇率 t",
                 categories="markets x",
             )
-        self.store: Store = self.run(Store.open(root / "live.sqlite3"))
         self.run(sync_archive(self.store, open_archive(archive.root), workers=0))
-
-    def run(self, coro):
-        return self.loop.run_until_complete(coro)
-
-    def close(self):
-        self.run(self.store.close())
-        self.loop.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ the same posts as the character phrase it replaces, which is what substring-comp
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 import pytest
@@ -18,7 +17,7 @@ from store.segment import PAIR_CHARS, PAIR_CHARS_FEWEST, PAIR_TOKENS, pair_chars
 from store.sync import sync_archive
 from store.text import fold
 
-from .conftest import Archive
+from .conftest import Archive, LoopStore
 
 ALPHABET = "的是了不能中国人好經"  # 經 folds to 经: pairs are built from folded text
 COMMON = "的是了不能中"  # the pair characters these tests give the archive
@@ -56,17 +55,16 @@ def random_text(rng: random.Random, n: int) -> str:
     return "".join(rng.choice(ALPHABET + "，a ") for _ in range(n))
 
 
-class PairStore:
+class PairStore(LoopStore):
     """A synced store whose pair characters are COMMON, on its own loop (for hypothesis)."""
 
     def __init__(self, root):
-        self.loop = asyncio.new_event_loop()
+        super().__init__(root / "pairs.sqlite3")
         rng = random.Random(7)
         archive = Archive(root / "site")
         archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
         for i in range(40):
             archive.post(f"2024-03-{i % 28 + 1:02d}-p{i}.md", random_text(rng, 8), random_text(rng, 40))
-        self.store: Store = self.run(Store.open(root / "pairs.sqlite3"))
         self.run(self.store.set_meta("pair_chars", COMMON))
         # random strings of ten characters look alike: no stories, every post is its own result
         self.run(sync_archive(self.store, open_archive(archive.root, story_window_hours=0), workers=0))
@@ -74,13 +72,6 @@ class PairStore:
         self.rowids = {r[0]: r[1] for r in rows}
         # the texts as the parser left them (it joins CJK lines, for one), folded as the index folds
         self.texts = {r[0]: (fold(r[2]), fold(r[3])) for r in rows}
-
-    def run(self, coro):
-        return self.loop.run_until_complete(coro)
-
-    def close(self):
-        self.run(self.store.close())
-        self.loop.close()
 
 
 @pytest.fixture(scope="module")
