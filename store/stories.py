@@ -232,11 +232,8 @@ class Grouper:
             else:
                 posts.add(rowid)
         heapq.heappush(self._by_ts, (entry.ts, rowid))
-        if entry.ts > self._newest:
-            self._newest = entry.ts
-        heap = self._by_ts
-        if heap[0][0] < self._newest - 2 * self.window or len(self.entries) > MAX_WINDOW_POSTS:
-            self._evict()
+        self._newest = max(self._newest, entry.ts)
+        self._evict()
 
     def _evict(self) -> None:
         """Forget the oldest posts: beyond the window of the newest post seen (they can no longer be

@@ -531,18 +531,21 @@ class _StoryWindow:
         if items and not self.failed:
             loop = asyncio.get_running_loop()
             self._grouping.append(loop.run_in_executor(self._process, process_assign, items))
-        return await self._take(lambda: len(self._grouping) > MAX_GROUPING_BEHIND)
+        return await self._take(MAX_GROUPING_BEHIND)
 
     async def finish(self) -> tuple[list[StoryWrites], bool | None]:
         """The story changes not written yet, once all are grouped."""
-        return await self._take(lambda: True)
+        return await self._take(0)
 
-    async def _take(self, wait: Callable[[], bool]) -> tuple[list[StoryWrites], bool | None]:
-        """The grouper process's results, in order: those ready, and those `wait()` says to wait for.
+    async def _take(self, behind: int) -> tuple[list[StoryWrites], bool | None]:
+        """The grouper process's results, in order: those ready, waiting for more while over `behind`
+        tasks are pending.
         If the process fails (killed, out of memory), the sync goes on without stories: the posts are
         written, the store stays marked `stories_stale` and the next sync groups them."""
         done = []
-        while not self.failed and self._grouping and (self._grouping[0].done() or wait()):
+        while (
+            not self.failed and self._grouping and (self._grouping[0].done() or len(self._grouping) > behind)
+        ):
             try:
                 writes = await self._grouping.popleft()
             except Exception as exc:  # the process or its task failed: its state is lost

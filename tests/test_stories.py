@@ -308,7 +308,7 @@ async def test_a_sync_that_stops_with_its_grouping_behind_is_regrouped(
 ):
     write_day(archive, 1)
 
-    async def never(self, wait):  # the grouper's results never arrive: every batch is written behind
+    async def never(self, behind):  # the grouper's results never arrive: every batch is written behind
         return [], True
 
     async def stop(self):
