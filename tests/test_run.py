@@ -37,11 +37,17 @@ async def _spawn_bot(tmp_path, api, *args, stdout=asyncio.subprocess.PIPE, **set
     )
 
 
-async def test_run_polls_answers_and_never_prints_the_token(tmp_path, archive):
-    archive.post("2024-05-01-a.md", "运行测试", "正文内容。", categories="demo")
+async def _api_with_alice() -> FakeBotAPI:
+    """A started fake Bot API server that knows ALICE's private chat."""
     api = FakeBotAPI(TOKEN)
     await api.start()
     api.add_chat(ALICE)
+    return api
+
+
+async def test_run_polls_answers_and_never_prints_the_token(tmp_path, archive):
+    archive.post("2024-05-01-a.md", "运行测试", "正文内容。", categories="demo")
+    api = await _api_with_alice()
     proc = await _spawn_bot(
         tmp_path, api, ARCHIVE_DIR=str(archive.root), DATABASE_PATH=str(tmp_path / "run.sqlite3")
     )
@@ -92,9 +98,7 @@ async def _webhook_bot(tmp_path, archive, **settings):
     import socket
 
     archive.post("2024-05-01-a.md", "网络钩子", "正文内容。", categories="demo")
-    api = FakeBotAPI(TOKEN)
-    await api.start()
-    api.add_chat(ALICE)
+    api = await _api_with_alice()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -345,9 +349,7 @@ async def test_json_logs_from_a_real_run(tmp_path, archive):
     import json
 
     archive.post("2024-05-01-a.md", "日志", "正文内容。")
-    api = FakeBotAPI(TOKEN)
-    await api.start()
-    api.add_chat(ALICE)
+    api = await _api_with_alice()
     proc = await _spawn_bot(
         tmp_path, api, ARCHIVE_DIR=str(archive.root), DATABASE_PATH=str(tmp_path / "j.sqlite3"),
         LOG_FORMAT="json", LOG_LEVEL="debug",
@@ -397,9 +399,7 @@ async def test_sigterm_mid_burst_finishes_the_send_in_flight_and_loses_nothing(t
 
 async def test_a_second_sigterm_exits_at_once(tmp_path, archive):
     archive.post("2024-05-01-a.md", "第二次信号", "正文。")
-    api = FakeBotAPI(TOKEN)
-    await api.start()
-    api.add_chat(ALICE)
+    api = await _api_with_alice()
     proc = await _spawn_bot(
         tmp_path, api, ARCHIVE_DIR=str(archive.root), DATABASE_PATH=str(tmp_path / "s.sqlite3")
     )
