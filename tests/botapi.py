@@ -523,8 +523,9 @@ def bot_settings(api: FakeBotAPI, database, archive_root, **overrides):
     return Settings(**{**values, **overrides})
 
 
-async def start_bot(settings, poll_timeout: float = 1):
-    """Build the real Application for `settings`, run its setup, and start long polling."""
+async def start_bot(settings, poll_timeout: float = 1, synced: bool = True):
+    """Build the real Application for `settings`, run its setup, and start long polling; `synced`:
+    once the first sync is done (else at once, while it runs)."""
     from telegram import Update
 
     from bot.app import build_application, setup
@@ -532,7 +533,8 @@ async def start_bot(settings, poll_timeout: float = 1):
     app = build_application(settings, rate_limit=False)
     await app.initialize()
     await setup(app)
-    await app.bot_data["svc"].first_sync  # the tests start from a synced archive
+    if synced:
+        await app.bot_data["svc"].first_sync  # most tests start from a synced archive
     await app.start()
     await app.updater.start_polling(poll_interval=0.0, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
     return app

@@ -3,11 +3,7 @@ index is still being built, /stats shows the progress, and everything is there o
 
 from __future__ import annotations
 
-from telegram import Update
-
-from bot.app import build_application, setup, teardown
-
-from .botapi import FakeBotAPI, bot_settings
+from .botapi import FakeBotAPI, bot_settings, start_bot, stop_bot
 from .test_bot import ALICE, TOKEN
 
 ADMIN = 777
@@ -29,12 +25,7 @@ async def test_the_bot_answers_while_the_first_sync_runs(tmp_path, archive):
         admin_ids=[ADMIN],
         sync_interval=0,
     )
-    app = build_application(settings, rate_limit=False)
-    await app.initialize()
-    await setup(app)
-    await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+    app = await start_bot(settings, synced=False)
     svc = app.bot_data["svc"]
     try:
         assert not svc.first_sync.done()
@@ -48,8 +39,5 @@ async def test_the_bot_answers_while_the_first_sync_runs(tmp_path, archive):
         search = await api.ask(ALICE, "/search 汇率")
         assert "still being indexed" not in search.text and "1,000+ found" in search.text
     finally:
-        await app.updater.stop()
-        await app.stop()
-        await teardown(app)
-        await app.shutdown()
+        await stop_bot(app)
         await api.stop()
