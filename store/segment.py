@@ -154,6 +154,33 @@ def pair_phrase(run: str, chars: str) -> list[str] | None:
     return [run[i : i + 2] for i in range(len(run) - 1)]
 
 
+PIECES_CACHED = 200_000  # words whose search-mode pieces are remembered (a few tens of MB at most)
+_pieces: dict[str, tuple[str, ...]] = {}
+
+
+def _search_pieces(long_words: list[str]) -> set[str]:
+    """The search-mode pieces of words of 3+ characters (jieba's `cut_for_search`: 清华大学 → 清华 华大
+    大学 清华大学), remembered per word: an archive's long words are mostly its dictionary's, repeated
+    from post to post, and segmenting each again cost the sync ~10% of its parsing. A word is cut on
+    its own, as it was when the words were joined with spaces (a space ends jieba's blocks)."""
+    out: set[str] = set()
+    missing = []
+    for w in long_words:
+        got = _pieces.get(w)
+        if got is None:
+            missing.append(w)
+        else:
+            out.update(got)
+    if missing:
+        if len(_pieces) > PIECES_CACHED:
+            _pieces.clear()
+        cut = _jieba().cut_for_search
+        for w in missing:
+            got = _pieces[w] = tuple(cut(w, False))
+            out.update(got)
+    return out
+
+
 class IndexTexts(NamedTuple):
     title: str
     tags: str
@@ -192,12 +219,9 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str], pair_
     labels = " ".join(category_keys + tag_keys)
     t_words = jieba.cut(f_title, False)
     b_words = jieba.cut(f_body, False)
-    # Search-mode pieces only come from words of 3+ characters; segmenting just those is much cheaper
-    # than a second pass over the whole text.
     seen = set(t_words)
     seen.update(b_words)
-    long_words = " ".join([w for w in seen if len(w) > 2])
-    extra = set(jieba.cut_for_search(long_words, False)).difference(seen) if long_words else ()
+    extra = _search_pieces([w for w in seen if len(w) > 2]).difference(seen)
     title_words = _index_words(t_words)
     fts = IndexTexts(
         title=title_words,

@@ -110,6 +110,46 @@ async def test_sync_accepts_posts_folder_and_parallel_workers(tmp_path, archive)
         assert len((await search(store, "市场", limit=100)).hits) == 30
 
 
+def test_chunks_are_bounded_by_files_and_bytes(monkeypatch):
+    import store.sync as sync_mod
+
+    monkeypatch.setattr(sync_mod, "CHUNK", 4)
+    monkeypatch.setattr(sync_mod, "CHUNK_BYTES", 1000)
+    todo = [(f"p{i}", f"/a/p{i}", 0, size, None) for i, size in enumerate([100] * 6 + [600, 600, 2500, 10])]
+    chunks = list(sync_mod._chunks(todo))
+    assert [x for c in chunks for x in c] == todo  # every file once, in order
+    assert [len(c) for c in chunks] == [4, 3, 1, 1, 1]  # 4 files; 200 + 600 bytes; 600; one over the bound
+    assert all(sum(x[3] for x in c) <= 1000 or len(c) == 1 for c in chunks)
+
+
+async def test_large_posts_are_written_in_batches_bounded_by_bytes(tmp_path, archive, monkeypatch):
+    import store.sync as sync_mod
+    from store.posts import PostsStore
+
+    for i in range(40):
+        body = f"第{i}篇正文，关于市场。" + ("长文。" * 400 if i % 2 else "")  # ~1.2 KB or short
+        archive.post(f"2024-03-{i % 28 + 1:02d}-p{i:02d}.md", f"标题{i}", body)
+    monkeypatch.setattr(sync_mod, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(sync_mod, "CHUNK_BYTES", 3000)
+    monkeypatch.setattr(sync_mod, "BATCH_BYTES", 6000)
+    batches: list[int] = []
+    write_batch = PostsStore.write_batch
+
+    async def counted(self, posts, *args, **kwargs):
+        batches.append(sum(p.size for p, _, _ in posts))
+        return await write_batch(self, posts, *args, **kwargs)
+
+    monkeypatch.setattr(PostsStore, "write_batch", counted)
+    async with await Store.open(tmp_path / "bytes.sqlite3") as store:
+        r = await sync_archive(store, open_archive(archive.posts), workers=2)
+        assert counts(r) == (40, 0, 0, 0, 0)
+        assert len((await search(store, "市场", limit=100)).hits) == 40
+    largest = max(p.stat().st_size for p in archive.posts.rglob("*.md"))
+    assert len(batches) > 5 and sum(batches) == sum(p.stat().st_size for p in archive.posts.rglob("*.md"))
+    # a batch waits for at most twice BATCH_BYTES while the one before it is written, plus one chunk
+    assert max(batches) <= 2 * 6000 + 3000 + largest
+
+
 async def test_rowids_are_never_reused(store, archive):
     archive.post("2024-01-01-a.md", "甲", "一。")
     archive.post("2024-01-02-b.md", "乙", "二。")

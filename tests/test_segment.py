@@ -1,0 +1,36 @@
+"""Index texts (store.segment): the search-mode pieces of long words."""
+
+from __future__ import annotations
+
+import rjieba
+
+from store import segment
+from store.segment import analyse
+from store.text import fold
+
+
+def _pieces_by_hand(title: str, body: str) -> set[str]:
+    """What jieba's search mode adds for the post's words of 3+ characters, cut all at once."""
+    seen = set(rjieba.cut(fold(title), False)) | set(rjieba.cut(fold(body), False))
+    long_words = " ".join(w for w in seen if len(w) > 2)
+    return {w for w in rjieba.cut_for_search(long_words, False) if w.strip()} - seen
+
+
+def test_search_pieces_are_jiebas_and_stay_so_when_remembered(monkeypatch):
+    monkeypatch.setattr(segment, "_pieces", {})
+    title, body = "清华大学发布报告", "中华人民共和国的北京大学生在清华大学研究 abc+def 与2024年的数据。"
+    expected = _pieces_by_hand(title, body)
+    assert {"清华", "华大", "大学", "共和国", "学生"} <= expected
+    first = analyse(title, body, [], []).fts.sub.split()
+    assert sorted(first) == sorted(expected) and first == sorted(first)
+    assert segment._pieces  # the long words were remembered …
+    assert analyse(title, body, [], []).fts.sub.split() == first  # … and give the same pieces
+
+
+def test_remembered_pieces_are_bounded(monkeypatch):
+    monkeypatch.setattr(segment, "_pieces", {})
+    monkeypatch.setattr(segment, "PIECES_CACHED", 3)
+    for i in range(20):
+        analyse("", f"清华大学{i}号与北京大学{i}号的中华人民共和国", [], [])
+    assert len(segment._pieces) <= 3 + 3  # cleared once over the bound, then refilled by one post
+    assert "清华" in analyse("", "清华大学", [], []).fts.sub.split()
