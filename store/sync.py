@@ -287,7 +287,9 @@ class _Workers:
     def start(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
-            self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.n, mp_context=ctx)
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.n, mp_context=ctx, initializer=_worker_start
+            )
             for _ in range(self.n):
                 self._pool.submit(_warm_up)
         return self._pool
@@ -303,6 +305,19 @@ class _Workers:
         if self._grouping is not None:
             self._grouping.shutdown(cancel_futures=True)
             self._grouping = None
+
+
+WORKER_NICE = 5
+
+
+def _worker_start() -> None:
+    """Worker: run below the main process. The sync's critical path is the main process writing the
+    index (one SQLite thread); with as many workers as cores, workers at the same priority took turns
+    with it."""
+    try:
+        os.nice(WORKER_NICE)
+    except (OSError, AttributeError):
+        pass
 
 
 def _warm_up() -> None:

@@ -248,3 +248,12 @@ def test_nfkc_shortcut_only_skips_characters_whose_folding_does_not_matter():
     ]
     assert wrong == []
     assert fold("〸＿ａ") == "十_a"
+
+
+def test_markdown_emphasis_marks_go_and_lone_marks_stay():
+    from store.text import body_to_paragraphs
+
+    assert body_to_paragraphs("**粗体** 与 __强调__、~~删除~~ 和 `代码`") == [
+        "粗体与强调、删除和代码"
+    ]  # (spaces between CJK go)
+    assert body_to_paragraphs("snake_case 与 2*3 与 ~5%") == ["snake_case 与 2*3 与 ~5%"]

@@ -331,3 +331,15 @@ async def test_a_new_database_uses_wal_and_8k_pages_and_an_old_one_keeps_its_pag
     async with await Store.open(old) as s:
         assert (await s.conn.execute_fetchall("PRAGMA page_size"))[0][0] == 4096
         assert await s.count_posts() == 0
+
+
+def test_parsing_workers_run_below_the_main_process():
+    """The sync's critical path is the main process writing the index: its workers yield to it."""
+    import store.sync as sync_mod
+
+    workers = sync_mod._Workers(1)
+    try:
+        theirs = workers.start().submit(os.nice, 0).result(timeout=60)
+    finally:
+        workers.close()
+    assert theirs == min(os.nice(0) + sync_mod.WORKER_NICE, 19)
