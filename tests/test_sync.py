@@ -303,6 +303,7 @@ async def test_a_bulk_load_is_merged_once_and_leaves_incremental_settings(store,
         archive.post(f"2024-01-0{i}-p{i}.md", f"水果{i}", f"第{i}篇：苹果和香蕉的价格。")
     assert counts(await sync(store, archive)) == (6, 0, 0, 0, 0)
     assert modes == [True, False]
+    assert store._states_cache is None  # a bulk load keeps no file states in memory: the next sync reads them
     config = dict(await store.conn.execute_fetchall("SELECT k, v FROM posts_fts_config"))
     assert (config["automerge"], config["crisismerge"], config["hashsize"]) == (4, 16, 1 << 20)
     await store.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('integrity-check')")
@@ -312,6 +313,7 @@ async def test_a_bulk_load_is_merged_once_and_leaves_incremental_settings(store,
     archive.post("2024-01-09-p9.md", "水果9", "第9篇：橙子。")
     assert counts(await sync(store, archive)) == (1, 0, 0, 6, 0)
     assert modes == [False]  # a small sync writes with FTS5's incremental merging
+    assert store._states_cache is not None and len(store._states_cache[1]) == 7  # … and remembers them
     assert await titles(store, "橙子") == ["水果9"]
     modes.clear()
     assert counts(await sync(store, archive)) == (0, 0, 0, 7, 0)
