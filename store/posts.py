@@ -3,9 +3,11 @@ plain reads of posts (by id, latest, categories)."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -14,6 +16,26 @@ from .segment import INDEX_FORMAT, Analysis, HeadTexts, IndexTexts, analyse
 from .stories import OPENING_READ, Grouper, StoryKey, StoryWrites, fingerprint, take_writes
 
 _FTS_DEFAULTS = {"automerge": 4, "crisismerge": 16, "hashsize": 1 << 20}
+
+# Rebuilding the index: stored posts are read and their texts made a chunk at a time, up to
+# REBUILD_AHEAD chunks ahead of the one being written; from REBUILD_BULK_AT posts on, as a bulk load.
+REBUILD_CHUNK = 250
+REBUILD_AHEAD = 4
+REBUILD_BULK_AT = 5000  # as a sync's BULK_LOAD_AT
+
+IndexEntry = tuple[int, IndexTexts, HeadTexts, str]  # rowid, index texts, title texts, ranking text
+IndexTextsFn = Callable[[list[tuple]], Awaitable[list[IndexEntry]]]
+
+
+def index_entries(rows: list[tuple], pair_chars: str) -> list[IndexEntry]:
+    """The index entries of stored posts given as (rowid, title, body, categories JSON, tags JSON).
+    Pure: a sync's worker processes run it when an index is rebuilt."""
+    out = []
+    for rowid, title, body, categories, tags in rows:
+        a = analyse(title, body, json.loads(categories), json.loads(tags), pair_chars)
+        out.append((rowid, a.fts, a.heads, a.rank_text))
+    return out
+
 
 POST_COLUMNS = "rowid, id, path, title, date, ts, categories, tags, url, archive_url, summary, body"
 
@@ -205,7 +227,7 @@ class PostsStore(StoreBase):
             )
         await self._put_meta("next_story", str(writes.next_story))
 
-    async def _index(self, entries: Sequence[tuple[int, IndexTexts, HeadTexts, str]]) -> None:
+    async def _index(self, entries: Sequence[IndexEntry]) -> None:
         """Add (rowid, index texts, title texts, ranking text) to both FTS indexes and post_heads."""
         await self.conn.executemany(
             "INSERT INTO posts_fts (rowid, title, tags, body, sub, chars, pairs) VALUES (?,?,?,?,?,?,?)",
@@ -277,20 +299,47 @@ class PostsStore(StoreBase):
         return got == INDEX_FORMAT
 
     @_locked
-    async def rebuild_index(self, progress=None) -> int:
-        """Rebuild the FTS index from the stored posts (after a segmenter or dictionary change)."""
+    async def rebuild_index(self, progress=None, index_texts: IndexTextsFn | None = None) -> int:
+        """Rebuild the FTS index from the stored posts (after a segmenter or dictionary change), in one
+        transaction, as a bulk load (see `set_bulk_load`) ending with an `optimize` when there are many.
+
+        `index_texts` (the sync gives one that uses its worker processes) turns a chunk of stored posts
+        (rowid, title, body, categories JSON, tags JSON) into their (rowid, index texts, title texts,
+        ranking text); up to REBUILD_AHEAD chunks are in its hands while earlier ones are written. Without
+        it, the texts are made here, a chunk at a time."""
+        pair_chars = await self.pair_chars()
+        if index_texts is None:
+
+            async def index_texts(rows: list[tuple]) -> list[IndexEntry]:
+                return index_entries(rows, pair_chars)
+
+        ids = [r[0] for r in await self._fetch("SELECT rowid FROM posts ORDER BY rowid")]
+        bulk = len(ids) >= REBUILD_BULK_AT
         async with self._transaction():
+            if bulk:
+                await self._fts_merging(bulk=True)
             await self.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
             await self.conn.execute("INSERT INTO heads_fts (heads_fts) VALUES ('delete-all')")
-            rows = await self._fetch("SELECT rowid FROM posts ORDER BY rowid")
-            ids = [r[0] for r in rows]
-            for i in range(0, len(ids), 1000):
-                chunk = ids[i : i + 1000]
-                done = await self._analysed(chunk)
-                await self._index([(rowid, a.fts, a.heads, a.rank_text) for rowid, a in done])
-                if progress:
-                    progress(i + len(chunk), len(ids))
+            ahead: collections.deque[asyncio.Future[list[IndexEntry]]] = collections.deque()
+            done = 0
+            for i in range(0, len(ids) + REBUILD_CHUNK * REBUILD_AHEAD, REBUILD_CHUNK):
+                if i < len(ids):
+                    rows = await self._rows_in(
+                        "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})",
+                        ids[i : i + REBUILD_CHUNK],
+                    )
+                    ahead.append(asyncio.ensure_future(index_texts(rows)))
+                if ahead and (len(ahead) > REBUILD_AHEAD or i >= len(ids)):
+                    entries = await ahead.popleft()
+                    await self._index(entries)
+                    done += len(entries)
+                    if progress:
+                        progress(done, len(ids))
+            if bulk:
+                await self._fts_merging(bulk=False)
             await self._put_meta("index_format", INDEX_FORMAT)
+        if bulk:
+            await self._optimize()
         return len(ids)
 
     @_locked
@@ -360,12 +409,18 @@ class PostsStore(StoreBase):
         stored in the FTS table; every sync that writes sets the mode it needs, so an interrupted bulk
         load is not left in bulk mode (the next write's crisis merge tidies its segments).
         """
-        settings = {"automerge": 0, "crisismerge": 1000, "hashsize": 4 << 20} if on else _FTS_DEFAULTS
+        await self._fts_merging(on)
+
+    async def _fts_merging(self, bulk: bool) -> None:
+        settings = {"automerge": 0, "crisismerge": 1000, "hashsize": 4 << 20} if bulk else _FTS_DEFAULTS
         for key, value in settings.items():
             await self.conn.execute("INSERT INTO posts_fts(posts_fts, rank) VALUES (?, ?)", (key, value))
 
     @_locked
     async def optimize(self) -> None:
+        await self._optimize()
+
+    async def _optimize(self) -> None:
         await self.conn.execute("INSERT INTO posts_fts(posts_fts) VALUES ('optimize')")
         await self.conn.execute("INSERT INTO heads_fts(heads_fts) VALUES ('optimize')")
         await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -345,3 +345,75 @@ def test_parsing_workers_run_below_the_main_process():
     finally:
         workers.close()
     assert theirs == min(os.nice(0) + sync_mod.WORKER_NICE, 19)
+
+
+async def test_a_large_index_rebuild_runs_in_the_workers_as_a_bulk_load(tmp_path, archive, monkeypatch):
+    import store.posts as posts_module
+
+    for i in range(40):
+        cats = "markets" if i % 3 else "tech"
+        archive.post(
+            f"2024-03-{i % 28 + 1:02d}-r{i:02d}.md",
+            f"标题{i}号",
+            f"第{i}篇：苹果和香蕉的价格。",
+            categories=cats,
+        )
+    queries = ["香蕉", "苹果 价格", "果和", "标题1", "cat:tech 价格", "篇"]
+    monkeypatch.setattr(sync_module, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(posts_module, "REBUILD_BULK_AT", 10)
+    monkeypatch.setattr(posts_module, "REBUILD_CHUNK", 7)  # 6 chunks, up to 4 ahead
+    async with await Store.open(tmp_path / "rebuild.sqlite3") as store:
+        cfg = open_archive(archive.posts)
+        await sync_archive(store, cfg, workers=2)
+        before = {q: [h.post.id for h in (await search(store, q, limit=100)).hits] for q in queries}
+        assert all(before.values())
+        modes: list[bool] = []
+        fts_merging = store._fts_merging
+
+        async def recording(bulk: bool) -> None:
+            modes.append(bulk)
+            await fts_merging(bulk)
+
+        monkeypatch.setattr(store, "_fts_merging", recording)
+        await store.set_meta("index_format", "some older segmenter")
+        seen: list[int] = []
+        r = await sync_archive(store, cfg, workers=2, progress=lambda done, total: seen.append(done))
+        assert counts(r) == (0, 0, 0, 40, 0) and await store.index_is_current()
+        assert modes[:2] == [True, False]  # the rebuild wrote as a bulk load
+        assert seen[:6] == [7, 14, 21, 28, 35, 40]  # its progress, a chunk at a time (then the sync's)
+        assert {q: [h.post.id for h in (await search(store, q, limit=100)).hits] for q in queries} == before
+        config = dict(await store.conn.execute_fetchall("SELECT k, v FROM posts_fts_config"))
+        assert (config["automerge"], config["crisismerge"], config["hashsize"]) == (4, 16, 1 << 20)
+        await store.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('integrity-check')")
+        (archive.posts / "2024-03-01-r00.md").unlink()  # the rebuilt entries delete cleanly
+        assert counts(await sync_archive(store, cfg, workers=2)) == (0, 0, 1, 39, 0)
+        assert len((await search(store, "香蕉", limit=100)).hits) == 39
+
+
+async def test_the_rebuild_hands_its_texts_to_the_workers(tmp_path, archive, monkeypatch):
+    import store.posts as posts_module
+
+    for i in range(30):
+        archive.post(f"2024-04-{i % 28 + 1:02d}-w{i:02d}.md", f"标题{i}", f"正文{i}：橙子。")
+    monkeypatch.setattr(sync_module, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(posts_module, "REBUILD_CHUNK", 4)
+    async with await Store.open(tmp_path / "w.sqlite3") as store:
+        cfg = open_archive(archive.posts)
+        await sync_archive(store, cfg, workers=0)
+        calls: list[int] = []
+        rebuild = store.rebuild_index
+
+        async def watching(progress=None, index_texts=None):
+            assert index_texts is not None  # the sync gives its worker processes the texts to make
+
+            async def counted(rows):
+                calls.append(len(rows))
+                return await index_texts(rows)
+
+            return await rebuild(progress, counted)
+
+        monkeypatch.setattr(store, "rebuild_index", watching)
+        await store.set_meta("index_format", "some older segmenter")
+        await sync_archive(store, cfg, workers=2)
+        assert sum(calls) == 30 and max(calls) == 4
+        assert len((await search(store, "橙子", limit=100)).hits) == 30
