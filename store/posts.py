@@ -19,7 +19,7 @@ _FTS_DEFAULTS = {"automerge": 4, "crisismerge": 16, "hashsize": 1 << 20}
 
 # Rebuilding the index: stored posts are read and their texts made a chunk at a time, up to
 # REBUILD_AHEAD chunks ahead of the one being written; from REBUILD_BULK_AT posts on, as a bulk load.
-REBUILD_CHUNK = 250
+REBUILD_CHUNK = 100
 REBUILD_AHEAD = 4
 REBUILD_BULK_AT = 5000  # as a sync's BULK_LOAD_AT
 
