@@ -417,3 +417,25 @@ async def test_the_rebuild_hands_its_texts_to_the_workers(tmp_path, archive, mon
         await sync_archive(store, cfg, workers=2)
         assert sum(calls) == 30 and max(calls) == 4
         assert len((await search(store, "橙子", limit=100)).hits) == 30
+
+
+async def test_an_edited_posts_old_texts_are_made_off_the_event_loop(store, archive, monkeypatch):
+    import threading
+
+    import store.posts as posts_module
+
+    archive.post("2024-05-01-e.md", "旧标题", "旧的正文：苹果。")
+    await sync(store, archive)
+    threads: list[int] = []
+    index_entries = posts_module.index_entries
+
+    def recording(rows, pair_chars):
+        threads.append(threading.get_ident())
+        return index_entries(rows, pair_chars)
+
+    monkeypatch.setattr(posts_module, "index_entries", recording)
+    archive.post("2024-05-01-e.md", "新标题", "新的正文：香蕉。")
+    assert counts(await sync(store, archive)) == (0, 1, 0, 0, 0)
+    assert threads and threading.get_ident() not in threads  # the bot's replies do not wait for them
+    assert await titles(store, "苹果") == [] and await titles(store, "香蕉") == ["新标题"]
+    assert await titles(store, "旧标题") == []
