@@ -53,10 +53,8 @@ def _version(dist: str) -> str:
         return "?"
 
 
-# v7: fold() skips NFKC for more characters it leaves alone (store.text.NFKC_STABLE), which changes the
-# folded punctuation of a few texts
 INDEX_FORMAT = (
-    f"fts-v7 rjieba={_version('rjieba')} opencc={_version('opencc')} unicode={unicodedata.unidata_version}"
+    f"fts-v6 rjieba={_version('rjieba')} opencc={_version('opencc')} unicode={unicodedata.unidata_version}"
 )
 
 

@@ -29,40 +29,7 @@ NFKC_SAFE = (
     "\x00-\x7f\u4e00-\u9fff\u3001-\u3037\u303b-\u303f\u2010-\u2027\u2030-\u205e"
     "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff3e\uff40\uff5b-\uff64"
 )
-# Blocks of symbols, kana and Hangul where news text often has a character or two (·, ×, ÷, ①, ◆, ⊙,
-# ☞, ㎡, 오): those of their characters that NFKC leaves alone in any text are safe too (not a
-# combining mark nor a Hangul jamo: nothing composes with what comes before it). Without them a
-# single · sent a whole large post through NFKC (~230 µs for ~3,000 characters; 40% of such posts).
-_STABLE_BLOCKS = (
-    (0xA0, 0xBF),
-    (0xD7, 0xD7),
-    (0xF7, 0xF7),
-    (0x2000, 0x2BFF),
-    (0x3000, 0x30FF),
-    (0xAC00, 0xD7A3),
-)
-
-
-def _nfkc_stable(blocks: tuple[tuple[int, int], ...]) -> str:
-    """A regex class body of the characters of `blocks` that NFKC leaves alone whatever surrounds them."""
-    spans: list[list[int]] = []
-    for lo, hi in blocks:
-        for cp in range(lo, hi + 1):
-            ch = chr(cp)
-            if (
-                unicodedata.normalize("NFKC", ch) == ch
-                and not unicodedata.combining(ch)
-                and not unicodedata.category(ch).startswith(("M", "C"))
-            ):
-                if spans and spans[-1][1] == cp - 1:
-                    spans[-1][1] = cp
-                else:
-                    spans.append([cp, cp])
-    return "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in spans)
-
-
-NFKC_STABLE = _nfkc_stable(_STABLE_BLOCKS)
-_NEEDS_NFKC = re.compile(f"[^{NFKC_SAFE}{NFKC_STABLE}]")
+_NEEDS_NFKC = re.compile(f"[^{NFKC_SAFE}]")
 # A single space (whitespace is collapsed first) between two CJK characters. The pattern starts with
 # the space itself, so the regex engine skips to spaces instead of testing every position.
 _SPACE_BETWEEN_CJK = re.compile(f" (?<={CJK_CHAR} )(?={CJK_CHAR})")

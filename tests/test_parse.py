@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from store.jekyll import ArchiveError, PostError, open_archive, parse_post
 from store.text import body_to_paragraphs, fold, summarize
@@ -259,22 +257,3 @@ def test_markdown_emphasis_marks_go_and_lone_marks_stay():
         "粗体与强调、删除和代码"
     ]  # (spaces between CJK go)
     assert body_to_paragraphs("snake_case 与 2*3 与 ~5%") == ["snake_case 与 2*3 与 ~5%"]
-
-
-def _stable_chars() -> list[str]:
-    import re
-
-    from store.text import NFKC_STABLE
-
-    stable = re.compile(f"[{NFKC_STABLE}]")
-    return [chr(cp) for cp in range(0x10000) if stable.match(chr(cp))]
-
-
-@given(st.text(alphabet=st.sampled_from(_stable_chars()), max_size=40))
-def test_text_of_the_nfkc_stable_characters_is_nfkc_normalized(text):
-    """The characters added to the NFKC shortcut leave NFKC nothing to do in any text made of them and
-    ASCII (no composition with a neighbour either)."""
-    import unicodedata
-
-    for mixed in (text, "a" + text + "e", "가" + text + "か"):
-        assert unicodedata.is_normalized("NFKC", mixed)
