@@ -4,13 +4,14 @@ helper, the schema migrations, metadata, and small SQL helpers."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -157,6 +158,26 @@ def chunked(
     for i in range(0, len(values), chunk):
         part = values[i : i + chunk]
         yield sql.format(",".join("?" * len(part))), [*before, *part]
+
+
+T = TypeVar("T")
+
+
+async def in_order(work: Iterable[Awaitable[T]], at_once: int) -> AsyncIterator[T]:
+    """The results of `work` (taken from the iterable as it goes, so it may be a lazy generator), in
+    order, with up to `at_once` of them running: a bounded window of tasks keeps memory flat however
+    many there are. What is still running when the caller stops early is cancelled."""
+    running: collections.deque[asyncio.Future[T]] = collections.deque()
+    try:
+        for item in work:
+            running.append(asyncio.ensure_future(item))
+            if len(running) >= at_once:
+                yield await running.popleft()
+        while running:
+            yield await running.popleft()
+    finally:
+        for task in running:
+            task.cancel()
 
 
 def _bounded(n: int, high: int = 10**9) -> int:

@@ -4,24 +4,25 @@ plain reads of posts (by id, latest, categories)."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .base import StoreBase, _bounded, _json_list, _locked
+from .base import StoreBase, _bounded, _json_list, _locked, in_order
 from .segment import INDEX_FORMAT, HeadTexts, IndexTexts, analyse
 from .stories import OPENING_READ, Grouper, StoryKey, StoryWrites, fingerprint, take_writes
 
 _FTS_DEFAULTS = {"automerge": 4, "crisismerge": 16, "hashsize": 1 << 20}
 
+# Posts written at once (a sync's changed files, an index rebuild's posts) that make a bulk load
+# (`set_bulk_load`)
+BULK_LOAD_AT = 5000
 # Rebuilding the index: stored posts are read and their texts made a chunk at a time, up to
-# REBUILD_AHEAD chunks ahead of the one being written; from REBUILD_BULK_AT posts on, as a bulk load.
+# REBUILD_AHEAD chunks ahead of the one being written.
 REBUILD_CHUNK = 100
 REBUILD_AHEAD = 4
-REBUILD_BULK_AT = 5000  # as a sync's BULK_LOAD_AT
 
 IndexEntry = tuple[int, IndexTexts, HeadTexts, str]  # rowid, index texts, title texts, ranking text
 IndexTextsFn = Callable[[list[tuple]], Awaitable[list[IndexEntry]]]
@@ -267,10 +268,15 @@ class PostsStore(StoreBase):
         table is contentless: deleting an entry needs the texts it was built from). Made in a thread:
         a batch of edited posts took the event loop for ~0.5 s (1,000–2,000 of them at ~0.25 ms each),
         and the bot's replies waited; in a thread they wait for the interpreter's switch interval."""
-        rows = await self._rows_in(
+        rows = await self._stored_rows(rowids)
+        return await asyncio.to_thread(index_entries, rows, await self.pair_chars()) if rows else []
+
+    async def _stored_rows(self, rowids: Sequence[int]) -> list[tuple]:
+        """(rowid, title, body, categories JSON, tags JSON) of the stored posts among `rowids`: what
+        their index entries are made from (`index_entries`)."""
+        return await self._rows_in(
             "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})", rowids
         )
-        return await asyncio.to_thread(index_entries, rows, await self.pair_chars()) if rows else []
 
     async def label_chars(self) -> frozenset[str]:
         """Every character of the archive's folded categories and tags (cached until posts are written):
@@ -315,27 +321,23 @@ class PostsStore(StoreBase):
                 return await asyncio.to_thread(index_entries, rows, pair_chars)
 
         ids = [r[0] for r in await self._fetch("SELECT rowid FROM posts ORDER BY rowid")]
-        bulk = len(ids) >= REBUILD_BULK_AT
+        bulk = len(ids) >= BULK_LOAD_AT
+
+        async def texts(chunk: list[int]) -> list[IndexEntry]:
+            return await index_texts(await self._stored_rows(chunk))
+
         async with self._transaction():
             if bulk:
                 await self._fts_merging(bulk=True)
             await self.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
             await self.conn.execute("INSERT INTO heads_fts (heads_fts) VALUES ('delete-all')")
-            ahead: collections.deque[asyncio.Future[list[IndexEntry]]] = collections.deque()
+            chunks = (texts(ids[i : i + REBUILD_CHUNK]) for i in range(0, len(ids), REBUILD_CHUNK))
             done = 0
-            for i in range(0, len(ids) + REBUILD_CHUNK * REBUILD_AHEAD, REBUILD_CHUNK):
-                if i < len(ids):
-                    rows = await self._rows_in(
-                        "SELECT rowid, title, body, categories, tags FROM posts WHERE rowid IN ({})",
-                        ids[i : i + REBUILD_CHUNK],
-                    )
-                    ahead.append(asyncio.ensure_future(index_texts(rows)))
-                if ahead and (len(ahead) > REBUILD_AHEAD or i >= len(ids)):
-                    entries = await ahead.popleft()
-                    await self._index(entries)
-                    done += len(entries)
-                    if progress:
-                        progress(done, len(ids))
+            async for entries in in_order(chunks, REBUILD_AHEAD + 1):
+                await self._index(entries)
+                done += len(entries)
+                if progress:
+                    progress(done, len(ids))
             if bulk:
                 await self._fts_merging(bulk=False)
             await self._put_meta("index_format", INDEX_FORMAT)

@@ -223,13 +223,14 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str], pair_
     seen.update(b_words)
     extra = _search_pieces([w for w in seen if len(w) > 2]).difference(seen)
     title_words = _index_words(t_words)
+    text = f_title + "\n" + f_body
     fts = IndexTexts(
         title=title_words,
         tags=_index_words(jieba.cut(labels, False)),
         body=_index_words(b_words),
         sub=" ".join(sorted(extra)),
-        chars=chars(f_title + "\n" + f_body),
-        pairs=pairs(f_title + "\n" + f_body, pair_chars),
+        chars=chars(text),
+        pairs=pairs(text, pair_chars),
     )
     heads = HeadTexts(title_words, chars(f_title))
     opening = f_body[:OPENING_READ]

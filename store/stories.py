@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import os
 import re
 from array import array
 from collections import Counter
@@ -370,17 +369,9 @@ _own: Grouper | None = None
 
 
 def process_start(window: int, next_story: int) -> None:
-    """Set up this process's grouper, at the lowest priority: it groups with the CPU time the sync's
-    other processes leave idle (SCHED_IDLE on Linux, else the highest nice value, else as it is)."""
+    """Set up this process's grouper (its priority is the sync's to set: store.sync)."""
     global _own
     _own = Grouper(window, next_story)
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        try:
-            os.nice(19)
-        except (AttributeError, OSError):
-            pass
 
 
 def process_assign(items: Sequence[tuple[int, int, StoryKey | None]]) -> StoryWrites:

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .base import in_order
 from .db import IndexedPost, Store
 from .jekyll import ArchiveConfig, Post, PostError, PostNotYet, Walk, inside, iter_post_files, parse_post
-from .posts import IndexEntry, index_entries
+from .posts import BULK_LOAD_AT, IndexEntry, index_entries
 from .segment import PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars
 from .stories import (
     Grouper,
@@ -52,7 +53,6 @@ BATCH_BYTES = 2 << 20
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
 CHUNK = 250
 CHUNK_BYTES = 512 << 10
-BULK_LOAD_AT = 5000  # changed files in one sync that make it a bulk load (Store.set_bulk_load)
 # A sync of this many changed files groups stories in a process of its own, at the lowest priority: it
 # groups with the CPU time the sync leaves idle and catches up during the index merge that ends a bulk
 # load, at most MAX_GROUPING_BEHIND batches behind the writes (further behind, the sync waits for it).
@@ -296,7 +296,7 @@ class _Workers:
             self._grouping = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=process_start,
+                initializer=_grouper_start,
                 initargs=(window, next_story),
             )
         return self._grouping
@@ -325,17 +325,34 @@ class _Workers:
             self._grouping = None
 
 
+# The sync's critical path is the main process writing the index (one SQLite thread): its other
+# processes run below it. With as many parsing workers as cores, workers at the same priority took turns
+# with it; the story grouper only uses what everything else leaves idle.
 WORKER_NICE = 5
 
 
-def _worker_start() -> None:
-    """Worker: run below the main process. The sync's critical path is the main process writing the
-    index (one SQLite thread); with as many workers as cores, workers at the same priority took turns
-    with it."""
+def _lower_priority(nice: int, idle: bool = False) -> None:
+    """Lower this process's CPU priority by `nice` (or, `idle`, to SCHED_IDLE where Linux has it, else
+    the highest nice value); where the system allows neither, it stays as it is."""
+    if idle:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except (AttributeError, OSError):
+            nice = 19
     try:
-        os.nice(WORKER_NICE)
-    except (OSError, AttributeError):
+        os.nice(nice)
+    except (AttributeError, OSError):
         pass
+
+
+def _worker_start() -> None:
+    _lower_priority(WORKER_NICE)
+
+
+def _grouper_start(window: int, next_story: int) -> None:
+    _lower_priority(19, idle=True)
+    process_start(window, next_story)
 
 
 def _warm_up() -> None:
@@ -487,18 +504,9 @@ async def _sync(
     chunks = _chunks(todo)
     if total >= PARALLEL_THRESHOLD and parallel:
         pool = workers.start()
-        # A bounded window of chunks in flight keeps memory flat however large the archive.
-        window: collections.deque = collections.deque()
-        queue = iter(chunks)
-        while True:
-            while len(window) < workers.n * 3:
-                chunk = next(queue, None)
-                if chunk is None:
-                    break
-                window.append(loop.run_in_executor(pool, _prepare, cfg, chunk))
-            if not window:
-                break
-            take(await window.popleft())
+        parsing = (loop.run_in_executor(pool, _prepare, cfg, chunk) for chunk in chunks)
+        async for outcomes in in_order(parsing, workers.n * 3):
+            take(outcomes)
             if progress:
                 progress(done, total)
             await flush()
@@ -657,9 +665,11 @@ async def _choose_pair_chars(store: Store, cfg: ArchiveConfig, files: list[str],
         return False
     stored = await store.sample_texts(PAIR_SAMPLE_POSTS, PAIR_SAMPLE_BYTES)
     wanted = files[: max(0, PAIR_SAMPLE_POSTS - len(stored))]
-    texts = stored + await asyncio.get_running_loop().run_in_executor(None, _read_texts, wanted, cfg)
-    # counted in a thread: ~0.3 s of work the event loop (the bot's replies) need not wait for
-    await store.set_meta("pair_chars", await asyncio.to_thread(pair_chars, texts))
+
+    def count() -> str:  # in a thread: reading and counting take ~0.3 s the bot's replies need not wait
+        return pair_chars(stored + _read_texts(wanted, cfg))
+
+    await store.set_meta("pair_chars", await asyncio.to_thread(count))
     return True
 
 
