@@ -77,14 +77,11 @@ def main() -> None:
     p.add_argument("archive", type=Path, help="an archive folder (benchmarks/gen_real.py makes one)")
     p.add_argument("--edit", type=int, default=6000, help="posts to edit for the last step")
     a = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="newsbot-upkeep-"))
-    try:
-        copy = tmp / "archive"
+    with tempfile.TemporaryDirectory(prefix="newsbot-upkeep-", ignore_cleanup_errors=True) as tmp:
+        copy = Path(tmp) / "archive"
         shutil.copytree(a.archive, copy)
         print(f"speed check {cpu_check():.2f} s (quiet VM: ~0.5 s)")
-        asyncio.run(run(copy, tmp / "bench.sqlite3", a.edit))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        asyncio.run(run(copy, Path(tmp) / "bench.sqlite3", a.edit))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from store import sync as sync_module
 from store.db import Store
 from store.jekyll import open_archive
@@ -289,16 +291,22 @@ async def test_category_counts_follow_changes_and_survive_unchanged_syncs(store,
     assert await store.term_count("c", "markets") == ("markets", 1)
 
 
+def merging_modes(store, monkeypatch) -> list[bool]:
+    """The FTS merging modes the store sets from now on, in order (True: a bulk load's)."""
+    modes: list[bool] = []
+    fts_merging = store._fts_merging
+
+    async def recording(bulk: bool) -> None:
+        modes.append(bulk)
+        await fts_merging(bulk)
+
+    monkeypatch.setattr(store, "_fts_merging", recording)
+    return modes
+
+
 async def test_a_bulk_load_is_merged_once_and_leaves_incremental_settings(store, archive, monkeypatch):
     monkeypatch.setattr(sync_module, "BULK_LOAD_AT", 4)
-    modes: list[bool] = []
-    set_bulk_load = store.set_bulk_load
-
-    async def recording(on: bool) -> None:
-        modes.append(on)
-        await set_bulk_load(on)
-
-    monkeypatch.setattr(store, "set_bulk_load", recording)
+    modes = merging_modes(store, monkeypatch)
     for i in range(1, 7):
         archive.post(f"2024-01-0{i}-p{i}.md", f"水果{i}", f"第{i}篇：苹果和香蕉的价格。")
     assert counts(await sync(store, archive)) == (6, 0, 0, 0, 0)
@@ -347,6 +355,18 @@ def test_parsing_workers_run_below_the_main_process():
     assert theirs == min(os.nice(0) + sync_mod.WORKER_NICE, 19)
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_the_story_grouper_process_only_uses_idle_cpu():
+    import store.sync as sync_mod
+
+    workers = sync_mod._Workers(1)
+    try:
+        policy = workers.grouping(48 * 3600, 1).submit(os.sched_getscheduler, 0).result(timeout=60)
+    finally:
+        workers.close()
+    assert policy == os.SCHED_IDLE
+
+
 async def test_a_large_index_rebuild_runs_in_the_workers_as_a_bulk_load(tmp_path, archive, monkeypatch):
     import store.posts as posts_module
 
@@ -360,21 +380,14 @@ async def test_a_large_index_rebuild_runs_in_the_workers_as_a_bulk_load(tmp_path
         )
     queries = ["香蕉", "苹果 价格", "果和", "标题1", "cat:tech 价格", "篇"]
     monkeypatch.setattr(sync_module, "PARALLEL_THRESHOLD", 10)
-    monkeypatch.setattr(posts_module, "REBUILD_BULK_AT", 10)
+    monkeypatch.setattr(posts_module, "BULK_LOAD_AT", 10)
     monkeypatch.setattr(posts_module, "REBUILD_CHUNK", 7)  # 6 chunks, up to 4 ahead
     async with await Store.open(tmp_path / "rebuild.sqlite3") as store:
         cfg = open_archive(archive.posts)
         await sync_archive(store, cfg, workers=2)
         before = {q: [h.post.id for h in (await search(store, q, limit=100)).hits] for q in queries}
         assert all(before.values())
-        modes: list[bool] = []
-        fts_merging = store._fts_merging
-
-        async def recording(bulk: bool) -> None:
-            modes.append(bulk)
-            await fts_merging(bulk)
-
-        monkeypatch.setattr(store, "_fts_merging", recording)
+        modes = merging_modes(store, monkeypatch)
         await store.set_meta("index_format", "some older segmenter")
         seen: list[int] = []
         r = await sync_archive(store, cfg, workers=2, progress=lambda done, total: seen.append(done))
