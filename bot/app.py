@@ -144,6 +144,8 @@ async def stop_work(app: Application) -> None:
             await svc.first_sync
     if svc.deliverer is not None:
         await svc.deliverer.stop()
+    if svc.follower is not None:
+        await svc.follower.stop()
 
 
 async def teardown(app: Application) -> None:

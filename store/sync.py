@@ -54,10 +54,14 @@ PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
 CHUNK = 250
 CHUNK_BYTES = 512 << 10
 # A sync of this many changed files groups stories in a process of its own, at the lowest priority: it
-# groups with the CPU time the sync leaves idle and catches up during the index merge that ends a bulk
-# load, at most MAX_GROUPING_BEHIND batches behind the writes (further behind, the sync waits for it).
+# groups with the CPU time the sync leaves idle, at most MAX_GROUPING_BEHIND batches behind the writes
+# (further behind, the sync waits for it), and catches up during the index merge that ends a bulk load.
+# A load that leaves its merge for later (sync_archive(merge=False)) has no such time at its end: there
+# grouping is kept closer (100,000 finews-sized posts, back to back: 40 batches behind ~1 s faster with
+# the merge, ~1 s slower without).
 GROUP_APART_AT = BULK_LOAD_AT
 MAX_GROUPING_BEHIND = 40
+MAX_GROUPING_BEHIND_UNMERGED = 8
 PAIR_SAMPLE_BYTES = 20_000  # of each sampled file, when choosing the pair characters
 # A sync that would delete more than this share of the indexed posts (and at least MASS_DELETE_MIN of
 # them) deletes nothing unless allowed: an unmounted volume or a wrong ARCHIVE_DIR looks like that, and
@@ -247,23 +251,33 @@ async def sync_archive(
     progress: ProgressFn | None = None,
     workers: int | None = None,
     allow_mass_delete: bool = False,
+    merge: bool = True,
 ) -> SyncResult:
+    """Bring the store up to date with the archive (see the module's docstring).
+
+    A bulk load (BULK_LOAD_AT changed files or more, or an index rebuild) leaves its index in many
+    segments: with `merge` they are merged before this returns (and so is what an earlier sync left
+    unmerged); without, the store is left with a merge pending for `store.merge_index()`, which the
+    caller runs when it likes (the bot: in the background, between searches) — the posts are searchable
+    as soon as this returns (100,000 large posts: ~20 s sooner)."""
     started = time.monotonic()
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     procs = _Workers(n_workers)
     try:
         if not await store.index_is_current():
             await _choose_pair_chars(store, cfg, [], await store.count_posts())
-            await _rebuild_index(store, procs, progress)  # after an upgrade that changed the index format
+            await _rebuild_index(
+                store, procs, progress, merge
+            )  # after an upgrade that changed the index format
         if await store.stories_stale():
             await store.regroup(cfg.story_window_hours, progress)  # after the upgrade that added stories
         states = await store.file_states()
-        return await _sync(store, cfg, states, procs, progress, started, allow_mass_delete)
+        return await _sync(store, cfg, states, procs, progress, started, allow_mass_delete, merge)
     finally:
         procs.close()
 
 
-async def _rebuild_index(store: Store, workers: _Workers, progress: ProgressFn | None) -> None:
+async def _rebuild_index(store: Store, workers: _Workers, progress: ProgressFn | None, merge: bool) -> None:
     """Rebuild the store's index (PostsStore.rebuild_index), its texts made in the worker processes when
     there are many posts (100,000 finews-sized posts: ~46 s in-process, with the event loop held ~0.25 s
     at a time)."""
@@ -276,7 +290,7 @@ async def _rebuild_index(store: Store, workers: _Workers, progress: ProgressFn |
         async def index_texts(rows: list[tuple]) -> list[IndexEntry]:
             return await loop.run_in_executor(pool, index_entries, rows, pair_chars)
 
-    await store.rebuild_index(progress, index_texts)
+    await store.rebuild_index(progress, index_texts, merge)
 
 
 class _Workers:
@@ -368,6 +382,7 @@ async def _sync(
     progress: ProgressFn | None,
     started: float,
     allow_mass_delete: bool,
+    merge: bool,
 ) -> SyncResult:
     result = SyncResult()
     loop = asyncio.get_running_loop()
@@ -409,7 +424,7 @@ async def _sync(
     total = len(todo)
     sample = [abspath for _, abspath, _, _, _ in todo[:: max(1, total // PAIR_SAMPLE_POSTS)]]
     if await _choose_pair_chars(store, cfg, sample, len(states) + total) and states:
-        await _rebuild_index(store, workers, progress)  # the posts indexed so far have no pairs
+        await _rebuild_index(store, workers, progress, merge)  # the posts indexed so far have no pairs
     cfg = dataclasses.replace(cfg, pair_chars=await store.pair_chars())
     bulk = total + len(deletes) >= BULK_LOAD_AT
     if total or deletes:
@@ -430,6 +445,7 @@ async def _sync(
         # stored posts this sync changes or deletes are not anyone's neighbours
         skip={*deletes, *(states[rel][0] for rel, _, _, _, _ in todo if rel in states)} if states else None,
         grouping=workers.grouping if total >= GROUP_APART_AT and parallel else None,
+        behind=MAX_GROUPING_BEHIND if merge or not bulk else MAX_GROUPING_BEHIND_UNMERGED,
     )
     writing: asyncio.Task | None = None
     # (path, rowid, mtime_ns, size) of the posts written and touched, for the file states this process
@@ -519,11 +535,8 @@ async def _sync(
             await flush()
     await flush(final=True)
 
-    if bulk:
-        # The bulk load left many index segments: merge them into one (~3 s at 100k posts; searches get
-        # ~30% faster than with the segments incremental merging would have left).
-        await store.set_bulk_load(False)
-        await store.optimize()
+    if bulk or (merge and await store.merge_pending()):
+        await store.end_bulk_load(merge)  # its index segments merged now, or left to store.merge_index
     story_writes, behind = await stories.finish()  # a grouper process may have kept on during the merge
     if story_writes or behind is not None:
         await store.write_batch([], stories=story_writes, stories_behind=behind)
@@ -582,8 +595,10 @@ class _StoryWindow:
         next_story: int,
         skip: set[int] | None,
         grouping: Callable[[int, int], concurrent.futures.Executor] | None,
+        behind: int = MAX_GROUPING_BEHIND,
     ):
         self.store = store
+        self.max_behind = behind  # batches the grouper process may be behind the writes
         self.window = window
         self.skip = skip if window > 0 else None
         self._held: tuple[int, int] | None = None  # the date range of stored posts given to the grouper
@@ -609,7 +624,7 @@ class _StoryWindow:
         if items and not self.failed:
             loop = asyncio.get_running_loop()
             self._grouping.append(loop.run_in_executor(self._process, process_assign, items))
-        return await self._take(MAX_GROUPING_BEHIND)
+        return await self._take(self.max_behind)
 
     async def finish(self) -> tuple[list[StoryWrites], bool | None]:
         """The story changes not written yet, once all are grouped."""

@@ -325,3 +325,25 @@ async def test_a_channel_hears_a_story_once(make_env):
     await env.svc.follower.sync()
     await env.settle()
     assert len(env.channel_posts()) == 3
+
+
+async def test_a_large_sync_merges_its_index_in_the_background(make_env, monkeypatch):
+    import store.sync as sync_module
+
+    env = await make_env()
+    monkeypatch.setattr(sync_module, "BULK_LOAD_AT", 10)  # these 30 new posts are a bulk load
+    monkeypatch.setattr(sync_module, "BATCH", 5)
+    monkeypatch.setattr(sync_module, "CHUNK", 5)
+    for i in range(30):
+        env.archive.post(
+            f"2024-05-{i % 28 + 1:02d}-m{i:02d}.md", f"合并{i}", f"正文{i}：批量。", date="2024-05-02"
+        )
+    report = await env.svc.follower.sync()
+    assert report.result.added == 30
+    merging = env.svc.follower.merging
+    assert merging is not None  # the sync returned with its posts written and searchable
+    await merging
+    assert not await env.svc.store.merge_pending()
+    env.api.send_text(ALICE, "/search 批量")
+    reply = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ALICE) if "合并" in m.text])
+    assert "30 found" in reply[0].text

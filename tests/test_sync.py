@@ -416,14 +416,14 @@ async def test_the_rebuild_hands_its_texts_to_the_workers(tmp_path, archive, mon
         calls: list[int] = []
         rebuild = store.rebuild_index
 
-        async def watching(progress=None, index_texts=None):
+        async def watching(progress=None, index_texts=None, merge=True):
             assert index_texts is not None  # the sync gives its worker processes the texts to make
 
             async def counted(rows):
                 calls.append(len(rows))
                 return await index_texts(rows)
 
-            return await rebuild(progress, counted)
+            return await rebuild(progress, counted, merge)
 
         monkeypatch.setattr(store, "rebuild_index", watching)
         await store.set_meta("index_format", "some older segmenter")
