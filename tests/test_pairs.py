@@ -160,3 +160,32 @@ async def test_an_upgraded_database_chooses_them_from_its_stored_posts(tmp_path,
         assert "是" in chosen and "了" in chosen
         assert _Term.of("是了", chosen).chars == 'pairs : "是了"'
         assert (await search(store, "是了", limit=100)).total == 15
+
+
+def reference_pairs(folded: str, chars: str) -> str:
+    """The pairs text by its definition: each run of pair characters as its adjacent pairs, a gap token
+    between two runs where the second starts with the character the first ends with."""
+    runs: list[str] = []
+    current = ""
+    for ch in folded + "\n":
+        if ch in chars:
+            current += ch
+            continue
+        if len(current) > 1:
+            runs.append(current)
+        current = ""
+    tokens: list[str] = []
+    for i, run in enumerate(runs):
+        if i and runs[i - 1][-1] == run[0]:
+            tokens.append("0")
+        tokens += [run[k : k + 2] for k in range(len(run) - 1)]
+    return " ".join(tokens)
+
+
+@given(
+    st.text(alphabet=ALPHABET + "，a 1\n\x00", max_size=80),
+    st.sampled_from([COMMON, "的是", "不能中国人好", "的\ufa6e是"]),  # U+FA6E: unassigned, not a letter
+)
+def test_the_pairs_text_is_exactly_its_definition(text, chars):
+    text = text.replace("經", "\ufa6e") if "\ufa6e" in chars else text
+    assert pairs(text, chars) == reference_pairs(text, chars)
