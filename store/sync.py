@@ -266,9 +266,8 @@ async def sync_archive(
     try:
         if not await store.index_is_current():
             await _choose_pair_chars(store, cfg, [], await store.count_posts())
-            await _rebuild_index(
-                store, procs, progress, merge
-            )  # after an upgrade that changed the index format
+            # after an upgrade that changed the index format
+            await _rebuild_index(store, procs, progress, merge)
         if await store.stories_stale():
             await store.regroup(cfg.story_window_hours, progress)  # after the upgrade that added stories
         states = await store.file_states()
