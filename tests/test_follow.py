@@ -347,3 +347,33 @@ async def test_a_large_sync_merges_its_index_in_the_background(make_env, monkeyp
     env.api.send_text(ALICE, "/search 批量")
     reply = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ALICE) if "合并" in m.text])
     assert "30 found" in reply[0].text
+
+
+async def test_stats_say_while_the_index_is_being_merged(make_env, monkeypatch):
+    import store.sync as sync_module
+
+    env = await make_env()
+    monkeypatch.setattr(sync_module, "BULK_LOAD_AT", 10)
+    for i in range(12):
+        env.archive.post(f"2024-05-{i + 1:02d}-s{i:02d}.md", f"统计{i}", "正文。", date="2024-05-02")
+    go_on = asyncio.Event()
+    merge_index = env.svc.store.merge_index
+
+    async def held_merge(*args, **kwargs):
+        await go_on.wait()
+        return await merge_index(*args, **kwargs)
+
+    monkeypatch.setattr(env.svc.store, "merge_index", held_merge)
+    await env.svc.follower.sync()
+    env.api.send_text(ADMIN, "/stats", user_id=ADMIN)
+    stats = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "posts" in m.text.lower()])
+    assert "being merged" in stats[-1].text
+    go_on.set()
+    await env.svc.follower.merging
+    assert not await env.svc.store.merge_pending()
+    before = len(env.api.sent_to(ADMIN))
+    env.api.send_text(ADMIN, "/stats", user_id=ADMIN)
+    again = await env.api.wait_for(
+        lambda: [m for m in env.api.sent_to(ADMIN)[before:] if "posts" in m.text.lower()]
+    )
+    assert "being merged" not in again[0].text

@@ -92,6 +92,8 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     else:
         last_text = svc.i18n.t(lang, "stats.never")
     indexing = svc.indexing_note(lang, "stats.indexing")
+    if svc.follower is not None and svc.follower.merging is not None and not svc.follower.merging.done():
+        indexing = "\n".join(filter(None, (indexing, svc.i18n.t(lang, "stats.merging"))))
     await reply(
         update,
         svc.i18n.t(
