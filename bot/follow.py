@@ -135,6 +135,10 @@ class Follower:
 
     async def _run(self, pull: bool) -> SyncReport:
         started = time.monotonic()
+        # a merge and a sync never overlap (a merge finishing during a bulk load would put the index
+        # back in incremental mode under it): the merge stops, losing at most its step in flight, and
+        # goes on after the sync
+        await self.stop()
         pull_error = await self.git_pull() if pull else None
         if pull_error:
             await self.notify("alert.pull_failed", error=pull_error)
@@ -192,7 +196,8 @@ class Follower:
         log.info("index merged in %d steps, %.1f s", steps, time.monotonic() - started)
 
     async def stop(self) -> None:
-        """Stop the index merge running (its step in progress rolls back; the next start goes on)."""
+        """Stop the index merge running (its step in progress rolls back; the next sync or start goes
+        on from the steps done)."""
         if self.merging is not None and not self.merging.done():
             self.merging.cancel()
             with contextlib.suppress(asyncio.CancelledError):

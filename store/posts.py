@@ -447,7 +447,8 @@ class PostsStore(StoreBase):
             await self._fts_merging(False)
             await self.conn.execute("INSERT INTO posts_fts(posts_fts) VALUES ('optimize')")
         else:
-            await self._put_meta(MERGE_PENDING, "1")  # and the FTS settings stay in bulk mode
+            await self._put_meta(MERGE_PENDING, "1")
+            await self._fts_merging(True)  # until merge_index is done (see set_bulk_load)
         await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def merge_pending(self) -> bool:

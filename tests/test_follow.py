@@ -377,3 +377,31 @@ async def test_stats_say_while_the_index_is_being_merged(make_env, monkeypatch):
         lambda: [m for m in env.api.sent_to(ADMIN)[before:] if "posts" in m.text.lower()]
     )
     assert "being merged" not in again[0].text
+
+
+async def test_a_sync_pauses_the_index_merge_and_it_goes_on_after(make_env, monkeypatch):
+    import store.sync as sync_module
+
+    env = await make_env()
+    monkeypatch.setattr(sync_module, "BULK_LOAD_AT", 10)
+    for i in range(12):
+        env.archive.post(f"2024-05-{i + 1:02d}-p{i:02d}.md", f"暂停{i}", "正文。", date="2024-05-02")
+    started = asyncio.Event()
+    merge_index = env.svc.store.merge_index
+
+    async def slow_merge(*args, **kwargs):
+        started.set()
+        await asyncio.sleep(3600)  # a long merge, still running when the next sync starts
+        return await merge_index(*args, **kwargs)
+
+    monkeypatch.setattr(env.svc.store, "merge_index", slow_merge)
+    await env.svc.follower.sync()
+    await started.wait()
+    first = env.svc.follower.merging
+    monkeypatch.setattr(env.svc.store, "merge_index", merge_index)
+    env.archive.post("2024-05-20-next.md", "下一次同步", "正文。", date="2024-05-20")
+    report = await env.svc.follower.sync()
+    assert report.result.added == 1
+    assert first.cancelled()  # stopped for the sync, then started again after it
+    await env.svc.follower.merging
+    assert not await env.svc.store.merge_pending()
