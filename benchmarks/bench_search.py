@@ -212,7 +212,10 @@ async def run(archive: Path, db: Path, per_class: int, use_tantivy: bool, tmp: P
                 del rows
                 index, schema = build_tantivy(docs, tmp / "tantivy")
                 del docs
-                print(f"tantivy index built in {time.perf_counter() - t:.1f} s (incl. segmentation)")
+                built = time.perf_counter() - t
+                print(f"tantivy index built in {built:.1f} s (incl. segmentation)")
+                if r.added or r.updated:  # the same run: a ratio the VM's drift does not move much
+                    print(f"newsbot sync until searchable / tantivy's build: {secs / built:.2f}x")
                 # same order of work: newsbot again after tantivy's build, so both run on a warm machine
                 ours = await time_newsbot(store, queries)
                 theirs = time_tantivy(index, schema, queries)
