@@ -126,6 +126,9 @@ class StoreBase:
     async def set_meta(self, key: str, value: str) -> None:
         await self._put_meta(key, value)
 
+    async def _drop_meta(self, key: str) -> None:
+        await self.conn.execute("DELETE FROM meta WHERE key=?", (key,))
+
     async def _put_meta(self, key: str, value: str) -> None:
         await self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         if key == "timezone":

@@ -222,7 +222,7 @@ class PostsStore(StoreBase):
             if stories_behind:
                 await self._put_meta("stories_stale", "1")
             elif stories_behind is not None:
-                await self.conn.execute("DELETE FROM meta WHERE key='stories_stale'")
+                await self._drop_meta("stories_stale")
 
     async def _write_stories(self, writes: StoryWrites) -> None:
         """A batch's story changes (store.stories), inside its write transaction."""
@@ -376,7 +376,7 @@ class PostsStore(StoreBase):
                 done += len(rows)
                 if progress:
                     progress(done, total)
-            await self.conn.execute("DELETE FROM meta WHERE key='stories_stale'")
+            await self._drop_meta("stories_stale")
         return done
 
     async def failed_files(self) -> dict[str, tuple[int, int, str]]:
@@ -443,8 +443,7 @@ class PostsStore(StoreBase):
         and searches and writes go between the steps."""
         await self.conn.execute("INSERT INTO heads_fts(heads_fts) VALUES ('optimize')")  # (titles: small)
         if merge:
-            await self.conn.execute("DELETE FROM meta WHERE key = ?", (MERGE_PENDING,))
-            await self._fts_merging(False)
+            await self._merged()
             await self.conn.execute("INSERT INTO posts_fts(posts_fts) VALUES ('optimize')")
         else:
             await self._put_meta(MERGE_PENDING, "1")
@@ -478,10 +477,14 @@ class PostsStore(StoreBase):
             await self.conn.execute("INSERT INTO posts_fts(posts_fts, rank) VALUES ('merge', ?)", (-pages,))
             if self.conn.total_changes - before > 1:  # (the command itself counts one)
                 return True
-            await self.conn.execute("DELETE FROM meta WHERE key = ?", (MERGE_PENDING,))
-            await self._fts_merging(False)
+            await self._merged()
         await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return False
+
+    async def _merged(self) -> None:
+        """No merge is pending any more: writes go back to incremental merging."""
+        await self._drop_meta(MERGE_PENDING)
+        await self._fts_merging(False)
 
     # --- reading -----------------------------------------------------------------------------
 
