@@ -327,17 +327,39 @@ async def test_a_channel_hears_a_story_once(make_env):
     assert len(env.channel_posts()) == 3
 
 
+def write_a_bulk_load(env: Env, monkeypatch, n: int, title: str, body: str = "正文。") -> None:
+    """`n` new posts that make a bulk load (its threshold lowered to 10 posts)."""
+    import store.sync as sync_module
+
+    monkeypatch.setattr(sync_module, "BULK_LOAD_AT", 10)
+    for i in range(n):
+        env.archive.post(
+            f"2024-05-{i % 28 + 1:02d}-b{i:02d}.md", f"{title}{i}", body.format(i=i), date="2024-05-02"
+        )
+
+
+class HeldMerge:
+    """The store's merge_index, made to wait until released: the bot's background merge caught running."""
+
+    def __init__(self, env: Env, monkeypatch):
+        self.started, self.release = asyncio.Event(), asyncio.Event()
+        self.real = env.svc.store.merge_index
+
+        async def held(*args, **kwargs):
+            self.started.set()
+            await self.release.wait()
+            return await self.real(*args, **kwargs)
+
+        monkeypatch.setattr(env.svc.store, "merge_index", held)
+
+
 async def test_a_large_sync_merges_its_index_in_the_background(make_env, monkeypatch):
     import store.sync as sync_module
 
     env = await make_env()
-    monkeypatch.setattr(sync_module, "BULK_LOAD_AT", 10)  # these 30 new posts are a bulk load
-    monkeypatch.setattr(sync_module, "BATCH", 5)
+    monkeypatch.setattr(sync_module, "BATCH", 5)  # in several batches: several index segments
     monkeypatch.setattr(sync_module, "CHUNK", 5)
-    for i in range(30):
-        env.archive.post(
-            f"2024-05-{i % 28 + 1:02d}-m{i:02d}.md", f"合并{i}", f"正文{i}：批量。", date="2024-05-02"
-        )
+    write_a_bulk_load(env, monkeypatch, 30, "合并", "正文{i}：批量。")
     report = await env.svc.follower.sync()
     assert report.result.added == 30
     merging = env.svc.follower.merging
@@ -350,25 +372,14 @@ async def test_a_large_sync_merges_its_index_in_the_background(make_env, monkeyp
 
 
 async def test_stats_say_while_the_index_is_being_merged(make_env, monkeypatch):
-    import store.sync as sync_module
-
     env = await make_env()
-    monkeypatch.setattr(sync_module, "BULK_LOAD_AT", 10)
-    for i in range(12):
-        env.archive.post(f"2024-05-{i + 1:02d}-s{i:02d}.md", f"统计{i}", "正文。", date="2024-05-02")
-    go_on = asyncio.Event()
-    merge_index = env.svc.store.merge_index
-
-    async def held_merge(*args, **kwargs):
-        await go_on.wait()
-        return await merge_index(*args, **kwargs)
-
-    monkeypatch.setattr(env.svc.store, "merge_index", held_merge)
+    write_a_bulk_load(env, monkeypatch, 12, "统计")
+    held = HeldMerge(env, monkeypatch)
     await env.svc.follower.sync()
     env.api.send_text(ADMIN, "/stats", user_id=ADMIN)
     stats = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "posts" in m.text.lower()])
     assert "being merged" in stats[-1].text
-    go_on.set()
+    held.release.set()
     await env.svc.follower.merging
     assert not await env.svc.store.merge_pending()
     before = len(env.api.sent_to(ADMIN))
@@ -380,25 +391,13 @@ async def test_stats_say_while_the_index_is_being_merged(make_env, monkeypatch):
 
 
 async def test_a_sync_pauses_the_index_merge_and_it_goes_on_after(make_env, monkeypatch):
-    import store.sync as sync_module
-
     env = await make_env()
-    monkeypatch.setattr(sync_module, "BULK_LOAD_AT", 10)
-    for i in range(12):
-        env.archive.post(f"2024-05-{i + 1:02d}-p{i:02d}.md", f"暂停{i}", "正文。", date="2024-05-02")
-    started = asyncio.Event()
-    merge_index = env.svc.store.merge_index
-
-    async def slow_merge(*args, **kwargs):
-        started.set()
-        await asyncio.sleep(3600)  # a long merge, still running when the next sync starts
-        return await merge_index(*args, **kwargs)
-
-    monkeypatch.setattr(env.svc.store, "merge_index", slow_merge)
+    write_a_bulk_load(env, monkeypatch, 12, "暂停")
+    held = HeldMerge(env, monkeypatch)  # a long merge, still running when the next sync starts
     await env.svc.follower.sync()
-    await started.wait()
+    await held.started.wait()
     first = env.svc.follower.merging
-    monkeypatch.setattr(env.svc.store, "merge_index", merge_index)
+    monkeypatch.setattr(env.svc.store, "merge_index", held.real)
     env.archive.post("2024-05-20-next.md", "下一次同步", "正文。", date="2024-05-20")
     report = await env.svc.follower.sync()
     assert report.result.added == 1
