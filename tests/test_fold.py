@@ -1,0 +1,93 @@
+"""Folding: store.text.nfkc normalises only where NFKC can change something, and must give exactly
+what `unicodedata.normalize("NFKC", …)` gives; fold is unchanged by it."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from store.text import _BASE_LETTERS, _MARKED_LATIN, _t2s, fold, nfkc
+
+
+def NFKC(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def reference_fold(text: str) -> str:
+    """fold as it was defined before nfkc: the whole text normalised when it needs it."""
+    from store.text import _CJK_RE, _NEEDS_NFKC
+
+    if not text:
+        return ""
+    if _NEEDS_NFKC.search(text):
+        text = NFKC(text)
+        if _MARKED_LATIN.search(text):
+            text = text.translate(_BASE_LETTERS)
+    if _CJK_RE.search(text):
+        text = _t2s().convert(text)
+    return text.lower()
+
+
+BMP = [chr(cp) for cp in range(0x10000) if not 0xD800 <= cp < 0xE000]
+
+
+def test_every_bmp_character_alone_and_beside_what_it_may_combine_with():
+    # each character alone, after a letter and a Hangul syllable (it may be a second half: a combining
+    # mark, a vowel jamo, U+3099), before a combining mark (it may be a first half), between jamo
+    wrong = [
+        hex(ord(ch))
+        for ch in BMP
+        for text in (ch, f"e{ch}", f"{ch}\u0301", f"가{ch}\u11a8", f"\u1100{ch}", f"か{ch}\u3099x")
+        if nfkc(text) != NFKC(text)
+    ]
+    assert wrong == []
+
+
+def _composition_pairs() -> list[tuple[str, str]]:
+    pairs = []
+    for cp in range(0x110000):
+        parts = unicodedata.decomposition(chr(cp)).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            pairs.append((chr(int(parts[0], 16)), chr(int(parts[1], 16))))
+    return pairs
+
+
+def test_every_canonical_composition_in_any_plane_and_hangul():
+    text_around = ("中文，", "abc ", "")
+    wrong = [
+        (a, b)
+        for a, b in _composition_pairs()
+        for before in text_around
+        if nfkc(f"{before}{a}{b}文") != NFKC(f"{before}{a}{b}文")
+    ]
+    assert wrong == []
+    for text in ("\u1100\u1161", "ㄱㅏㄴ", "\u1100\u1161\u11a8", "가\u11a8", "ｶﾞｷﾞ", "ｶ\u3099", "①㎡ｶﾞ，"):
+        assert nfkc(text) == NFKC(text), text
+
+
+MIXED = (
+    "abcAZ09 ,.-_\n中文國語的是"  # ASCII, CJK (Traditional too)
+    "，。：！？（）「」·×÷±①㎡￥ＡＢａｂ１２"  # punctuation and compatibility forms NFKC changes
+    "\u0300\u0301\u0308\u0327\u0344\u0341\u302a\u302e"  # combining marks (some decompose)
+    "\u1100\u1161\u11a8\u3131\u314f가각"  # Hangul: jamo, compatibility jamo, syllables
+    "かがカ\u3099\u309aｶﾞﾟ"  # kana and voiced marks, half-width
+    "éÅﬁℌ\u212b\u2126\u0b47\u0b3e\u0bc6\u0bbe"  # precomposed, ligature, singletons, Indic vowel signs
+    "\U0001d400\U0001d7ce\U0002f800\U00011099\U000110ba\U0001f600"  # beyond the BMP
+)
+
+
+@given(st.text(alphabet=MIXED, max_size=60))
+def test_nfkc_is_unicodedata_nfkc_on_mixed_text(text):
+    assert nfkc(text) == NFKC(text)
+
+
+@given(st.text(max_size=40))
+def test_nfkc_is_unicodedata_nfkc_on_any_text(text):
+    assert nfkc(text) == NFKC(text)
+
+
+@given(st.text(alphabet=MIXED, max_size=60))
+def test_fold_is_unchanged(text):
+    assert fold(text) == reference_fold(text)
