@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from store.jekyll import ArchiveError, PostError, open_archive, parse_post
 from store.text import body_to_paragraphs, fold, summarize
@@ -257,3 +259,30 @@ def test_markdown_emphasis_marks_go_and_lone_marks_stay():
         "粗体与强调、删除和代码"
     ]  # (spaces between CJK go)
     assert body_to_paragraphs("snake_case 与 2*3 与 ~5%") == ["snake_case 与 2*3 与 ~5%"]
+
+
+MARKDOWNISH = " \t\n\r\x0b\x0c\u2028#>-*+_1.)a中，"
+
+
+@given(st.text(alphabet=MARKDOWNISH, max_size=30))
+def test_markdown_blocks_are_found_at_the_start_of_any_line(text):
+    import re
+
+    from store.text import _MD_BLOCK_FIRST, _MD_BLOCK_NEXT, _MD_BLOCK_START
+
+    at_line_starts = re.compile("^" + _MD_BLOCK_START, re.M)  # the definition
+    found = bool(_MD_BLOCK_FIRST.match(text) or _MD_BLOCK_NEXT.search(text))
+    assert found == bool(at_line_starts.search(text))
+
+
+@given(st.text(alphabet=MARKDOWNISH, max_size=30))
+def test_leading_digest_is_its_first_quoted_lines(text):
+    from store.text import _MD_QUOTE, leading_digest
+
+    lines = []
+    for raw in text.lstrip("\n").splitlines():  # the definition: every line from the top that quotes
+        if not _MD_QUOTE.match(raw):
+            break
+        lines.append(_MD_QUOTE.sub("", raw, count=1))
+    expected = "\n".join(body_to_paragraphs("\n".join(lines))) if lines else ""
+    assert leading_digest(text) == expected
