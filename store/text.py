@@ -35,6 +35,11 @@ _NEEDS_NFKC = re.compile(f"[^{NFKC_SAFE}]")
 _SPACE_BETWEEN_CJK = re.compile(f" (?<={CJK_CHAR} )(?={CJK_CHAR})")
 
 
+# Beyond this many distinct characters to replace, or runs to normalise, a text is normalised in one
+# pass (as a hostile post of 600,000 distinct compatibility characters would cost a replace each).
+NFKC_PIECES = 64
+
+
 def nfkc(text: str) -> str:
     """`unicodedata.normalize("NFKC", text)`, normalising only where it can change something: a post
     with a stray `㎡` or full-width comma among 3,000 characters of Chinese was normalised whole (~240 µs,
@@ -48,11 +53,16 @@ def nfkc(text: str) -> str:
     tests/test_fold.py checks it against `unicodedata` (every BMP character alone and beside what it
     may combine with, every composition, random text)."""
     changed, unstable = _nfkc_patterns()
-    for ch in set(changed.findall(text)):
+    found = set(changed.findall(text))
+    if len(found) > NFKC_PIECES:  # (a text made of many such characters: one pass is cheaper)
+        return unicodedata.normalize("NFKC", text)
+    for ch in found:
         text = text.replace(ch, unicodedata.normalize("NFKC", ch))
     out: list[str] = []
     pos = 0
-    for m in unstable.finditer(text):
+    for n, m in enumerate(unstable.finditer(text)):
+        if n == NFKC_PIECES:
+            return unicodedata.normalize("NFKC", text)
         start, end = m.span()
         start = max(start - 1, 0)
         out.append(text[pos:start])

@@ -91,3 +91,14 @@ def test_nfkc_is_unicodedata_nfkc_on_any_text(text):
 @given(st.text(alphabet=MIXED, max_size=60))
 def test_fold_is_unchanged(text):
     assert fold(text) == reference_fold(text)
+
+
+def test_texts_of_many_pieces_are_normalised_in_one_pass_with_the_same_result():
+    from store.text import NFKC_PIECES, _nfkc_patterns
+
+    changed, _ = _nfkc_patterns()
+    many_changed = "".join(ch for ch in BMP if changed.match(ch))  # every character NFKC changes
+    many_runs = "中e\u0301" * (NFKC_PIECES + 5)  # a run to normalise after every CJK character
+    few = "中文，" * 100 + "e\u0301" * (NFKC_PIECES - 1)
+    for text in (many_changed, many_runs, few, many_changed + few):
+        assert nfkc(text) == NFKC(text)
