@@ -170,7 +170,44 @@ def time_tantivy(index, schema, queries: dict[str, list[str]]) -> dict[str, list
     return out
 
 
-async def run(archive: Path, db: Path, per_class: int, use_tantivy: bool, tmp: Path) -> None:
+def print_goals(
+    shape: str, posts: int, rate: float | None, rss: float, ours: dict, theirs: dict | None
+) -> None:
+    """Issue 9's goals for this archive shape, each with the figure of this run: ok or MISSED. They are
+    set at 100,000 posts; a smaller archive's figures are printed but not judged."""
+    if posts < 100_000:
+        print(f"goals: set at 100,000 posts; this archive has {posts:,}, not judged")
+        return
+    goals: list[tuple[str, bool]] = []
+    if rate is not None:
+        if shape == "large":
+            goals.append((f"sync >= 1,000 posts/s until searchable: {rate:,.0f}", rate >= 1000))
+        else:
+            goals.append((f"sync of 100,000 posts <= 30 s: {100_000 / rate:.1f} s", 100_000 / rate <= 30))
+    if shape == "large":
+        goals.append((f"main-process peak RSS <= 250 MB: {rss:.0f} MB", rss <= 250))
+    for cls in CLASSES:
+        a = ours.get(cls)
+        if not a:
+            continue
+        p50, p99 = pct(a, 0.5), pct(a, 0.99)
+        if shape == "large":
+            goals.append((f"{cls}: p99 <= 10 ms: {p99:.1f} ms", p99 <= 10))
+            if theirs and theirs.get(cls):
+                r50, r99 = p50 / pct(theirs[cls], 0.5), p99 / pct(theirs[cls], 0.99)
+                goals.append((f"{cls}: p50 <= 2x tantivy's: {r50:.1f}x", r50 <= 2))
+                goals.append((f"{cls}: p99 <= 1.5x tantivy's: {r99:.1f}x", r99 <= 1.5))
+        else:
+            goals.append(
+                (f"{cls}: p50 <= 5 ms, p99 <= 20 ms: {p50:.1f} / {p99:.1f} ms", p50 <= 5 and p99 <= 20)
+            )
+    print(f"goals ({shape} posts; this VM's speed moves every time figure by tens of percent):")
+    for text, met in goals:
+        print(f"  {'ok    ' if met else 'MISSED'} {text}")
+
+
+async def run(archive: Path, db: Path, per_class: int, use_tantivy: bool, tmp: Path, shape: str) -> None:
+    rate = None
     async with await Store.open(db) as store:
         t = time.perf_counter()
         written = _bytes_written()
@@ -184,15 +221,15 @@ async def run(archive: Path, db: Path, per_class: int, use_tantivy: bool, tmp: P
         n = await store.count_posts()
         if r.added or r.updated:
             done = r.added + r.updated
+            rate = done / secs
             print(
                 f"sync: {done} posts searchable in {secs:.1f} s = {done / secs:,.0f} posts/s;"
                 f" index merged {merge_secs:.1f} s later ({steps} steps; {done / (secs + merge_secs):,.0f}"
                 f" posts/s in all); {written / 2**20:,.0f} MB written to storage by the syncing process"
             )
         size = sum(os.path.getsize(str(db) + s) for s in ("", "-wal") if os.path.exists(str(db) + s))
-        print(
-            f"database: {size / 2**20:,.0f} MB, {size / max(n, 1):,.0f} bytes/post; peak RSS {rss_mb()[0]:.0f} MB"
-        )
+        rss = rss_mb()[0]
+        print(f"database: {size / 2**20:,.0f} MB, {size / max(n, 1):,.0f} bytes/post; peak RSS {rss:.0f} MB")
         queries = make_queries(await titles(store), per_class)
         print("queries per class: " + ", ".join(f"{c} {len(q)}" for c, q in queries.items()))
         ours = await time_newsbot(store, queries)
@@ -232,6 +269,7 @@ async def run(archive: Path, db: Path, per_class: int, use_tantivy: bool, tmp: P
             b = theirs[cls]
             line += f" {pct(b, 0.5):10.2f}ms {pct(b, 0.99):6.2f}ms {pct(a, 0.5) / pct(b, 0.5):9.1f}x {pct(a, 0.99) / pct(b, 0.99):5.1f}x"
         print(line)
+    print_goals(shape, n, rate, rss, ours, theirs)
 
 
 def main() -> None:
@@ -251,7 +289,7 @@ def main() -> None:
             source = generate(archive, a.posts, a.shape)
             print(f"generated {a.posts} {a.shape} posts from {source} in {time.perf_counter() - t:.0f} s")
         print(f"machine: {os.cpu_count()} cores; speed check {cpu_check():.2f} s (quiet VM: ~0.5 s)")
-        asyncio.run(run(archive, a.db or tmp / "bench.sqlite3", a.queries, not a.no_tantivy, tmp))
+        asyncio.run(run(archive, a.db or tmp / "bench.sqlite3", a.queries, not a.no_tantivy, tmp, a.shape))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
