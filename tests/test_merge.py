@@ -50,10 +50,11 @@ async def fts_settings(store: Store) -> dict[str, int]:
     return {k: int(v) for k, v in rows}
 
 
-async def nothing_left_to_merge(store: Store) -> bool:
-    """Whether the index is one segment: FTS5's `optimize` then finds nothing to do."""
+async def nothing_left_to_merge(store: Store, table: str = "posts_fts") -> bool:
+    """Whether the index (or the titles' index, heads_fts) is one segment: FTS5's `optimize` then finds
+    nothing to do."""
     before = store.conn.total_changes
-    await store.conn.execute("INSERT INTO posts_fts(posts_fts) VALUES ('optimize')")
+    await store.conn.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
     return store.conn.total_changes - before <= 1
 
 
@@ -64,6 +65,7 @@ async def test_an_unmerged_bulk_load_is_searchable_and_merges_in_steps(tmp_path,
         await sync_archive(merged, cfg, workers=0)
         assert not await merged.merge_pending()
         assert await fts_settings(merged) == {"automerge": 4, "crisismerge": 16}
+        assert await nothing_left_to_merge(merged, "heads_fts")
         expected = await results(merged)
     assert all(expected.values())
     async with await Store.open(tmp_path / "later.sqlite3") as store:
@@ -73,6 +75,7 @@ async def test_an_unmerged_bulk_load_is_searchable_and_merges_in_steps(tmp_path,
         assert await fts_settings(store) == {"automerge": 0, "crisismerge": 1000}
         assert await results(store) == expected  # searchable before the merge
         assert not await nothing_left_to_merge(store)  # (the probe merges: from here on a fresh store)
+        assert not await nothing_left_to_merge(store, "heads_fts")  # the titles' too: left for later
     async with await Store.open(tmp_path / "steps.sqlite3") as store:
         await sync_archive(store, cfg, workers=0, merge=False)
         steps = await store.merge_index(pages=1)
@@ -80,6 +83,7 @@ async def test_an_unmerged_bulk_load_is_searchable_and_merges_in_steps(tmp_path,
         assert not await store.merge_pending()
         assert await fts_settings(store) == {"automerge": 4, "crisismerge": 16}
         assert await nothing_left_to_merge(store)
+        assert await nothing_left_to_merge(store, "heads_fts")  # the titles' index merged with it
         assert await results(store) == expected
         assert await store.merge_index() == 0
 
