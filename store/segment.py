@@ -33,7 +33,6 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import metadata
-from operator import add
 from typing import NamedTuple
 
 from .stories import OPENING_READ
@@ -128,26 +127,11 @@ def _pair_runs(chars: str) -> re.Pattern[str]:
     return re.compile(f"[{re.escape(chars)}]{{2,}}")
 
 
-@lru_cache(maxsize=4)
-def _alphanumeric(chars: str) -> bool:
-    return all(ch.isalnum() for ch in chars)
-
-
-def _pairs_run_by_run(folded: str, chars: str) -> str:
-    """`pairs`, a run at a time (for pair characters that are not all letters)."""
-    out: list[str] = []
-    last = ""
-    for run in _pair_runs(chars).findall(folded):
-        if run[0] == last:
-            out.append(CHARS_GAP)
-        out.append(" ".join(map(add, run, run[1:])))
-        last = run[-1]
-    return " ".join(out)
-
-
 # Between two runs joined with NUL, where the second starts with the character the first ends with.
 _SAME_AT_JOIN = re.compile("\x00(?<=(.)\x00)(?=\\1)")
 _GAP_RUN = "\x00" + CHARS_GAP * 2 + "\x00"  # its one pair is the gap token, twice over
+# Every two adjacent characters neither of which is a NUL (a lookahead: the pairs overlap).
+_PAIR = re.compile("(?=([^\x00][^\x00]))")
 
 
 def pairs(folded: str, chars: str) -> str:
@@ -157,18 +141,17 @@ def pairs(folded: str, chars: str) -> str:
     first of the next do not overlap, which every two adjacent pairs of a query phrase do, so no phrase
     can match across them.
 
-    Made in C calls, not a loop over the runs (~20% faster): the runs joined with NUL, a gap run put
-    where one is needed, every two adjacent characters paired, and the pairs holding a NUL (those that
-    straddle two runs) dropped — pair characters are CJK letters, so a pair of them is alphanumeric and
-    a pair with a NUL is not."""
+    Made in a few regex calls, not a loop over the runs: the runs joined with NUL, a gap run put where
+    one is needed, and every two adjacent characters taken but those that straddle two runs (a pair
+    holding a NUL) — one `findall` with a lookahead, ~2× faster than pairing the characters with
+    `map(add)` and filtering the pairs (14 vs 26 µs a finews-sized post), and whatever the pair
+    characters are (CJK, never NUL)."""
     if not chars:
         return ""
-    if not _alphanumeric(chars):  # (an unassigned code point made common by a hostile archive)
-        return _pairs_run_by_run(folded, chars)
     joined = "\x00".join(_pair_runs(chars).findall(folded))
     if "\x00" in joined:
         joined = _SAME_AT_JOIN.sub(_GAP_RUN, joined)
-    text = " ".join(filter(str.isalnum, map(add, joined, joined[1:])))
+    text = " ".join(_PAIR.findall(joined))
     return text.replace(CHARS_GAP * 2, CHARS_GAP) if CHARS_GAP in text else text
 
 
