@@ -140,15 +140,15 @@ def time_tantivy(index, schema, queries: dict[str, list[str]]) -> dict[str, list
             for term in q.split():
                 f = fold(term)
                 if cls in ("single", "substring"):
-                    chars = [c for c in f]
+                    chars: list[str | tuple[int, str]] = list(f)  # (tantivy's phrase_query type)
                     sub = (
                         tantivy.Query.phrase_query(schema, "chars", chars)
                         if len(chars) > 1
-                        else tantivy.Query.term_query(schema, "chars", chars[0])
+                        else tantivy.Query.term_query(schema, "chars", f)
                     )
                     must.append((tantivy.Occur.Must, sub))
                     continue
-                toks = words(f)
+                toks: list[str | tuple[int, str]] = list(words(f))
                 per_field = []
                 for field in ("title", "body"):
                     if len(toks) > 1:
