@@ -145,7 +145,7 @@ async def stop_work(app: Application) -> None:
     if svc.deliverer is not None:
         await svc.deliverer.stop()
     if svc.follower is not None:
-        await svc.follower.stop()
+        await svc.follower.stop_merging()
 
 
 async def teardown(app: Application) -> None:

@@ -138,7 +138,7 @@ class Follower:
         # a merge and a sync never overlap (a merge finishing during a bulk load would put the index
         # back in incremental mode under it): the merge stops, losing at most its step in flight, and
         # goes on after the sync
-        await self.stop()
+        await self.stop_merging()
         pull_error = await self.git_pull() if pull else None
         if pull_error:
             await self.notify("alert.pull_failed", error=pull_error)
@@ -183,7 +183,7 @@ class Follower:
 
     async def _merge_in_background(self) -> None:
         """Start merging the index when a sync (this one or one stopped before) left a merge pending."""
-        if (self.merging is None or self.merging.done()) and await self.store.merge_pending():
+        if not self.is_merging and await self.store.merge_pending():
             self.merging = asyncio.ensure_future(self._merge())
 
     async def _merge(self) -> None:
@@ -195,7 +195,12 @@ class Follower:
             return
         log.info("index merged in %d steps, %.1f s", steps, time.monotonic() - started)
 
-    async def stop(self) -> None:
+    @property
+    def is_merging(self) -> bool:
+        """Whether the index merge a large sync left is running."""
+        return self.merging is not None and not self.merging.done()
+
+    async def stop_merging(self) -> None:
         """Stop the index merge running (its step in progress rolls back; the next sync or start goes
         on from the steps done)."""
         if self.merging is not None and not self.merging.done():

@@ -92,7 +92,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     else:
         last_text = svc.i18n.t(lang, "stats.never")
     indexing = svc.indexing_note(lang, "stats.indexing")
-    if svc.follower is not None and svc.follower.merging is not None and not svc.follower.merging.done():
+    if svc.follower is not None and svc.follower.is_merging:
         indexing = "\n".join(filter(None, (indexing, svc.i18n.t(lang, "stats.merging"))))
     await reply(
         update,
