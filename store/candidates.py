@@ -5,7 +5,7 @@ themselves are built by store.search from quoted tokens."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -36,18 +36,29 @@ class Reads:
 
     def stories(self, rowids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """rowid -> (story, number of reports); a post without a story row is its own story (-rowid)."""
+        of = self.story_ids(rowids)
+        sizes = self.story_sizes(set(of.values()))
+        return {r: (story, sizes[story]) for r, story in of.items()}
+
+    def story_ids(self, rowids: Sequence[int]) -> dict[int, int]:
+        """rowid -> story; a post without a story row is its own story (-rowid)."""
         of = {
             r[0]: r[1]
             for r in self._rows_in("SELECT rowid, story FROM post_story WHERE rowid IN ({})", rowids)
         }
-        ids = sorted(set(of.values()))
+        return {r: of.get(r, -r) for r in rowids}
+
+    def story_sizes(self, stories: Iterable[int]) -> dict[int, int]:
+        """story -> number of reports (1 for a post's own story, -rowid)."""
+        stories = set(stories)
+        ids = sorted(s for s in stories if s >= 0)
         sizes = {
             r[0]: r[1]
             for r in self._rows_in(
                 "SELECT story, COUNT(*) FROM post_story WHERE story IN ({}) GROUP BY story", ids
             )
         }
-        return {r: (of[r], sizes.get(of[r], 1)) if r in of else (-r, 1) for r in rowids}
+        return {s: sizes.get(s, 1) for s in stories}
 
     def head_matches(
         self, match: str, filters: SearchFilters | None, limit: int, before: int | None = None

@@ -388,12 +388,12 @@ class _Bands:
     """Collects the ranked rowids band by band, each post once and each story once (its best-ranked
     report), up to `want`; counts the stories of every post offered."""
 
-    def __init__(self, want: int, story_of: Callable[[list[int]], dict[int, tuple[int, int]]]):
+    def __init__(self, want: int, story_of: Callable[[list[int]], dict[int, int]]):
         self.want = want
         self.story_of = story_of
         self.ranked: list[tuple[int, str]] = []
         self.seen: set[int] = set()
-        self.stories: dict[int, tuple[int, int]] = {}  # rowid -> (story, reports) of the ranked posts
+        self.stories: dict[int, int] = {}  # rowid -> story of the ranked posts
         self.stories_seen: set[int] = set()
 
     @property
@@ -411,9 +411,9 @@ class _Bands:
         for rowid, tier in new:
             self.seen.add(rowid)
             story = stories[rowid]
-            if story[0] in self.stories_seen:
+            if story in self.stories_seen:
                 continue
-            self.stories_seen.add(story[0])
+            self.stories_seen.add(story)
             if not self.full:
                 self.ranked.append((rowid, tier))
                 self.stories[rowid] = story
@@ -498,7 +498,7 @@ def _rank(
     r: Reads, terms: list[_Term], negatives: list[str], filters: SearchFilters, want: int
 ) -> tuple[_Bands, int]:
     """The ranked rowids (up to `want`) and the match count (MAX_RESULTS + 1: more than MAX_RESULTS)."""
-    bands = _Bands(want, r.stories)
+    bands = _Bands(want, r.story_ids)
     if not terms:
         not_match = " OR ".join(negatives) if negatives else None
         newest = r.filtered_posts(filters, MAX_RESULTS + 1, not_match)
@@ -557,14 +557,16 @@ async def search(
     want = min(offset + limit, MAX_RESULTS) + 1
     end = min(offset + limit, MAX_RESULTS)
 
-    def work(r: Reads) -> tuple[_Bands, int, list[PostRow]]:
+    def work(r: Reads) -> tuple[_Bands, int, list[PostRow], dict[int, int]]:
         # every statement of the search in one hop to the database thread; a story is one result
         bands, total = _rank(r, terms, negatives, filters, want)
         if total <= MAX_RESULTS:  # every match was offered to the bands: they counted its stories
             total = len(bands.stories_seen)
-        return bands, max(total, len(bands.ranked)), r.posts([rowid for rowid, _ in bands.ranked[offset:end]])
+        shown = [rowid for rowid, _ in bands.ranked[offset:end]]
+        sizes = r.story_sizes(bands.stories[rowid] for rowid in shown)  # only the page's stories
+        return bands, max(total, len(bands.ranked)), r.posts(shown), sizes
 
-    bands, total, posts = await store.read(work)
+    bands, total, posts, sizes = await store.read(work)
     ranked, stories = bands.ranked, bands.stories
     by_id = {p.rowid: p for p in posts}
     highlight = _highlight_terms(q)
@@ -573,7 +575,8 @@ async def search(
         post = by_id.get(rowid)
         if post is None:
             continue
-        post.story, post.reports = stories[rowid]
+        post.story = stories[rowid]
+        post.reports = sizes[post.story]
         snippet, spans = make_snippet(post.body or post.summary, highlight)
         hits.append(SearchHit(post, tier, snippet, spans))
     more = len(ranked) > offset + limit and offset + limit < MAX_RESULTS

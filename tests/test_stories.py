@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from store import sync as sync_module
 from store.db import Store
 from store.jekyll import open_archive
+from store.search import search
 from store.stories import Grouper, _bigrams, fingerprint, similarity
 from store.sync import sync_archive
 
@@ -100,6 +101,27 @@ async def test_sync_groups_reports_of_one_event(store: Store, archive: Archive):
     reports = await store.story_posts(got["2024-05-01-cut"])
     assert [p.id for p in reports] == ["2024-05-01-cut", "2024-05-01-cut-rewrite"]  # first report first
     assert all(p.reports == 2 for p in reports)
+
+
+async def test_search_counts_a_story_once_and_shows_its_reports_on_every_page(store: Store, archive: Archive):
+    write(archive, "2024-05-01-cut", CUT, "2024-05-01 10:00:00 +0800")
+    write(archive, "2024-05-01-cut-rewrite", CUT_REWRITE, "2024-05-01 10:40:00 +0800")
+    write(archive, "2024-05-01-flow-20", FLOW_20, "2024-05-01 10:05:00 +0800")
+    write(archive, "2024-05-01-flow-35", FLOW_35, "2024-05-01 10:20:00 +0800")
+    write(archive, "2024-05-04-cut-again", CUT_REWRITE, "2024-05-04 09:00:00 +0800")
+    await sync(store, archive)
+    # 资金 is in all five posts: four stories (the cut and its rewrite are one)
+    pages = [await search(store, "资金", limit=1, offset=i) for i in range(5)]
+    assert [p.total for p in pages] == [4] * 5
+    shown = [(h.post.id, h.post.reports) for p in pages for h in p.hits]
+    assert len(shown) == 4 and not pages[4].hits
+    reports = dict(shown)
+    assert reports.get("2024-05-01-cut", reports.get("2024-05-01-cut-rewrite")) == 2
+    assert ("2024-05-01-cut" in reports) != ("2024-05-01-cut-rewrite" in reports)  # the story once
+    assert reports["2024-05-01-flow-20"] == reports["2024-05-01-flow-35"] == 1
+    assert reports["2024-05-04-cut-again"] == 1
+    whole = await search(store, "资金", limit=10)
+    assert [(h.post.id, h.post.reports) for h in whole.hits] == shown  # pages agree with one page
 
 
 async def test_window_setting_and_off(store: Store, archive: Archive):
