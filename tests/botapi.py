@@ -185,7 +185,7 @@ class FakeBotAPI:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]
+        port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}/bot"
 
     async def stop(self) -> None:
@@ -202,7 +202,7 @@ class FakeBotAPI:
         form = await request.post() if request.can_read_body else {}
         params: dict[str, Any] = {}
         for key, value in form.items():
-            if key in JSON_FIELDS or (isinstance(value, str) and value[:1] in ("[", "{")):
+            if isinstance(value, str) and (key in JSON_FIELDS or value[:1] in ("[", "{")):
                 try:
                     value = json.loads(value)
                 except (TypeError, ValueError):
@@ -523,7 +523,7 @@ def bot_settings(api: FakeBotAPI, database, archive_root, **overrides):
     return Settings(**{**values, **overrides})
 
 
-async def start_bot(settings, poll_timeout: float = 1, synced: bool = True):
+async def start_bot(settings, poll_timeout: int = 1, synced: bool = True):
     """Build the real Application for `settings`, run its setup, and start long polling; `synced`:
     once the first sync is done (else at once, while it runs)."""
     from telegram import Update
@@ -536,6 +536,7 @@ async def start_bot(settings, poll_timeout: float = 1, synced: bool = True):
     if synced:
         await app.bot_data["svc"].first_sync  # most tests start from a synced archive
     await app.start()
+    assert app.updater is not None  # (built with one: bot.app.build_application)
     await app.updater.start_polling(poll_interval=0.0, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
     return app
 
