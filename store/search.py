@@ -209,6 +209,7 @@ class _Term:
     label: str | None  # as words among the categories and tags (main index)
     any: str | None  # as a word anywhere or a substring of title or body: what a match needs
     costly_words: bool  # its words are single characters (这是, 高管): a word phrase costs a substring's
+    cjk_only: bool = False  # only CJK characters and spaces: every title holding it matches `head`
 
     @classmethod
     def of(cls, text: str, pair_chars: str = "", label_chars: frozenset[str] | None = None) -> _Term:
@@ -225,7 +226,8 @@ class _Term:
         label = _word_expr(toks, "tags") if in_labels else None
         # A term of CJK only is a substring of the title or body wherever it is one of their words, so
         # its words are only looked for among the labels: one phrase to evaluate, not two.
-        any_ = _either(label, chars) if chars and _CJK_ONLY.fullmatch(folded) else _either(word, chars)
+        cjk_only = _CJK_ONLY.fullmatch(folded) is not None
+        any_ = _either(label, chars) if chars and cjk_only else _either(word, chars)
         return cls(
             text,
             folded,
@@ -235,6 +237,7 @@ class _Term:
             label,
             any_,
             len(toks) > 1 and all(len(t) == 1 for t in toks),
+            cjk_only,
         )
 
     @property
@@ -425,7 +428,7 @@ def _rank_all(
     """Few matches (at most MAX_RESULTS, newest first): order them all exactly. Title and label hits are
     read from each post's folded title and labels (a term as a substring of them)."""
     in_words = set(r.matches_desc(wexpr, filters, limit=len(matches))) if wexpr else set()
-    texts = r.rank_texts(matches)
+    texts = r.rank_texts(_may_hit_heads(r, terms, matches))
     keyed = []
     for rowid in matches:  # newest first; the sort is stable
         title, _, labels = texts.get(rowid, "").partition("\x1f")
@@ -442,6 +445,24 @@ def _rank_all(
             for in_title, no_label, no_word, rowid in keyed
         ]
     )
+
+
+def _may_hit_heads(r: Reads, terms: list[_Term], matches: list[int]) -> list[int]:
+    """The matches whose title or labels may hold a term: all of them, or, when every term is CJK
+    only and cannot be among the labels (a character of it is in no label), those whose title matches
+    a term in heads_fts (whose chars phrase finds every title holding the term): a post's ranking
+    text is read only where it can count, not for every match."""
+    heads = [h for t in terms if t.cjk_only and t.label is None and (h := t.head)]
+    if len(heads) < len(terms):
+        return matches
+    cap = 2 * len(matches) + 100  # past this many titles, reading every match's text costs less
+    titled: set[int] = set()
+    for head in heads:
+        found = r.head_matches(head, None, limit=cap + 1)
+        if len(found) > cap:
+            return matches
+        titled.update(found)
+    return [rowid for rowid in matches if rowid in titled]
 
 
 def _title_band(

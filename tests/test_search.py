@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from store.jekyll import open_archive
 from store.search import parse_query, search
+from store.sync import sync_archive
 
-from .conftest import sync
+from .conftest import Archive, LoopStore, sync
 
 
 async def ids(store, q, **kw):
@@ -385,3 +389,76 @@ async def test_a_word_is_looked_for_among_labels_only_when_the_labels_have_its_c
     await sync(store, archive)
     assert _Term.of("高管", "", await store.label_chars()).label is not None
     assert set(await ids(store, "高管")) == {"2024-06-02-b", "2024-06-03-c"}
+
+
+# --- reading ranking texts only where a term can be (store.search._may_hit_heads) -----------------
+
+# A small alphabet, so that random terms hit titles, bodies and labels often; labels have a few of its
+# characters and two of their own.
+_TITLE_CHARS = "汇率人民币市场走强银行"
+_LABEL_CHARS = "汇市观察"
+
+
+class _SmallAlphabetStore(LoopStore):
+    def __init__(self, root):
+        import random
+
+        super().__init__(root / "alphabet.sqlite3")
+        rng = random.Random(9)
+        archive = Archive(root / "site")
+        for i in range(60):
+            title = "".join(rng.choice(_TITLE_CHARS) for _ in range(rng.randint(2, 8)))
+            body = "".join(rng.choice(_TITLE_CHARS + "，。") for _ in range(rng.randint(5, 40)))
+            labels = "".join(rng.choice(_LABEL_CHARS) for _ in range(2))
+            archive.post(f"2024-03-{i % 28 + 1:02d}-p{i}.md", title, body, categories=labels)
+        # each post its own story: counts and hits are posts here
+        self.run(sync_archive(self.store, open_archive(archive.root, story_window_hours=0), workers=0))
+
+
+@pytest.fixture(scope="module")
+def alphabet(tmp_path_factory):
+    s = _SmallAlphabetStore(tmp_path_factory.mktemp("alphabet"))
+    yield s
+    s.close()
+
+
+_TERM = st.text(alphabet=_TITLE_CHARS + _LABEL_CHARS, min_size=1, max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_TERM, st.sampled_from(["a", "率 市", '"汇率 人民"'])), min_size=1, max_size=3))
+def test_ranking_reads_titles_only_where_a_term_may_be_and_ranks_as_when_it_reads_all(alphabet, terms):
+    """Every query of CJK terms ranks as it would with every match's title and labels read."""
+    from unittest import mock
+
+    from store import search as search_mod
+
+    query = " ".join(terms)
+    fast = alphabet.run(search(alphabet.store, query, limit=100))
+    with mock.patch.object(search_mod, "_may_hit_heads", lambda r, terms, matches: matches):
+        full = alphabet.run(search(alphabet.store, query, limit=100))
+    assert [(h.post.id, h.tier) for h in fast.hits] == [(h.post.id, h.tier) for h in full.hits]
+    assert fast.total == full.total
+
+
+def test_ranking_texts_are_read_only_for_posts_whose_title_holds_a_term(alphabet):
+    from unittest import mock
+
+    from store.candidates import Reads
+
+    read: list[int] = []
+    rank_texts = Reads.rank_texts
+
+    def spy(self, rowids):
+        read.extend(rowids)
+        return rank_texts(self, rowids)
+
+    with mock.patch.object(Reads, "rank_texts", spy):
+        page = alphabet.run(search(alphabet.store, "走", limit=100))
+    titled = [h for h in page.hits if h.tier == "title"]
+    assert titled and len(page.hits) > len(titled)  # (the fixture has both kinds)
+    assert len(read) == len(titled)  # 走 is in no label: only titles with 走 were read
+    read.clear()
+    with mock.patch.object(Reads, "rank_texts", spy):
+        page = alphabet.run(search(alphabet.store, "汇", limit=100))  # 汇 may be among the labels
+    assert len(read) == page.total == len(page.hits)
