@@ -128,6 +128,8 @@ class StoreBase:
 
     async def _drop_meta(self, key: str) -> None:
         await self.conn.execute("DELETE FROM meta WHERE key=?", (key,))
+        if key == "pair_chars":
+            self._pair_chars = None
 
     async def _put_meta(self, key: str, value: str) -> None:
         await self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))

@@ -184,6 +184,8 @@ class ArchiveConfig:
     summary_chars: int = 200
     max_post_bytes: int = 2 << 20  # bigger post files are skipped (0: no limit)
     story_window_hours: int = 48  # reports of one event within this window form a story (0: off)
+    # "common": pairs of the archive's most common characters are indexed; "all": every adjacent pair
+    search_pairs: str = "common"
     pair_chars: str = ""  # the database's pair characters (store.segment), set by the sync
 
     @property
@@ -206,6 +208,7 @@ def open_archive(
     summary_chars: int = 200,
     max_post_bytes: int = 2 << 20,
     story_window_hours: int = 48,
+    search_pairs: str = "common",
 ) -> ArchiveConfig:
     """Locate `_posts/` and read `_config.yml`. Explicit arguments override the config file."""
     p = Path(path).expanduser()
@@ -251,6 +254,7 @@ def open_archive(
         summary_chars=summary_chars,
         max_post_bytes=max_post_bytes,
         story_window_hours=story_window_hours,
+        search_pairs=search_pairs,
     )
 
 

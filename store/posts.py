@@ -312,6 +312,19 @@ class PostsStore(StoreBase):
         return got == INDEX_FORMAT
 
     @_locked
+    async def set_pair_chars(self, chars: str | None) -> None:
+        """Set the archive's pair characters (store.segment; None: not chosen). The stored posts' index
+        texts are stale from then on: until `rebuild_index` (or, with no posts yet, the end of the sync
+        that indexes them) the index is not current, so a sync that stops before rebuilding it rebuilds
+        it the next time."""
+        async with self._transaction():
+            if chars is None:
+                await self._drop_meta("pair_chars")
+            else:
+                await self._put_meta("pair_chars", chars)
+            await self._drop_meta("index_format")
+
+    @_locked
     async def rebuild_index(
         self, progress=None, index_texts: IndexTextsFn | None = None, merge: bool = True
     ) -> int:

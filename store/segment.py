@@ -19,6 +19,7 @@ FTS table's `ascii` tokenizer takes every non-ASCII character as part of a token
   on the ``chars`` column (every post holds them: 是了 takes ~20 ms at 100k posts whatever it finds); the
   same substring as a phrase of pairs (为什么 → "为什 什么") reads a few short doclists, and it is just
   as exact: two pairs are adjacent tokens that overlap only where their characters are adjacent.
+  With SEARCH_PAIRS=all every CJK character is a pair character (`ALL_PAIRS`).
 
 The FTS table is contentless: deleting a post's entry needs these same texts again, so they are
 recomputed from the stored post. `INDEX_FORMAT` names everything the texts depend on; when it changes
@@ -90,6 +91,9 @@ def chars(folded: str) -> str:
 
 
 PAIR_CHARS = 200  # the most common characters whose adjacent pairs are indexed (~60% of Chinese text)
+# The pair characters of an archive that indexes every pair of adjacent CJK characters (the
+# SEARCH_PAIRS=all setting): a value no chosen set of CJK characters can be.
+ALL_PAIRS = "*"
 PAIR_TOKENS = 200  # at most this many pair tokens in a post, on average (finews-sized posts: ~170)
 PAIR_CHARS_FEWEST = 20
 PAIR_SAMPLE_POSTS = 500  # posts an archive's pair characters are counted in
@@ -123,8 +127,8 @@ def pair_chars(texts: Iterable[str]) -> str:
 
 @lru_cache(maxsize=4)
 def _pair_runs(chars: str) -> re.Pattern[str]:
-    """Runs of two or more pair characters."""
-    return re.compile(f"[{re.escape(chars)}]{{2,}}")
+    """Runs of two or more pair characters (of any CJK characters for ALL_PAIRS)."""
+    return re.compile(f"[{CJK_RANGES if chars == ALL_PAIRS else re.escape(chars)}]{{2,}}")
 
 
 # Between two runs joined with NUL, where the second starts with the character the first ends with.
@@ -158,7 +162,12 @@ def pairs(folded: str, chars: str) -> str:
 def pair_phrase(run: str, chars: str) -> list[str] | None:
     """A CJK run of a query as its pair tokens, when every character of it is a pair character and it
     has two or more; else None (its character phrase is cheap: a rare character leads it)."""
-    if len(run) < 2 or not chars or any(ch not in chars for ch in run):
+    if len(run) < 2 or not chars:
+        return None
+    if chars == ALL_PAIRS:
+        if not _CJK_RUN.fullmatch(run):
+            return None
+    elif any(ch not in chars for ch in run):
         return None
     return [run[i : i + 2] for i in range(len(run) - 1)]
 

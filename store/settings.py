@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         le=24 * 30,
         description="reports of one event within this many hours form one story (0: off)",
     )
+    search_pairs: Literal["common", "all"] = Field(
+        "common",
+        description="adjacent Chinese characters indexed as pairs: the archive's most common ones, or all",
+    )
 
     # --- Telegram ---
     bot_token: SecretStr | None = Field(None, description="token from @BotFather (secret)")
@@ -180,4 +184,5 @@ def archive_config(settings: Settings):
         summary_chars=settings.summary_chars,
         max_post_bytes=settings.max_post_bytes,
         story_window_hours=settings.story_window_hours,
+        search_pairs=settings.search_pairs,
     )

@@ -31,7 +31,7 @@ from .base import in_order
 from .db import IndexedPost, Store
 from .jekyll import ArchiveConfig, Post, PostError, PostNotYet, Walk, inside, iter_post_files, parse_post
 from .posts import BULK_LOAD_AT, IndexEntry, index_entries
-from .segment import PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars
+from .segment import ALL_PAIRS, PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars
 from .stories import (
     Grouper,
     StoryWrites,
@@ -672,18 +672,31 @@ class _StoryWindow:
 
 
 async def _choose_pair_chars(store: Store, cfg: ArchiveConfig, files: list[str], posts: int) -> bool:
-    """Choose the archive's pair characters (store.segment) from a sample of its stored posts and of
-    `files` (new ones), once it has PAIR_MIN_POSTS `posts`; they never change after ("" when the
-    archive had no CJK text then). True when chosen now."""
-    if posts < PAIR_MIN_POSTS or await store.get_meta("pair_chars") is not None:
+    """Choose the archive's pair characters (store.segment) as `cfg.search_pairs` asks. "all": every
+    CJK character (ALL_PAIRS). "common": the most common ones, from a sample of the stored posts and of
+    `files` (new ones), once the archive has PAIR_MIN_POSTS `posts`; they never change after ("" when
+    the archive had no CJK text then), unless the setting does. True when they changed now (the posts
+    indexed so far need their index texts made again)."""
+    chosen = await store.get_meta("pair_chars")
+    if cfg.search_pairs == "all":
+        if chosen == ALL_PAIRS:
+            return False
+        await store.set_pair_chars(ALL_PAIRS)
+        return True
+    changed = chosen == ALL_PAIRS  # the setting went back to "common": choose them anew
+    if changed:
+        await store.set_pair_chars(None)
+    elif chosen is not None:
         return False
+    if posts < PAIR_MIN_POSTS:
+        return changed
     stored = await store.sample_texts(PAIR_SAMPLE_POSTS, PAIR_SAMPLE_BYTES)
     wanted = files[: max(0, PAIR_SAMPLE_POSTS - len(stored))]
 
     def count() -> str:  # in a thread: reading and counting take ~0.3 s the bot's replies need not wait
         return pair_chars(stored + _read_texts(wanted, cfg))
 
-    await store.set_meta("pair_chars", await asyncio.to_thread(count))
+    await store.set_pair_chars(await asyncio.to_thread(count))
     return True
 
 

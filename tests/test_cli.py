@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,16 @@ def test_settings_from_env_file_and_errors(tmp_path, archive):
     assert r.stderr.strip().count("\n") == 0 and "SUMMARY_CHARS" in r.stderr and "Traceback" not in r.stderr
     r = run("sync", cwd=tmp_path, env={"TIMEZONE": "Nowhere/City"})
     assert r.returncode == 2 and "TIMEZONE" in r.stderr and "Traceback" not in r.stderr
+    r = run("sync", cwd=tmp_path, env={"SEARCH_PAIRS": "bigrams"})
+    assert r.returncode == 2 and "SEARCH_PAIRS" in r.stderr and "Traceback" not in r.stderr
+    # the setting reaches the sync: every pair indexed, the stored post indexed again
+    r = run("sync", "--json", cwd=tmp_path, env={"SEARCH_PAIRS": "all"})
+    assert r.returncode == 0, r.stderr
+    with sqlite3.connect(tmp_path / "env.sqlite3") as db:
+        assert db.execute("SELECT value FROM meta WHERE key='pair_chars'").fetchone() == ("*",)
+        assert db.execute(
+            "SELECT COUNT(*) FROM posts_fts WHERE posts_fts MATCH 'pairs : 正文'"
+        ).fetchone() == (1,)
 
 
 def test_unreadable_archive_exits_2(tmp_path):

@@ -4,6 +4,7 @@ the same posts as the character phrase it replaces, which is what substring-comp
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,9 +14,9 @@ from store import sync as sync_module
 from store.db import Store
 from store.jekyll import open_archive
 from store.search import _Term, matching, search
-from store.segment import PAIR_CHARS, PAIR_CHARS_FEWEST, PAIR_TOKENS, pair_chars, pairs
+from store.segment import ALL_PAIRS, PAIR_CHARS, PAIR_CHARS_FEWEST, PAIR_TOKENS, pair_chars, pairs
 from store.sync import sync_archive
-from store.text import fold
+from store.text import CJK_CHAR, fold
 
 from .conftest import Archive, LoopStore
 
@@ -56,9 +57,10 @@ def random_text(rng: random.Random, n: int) -> str:
 
 
 class PairStore(LoopStore):
-    """A synced store whose pair characters are COMMON, on its own loop (for hypothesis)."""
+    """A synced store whose pair characters are COMMON (or, with SEARCH_PAIRS=all, every CJK character),
+    on its own loop (for hypothesis)."""
 
-    def __init__(self, root):
+    def __init__(self, root, search_pairs: str = "common"):
         super().__init__(root / "pairs.sqlite3")
         rng = random.Random(7)
         archive = Archive(root / "site")
@@ -67,16 +69,18 @@ class PairStore(LoopStore):
             archive.post(f"2024-03-{i % 28 + 1:02d}-p{i}.md", random_text(rng, 8), random_text(rng, 40))
         self.run(self.store.set_meta("pair_chars", COMMON))
         # random strings of ten characters look alike: no stories, every post is its own result
-        self.run(sync_archive(self.store, open_archive(archive.root, story_window_hours=0), workers=0))
+        cfg = open_archive(archive.root, story_window_hours=0, search_pairs=search_pairs)
+        self.run(sync_archive(self.store, cfg, workers=0))
         rows = self.run(self.store._fetch("SELECT id, rowid, title, body FROM posts"))
         self.rowids = {r[0]: r[1] for r in rows}
         # the texts as the parser left them (it joins CJK lines, for one), folded as the index folds
         self.texts = {r[0]: (fold(r[2]), fold(r[3])) for r in rows}
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    s = PairStore(tmp_path_factory.mktemp("pairs"))
+@pytest.fixture(scope="module", params=["common", "all"])
+def live(tmp_path_factory, request):
+    s = PairStore(tmp_path_factory.mktemp("pairs"), request.param)
+    assert s.run(s.store.pair_chars()) == (COMMON if request.param == "common" else ALL_PAIRS)
     yield s
     s.close()
 
@@ -87,6 +91,10 @@ def test_runs_of_pair_characters_are_looked_up_as_pairs():
     assert _Term.of("中国", COMMON).chars == 'chars : "中 国"'  # 国 is not common: a cheap phrase
     assert _Term.of("不", COMMON).chars == 'chars : "不"'
     assert _Term.of("不能", "").chars == 'chars : "不 能"'
+    # with every pair indexed (SEARCH_PAIRS=all), every run of two or more CJK characters
+    assert _Term.of("中国", ALL_PAIRS).chars == 'pairs : "中国"'
+    assert _Term.of("A股市场", ALL_PAIRS).chars == '(pairs : "股市 市场" AND {title body} : "a")'
+    assert _Term.of("不", ALL_PAIRS).chars == 'chars : "不"'
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -189,3 +197,40 @@ def reference_pairs(folded: str, chars: str) -> str:
 def test_the_pairs_text_is_exactly_its_definition(text, chars):
     text = text.replace("經", "\ufa6e") if "\ufa6e" in chars else text
     assert pairs(text, chars) == reference_pairs(text, chars)
+    # every CJK character a pair character (SEARCH_PAIRS=all): as if the text's own were chosen
+    assert pairs(text, ALL_PAIRS) == reference_pairs(text, "".join(set(re.findall(CJK_CHAR, text))))
+
+
+async def test_changing_search_pairs_indexes_the_stored_posts_again(tmp_path):
+    rng = random.Random(11)
+    archive = Archive(tmp_path / "site")
+    archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
+    for i in range(15):
+        archive.post(f"2024-04-{i % 28 + 1:02d}-s{i}.md", random_text(rng, 6), random_text(rng, 30) + "中国")
+
+    def cfg(search_pairs: str):
+        return open_archive(archive.root, story_window_hours=0, search_pairs=search_pairs)
+
+    async with await Store.open(tmp_path / "switch.sqlite3") as store:
+
+        async def in_pairs(pair: str) -> int:  # posts whose pairs text holds the pair
+            q = f'pairs : "{pair}"'
+            return (await store._fetch("SELECT COUNT(*) FROM posts_fts WHERE posts_fts MATCH ?", (q,)))[0][0]
+
+        await sync_archive(store, cfg("common"), workers=0)
+        assert await store.get_meta("pair_chars") is None  # (too small to choose common ones)
+        assert await in_pairs("中国") == 0
+        result = await sync_archive(store, cfg("all"), workers=0)
+        assert result.unchanged == 15 and await store.pair_chars() == ALL_PAIRS
+        assert await in_pairs("中国") == 15 and await store.index_is_current()
+        assert (await search(store, "中国", limit=100)).total == 15
+        # back: the common characters are not chosen yet (too few posts), and no pairs are indexed
+        await sync_archive(store, cfg("common"), workers=0)
+        assert await store.get_meta("pair_chars") is None and await in_pairs("中国") == 0
+        assert (await search(store, "中国", limit=100)).total == 15
+        # a sync that stops after the setting changed and before the index is rebuilt: the index is not
+        # current, and the next sync rebuilds it
+        await store.set_pair_chars(ALL_PAIRS)
+        assert not await store.index_is_current()
+        await sync_archive(store, cfg("all"), workers=0)
+        assert await in_pairs("中国") == 15 and await store.index_is_current()
