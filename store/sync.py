@@ -31,7 +31,7 @@ from .base import in_order
 from .db import IndexedPost, Store
 from .jekyll import ArchiveConfig, Post, PostError, PostNotYet, Walk, inside, iter_post_files, parse_post
 from .posts import BULK_LOAD_AT, IndexEntry, index_entries
-from .segment import ALL_PAIRS, PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars
+from .segment import ALL_PAIRS, PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars, warm_up
 from .stories import (
     Grouper,
     StoryWrites,
@@ -369,8 +369,8 @@ def _grouper_start(window: int, next_story: int) -> None:
 
 
 def _warm_up() -> None:
-    """Worker: load the segmenter's dictionary and OpenCC before the first files arrive."""
-    analyse("預熱", "预热 warm-up", [], [])
+    """Worker: load the segmenter's dictionary and the folding tables before the first files arrive."""
+    warm_up()
 
 
 async def _sync(

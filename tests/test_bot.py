@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -424,3 +425,9 @@ async def test_a_category_page_never_promises_a_page_the_stories_do_not_fill(bot
     await bot.api.wait_for(lambda: reply.edits == 1)
     assert "macro — 9 posts, page 1/1" in reply.text
     assert "›" not in [b["text"] for b in reply.buttons()]
+
+
+async def test_the_segmenter_and_folding_tables_load_at_start_in_a_thread(bot):
+    warming = bot.app.bot_data["svc"].warming
+    assert warming is not None
+    await asyncio.wait_for(warming, 30)  # (store.segment.warm_up; what it loads: test_segment)

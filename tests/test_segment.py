@@ -34,3 +34,22 @@ def test_remembered_pieces_are_bounded(monkeypatch):
         analyse("", f"清华大学{i}号与北京大学{i}号的中华人民共和国", [], [])
     assert len(segment._pieces) <= 3 + 3  # cleared once over the bound, then refilled by one post
     assert "清华" in analyse("", "清华大学", [], []).fts.sub.split()
+
+
+def test_warm_up_loads_the_segmenter_and_the_folding_tables():
+    """In a fresh interpreter (here they are loaded already): what the bot loads at start, in a thread,
+    instead of in its first search."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    code = (
+        "from store import segment, text\n"
+        "loaded = lambda: (segment._jieba.cache_info().currsize, text._nfkc_patterns.cache_info().currsize)\n"
+        "assert loaded() == (0, 0), loaded()\n"
+        "segment.warm_up()\n"
+        "assert loaded() == (1, 1), loaded()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
