@@ -105,6 +105,24 @@ def test_a_substring_is_found_exactly_where_it_is(live, term):
     assert {i for i, rowid in live.rowids.items() if rowid in got} == want
 
 
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """The same archive in a store of each SEARCH_PAIRS mode."""
+    stores = {mode: PairStore(tmp_path_factory.mktemp(f"both-{mode}"), mode) for mode in ("common", "all")}
+    yield stores
+    for s in stores.values():
+        s.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet=ALPHABET + "a", min_size=1, max_size=4), min_size=1, max_size=3))
+def test_every_search_answers_the_same_whichever_pairs_are_indexed(both, terms):
+    query = " ".join(terms)
+    common, every = (both[m].run(search(both[m].store, query, limit=100)) for m in ("common", "all"))
+    assert [(h.post.id, h.tier) for h in every.hits] == [(h.post.id, h.tier) for h in common.hits]
+    assert every.total == common.total
+
+
 def test_a_search_over_pairs_counts_and_pages_every_match(live):
     for term in ("不能", "的是", "了不能"):
         want = {i for i, (t, b) in live.texts.items() if term in t or term in b}
