@@ -49,6 +49,25 @@ def write(archive: Archive, name: str, post: tuple[str, str], date: str) -> Path
     return archive.post(f"{name}.md", post[0], post[1], date=date)
 
 
+# Reports of one morning: file name -> (post, date)
+MORNING = {
+    "2024-05-01-cut": (CUT, "2024-05-01 10:00:00 +0800"),
+    "2024-05-01-cut-rewrite": (CUT_REWRITE, "2024-05-01 10:40:00 +0800"),
+    "2024-05-01-rating-a": (RATING_A, "2024-05-01 11:00:00 +0800"),
+    "2024-05-01-rating-b": (RATING_B, "2024-05-01 11:05:00 +0800"),
+    "2024-05-01-flow-20": (FLOW_20, "2024-05-01 10:05:00 +0800"),
+    "2024-05-01-flow-35": (FLOW_35, "2024-05-01 10:20:00 +0800"),
+    "2024-05-01-other": (OTHER, "2024-05-01 10:10:00 +0800"),
+    # the same text again, past the 48-hour window: a new story
+    "2024-05-04-cut-again": (CUT_REWRITE, "2024-05-04 09:00:00 +0800"),
+}
+
+
+def write_morning(archive: Archive, names) -> None:
+    for name in names:
+        write(archive, name, *MORNING[name])
+
+
 async def story_of(store: Store, post_id: str) -> int:
     post = await store.get_post(post_id)
     assert post is not None
@@ -71,26 +90,9 @@ def test_similarity_tells_rewrites_from_look_alikes():
 
 
 async def test_sync_groups_reports_of_one_event(store: Store, archive: Archive):
-    write(archive, "2024-05-01-cut", CUT, "2024-05-01 10:00:00 +0800")
-    write(archive, "2024-05-01-cut-rewrite", CUT_REWRITE, "2024-05-01 10:40:00 +0800")
-    write(archive, "2024-05-01-rating-a", RATING_A, "2024-05-01 11:00:00 +0800")
-    write(archive, "2024-05-01-rating-b", RATING_B, "2024-05-01 11:05:00 +0800")
-    write(archive, "2024-05-01-flow-20", FLOW_20, "2024-05-01 10:05:00 +0800")
-    write(archive, "2024-05-01-flow-35", FLOW_35, "2024-05-01 10:20:00 +0800")
-    write(archive, "2024-05-01-other", OTHER, "2024-05-01 10:10:00 +0800")
-    # the same text again, past the 48-hour window: a new story
-    write(archive, "2024-05-04-cut-again", CUT_REWRITE, "2024-05-04 09:00:00 +0800")
+    write_morning(archive, MORNING)
     await sync(store, archive)
-    ids = [
-        "2024-05-01-cut",
-        "2024-05-01-cut-rewrite",
-        "2024-05-01-rating-a",
-        "2024-05-01-rating-b",
-        "2024-05-01-flow-20",
-        "2024-05-01-flow-35",
-        "2024-05-01-other",
-        "2024-05-04-cut-again",
-    ]
+    ids = list(MORNING)
     got = {i: await story_of(store, i) for i in ids}
     assert got["2024-05-01-cut"] == got["2024-05-01-cut-rewrite"]
     others = [got[i] for i in ids if "cut" not in i or i == "2024-05-04-cut-again"]
@@ -104,11 +106,7 @@ async def test_sync_groups_reports_of_one_event(store: Store, archive: Archive):
 
 
 async def test_search_counts_a_story_once_and_shows_its_reports_on_every_page(store: Store, archive: Archive):
-    write(archive, "2024-05-01-cut", CUT, "2024-05-01 10:00:00 +0800")
-    write(archive, "2024-05-01-cut-rewrite", CUT_REWRITE, "2024-05-01 10:40:00 +0800")
-    write(archive, "2024-05-01-flow-20", FLOW_20, "2024-05-01 10:05:00 +0800")
-    write(archive, "2024-05-01-flow-35", FLOW_35, "2024-05-01 10:20:00 +0800")
-    write(archive, "2024-05-04-cut-again", CUT_REWRITE, "2024-05-04 09:00:00 +0800")
+    write_morning(archive, [n for n in MORNING if "cut" in n or "flow" in n])
     await sync(store, archive)
     # 资金 is in all five posts: four stories (the cut and its rewrite are one)
     pages = [await search(store, "资金", limit=1, offset=i) for i in range(5)]
