@@ -98,11 +98,11 @@ async def setup(app: Application) -> None:
         svc.flood = Flood(settings.user_updates_per_minute)
     svc.deliverer = Deliverer(app.bot, store, settings, i18n, svc.notify)
     svc.follower = Follower(store, settings, svc.notify, on_new=svc.deliverer.kick, tell=svc.tell)
-    # The first sync runs in the background: the bot answers at once from what is already indexed (a
-    # first start on a large archive indexes for minutes), and searches say the index is being built.
     # The segmenter's dictionary and the folding tables load in a thread now, not in the first search
     # (~0.1 s on the event loop, every other update waiting)
     svc.warming = asyncio.ensure_future(asyncio.to_thread(warm_up))
+    # The first sync runs in the background: the bot answers at once from what is already indexed (a
+    # first start on a large archive indexes for minutes), and searches say the index is being built.
     svc.first_sync = asyncio.ensure_future(_first_sync(app, svc))
     svc.deliverer.start()
     await _publish_commands(app, i18n, settings)

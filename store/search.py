@@ -209,7 +209,7 @@ class _Term:
     label: str | None  # as words among the categories and tags (main index)
     any: str | None  # as a word anywhere or a substring of title or body: what a match needs
     costly_words: bool  # its words are single characters (这是, 高管): a word phrase costs a substring's
-    cjk_only: bool = False  # only CJK characters and spaces: every title holding it matches `head`
+    cjk_only: bool  # only CJK characters and spaces: every title holding it matches `head`
 
     @classmethod
     def of(cls, text: str, pair_chars: str = "", label_chars: frozenset[str] | None = None) -> _Term:

@@ -321,7 +321,7 @@ class _Workers:
                 max_workers=self.n, mp_context=ctx, initializer=_worker_start
             )
             for _ in range(self.n):
-                self._pool.submit(_warm_up)
+                self._pool.submit(warm_up)  # (the dictionaries load while the walk goes on)
         return self._pool
 
     def stop(self) -> None:
@@ -366,11 +366,6 @@ def _worker_start() -> None:
 def _grouper_start(window: int, next_story: int) -> None:
     _lower_priority(19, idle=True)
     process_start(window, next_story)
-
-
-def _warm_up() -> None:
-    """Worker: load the segmenter's dictionary and the folding tables before the first files arrive."""
-    warm_up()
 
 
 async def _sync(
