@@ -2,7 +2,7 @@
 (`pip install -e '.[bench]'`).
 
     python benchmarks/bench_search.py [--posts 100000] [--shape finews|large] [--queries 200] [--keep DIR]
-                                      [--db DB] [--no-tantivy]
+                                      [--db DB] [--no-tantivy] [--pairs common|all]
 
 Generates an archive from real text (benchmarks/gen_real.py; or reuses --keep DIR), syncs it as the bot
 does (or reuses --db): the time until the posts are searchable, then the index merge the bot runs after
@@ -207,13 +207,15 @@ def print_goals(
         print(f"  {'ok    ' if met else 'MISSED'} {text}")
 
 
-async def run(archive: Path, db: Path, per_class: int, use_tantivy: bool, tmp: Path, shape: str) -> None:
+async def run(
+    archive: Path, db: Path, per_class: int, use_tantivy: bool, tmp: Path, shape: str, pairs: str
+) -> None:
     rate = None
     async with await Store.open(db) as store:
         t = time.perf_counter()
         written = _bytes_written()
         # as the bot syncs: the index merge a bulk load needs is left to merge_index, timed apart
-        r = await sync_archive(store, open_archive(archive), merge=False)
+        r = await sync_archive(store, open_archive(archive, search_pairs=pairs), merge=False)
         secs = time.perf_counter() - t
         t = time.perf_counter()
         steps = await store.merge_index()
@@ -291,6 +293,7 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="generate into (or reuse) this archive folder")
     p.add_argument("--db", type=Path, help="reuse this database (synced incrementally)")
     p.add_argument("--no-tantivy", action="store_true")
+    p.add_argument("--pairs", choices=("common", "all"), default="common", help="SEARCH_PAIRS")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="newsbot-search-"))
     archive = a.keep or tmp / "archive"
@@ -300,7 +303,9 @@ def main() -> None:
             source = generate(archive, a.posts, a.shape)
             print(f"generated {a.posts} {a.shape} posts from {source} in {time.perf_counter() - t:.0f} s")
         print(f"machine: {os.cpu_count()} cores; speed check {cpu_check():.2f} s (quiet VM: ~0.5 s)")
-        asyncio.run(run(archive, a.db or tmp / "bench.sqlite3", a.queries, not a.no_tantivy, tmp, a.shape))
+        asyncio.run(
+            run(archive, a.db or tmp / "bench.sqlite3", a.queries, not a.no_tantivy, tmp, a.shape, a.pairs)
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

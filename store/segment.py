@@ -19,7 +19,9 @@ FTS table's `ascii` tokenizer takes every non-ASCII character as part of a token
   on the ``chars`` column (every post holds them: 是了 takes ~20 ms at 100k posts whatever it finds); the
   same substring as a phrase of pairs (为什么 → "为什 什么") reads a few short doclists, and it is just
   as exact: two pairs are adjacent tokens that overlap only where their characters are adjacent.
-  With SEARCH_PAIRS=all every CJK character is a pair character (`ALL_PAIRS`).
+  With SEARCH_PAIRS=all every CJK character is a pair character (`ALL_PAIRS`): every query run of two
+  or more characters is a phrase of pairs, and only single characters are looked up in ``chars``,
+  which then holds each character of the post once (`distinct_chars`: a lookup needs no places).
 
 The FTS table is contentless: deleting a post's entry needs these same texts again, so they are
 recomputed from the stored post. `INDEX_FORMAT` names everything the texts depend on; when it changes
@@ -29,12 +31,15 @@ recomputed from the stored post. `INDEX_FORMAT` names everything the texts depen
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import metadata
 from typing import NamedTuple
+
+import numpy as np
 
 from .stories import OPENING_READ
 from .text import CJK_RANGES, fold
@@ -54,7 +59,7 @@ def _version(dist: str) -> str:
 
 
 INDEX_FORMAT = (
-    f"fts-v6 rjieba={_version('rjieba')} opencc={_version('opencc')} unicode={unicodedata.unidata_version}"
+    f"fts-v7 rjieba={_version('rjieba')} opencc={_version('opencc')} unicode={unicodedata.unidata_version}"
 )
 
 
@@ -125,17 +130,28 @@ def pair_chars(texts: Iterable[str]) -> str:
     return chars
 
 
+_GAP_PAIR = np.array([ord(CHARS_GAP)] * 2 + [ord(" ")], dtype=np.uint32)  # "00 ", made "0" at the end
+
+
 @lru_cache(maxsize=4)
-def _pair_runs(chars: str) -> re.Pattern[str]:
-    """Runs of two or more pair characters (of any CJK characters for ALL_PAIRS)."""
-    return re.compile(f"[{CJK_RANGES if chars == ALL_PAIRS else re.escape(chars)}]{{2,}}")
+def _char_table(chars: str) -> np.ndarray:
+    """One flag per code point: is it one of `chars` (any CJK character for ALL_PAIRS)."""
+    table = np.zeros(sys.maxunicode + 1, dtype=bool)
+    if chars == ALL_PAIRS:
+        for first, last in re.findall("(.)-(.)", CJK_RANGES):
+            table[ord(first) : ord(last) + 1] = True
+    else:
+        table[[ord(ch) for ch in chars]] = True
+    return table
 
 
-# Between two runs joined with NUL, where the second starts with the character the first ends with.
-_SAME_AT_JOIN = re.compile("\x00(?<=(.)\x00)(?=\\1)")
-_GAP_RUN = "\x00" + CHARS_GAP * 2 + "\x00"  # its one pair is the gap token, twice over
-# Every two adjacent characters neither of which is a NUL (a lookahead: the pairs overlap).
-_PAIR = re.compile("(?=([^\x00][^\x00]))")
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _text_of(tokens: np.ndarray) -> str:
+    """Rows of code points, each ending with a space, as one string without the last space."""
+    return tokens.tobytes().decode("utf-32-le")[:-1]
 
 
 def pairs(folded: str, chars: str) -> str:
@@ -145,18 +161,39 @@ def pairs(folded: str, chars: str) -> str:
     first of the next do not overlap, which every two adjacent pairs of a query phrase do, so no phrase
     can match across them.
 
-    Made in a few regex calls, not a loop over the runs: the runs joined with NUL, a gap run put where
-    one is needed, and every two adjacent characters taken but those that straddle two runs (a pair
-    holding a NUL) — one `findall` with a lookahead, ~2× faster than pairing the characters with
-    `map(add)` and filtering the pairs (14 vs 26 µs a finews-sized post), and whatever the pair
-    characters are (CJK, never NUL)."""
-    if not chars:
+    Made on the text's code points with numpy, not character by character: with every pair indexed
+    (ALL_PAIRS) a long post has thousands, and a Python string per pair cost ~220 µs a post of ~3,000
+    characters where this takes ~35."""
+    if not chars or len(folded) < 2:
         return ""
-    joined = "\x00".join(_pair_runs(chars).findall(folded))
-    if "\x00" in joined:
-        joined = _SAME_AT_JOIN.sub(_GAP_RUN, joined)
-    text = " ".join(_PAIR.findall(joined))
-    return text.replace(CHARS_GAP * 2, CHARS_GAP) if CHARS_GAP in text else text
+    code = _code_points(folded)
+    ok = _char_table(chars)[code]
+    at = np.flatnonzero(ok[:-1] & ok[1:])  # where a pair starts
+    if not at.size:
+        return ""
+    tokens = np.empty((at.size, 3), dtype=np.uint32)
+    tokens[:, 0], tokens[:, 1], tokens[:, 2] = code[at], code[at + 1], ord(" ")
+    # a pair that does not follow the one before it starts a new run: a gap before it where the run
+    # before ends with the character it starts with
+    gaps = np.flatnonzero((at[1:] != at[:-1] + 1) & (code[at[:-1] + 1] == code[at[1:]])) + 1
+    if not gaps.size:
+        return _text_of(tokens)
+    return _text_of(np.insert(tokens, gaps, _GAP_PAIR, axis=0)).replace(CHARS_GAP * 2, CHARS_GAP)
+
+
+def distinct_chars(folded: str) -> str:
+    """Each CJK character of the text once, in code point order: the chars text of an archive that
+    indexes every pair (ALL_PAIRS). There a query's run of two or more characters is a phrase of pairs,
+    and only single characters are looked up among the chars, which needs each character once, not
+    each of its places: ~800 tokens for a post of ~3,000 characters instead of ~3,000."""
+    code = _code_points(folded)
+    cjk = np.sort(code[_char_table(ALL_PAIRS)[code]])
+    if not cjk.size:
+        return ""
+    cjk = cjk[np.concatenate(([True], cjk[1:] != cjk[:-1]))]
+    tokens = np.empty((cjk.size, 2), dtype=np.uint32)
+    tokens[:, 0], tokens[:, 1] = cjk, ord(" ")
+    return _text_of(tokens)
 
 
 def pair_phrase(run: str, chars: str) -> list[str] | None:
@@ -247,7 +284,7 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str], pair_
         tags=_index_words(jieba.cut(labels, False)),
         body=_index_words(b_words),
         sub=" ".join(sorted(extra)),
-        chars=chars(text),
+        chars=distinct_chars(text) if pair_chars == ALL_PAIRS else chars(text),
         pairs=pairs(text, pair_chars),
     )
     heads = HeadTexts(title_words, chars(f_title))

@@ -14,7 +14,16 @@ from store import sync as sync_module
 from store.db import Store
 from store.jekyll import open_archive
 from store.search import _Term, matching, search
-from store.segment import ALL_PAIRS, PAIR_CHARS, PAIR_CHARS_FEWEST, PAIR_TOKENS, pair_chars, pairs
+from store.segment import (
+    ALL_PAIRS,
+    PAIR_CHARS,
+    PAIR_CHARS_FEWEST,
+    PAIR_TOKENS,
+    analyse,
+    distinct_chars,
+    pair_chars,
+    pairs,
+)
 from store.sync import sync_archive
 from store.text import CJK_CHAR, fold
 
@@ -208,15 +217,30 @@ def reference_pairs(folded: str, chars: str) -> str:
     return " ".join(tokens)
 
 
+# beside the test alphabet: an extension-B character (beyond 16 bits), a lone surrogate (a Python
+# string can hold one), a character just outside the CJK ranges (U+4DC0) and the gap token itself
+ODD = "\U00020001\ud800\u4dc00"
+
+
 @given(
-    st.text(alphabet=ALPHABET + "，a 1\n\x00", max_size=80),
-    st.sampled_from([COMMON, "的是", "不能中国人好", "的\ufa6e是"]),  # U+FA6E: unassigned, not a letter
+    st.text(alphabet=ALPHABET + ODD + "，a 1\n\x00", max_size=80),
+    st.sampled_from([COMMON, "的是", "不能中国人好", "的\ufa6e是", "的\U00020001"]),  # U+FA6E: unassigned
 )
 def test_the_pairs_text_is_exactly_its_definition(text, chars):
     text = text.replace("經", "\ufa6e") if "\ufa6e" in chars else text
     assert pairs(text, chars) == reference_pairs(text, chars)
     # every CJK character a pair character (SEARCH_PAIRS=all): as if the text's own were chosen
-    assert pairs(text, ALL_PAIRS) == reference_pairs(text, "".join(set(re.findall(CJK_CHAR, text))))
+    own = set(re.findall(CJK_CHAR, text))
+    assert pairs(text, ALL_PAIRS) == reference_pairs(text, "".join(own))
+    # and its chars text holds each of them once (in code point order)
+    assert distinct_chars(text) == " ".join(sorted(own))
+
+
+def test_an_archive_with_every_pair_indexes_each_character_once():
+    text = "中国人，人口。a 中"
+    assert analyse("", text, [], []).fts.chars == "0 中 国 人 0 人 口 0 中"  # (the first 0: the title)
+    assert analyse("", text, [], [], ALL_PAIRS).fts.chars == " ".join(sorted("中国人口"))
+    assert analyse("", text, [], [], ALL_PAIRS).fts.pairs == "中国 国人 0 人口"
 
 
 async def test_changing_search_pairs_indexes_the_stored_posts_again(tmp_path):
