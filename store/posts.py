@@ -423,12 +423,13 @@ class PostsStore(StoreBase):
         FTS5 writes each flush of new entries as a segment and, by default, merges segments as it goes
         (automerge 4, crisismerge 16): during a large load most of that merging is redone again and again.
         In bulk mode nothing is merged until a level holds 1,000 segments (each batch's transaction
-        writes one or a few: FTS5 allows 2,000 in all), new entries are buffered up to 4 MB (not 1 MB)
+        writes one or a few: FTS5 allows 2,000 in all), new entries are buffered up to 8 MB (not 1 MB)
         before they are written as a segment, and the load ends with one `optimize` (see sync): at 100k
         finews-sized posts this cut the index's share of a full sync from ~21 to ~11 CPU-seconds (~8 with
         the `ascii` tokenizer; crisis merges at 200 segments then); at 100k large posts, merging at 1,000
         instead of 200 segments writes 8.2 GB instead of 11.9 GB and syncs ~6% faster (16 MB buffers
-        were ~4% faster again, for ~15 MB more memory: not taken). The settings are
+        were ~4% faster again, for ~15 MB more memory: not taken then; 8 MB since the batches of large posts
+        doubled, see sync.BATCH_BYTES). The settings are
         stored in the FTS table; every sync that writes sets the mode it needs, so an interrupted bulk
         load is not left in bulk mode (the next write's crisis merge tidies its segments) — except while
         a bulk load's segments await `merge_index`: writes then stay in bulk mode, or the first small
@@ -439,7 +440,7 @@ class PostsStore(StoreBase):
     async def _fts_merging(self, bulk: bool) -> None:
         if not bulk and await self.merge_pending():
             bulk = True
-        settings = {"automerge": 0, "crisismerge": 1000, "hashsize": 4 << 20} if bulk else _FTS_DEFAULTS
+        settings = {"automerge": 0, "crisismerge": 1000, "hashsize": 8 << 20} if bulk else _FTS_DEFAULTS
         for key, value in settings.items():
             await self.conn.execute("INSERT INTO posts_fts(posts_fts, rank) VALUES (?, ?)", (key, value))
 
