@@ -2,7 +2,7 @@
 (`pip install -e '.[bench]'`).
 
     python benchmarks/bench_search.py [--posts 100000] [--shape finews|large] [--queries 200] [--keep DIR]
-                                      [--db DB] [--no-tantivy] [--pairs common|all]
+                                      [--db DB] [--no-tantivy] [--pairs auto|common|all]
 
 Generates an archive from real text (benchmarks/gen_real.py; or reuses --keep DIR), syncs it as the bot
 does (or reuses --db): the time until the posts are searchable, then the index merge the bot runs after
@@ -293,7 +293,7 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="generate into (or reuse) this archive folder")
     p.add_argument("--db", type=Path, help="reuse this database (synced incrementally)")
     p.add_argument("--no-tantivy", action="store_true")
-    p.add_argument("--pairs", choices=("common", "all"), default="common", help="SEARCH_PAIRS")
+    p.add_argument("--pairs", choices=("auto", "common", "all"), default="auto", help="SEARCH_PAIRS")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="newsbot-search-"))
     archive = a.keep or tmp / "archive"

@@ -184,8 +184,9 @@ class ArchiveConfig:
     summary_chars: int = 200
     max_post_bytes: int = 2 << 20  # bigger post files are skipped (0: no limit)
     story_window_hours: int = 48  # reports of one event within this window form a story (0: off)
-    # "common": pairs of the archive's most common characters are indexed; "all": every adjacent pair
-    search_pairs: str = "common"
+    # "common": pairs of the archive's most common characters are indexed; "all": every adjacent pair;
+    # "auto": "all" when the archive's posts are long, else "common" (store.segment.pair_chars)
+    search_pairs: str = "auto"
     pair_chars: str = ""  # the database's pair characters (store.segment), set by the sync
 
     @property
@@ -208,7 +209,7 @@ def open_archive(
     summary_chars: int = 200,
     max_post_bytes: int = 2 << 20,
     story_window_hours: int = 48,
-    search_pairs: str = "common",
+    search_pairs: str = "auto",
 ) -> ArchiveConfig:
     """Locate `_posts/` and read `_config.yml`. Explicit arguments override the config file."""
     p = Path(path).expanduser()

@@ -105,12 +105,16 @@ PAIR_SAMPLE_POSTS = 500  # posts an archive's pair characters are counted in
 PAIR_MIN_POSTS = 200  # an archive smaller than this has no pair characters yet (its phrases are cheap)
 
 
-def pair_chars(texts: Iterable[str]) -> str:
+def pair_chars(texts: Iterable[str], mode: str = "common") -> str:
     """An archive's pair characters from a sample of its texts: its most common CJK characters (folded
     as the index folds them), most common first — PAIR_CHARS of them, or fewer when the sample's posts
     would hold more than PAIR_TOKENS pairs each on average: pairs cost the sync what their tokens cost,
     so long posts get the commonest characters only (their other index texts cost more already).
-    Counted on the raw text, then folded one by one."""
+    Counted on the raw text, then folded one by one.
+
+    `mode` "auto" (SEARCH_PAIRS=auto): posts that long get every pair instead (ALL_PAIRS). With only
+    their commonest characters paired, the phrases of the others are what makes search slow on long
+    posts (each character is in most of them); every pair makes it fast, for a slower full sync."""
     texts = list(texts)
     counts: Counter[str] = Counter()
     for text in texts:
@@ -122,10 +126,12 @@ def pair_chars(texts: Iterable[str]) -> str:
         if len(f) == 1 and _CJK_RUN.fullmatch(f):
             folded[f] += n
     chars = "".join(ch for ch, _ in folded.most_common(PAIR_CHARS))
-    while len(chars) > PAIR_CHARS_FEWEST and texts:
+    while texts and (len(chars) > PAIR_CHARS_FEWEST or mode == "auto"):
         tokens = sum(pairs(text, chars).count(" ") + 1 for text in texts) / len(texts)
         if tokens <= PAIR_TOKENS:
             break
+        if mode == "auto":
+            return ALL_PAIRS
         chars = chars[: int(len(chars) * 0.75)]
     return chars
 

@@ -50,9 +50,10 @@ class Settings(BaseSettings):
         le=24 * 30,
         description="reports of one event within this many hours form one story (0: off)",
     )
-    search_pairs: Literal["common", "all"] = Field(
-        "common",
-        description="adjacent Chinese characters indexed as pairs: the archive's most common ones, or all",
+    search_pairs: Literal["auto", "common", "all"] = Field(
+        "auto",
+        description="adjacent Chinese characters indexed as pairs: the archive's most common ones, or all;"
+        " auto: all for long posts",
     )
 
     # --- Telegram ---

@@ -674,15 +674,17 @@ async def _choose_pair_chars(store: Store, cfg: ArchiveConfig, files: list[str],
     """Choose the archive's pair characters (store.segment) as `cfg.search_pairs` asks. "all": every
     CJK character (ALL_PAIRS). "common": the most common ones, from a sample of the stored posts and of
     `files` (new ones), once the archive has PAIR_MIN_POSTS `posts`; they never change after ("" when
-    the archive had no CJK text then), unless the setting does. True when they changed now (the posts
-    indexed so far need their index texts made again)."""
+    the archive had no CJK text then), unless the setting does. "auto": as "common", but every
+    character when the sample's posts are long (see `pair_chars`), and whatever was chosen before is
+    kept. True when they changed now (the posts indexed so far need their index texts made again)."""
     chosen = await store.get_meta("pair_chars")
     if cfg.search_pairs == "all":
         if chosen == ALL_PAIRS:
             return False
         await store.set_pair_chars(ALL_PAIRS)
         return True
-    changed = chosen == ALL_PAIRS  # the setting went back to "common": choose them anew
+    # the setting went from "all" to "common": choose them anew
+    changed = chosen == ALL_PAIRS and cfg.search_pairs == "common"
     if changed:
         await store.set_pair_chars(None)
     elif chosen is not None:
@@ -693,7 +695,7 @@ async def _choose_pair_chars(store: Store, cfg: ArchiveConfig, files: list[str],
     wanted = files[: max(0, PAIR_SAMPLE_POSTS - len(stored))]
 
     def count() -> str:  # in a thread: reading and counting take ~0.3 s the bot's replies need not wait
-        return pair_chars(stored + _read_texts(wanted, cfg))
+        return pair_chars(stored + _read_texts(wanted, cfg), cfg.search_pairs)
 
     await store.set_pair_chars(await asyncio.to_thread(count))
     return True

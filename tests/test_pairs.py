@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from store import segment as segment_module
 from store import sync as sync_module
 from store.db import Store
 from store.jekyll import open_archive
@@ -59,6 +60,10 @@ def test_long_posts_get_fewer_pair_characters():
     chosen = pair_chars(sample)
     assert PAIR_CHARS_FEWEST <= len(chosen) < PAIR_CHARS
     assert sum(pairs(text, chosen).count(" ") + 1 for text in sample) / len(sample) <= PAIR_TOKENS
+    # SEARCH_PAIRS=auto: posts that long get every pair; short ones the common characters, as "common"
+    assert pair_chars(sample, "auto") == ALL_PAIRS
+    short = [text[:20] for text in sample]
+    assert pair_chars(short, "auto") == pair_chars(short) != ALL_PAIRS
 
 
 def random_text(rng: random.Random, n: int) -> str:
@@ -276,3 +281,31 @@ async def test_changing_search_pairs_indexes_the_stored_posts_again(tmp_path):
         assert not await store.index_is_current()
         await sync_archive(store, cfg("all"), workers=0)
         assert await in_pairs("中国") == 15 and await store.index_is_current()
+
+
+async def test_auto_chooses_every_pair_for_long_posts_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(sync_module, "PAIR_MIN_POSTS", 12)
+    monkeypatch.setattr(segment_module, "PAIR_TOKENS", 60)  # these posts are "long": ~70 common pairs
+    rng = random.Random(12)
+    archive = Archive(tmp_path / "site")
+    archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
+    for i in range(15):
+        archive.post(f"2024-05-{i % 28 + 1:02d}-a{i}.md", random_text(rng, 6), random_text(rng, 120))
+
+    def cfg(search_pairs: str):
+        return open_archive(archive.root, story_window_hours=0, search_pairs=search_pairs)
+
+    async with await Store.open(tmp_path / "auto.sqlite3") as store:
+        assert cfg("auto").search_pairs == open_archive(archive.root).search_pairs  # the default
+        await sync_archive(store, cfg("auto"), workers=0)
+        assert await store.pair_chars() == ALL_PAIRS and await store.index_is_current()
+        stored = await store._fetch("SELECT title, body FROM posts")
+        assert (await search(store, "中国", limit=100)).total == sum(
+            "中国" in fold(title + "\n" + body) for title, body in stored
+        )
+        # "common" chooses the common characters anew; "auto" keeps what is there, whichever it is
+        await sync_archive(store, cfg("common"), workers=0)
+        common = await store.pair_chars()
+        assert common not in ("", ALL_PAIRS) and await store.index_is_current()
+        result = await sync_archive(store, cfg("auto"), workers=0)
+        assert await store.pair_chars() == common and result.unchanged == 15
