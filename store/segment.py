@@ -37,12 +37,13 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import metadata
-from typing import NamedTuple
-
-import numpy as np
+from typing import TYPE_CHECKING, NamedTuple
 
 from .stories import OPENING_READ
 from .text import CJK_RANGES, fold
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _TOKEN_OK = re.compile(r"\w", re.UNICODE)
 _NON_CJK_RUN = re.compile(f"[^{CJK_RANGES}]+")
@@ -136,12 +137,19 @@ def pair_chars(texts: Iterable[str], mode: str = "common") -> str:
     return chars
 
 
-_GAP_PAIR = np.array([ord(CHARS_GAP)] * 2 + [ord(" ")], dtype=np.uint32)  # "00 ", made "0" at the end
+@lru_cache(maxsize=1)
+def _numpy():
+    """numpy, imported when index texts are first made: ~19 MB of memory a process that never makes
+    them (the main process of a sync whose workers parse) does not carry."""
+    import numpy
+
+    return numpy
 
 
 @lru_cache(maxsize=4)
 def _char_table(chars: str) -> np.ndarray:
     """One flag per code point: is it one of `chars` (any CJK character for ALL_PAIRS)."""
+    np = _numpy()
     table = np.zeros(sys.maxunicode + 1, dtype=bool)
     if chars == ALL_PAIRS:
         for first, last in re.findall("(.)-(.)", CJK_RANGES):
@@ -152,6 +160,7 @@ def _char_table(chars: str) -> np.ndarray:
 
 
 def _code_points(text: str) -> np.ndarray:
+    np = _numpy()
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
@@ -172,6 +181,7 @@ def pairs(folded: str, chars: str) -> str:
     characters where this takes ~35."""
     if not chars or len(folded) < 2:
         return ""
+    np = _numpy()
     code = _code_points(folded)
     ok = _char_table(chars)[code]
     at = np.flatnonzero(ok[:-1] & ok[1:])  # where a pair starts
@@ -184,7 +194,8 @@ def pairs(folded: str, chars: str) -> str:
     gaps = np.flatnonzero((at[1:] != at[:-1] + 1) & (code[at[:-1] + 1] == code[at[1:]])) + 1
     if not gaps.size:
         return _text_of(tokens)
-    return _text_of(np.insert(tokens, gaps, _GAP_PAIR, axis=0)).replace(CHARS_GAP * 2, CHARS_GAP)
+    gap = [ord(CHARS_GAP), ord(CHARS_GAP), ord(" ")]  # "00", made "0" below
+    return _text_of(np.insert(tokens, gaps, gap, axis=0)).replace(CHARS_GAP * 2, CHARS_GAP)
 
 
 def distinct_chars(folded: str) -> str:
@@ -192,6 +203,7 @@ def distinct_chars(folded: str) -> str:
     indexes every pair (ALL_PAIRS). There a query's run of two or more characters is a phrase of pairs,
     and only single characters are looked up among the chars, which needs each character once, not
     each of its places: ~800 tokens for a post of ~3,000 characters instead of ~3,000."""
+    np = _numpy()
     code = _code_points(folded)
     cjk = np.sort(code[_char_table(ALL_PAIRS)[code]])
     if not cjk.size:

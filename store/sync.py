@@ -421,7 +421,9 @@ async def _sync(
     result.deleted = len(deletes)
     total = len(todo)
     sample = [abspath for _, abspath, _, _, _ in todo[:: max(1, total // PAIR_SAMPLE_POSTS)]]
-    if await _choose_pair_chars(store, cfg, sample, len(states) + total) and states:
+    # (counted in a worker process when the sync parses in them, as the main process makes no index texts)
+    counting = workers.start() if total >= PARALLEL_THRESHOLD and parallel else None
+    if await _choose_pair_chars(store, cfg, sample, len(states) + total, counting) and states:
         await _rebuild_index(store, workers, progress, merge)  # the posts indexed so far have no pairs
     cfg = dataclasses.replace(cfg, pair_chars=await store.pair_chars())
     bulk = total + len(deletes) >= BULK_LOAD_AT
@@ -670,13 +672,21 @@ class _StoryWindow:
                 self._grouping.append(loop.run_in_executor(self._process, process_hold, posts, spans))
 
 
-async def _choose_pair_chars(store: Store, cfg: ArchiveConfig, files: list[str], posts: int) -> bool:
+async def _choose_pair_chars(
+    store: Store,
+    cfg: ArchiveConfig,
+    files: list[str],
+    posts: int,
+    executor: concurrent.futures.Executor | None = None,
+) -> bool:
     """Choose the archive's pair characters (store.segment) as `cfg.search_pairs` asks. "all": every
     CJK character (ALL_PAIRS). "common": the most common ones, from a sample of the stored posts and of
     `files` (new ones), once the archive has PAIR_MIN_POSTS `posts`; they never change after ("" when
     the archive had no CJK text then), unless the setting does. "auto": as "common", but every
     character when the sample's posts are long (see `pair_chars`), and whatever was chosen before is
-    kept. True when they changed now (the posts indexed so far need their index texts made again)."""
+    kept. True when they changed now (the posts indexed so far need their index texts made again).
+    They are counted in `executor`, by default a thread: reading and counting take ~0.3 s the bot's
+    replies need not wait."""
     chosen = await store.get_meta("pair_chars")
     if cfg.search_pairs == "all":
         if chosen == ALL_PAIRS:
@@ -694,11 +704,14 @@ async def _choose_pair_chars(store: Store, cfg: ArchiveConfig, files: list[str],
     stored = await store.sample_texts(PAIR_SAMPLE_POSTS, PAIR_SAMPLE_BYTES)
     wanted = files[: max(0, PAIR_SAMPLE_POSTS - len(stored))]
 
-    def count() -> str:  # in a thread: reading and counting take ~0.3 s the bot's replies need not wait
-        return pair_chars(stored + _read_texts(wanted, cfg), cfg.search_pairs)
-
-    await store.set_pair_chars(await asyncio.to_thread(count))
+    loop = asyncio.get_running_loop()
+    await store.set_pair_chars(await loop.run_in_executor(executor, _count_pair_chars, stored, wanted, cfg))
     return True
+
+
+def _count_pair_chars(stored: list[str], files: list[str], cfg: ArchiveConfig) -> str:
+    """The pair characters of stored texts and of the start of `files` (see `_choose_pair_chars`)."""
+    return pair_chars(stored + _read_texts(files, cfg), cfg.search_pairs)
 
 
 def _read_texts(paths: list[str], cfg: ArchiveConfig) -> list[str]:
