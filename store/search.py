@@ -5,9 +5,9 @@ Syntax: words are ANDed; ``"exact phrase"``; ``-word`` excludes; ``cat:NAME`` an
 FTS5 operators, stray quotes, ``*``, ``NEAR(`` are never passed to SQLite unquoted.
 
 Ranking, over every matching post of the archive (a post matches when each term matches in it as a
-word, or as a substring of its title or body; every CJK character is also indexed as a token, so a
-phrase of characters is an exact substring: `知` finds `知道`). Results come in bands, newest first
-inside each band:
+word, or as a substring of its title or body; every CJK character is also indexed as a token, and
+adjacent ones as pairs (store.segment), so a phrase of characters or of pairs is an exact substring:
+`知` finds `知道`). Results come in bands, newest first inside each band:
 1. title: posts with a term in the title (word or substring), more of the terms first. Found in
    `heads_fts`, a small index of titles alone, whose doclists are short enough to read completely;
 2. label: a term among the categories/tags;
@@ -176,7 +176,8 @@ _WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit, CJK included
 def _char_expr(runs: list[str], latin: list[str], latin_columns: str, pair_chars: str = "") -> str | None:
     """Substring match: each CJK run of the term as a phrase of characters over the `chars` column (an
     exact substring), or, when every character of it is one of the archive's pair characters, as the
-    same phrase over the `pairs` column (exact too, and cheap: store.segment); the Latin/digit words as
+    same phrase over the `pairs` column (exact too, and cheap: store.segment; with every pair indexed,
+    only single characters are looked up in `chars`, which then holds each once); the Latin/digit words as
     a phrase over `latin_columns` whose last word may be a prefix (`farad` finds `Faraday`; prefixes of
     fewer than 3 characters must match whole words)."""
     parts = []
