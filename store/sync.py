@@ -269,8 +269,9 @@ async def sync_archive(
     procs = _Workers(n_workers)
     try:
         if not await store.index_is_current():
-            await _choose_pair_chars(store, cfg, [], await store.count_posts())
-            # after an upgrade that changed the index format
+            # after an upgrade that changed the index format: a rebuild that "auto" chooses anew for
+            posts = await store.count_posts()
+            await _choose_pair_chars(store, cfg, [], posts, anew=cfg.search_pairs == "auto")
             await _rebuild_index(store, procs, progress, merge)
         if await store.stories_stale():
             await store.regroup(cfg.story_window_hours, progress)  # after the upgrade that added stories
@@ -678,13 +679,15 @@ async def _choose_pair_chars(
     files: list[str],
     posts: int,
     executor: concurrent.futures.Executor | None = None,
+    anew: bool = False,
 ) -> bool:
     """Choose the archive's pair characters (store.segment) as `cfg.search_pairs` asks. "all": every
     CJK character (ALL_PAIRS). "common": the most common ones, from a sample of the stored posts and of
     `files` (new ones), once the archive has PAIR_MIN_POSTS `posts`; they never change after ("" when
     the archive had no CJK text then), unless the setting does. "auto": as "common", but every
     character when the sample's posts are long (see `pair_chars`), and whatever was chosen before is
-    kept. True when they changed now (the posts indexed so far need their index texts made again).
+    kept, but for a rebuild (`anew`: the index is made again whatever they are). True when they
+    changed now (the posts indexed so far need their index texts made again).
     They are counted in `executor`, by default a thread: reading and counting take ~0.3 s the bot's
     replies need not wait."""
     chosen = await store.get_meta("pair_chars")
@@ -693,8 +696,8 @@ async def _choose_pair_chars(
             return False
         await store.set_pair_chars(ALL_PAIRS)
         return True
-    # the setting went from "all" to "common": choose them anew
-    changed = chosen == ALL_PAIRS and cfg.search_pairs == "common"
+    # chosen anew when the setting went from "all" to "common", or for a rebuild
+    changed = (chosen == ALL_PAIRS and cfg.search_pairs == "common") or (anew and chosen is not None)
     if changed:
         await store.set_pair_chars(None)
     elif chosen is not None:

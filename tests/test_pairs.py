@@ -300,12 +300,22 @@ async def test_auto_chooses_every_pair_for_long_posts_once(tmp_path, monkeypatch
         await sync_archive(store, cfg("auto"), workers=0)
         assert await store.pair_chars() == ALL_PAIRS and await store.index_is_current()
         stored = await store._fetch("SELECT title, body FROM posts")
-        assert (await search(store, "中国", limit=100)).total == sum(
-            "中国" in fold(title + "\n" + body) for title, body in stored
-        )
+        in_text = sum("中国" in fold(title + "\n" + body) for title, body in stored)
+        assert (await search(store, "中国", limit=100)).total == in_text
         # "common" chooses the common characters anew; "auto" keeps what is there, whichever it is
         await sync_archive(store, cfg("common"), workers=0)
         common = await store.pair_chars()
         assert common not in ("", ALL_PAIRS) and await store.index_is_current()
         result = await sync_archive(store, cfg("auto"), workers=0)
         assert await store.pair_chars() == common and result.unchanged == 15
+        # but an index made again anyway (a new index format) is made as "auto" would choose now
+        await store.set_meta("index_format", "an older format")
+        await sync_archive(store, cfg("auto"), workers=0)
+        assert await store.pair_chars() == ALL_PAIRS and await store.index_is_current()
+        assert (await search(store, "中国", limit=100)).total == in_text
+        # ("common" keeps its characters through such a rebuild)
+        await sync_archive(store, cfg("common"), workers=0)
+        common = await store.pair_chars()
+        await store.set_meta("index_format", "an older format")
+        await sync_archive(store, cfg("common"), workers=0)
+        assert await store.pair_chars() == common and await store.index_is_current()
