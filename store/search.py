@@ -412,14 +412,15 @@ class _Bands:
         if not new:
             return
         stories = self.story_of([rowid for rowid, _ in new])
+        seen, stories_seen, ranked, want = self.seen, self.stories_seen, self.ranked, self.want
         for rowid, tier in new:
-            self.seen.add(rowid)
+            seen.add(rowid)
             story = stories[rowid]
-            if story in self.stories_seen:
+            if story in stories_seen:
                 continue
-            self.stories_seen.add(story)
-            if not self.full:
-                self.ranked.append((rowid, tier))
+            stories_seen.add(story)
+            if len(ranked) < want:
+                ranked.append((rowid, tier))
                 self.stories[rowid] = story
 
 
@@ -430,21 +431,34 @@ def _rank_all(
     read from each post's folded title and labels (a term as a substring of them)."""
     in_words = set(r.matches_desc(wexpr, filters, limit=len(matches))) if wexpr else set()
     texts = r.rank_texts(_may_hit_heads(r, terms, matches))
-    keyed = []
-    for rowid in matches:  # newest first; the sort is stable
-        title, _, labels = texts.get(rowid, "").partition("\x1f")
-        in_title = sum(t.folded in title for t in terms)
-        in_labels = any(t.folded in labels for t in terms)
-        keyed.append((-in_title, not in_labels, rowid not in in_words, rowid))
-    keyed.sort(key=lambda k: k[:3])
+    folded = [t.folded for t in terms]
+    # by band, newest first: title hits keyed (more terms in the title first, then label hits, then
+    # word hits; the sort is stable); label hits and the rest with every term as words first. Most
+    # matches hold no term in their title or labels (their text is often not even read): they are
+    # placed by `in_words` alone.
+    titled: list[tuple[int, bool, bool, int]] = []
+    labelled: tuple[list[int], list[int]] = ([], [])
+    rest: tuple[list[int], list[int]] = ([], [])  # the word band, the substring band
+    for rowid in matches:
+        no_word = rowid not in in_words
+        text = texts.get(rowid)
+        if text:
+            title, _, labels = text.partition("\x1f")
+            in_title = sum(f in title for f in folded)
+            in_labels = any(f in labels for f in folded)
+            if in_title:
+                titled.append((-in_title, not in_labels, no_word, rowid))
+                continue
+            if in_labels:
+                labelled[no_word].append(rowid)
+                continue
+        rest[no_word].append(rowid)
+    titled.sort(key=lambda k: k[:3])
     bands.add_ranked(
-        [
-            (
-                rowid,
-                "title" if in_title else "label" if not no_label else "word" if not no_word else "substring",
-            )
-            for in_title, no_label, no_word, rowid in keyed
-        ]
+        [(k[3], "title") for k in titled]
+        + [(rowid, "label") for rowid in labelled[0] + labelled[1]]
+        + [(rowid, "word") for rowid in rest[0]]
+        + [(rowid, "substring") for rowid in rest[1]]
     )
 
 
