@@ -50,8 +50,8 @@ log = logging.getLogger("newsbot.sync")
 # flat (100,000 posts of ~10 KB HTML: peak RSS ~320 → ~200 MB) where finews-sized posts meet the counts.
 # Each batch's transaction writes its index entries as at least one new FTS segment: 4 MB rather than
 # 2 MB of large posts a batch (with PostsStore's 8 MB bulk-load buffer) made those segments fewer and
-# larger, and a sync of 100,000 large posts with every pair indexed (SEARCH_PAIRS=all) 570 → 868
-# posts/s until searchable (23.0 GB written instead of 24.8), for ~25 MB more memory (peak RSS 229 MB).
+# larger: a sync of 100,000 large posts with every pair indexed (SEARCH_PAIRS=all) 570 → 807–900
+# posts/s until searchable in three runs (23.0 GB written instead of 24.8), for ~20 MB more memory.
 BATCH = 1000
 BATCH_BYTES = 4 << 20
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
@@ -271,7 +271,8 @@ async def sync_archive(
         if not await store.index_is_current():
             # after an upgrade that changed the index format: a rebuild that "auto" chooses anew for
             posts = await store.count_posts()
-            await _choose_pair_chars(store, cfg, [], posts, anew=cfg.search_pairs == "auto")
+            counting = procs.start() if procs.n > 0 and posts >= PARALLEL_THRESHOLD else None
+            await _choose_pair_chars(store, cfg, [], posts, counting, anew=cfg.search_pairs == "auto")
             await _rebuild_index(store, procs, progress, merge)
         if await store.stories_stale():
             await store.regroup(cfg.story_window_hours, progress)  # after the upgrade that added stories

@@ -319,3 +319,22 @@ async def test_auto_chooses_every_pair_for_long_posts_once(tmp_path, monkeypatch
         await store.set_meta("index_format", "an older format")
         await sync_archive(store, cfg("common"), workers=0)
         assert await store.pair_chars() == common and await store.index_is_current()
+
+
+async def test_a_parallel_sync_counts_the_pair_characters_in_a_worker(tmp_path, monkeypatch):
+    # the main process of a sync whose workers parse makes no index texts (nor imports numpy for them)
+    monkeypatch.setattr(sync_module, "PAIR_MIN_POSTS", 12)
+    monkeypatch.setattr(sync_module, "PARALLEL_THRESHOLD", 10)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("pair characters counted in the main process")
+
+    monkeypatch.setattr(sync_module, "pair_chars", not_here)  # (the worker imports its own)
+    rng = random.Random(13)
+    archive = Archive(tmp_path / "site")
+    archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
+    for i in range(15):  # long enough for every pair whatever the token budget is
+        archive.post(f"2024-06-{i % 28 + 1:02d}-w{i}.md", random_text(rng, 6), random_text(rng, 1500))
+    async with await Store.open(tmp_path / "parallel.sqlite3") as store:
+        result = await sync_archive(store, open_archive(archive.root, story_window_hours=0), workers=1)
+        assert result.added == 15 and await store.pair_chars() == ALL_PAIRS
