@@ -241,6 +241,13 @@ def test_the_pairs_text_is_exactly_its_definition(text, chars):
     assert distinct_chars(text) == " ".join(sorted(own))
 
 
+@given(st.text(max_size=200))
+def test_every_pair_s_texts_of_any_text_are_their_definitions(text):
+    own = set(re.findall(CJK_CHAR, text))
+    assert pairs(text, ALL_PAIRS) == reference_pairs(text, "".join(own))
+    assert distinct_chars(text) == " ".join(sorted(own))
+
+
 def test_an_archive_with_every_pair_indexes_each_character_once():
     text = "中国人，人口。a 中"
     assert analyse("", text, [], []).fts.chars == "0 中 国 人 0 人 口 0 中"  # (the first 0: the title)
