@@ -695,7 +695,7 @@ async def _choose_pair_chars(
     if cfg.search_pairs == "all":
         if chosen == ALL_PAIRS:
             return False
-        await store.set_pair_chars(ALL_PAIRS)
+        await _set_pair_chars(store, ALL_PAIRS, cfg)
         return True
     # chosen anew when the setting went from "all" to "common", or for a rebuild
     changed = (chosen == ALL_PAIRS and cfg.search_pairs == "common") or (anew and chosen is not None)
@@ -709,8 +709,22 @@ async def _choose_pair_chars(
     wanted = files[: max(0, PAIR_SAMPLE_POSTS - len(stored))]
 
     loop = asyncio.get_running_loop()
-    await store.set_pair_chars(await loop.run_in_executor(executor, _count_pair_chars, stored, wanted, cfg))
+    counted = await loop.run_in_executor(executor, _count_pair_chars, stored, wanted, cfg)
+    await _set_pair_chars(store, counted, cfg)
     return True
+
+
+async def _set_pair_chars(store: Store, chars: str, cfg: ArchiveConfig) -> None:
+    """Store the chosen pair characters and say what the index holds from then on (how an operator sees
+    what SEARCH_PAIRS=auto chose)."""
+    await store.set_pair_chars(chars)
+    if chars == ALL_PAIRS:
+        held = "every pair of adjacent CJK characters"
+    else:
+        held = (
+            f"the pairs of its {len(chars)} most common CJK characters" if chars else "no pairs (no CJK text)"
+        )
+    log.info("search index: %s (SEARCH_PAIRS=%s)", held, cfg.search_pairs)
 
 
 def _count_pair_chars(stored: list[str], files: list[str], cfg: ArchiveConfig) -> str:

@@ -290,7 +290,7 @@ async def test_changing_search_pairs_indexes_the_stored_posts_again(tmp_path):
         assert await in_pairs("中国") == 15 and await store.index_is_current()
 
 
-async def test_auto_chooses_every_pair_for_long_posts_once(tmp_path, monkeypatch):
+async def test_auto_chooses_every_pair_for_long_posts_once(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(sync_module, "PAIR_MIN_POSTS", 12)
     monkeypatch.setattr(segment_module, "PAIR_TOKENS", 60)  # these posts are "long": ~70 common pairs
     rng = random.Random(12)
@@ -304,8 +304,10 @@ async def test_auto_chooses_every_pair_for_long_posts_once(tmp_path, monkeypatch
 
     async with await Store.open(tmp_path / "auto.sqlite3") as store:
         assert cfg("auto").search_pairs == open_archive(archive.root).search_pairs  # the default
-        await sync_archive(store, cfg("auto"), workers=0)
+        with caplog.at_level("INFO", logger="newsbot.sync"):
+            await sync_archive(store, cfg("auto"), workers=0)
         assert await store.pair_chars() == ALL_PAIRS and await store.index_is_current()
+        assert "every pair of adjacent CJK characters (SEARCH_PAIRS=auto)" in caplog.text  # what it chose
         stored = await store._fetch("SELECT title, body FROM posts")
         in_text = sum("中国" in fold(title + "\n" + body) for title, body in stored)
         assert (await search(store, "中国", limit=100)).total == in_text
