@@ -40,7 +40,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, NamedTuple
 
 from .stories import OPENING_READ
-from .text import CJK_RANGES, fold
+from .text import CJK_RANGES, CJK_SPANS, fold
 
 if TYPE_CHECKING:
     import numpy as np
@@ -152,8 +152,8 @@ def _char_table(chars: str) -> np.ndarray:
     np = _numpy()
     table = np.zeros(sys.maxunicode + 1, dtype=bool)
     if chars == ALL_PAIRS:
-        for first, last in re.findall("(.)-(.)", CJK_RANGES):
-            table[ord(first) : ord(last) + 1] = True
+        for first, last in CJK_SPANS:
+            table[first : last + 1] = True
     else:
         table[[ord(ch) for ch in chars]] = True
     return table

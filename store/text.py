@@ -13,12 +13,15 @@ from selectolax.lexbor import LexborHTMLParser
 
 # --- folding -----------------------------------------------------------------------------------
 
-CJK_RANGES = (
-    "\u3400-\u4dbf"  # CJK extension A
-    "\u4e00-\u9fff"  # CJK unified ideographs
-    "\uf900-\ufaff"  # compatibility ideographs
-    "\U00020000-\U0003134f"  # extensions B..G
+# The CJK ideographs, as (first, last) code points: the regex classes below and store.segment's
+# per-code-point tables are made from this one list.
+CJK_SPANS = (
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xF900, 0xFAFF),  # compatibility ideographs
+    (0x20000, 0x3134F),  # extensions B..G
 )
+CJK_RANGES = "".join(f"{chr(first)}-{chr(last)}" for first, last in CJK_SPANS)
 CJK_CHAR = f"[{CJK_RANGES}]"
 _CJK_RE = re.compile(CJK_CHAR)
 # Text made only of these characters needs no NFKC pass: NFKC leaves ASCII and CJK ideographs alone and
