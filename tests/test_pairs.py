@@ -3,6 +3,7 @@ the same posts as the character phrase it replaces, which is what substring-comp
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 
@@ -70,21 +71,31 @@ def random_text(rng: random.Random, n: int) -> str:
     return "".join(rng.choice(ALPHABET + "，a ") for _ in range(n))
 
 
+def random_archive(root, seed: int, posts: int, title_chars: int, body_chars: int, end: str = "") -> Archive:
+    """An archive of `posts` posts of random text of the test alphabet (each body ending with `end`)."""
+    rng = random.Random(seed)
+    archive = Archive(root / "site")
+    archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
+    for i in range(posts):
+        title, body = random_text(rng, title_chars), random_text(rng, body_chars) + end
+        archive.post(f"2024-03-{i % 28 + 1:02d}-p{i}.md", title, body)
+    return archive
+
+
+def archive_cfg(archive: Archive, search_pairs: str):
+    # random strings of ten characters look alike: no stories, every post is its own result
+    return open_archive(archive.root, story_window_hours=0, search_pairs=search_pairs)
+
+
 class PairStore(LoopStore):
     """A synced store whose pair characters are COMMON (or, with SEARCH_PAIRS=all, every CJK character),
     on its own loop (for hypothesis)."""
 
     def __init__(self, root, search_pairs: str = "common"):
         super().__init__(root / "pairs.sqlite3")
-        rng = random.Random(7)
-        archive = Archive(root / "site")
-        archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
-        for i in range(40):
-            archive.post(f"2024-03-{i % 28 + 1:02d}-p{i}.md", random_text(rng, 8), random_text(rng, 40))
+        archive = random_archive(root, 7, 40, 8, 40)
         self.run(self.store.set_meta("pair_chars", COMMON))
-        # random strings of ten characters look alike: no stories, every post is its own result
-        cfg = open_archive(archive.root, story_window_hours=0, search_pairs=search_pairs)
-        self.run(sync_archive(self.store, cfg, workers=0))
+        self.run(sync_archive(self.store, archive_cfg(archive, search_pairs), workers=0))
         rows = self.run(self.store._fetch("SELECT id, rowid, title, body FROM posts"))
         self.rowids = {r[0]: r[1] for r in rows}
         # the texts as the parser left them (it joins CJK lines, for one), folded as the index folds
@@ -256,14 +267,8 @@ def test_an_archive_with_every_pair_indexes_each_character_once():
 
 
 async def test_changing_search_pairs_indexes_the_stored_posts_again(tmp_path):
-    rng = random.Random(11)
-    archive = Archive(tmp_path / "site")
-    archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
-    for i in range(15):
-        archive.post(f"2024-04-{i % 28 + 1:02d}-s{i}.md", random_text(rng, 6), random_text(rng, 30) + "中国")
-
-    def cfg(search_pairs: str):
-        return open_archive(archive.root, story_window_hours=0, search_pairs=search_pairs)
+    archive = random_archive(tmp_path, 11, 15, 6, 30, end="中国")
+    cfg = functools.partial(archive_cfg, archive)
 
     async with await Store.open(tmp_path / "switch.sqlite3") as store:
 
@@ -293,14 +298,8 @@ async def test_changing_search_pairs_indexes_the_stored_posts_again(tmp_path):
 async def test_auto_chooses_every_pair_for_long_posts_once(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(sync_module, "PAIR_MIN_POSTS", 12)
     monkeypatch.setattr(segment_module, "PAIR_TOKENS", 60)  # these posts are "long": ~70 common pairs
-    rng = random.Random(12)
-    archive = Archive(tmp_path / "site")
-    archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
-    for i in range(15):
-        archive.post(f"2024-05-{i % 28 + 1:02d}-a{i}.md", random_text(rng, 6), random_text(rng, 120))
-
-    def cfg(search_pairs: str):
-        return open_archive(archive.root, story_window_hours=0, search_pairs=search_pairs)
+    archive = random_archive(tmp_path, 12, 15, 6, 120)
+    cfg = functools.partial(archive_cfg, archive)
 
     async with await Store.open(tmp_path / "auto.sqlite3") as store:
         assert cfg("auto").search_pairs == open_archive(archive.root).search_pairs  # the default
@@ -339,11 +338,7 @@ async def test_a_parallel_sync_counts_the_pair_characters_in_a_worker(tmp_path, 
         raise AssertionError("pair characters counted in the main process")
 
     monkeypatch.setattr(sync_module, "pair_chars", not_here)  # (the worker imports its own)
-    rng = random.Random(13)
-    archive = Archive(tmp_path / "site")
-    archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
-    for i in range(15):  # long enough for every pair whatever the token budget is
-        archive.post(f"2024-06-{i % 28 + 1:02d}-w{i}.md", random_text(rng, 6), random_text(rng, 1500))
+    archive = random_archive(tmp_path, 13, 15, 6, 1500)  # long enough for every pair whatever the budget
     async with await Store.open(tmp_path / "parallel.sqlite3") as store:
-        result = await sync_archive(store, open_archive(archive.root, story_window_hours=0), workers=1)
+        result = await sync_archive(store, archive_cfg(archive, "auto"), workers=1)
         assert result.added == 15 and await store.pair_chars() == ALL_PAIRS
