@@ -271,8 +271,9 @@ async def sync_archive(
         if not await store.index_is_current():
             # after an upgrade that changed the index format: a rebuild that "auto" chooses anew for
             posts = await store.count_posts()
-            counting = procs.start() if procs.n > 0 and posts >= PARALLEL_THRESHOLD else None
-            await _choose_pair_chars(store, cfg, [], posts, counting, anew=cfg.search_pairs == "auto")
+            await _choose_pair_chars(
+                store, cfg, [], posts, procs.pool_for(posts), anew=cfg.search_pairs == "auto"
+            )
             await _rebuild_index(store, procs, progress, merge)
         if await store.stories_stale():
             await store.regroup(cfg.story_window_hours, progress)  # after the upgrade that added stories
@@ -287,8 +288,8 @@ async def _rebuild_index(store: Store, workers: _Workers, progress: ProgressFn |
     there are many posts (100,000 finews-sized posts: ~46 s in-process, with the event loop held ~0.25 s
     at a time)."""
     index_texts = None
-    if workers.n > 0 and await store.count_posts() >= PARALLEL_THRESHOLD:
-        pool = workers.start()
+    pool = workers.pool_for(await store.count_posts())
+    if pool is not None:
         pair_chars = await store.pair_chars()
         loop = asyncio.get_running_loop()
 
@@ -319,6 +320,10 @@ class _Workers:
                 initargs=(window, next_story),
             )
         return self._grouping
+
+    def pool_for(self, items: int) -> concurrent.futures.ProcessPoolExecutor | None:
+        """The parsing workers (started) when `items` are enough to parse there; None: in this process."""
+        return self.start() if self.n > 0 and items >= PARALLEL_THRESHOLD else None
 
     def start(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
@@ -423,9 +428,10 @@ async def _sync(
     result.deleted = len(deletes)
     total = len(todo)
     sample = [abspath for _, abspath, _, _, _ in todo[:: max(1, total // PAIR_SAMPLE_POSTS)]]
-    # (counted in a worker process when the sync parses in them, as the main process makes no index texts)
-    counting = workers.start() if total >= PARALLEL_THRESHOLD and parallel else None
-    if await _choose_pair_chars(store, cfg, sample, len(states) + total, counting) and states:
+    # the parsing workers, when there are enough files: they count the pair characters too (this process
+    # makes no index texts then)
+    pool = workers.pool_for(total)
+    if await _choose_pair_chars(store, cfg, sample, len(states) + total, pool) and states:
         await _rebuild_index(store, workers, progress, merge)  # the posts indexed so far have no pairs
     cfg = dataclasses.replace(cfg, pair_chars=await store.pair_chars())
     bulk = total + len(deletes) >= BULK_LOAD_AT
@@ -520,8 +526,7 @@ async def _sync(
                     failing.append((rel, *unchanged_bytes, reason))
 
     chunks = _chunks(todo)
-    if total >= PARALLEL_THRESHOLD and parallel:
-        pool = workers.start()
+    if pool is not None:
         parsing = (loop.run_in_executor(pool, _prepare, cfg, chunk) for chunk in chunks)
         async for outcomes in in_order(parsing, workers.n * 3):
             take(outcomes)
