@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import get_args
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -41,6 +42,7 @@ from store.db import Store  # noqa: E402
 from store.jekyll import open_archive  # noqa: E402
 from store.search import search  # noqa: E402
 from store.segment import analyse, words  # noqa: E402
+from store.settings import Settings  # noqa: E402
 from store.sync import sync_archive  # noqa: E402
 from store.text import fold  # noqa: E402
 
@@ -293,7 +295,8 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="generate into (or reuse) this archive folder")
     p.add_argument("--db", type=Path, help="reuse this database (synced incrementally)")
     p.add_argument("--no-tantivy", action="store_true")
-    p.add_argument("--pairs", choices=("auto", "common", "all"), default="auto", help="SEARCH_PAIRS")
+    pairs = Settings.model_fields["search_pairs"]
+    p.add_argument("--pairs", choices=get_args(pairs.annotation), default=pairs.default, help="SEARCH_PAIRS")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="newsbot-search-"))
     archive = a.keep or tmp / "archive"
