@@ -58,6 +58,30 @@ def _bytes_written() -> int:
         return 0
 
 
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """SQLite's variable-length integer at `at`: (value, where the next one starts)."""
+    value = 0
+    for i in range(9):
+        byte = data[at + i]
+        if i == 8:
+            return (value << 8) | byte, at + 9
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            return value, at + i + 1
+    raise AssertionError("unreachable")
+
+
+async def index_segments(store: Store) -> int | None:
+    """How many segments the main FTS index has: its structure record (rowid 10 of posts_fts_data: a
+    4-byte cookie, then the number of levels and of segments). A bulk load that leaves more than FTS5's
+    crisis merge allows (PostsStore's bulk settings) merges nearly all of them mid-load."""
+    rows = await store._fetch("SELECT block FROM posts_fts_data WHERE id = 10")
+    if not rows:
+        return None
+    _, at = _varint(rows[0][0], 4)
+    return _varint(rows[0][0], at)[0]
+
+
 async def titles(store: Store, n: int = 20000) -> list[str]:
     rows = await store._fetch("SELECT title FROM posts ORDER BY rowid DESC LIMIT ?", (n,))
     return [fold(r[0]) for r in rows]
@@ -219,6 +243,7 @@ async def run(
         # as the bot syncs: the index merge a bulk load needs is left to merge_index, timed apart
         r = await sync_archive(store, open_archive(archive, search_pairs=pairs), merge=False)
         secs = time.perf_counter() - t
+        segments = await index_segments(store)
         t = time.perf_counter()
         steps = await store.merge_index()
         merge_secs = time.perf_counter() - t
@@ -230,7 +255,8 @@ async def run(
             print(
                 f"sync: {done} posts searchable in {secs:.1f} s = {done / secs:,.0f} posts/s;"
                 f" index merged {merge_secs:.1f} s later ({steps} steps; {done / (secs + merge_secs):,.0f}"
-                f" posts/s in all); {written / 2**20:,.0f} MB written to storage by the syncing process"
+                f" posts/s in all); {written / 2**20:,.0f} MB written to storage by the syncing process;"
+                f" {segments} index segments before the merge"
             )
         size = sum(os.path.getsize(str(db) + s) for s in ("", "-wal") if os.path.exists(str(db) + s))
         rss = rss_mb()[0]

@@ -15,6 +15,8 @@ from .segment import INDEX_FORMAT, HeadTexts, IndexTexts, analyse
 from .stories import OPENING_READ, Grouper, StoryKey, StoryWrites, fingerprint, take_writes
 
 _FTS_DEFAULTS = {"automerge": 4, "crisismerge": 16, "hashsize": 1 << 20}
+# A bulk load's settings (see PostsStore.set_bulk_load)
+_FTS_BULK = {"automerge": 0, "crisismerge": 1000, "hashsize": 16 << 20}
 
 # Posts written at once (a sync's changed files, an index rebuild's posts) that make a bulk load
 # (`set_bulk_load`)
@@ -422,14 +424,19 @@ class PostsStore(StoreBase):
 
         FTS5 writes each flush of new entries as a segment and, by default, merges segments as it goes
         (automerge 4, crisismerge 16): during a large load most of that merging is redone again and again.
-        In bulk mode nothing is merged until a level holds 1,000 segments (each batch's transaction
-        writes one or a few: FTS5 allows 2,000 in all), new entries are buffered up to 8 MB (not 1 MB)
-        before they are written as a segment, and the load ends with one `optimize` (see sync): at 100k
-        finews-sized posts this cut the index's share of a full sync from ~21 to ~11 CPU-seconds (~8 with
-        the `ascii` tokenizer; crisis merges at 200 segments then); at 100k large posts, merging at 1,000
-        instead of 200 segments writes 8.2 GB instead of 11.9 GB and syncs ~6% faster (16 MB buffers
-        were ~4% faster again, for ~15 MB more memory: not taken then; 8 MB since the batches of large posts
-        doubled, see sync.BATCH_BYTES). The settings are
+        In bulk mode nothing is merged until a level holds 1,000 segments (FTS5 allows 2,000 in all), new
+        entries are buffered up to 16 MB (not 1 MB) before they are written as a segment, and the load
+        ends with one merge of them all (see `end_bulk_load`): at 100k finews-sized posts this cut the
+        index's share of a full sync from ~21 to ~11 CPU-seconds (~8 with the `ascii` tokenizer; crisis
+        merges at 200 segments then); at 100k large posts, merging at 1,000 instead of 200 segments wrote
+        8.2 GB instead of 11.9 GB and synced ~6% faster.
+        The buffer's size sets how many segments a load writes (each batch's transaction writes at least
+        one): with 8 MB, 100,000 large posts with every pair indexed wrote 986–998 segments, so whether a
+        sync crossed 1,000 and merged nearly all of them in the middle of the load (~50 s) depended on how
+        the batches happened to be cut: 3 runs of 4 did, at 629 instead of ~970 posts/s, with a 5.6 GB
+        instead of a 3.5 GB file. With 16 MB: ~350 segments (a crisis merge only past ~280,000 large
+        posts in one sync), 925–962 posts/s in three runs, the final merge 27 s instead of 41 s, for
+        ~12 MB more memory; finews-sized posts (~60–100 segments) sync as fast as with 8 MB. The settings are
         stored in the FTS table; every sync that writes sets the mode it needs, so an interrupted bulk
         load is not left in bulk mode (the next write's crisis merge tidies its segments) — except while
         a bulk load's segments await `merge_index`: writes then stay in bulk mode, or the first small
@@ -440,7 +447,7 @@ class PostsStore(StoreBase):
     async def _fts_merging(self, bulk: bool) -> None:
         if not bulk and await self.merge_pending():
             bulk = True
-        settings = {"automerge": 0, "crisismerge": 1000, "hashsize": 8 << 20} if bulk else _FTS_DEFAULTS
+        settings = _FTS_BULK if bulk else _FTS_DEFAULTS
         for key, value in settings.items():
             await self.conn.execute("INSERT INTO posts_fts(posts_fts, rank) VALUES (?, ?)", (key, value))
 
@@ -450,7 +457,7 @@ class PostsStore(StoreBase):
 
     async def _end_bulk_load(self, merge: bool) -> None:
         """After a bulk load, its index segments (one or a few per batch: ~100 at 100,000 finews-sized
-        posts, ~500 at 100,000 large ones) are merged into one: searches read one b-tree per term, ~30%
+        posts, ~350 at 100,000 large ones) are merged into one: searches read one b-tree per term, ~30%
         faster. `merge` merges them now, in one statement (~5 s at 100,000 finews-sized posts, ~20 s at
         100,000 large ones, one core busy and the connection with it); otherwise the store records that
         a merge is pending and `merge_index` does it a step at a time: the posts are searchable at once,

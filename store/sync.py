@@ -49,9 +49,10 @@ log = logging.getLogger("newsbot.sync")
 # file in memory (its text and index texts), so for large posts the byte bounds keep the sync's memory
 # flat (100,000 posts of ~10 KB HTML: peak RSS ~320 → ~200 MB) where finews-sized posts meet the counts.
 # Each batch's transaction writes its index entries as at least one new FTS segment: 4 MB rather than
-# 2 MB of large posts a batch (with PostsStore's 8 MB bulk-load buffer) made those segments fewer and
-# larger: a sync of 100,000 large posts with every pair indexed (SEARCH_PAIRS=all) 570 → 807–900
-# posts/s until searchable in three runs (23.0 GB written instead of 24.8), for ~20 MB more memory.
+# 2 MB of large posts a batch made those segments fewer and larger: a sync of 100,000 large posts with
+# every pair indexed (SEARCH_PAIRS=all) 570 → 807–900 posts/s until searchable in three runs (23.0 GB
+# written instead of 24.8), for ~20 MB more memory. (Those runs wrote so many segments that FTS5 merged
+# them mid-load in some: session 12 found that and bounded the segments, see PostsStore.set_bulk_load.)
 BATCH = 1000
 BATCH_BYTES = 4 << 20
 PARALLEL_THRESHOLD = 400  # fewer changed files than this are parsed in-process
