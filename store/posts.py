@@ -433,7 +433,7 @@ class PostsStore(StoreBase):
         The buffer's size sets how many segments a load writes (each batch's transaction writes at least
         one): with 8 MB, 100,000 large posts with every pair indexed wrote 986–998 segments, so whether a
         sync crossed 1,000 and merged nearly all of them in the middle of the load (~50 s) depended on how
-        the batches happened to be cut: 3 runs of 4 did, at 629 instead of ~970 posts/s, with a 5.6 GB
+        the batches happened to be cut: 3 runs of 4 did, at 576–644 instead of 976 posts/s, with a 5.6 GB
         instead of a 3.5 GB file. With 16 MB: ~350 segments (a crisis merge only past ~280,000 large
         posts in one sync), 925–962 posts/s in three runs, the final merge 27 s instead of 41 s, for
         ~12 MB more memory; finews-sized posts (~60–100 segments) sync as fast as with 8 MB. The settings are
