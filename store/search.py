@@ -425,11 +425,20 @@ class _Bands:
 
 
 def _rank_all(
-    r: Reads, bands: _Bands, terms: list[_Term], matches: list[int], wexpr: str | None, filters: SearchFilters
+    r: Reads,
+    bands: _Bands,
+    terms: list[_Term],
+    matches: list[int],
+    wexpr: str | None,
+    filters: SearchFilters,
+    word_matches: list[int] | None = None,
 ) -> None:
     """Few matches (at most MAX_RESULTS, newest first): order them all exactly. Title and label hits are
-    read from each post's folded title and labels (a term as a substring of them)."""
-    in_words = set(r.matches_desc(wexpr, filters, limit=len(matches))) if wexpr else set()
+    read from each post's folded title and labels (a term as a substring of them). `word_matches`: every
+    post matching `wexpr`, when the caller has read them already."""
+    if word_matches is None:
+        word_matches = r.matches_desc(wexpr, filters, limit=len(matches)) if wexpr else []
+    in_words = set(word_matches)
     texts = r.rank_texts(_may_hit_heads(r, terms, matches))
     folded = [t.folded for t in terms]
     # by band, newest first: title hits keyed (more terms in the title first, then label hits, then
@@ -547,13 +556,21 @@ def _rank(
     wexpr = _combine(words_only, negatives) if cheap else None
     # Counting word matches is cheap (word doclists); substring matching (phrases of single-character
     # tokens) is what costs, so it is only counted when the words alone do not already exceed the cap.
-    total = r.count_matches(wexpr, filters, MAX_RESULTS + 1) if wexpr else 0
+    # Several words rarely match more than MAX_RESULTS posts together: their word matches are read as a
+    # list at once, which both counts them and places them in the word band below (one evaluation of
+    # the word expression instead of two); one word is counted, as it often matches more.
+    word_matches: list[int] | None = None
+    if wexpr and len(terms) > 1:
+        word_matches = r.matches_desc(wexpr, filters, limit=MAX_RESULTS + 1)
+        total = len(word_matches)
+    else:
+        total = r.count_matches(wexpr, filters, MAX_RESULTS + 1) if wexpr else 0
     matches: list[int] = []
     if total <= MAX_RESULTS:
         matches = r.matches_desc(expr, filters, limit=MAX_RESULTS + 1)
         total = len(matches)
     if total <= MAX_RESULTS:
-        _rank_all(r, bands, terms, matches, wexpr, filters)
+        _rank_all(r, bands, terms, matches, wexpr, filters, word_matches)
         return bands, total
     if matches:
         # More than MAX_RESULTS matches, and the newest of them are read already: title hits from the
@@ -561,7 +578,7 @@ def _rank(
         # above; only they can be paged anyway.
         _title_band(r, bands, terms, expr, negatives, filters, known=set(matches))
         if not bands.full:  # (title hits filled the page: nothing after them is shown)
-            _rank_all(r, bands, terms, matches, wexpr, filters)
+            _rank_all(r, bands, terms, matches, wexpr, filters, word_matches)
         return bands, total
     # Many matches: bands read in index order as far as the page needs. With more than MAX_RESULTS word
     # matches the page is filled from them, so the title check and the label band use the word

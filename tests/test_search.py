@@ -163,6 +163,18 @@ async def test_word_hits_rank_above_substring_hits(store, archive):
     assert [h.tier for h in page.hits] == ["word", "substring"]
 
 
+async def test_with_several_terms_only_posts_with_every_term_as_a_word_are_in_the_word_band(store, archive):
+    archive.post("2024-03-01-a.md", "甲", "他们知道答案。", date="2024-03-01")  # both only inside words
+    archive.post("2024-02-01-c.md", "丙", "知，答案。", date="2024-02-01")  # 知 a word, 答 not
+    archive.post("2023-01-01-b.md", "乙", "知，答。", date="2023-01-01")  # both as words
+    archive.post("2022-01-01-d.md", "丁", "只有知。", date="2022-01-01")  # 答 missing: no match
+    await sync(store, archive)
+    page = await search(store, "知 答")
+    assert [h.post.id for h in page.hits] == ["2023-01-01-b", "2024-03-01-a", "2024-02-01-c"]
+    assert [h.tier for h in page.hits] == ["word", "substring", "substring"]
+    assert page.total == 3
+
+
 ODD = [
     "C++",
     "100%",
