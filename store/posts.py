@@ -435,7 +435,7 @@ class PostsStore(StoreBase):
         sync crossed 1,000 and merged nearly all of them in the middle of the load (~50 s) depended on how
         the batches happened to be cut: 3 runs of 4 did, at 576–644 instead of 976 posts/s, with a 5.6 GB
         instead of a 3.5 GB file. With 16 MB: ~350 segments (a crisis merge only past ~280,000 large
-        posts in one sync), 925–962 posts/s in three runs, the final merge 27 s instead of 41 s, for
+        posts in one sync), 902–962 posts/s in four runs, the final merge 27 s instead of 41 s, for
         ~12 MB more memory; finews-sized posts (~60–100 segments) sync as fast as with 8 MB. The settings are
         stored in the FTS table; every sync that writes sets the mode it needs, so an interrupted bulk
         load is not left in bulk mode (the next write's crisis merge tidies its segments) — except while
