@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from .candidates import Reads
 from .db import PostRow, SearchFilters, Store
 from .segment import pair_phrase, words
-from .text import CJK_CHAR, fold
+from .text import CJK_CHAR, fold, may_fold_into
 
 MAX_RESULTS = 1000  # reachable by paging; the count is exact up to this
 VERIFY_LIMIT = 120  # title candidates checked against the whole query (older than the newest matches)
@@ -327,12 +327,15 @@ def make_snippet(
         return "", []
     # Most text is its own folded form but for case: look for the terms in the lower-cased text first and
     # fold only the window; fold the whole text only when no term is found that way (Traditional
-    # characters, full-width letters, diacritics).
+    # characters, full-width letters, diacritics) and a character of it may fold into a term's (a term
+    # in the title only is mostly not in the body in any form: a scan says so, ~10 instead of ~80 µs).
     low = text.lower()
     first = min((at for term in terms if (at := low.find(term)) >= 0), default=-1)
     folded = None
-    if first < 0 or len(low) != len(text):
-        text = text[:SNIPPET_FOLD_SCAN]  # (a term in the title only is not in the body at all)
+    if first < 0 and len(low) == len(text) and not may_fold_into(text[:SNIPPET_FOLD_SCAN], terms):
+        text, first = text[:SNIPPET_FOLD_SCAN], 0  # no term in any form: the beginning, as folding shows
+    elif first < 0 or len(low) != len(text):
+        text = text[:SNIPPET_FOLD_SCAN]
         folded = fold(text)
         if len(folded) != len(text):  # folding changed lengths (rare NFKC cases): show folded text
             text = folded

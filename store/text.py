@@ -163,6 +163,46 @@ def fold(text: str) -> str:
     return text.lower()
 
 
+@lru_cache(maxsize=1)
+def _fold_sources() -> dict[str, str]:
+    """Each character folding can produce -> the characters that fold into it on their own other than
+    by case: 国 <- 國, a <- ａ Ａ á à …, 1 <- １ ① …. Folding changes a character only by NFKC (the
+    characters it changes, up to plane 3), by dropping a Latin diacritic, or by OpenCC's t2s (one call
+    over every CJK ideograph, each on a line of its own). Made once per process, ~0.2 s."""
+    candidates = set(map(chr, _BASE_LETTERS))
+    for cp in range(0x32000):
+        if not 0xD800 <= cp < 0xE000 and unicodedata.normalize("NFKC", ch := chr(cp)) != ch:
+            candidates.add(ch)
+    cjk = [chr(cp) for first, last in CJK_SPANS for cp in range(first, last + 1)]
+    converted = _t2s().convert("\n".join(cjk)).split("\n")
+    if len(converted) != len(cjk):  # (a conversion across lines: then one by one)
+        converted = [_t2s().convert(ch) for ch in cjk]
+    candidates.update(ch for ch, to in zip(cjk, converted, strict=True) if to != ch)
+    sources: dict[str, set[str]] = {}
+    for ch in candidates:
+        folded = fold(ch)
+        if folded != ch.lower():
+            for out in folded:
+                sources.setdefault(out, set()).add(ch)
+    return {out: "".join(sorted(chars)) for out, chars in sources.items()}
+
+
+@lru_cache(maxsize=256)
+def _fold_sources_re(chars: frozenset[str]) -> re.Pattern[str] | None:
+    sources = sorted({src for ch in chars for src in _fold_sources().get(ch, "")})
+    return re.compile("[" + "".join(map(re.escape, sources)) + "]") if sources else None
+
+
+def may_fold_into(text: str, terms: list[str]) -> bool:
+    """Whether folding `text` may make a character of a term out of another character (not just its
+    other case): False when a term absent from `text.lower()` is absent from `fold(text)` too, found by
+    one regex scan instead of folding the text (~10 vs ~80 µs for 3,000 characters of Chinese). Judged
+    character by character: OpenCC's phrase rules are not looked at (search snippets use it, where that
+    at worst shows a post's beginning instead of a Traditional phrase further on)."""
+    pattern = _fold_sources_re(frozenset("".join(terms)))
+    return pattern is not None and pattern.search(text) is not None
+
+
 # --- Markdown / HTML to plain text -------------------------------------------------------------
 
 _AUTOLINK = re.compile(r"<(https?://[^>\s]*|)>")

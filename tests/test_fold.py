@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import store.text
-from store.text import fold, nfkc
+from store.text import CJK_SPANS, fold, may_fold_into, nfkc
 
 
 def NFKC(text: str) -> str:
@@ -91,3 +91,20 @@ def test_texts_of_many_pieces_are_normalised_in_one_pass_with_the_same_result():
     few = "中文，" * 100 + "e\u0301" * (NFKC_PIECES - 1)
     for text in (many_changed, many_runs, few, many_changed + few):
         assert nfkc(text) == NFKC(text)
+
+
+def test_the_characters_that_fold_into_another_are_all_known():
+    """may_fold_into's table: every character whose folding alone is more than its lower case (NFKC,
+    a dropped diacritic, OpenCC's t2s) is listed under each character its folding holds."""
+    from store.text import _fold_sources
+
+    sources = _fold_sources()
+    cjk = (chr(cp) for first, last in CJK_SPANS for cp in range(first, min(last, first + 30_000) + 1))
+    for ch in [*BMP, *cjk, "\U0001d400", "\U0001f100", "\U0002f800"]:
+        folded = fold(ch)
+        if folded != ch.lower():
+            assert all(ch in sources.get(out, "") for out in folded), (ch, folded)
+    assert may_fold_into("開頭。銀行調整", ["银行"]) and may_fold_into("ＡＢＣ", ["abc"])
+    assert may_fold_into("Café", ["cafe"]) and may_fold_into("第①名", ["1"])
+    assert not may_fold_into("开头。银行调整", ["汇率"]) and not may_fold_into("The FED", ["rates"])
+    assert not may_fold_into("國", ["x"])  # 国 is not a term's character

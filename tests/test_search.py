@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from store.jekyll import open_archive
 from store.search import parse_query, search
 from store.sync import sync_archive
+from store.text import fold
 
 from .conftest import Archive, LoopStore, sync
 
@@ -382,6 +383,33 @@ def test_snippets_find_terms_in_plain_and_in_folded_text():
     assert [snippet[s:e] for s, e in spans] == ["銀行"]
     snippet, spans = make_snippet("The FED held RATES.", ["rates"])
     assert [snippet[s:e] for s, e in spans] == ["RATES"]
+
+
+# Simplified and Traditional, full-width, accented and plain Latin, digits, punctuation: characters
+# folding maps to others or leaves alone (none whose folding changes the text's length)
+_SNIPPET_CHARS = "国银行汇率调整國銀匯調整ａｂＡＢ１abAB1éÉe，。 "
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet=_SNIPPET_CHARS, max_size=400),
+    st.lists(st.text(alphabet=_SNIPPET_CHARS, min_size=1, max_size=3), min_size=1, max_size=3),
+)
+def test_snippets_skip_folding_only_where_folding_could_not_find_a_term(text, raw_terms):
+    """make_snippet folds a text the lower-cased text lacks every term of only when a character of it
+    folds into a term's: the same snippet and marks as when it always folds."""
+    from unittest import mock
+
+    from store import search as search_mod
+    from store.search import make_snippet
+
+    terms = sorted({t for t in (fold(r).strip() for r in raw_terms) if t}, key=len, reverse=True)
+    if not terms:
+        return
+    text = "开头。" * 60 + text  # (a match past the first window moves the window)
+    with mock.patch.object(search_mod, "may_fold_into", lambda text, terms: True):
+        expected = make_snippet(text, terms)
+    assert make_snippet(text, terms) == expected
 
 
 async def test_a_word_is_looked_for_among_labels_only_when_the_labels_have_its_characters(store, archive):

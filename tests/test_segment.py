@@ -46,10 +46,11 @@ def test_warm_up_loads_the_segmenter_and_the_folding_tables():
 
     code = (
         "from store import segment, text\n"
-        "loaded = lambda: (segment._jieba.cache_info().currsize, text._nfkc_patterns.cache_info().currsize)\n"
-        "assert loaded() == (0, 0), loaded()\n"
+        "loaded = lambda: (segment._jieba.cache_info().currsize, text._nfkc_patterns.cache_info().currsize,"
+        " text._fold_sources.cache_info().currsize)\n"
+        "assert loaded() == (0, 0, 0), loaded()\n"
         "segment.warm_up()\n"
-        "assert loaded() == (1, 1), loaded()\n"
+        "assert loaded() == (1, 1, 1), loaded()\n"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
