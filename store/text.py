@@ -83,6 +83,19 @@ def nfkc(text: str) -> str:
 _HANGUL_JOINING = (range(0x1161, 0x1176), range(0x11A8, 0x11C3))
 
 
+_SURROGATES = range(0xD800, 0xE000)  # not text
+
+
+@lru_cache(maxsize=1)
+def _nfkc_changed_bmp() -> list[int]:
+    """The BMP code points NFKC changes, in order (`nfkc`'s patterns and the snippets' fold table)."""
+    return [
+        cp
+        for cp in range(0x10000)
+        if cp not in _SURROGATES and unicodedata.normalize("NFKC", chr(cp)) != chr(cp)
+    ]
+
+
 @lru_cache(maxsize=1)
 def _nfkc_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """(a BMP character NFKC changes, a run of characters that are not stable; see `nfkc`). Stable
@@ -93,15 +106,9 @@ def _nfkc_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
         parts = unicodedata.decomposition(chr(cp)).split()
         if len(parts) == 2 and not parts[0].startswith("<"):
             seconds.add(int(parts[1], 16))
-    changed, stable = [], []
-    for cp in range(0x10000):
-        if 0xD800 <= cp < 0xE000:  # surrogates: not text
-            continue
-        ch = chr(cp)
-        if unicodedata.normalize("NFKC", ch) != ch:
-            changed.append(cp)
-        elif cp not in seconds and not unicodedata.combining(ch):
-            stable.append(cp)
+    changed = _nfkc_changed_bmp()
+    unstable = seconds.union(changed, _SURROGATES)
+    stable = [cp for cp in range(0x10000) if cp not in unstable and not unicodedata.combining(chr(cp))]
     return re.compile(f"[{_class(changed)}]"), re.compile(f"[^{_class(stable)}]+")
 
 
@@ -169,9 +176,9 @@ def _fold_sources() -> dict[str, str]:
     by case: 国 <- 國, a <- ａ Ａ á à …, 1 <- １ ① …. Folding changes a character only by NFKC (the
     characters it changes, up to plane 3), by dropping a Latin diacritic, or by OpenCC's t2s (one call
     over every CJK ideograph, each on a line of its own). Made once per process, ~0.1 s."""
-    candidates = set(map(chr, _BASE_LETTERS))
-    for cp in range(0x32000):
-        if not 0xD800 <= cp < 0xE000 and unicodedata.normalize("NFKC", ch := chr(cp)) != ch:
+    candidates = set(map(chr, [*_BASE_LETTERS, *_nfkc_changed_bmp()]))
+    for cp in range(0x10000, 0x32000):
+        if unicodedata.normalize("NFKC", ch := chr(cp)) != ch:
             candidates.add(ch)
     cjk = [chr(cp) for first, last in CJK_SPANS for cp in range(first, last + 1)]
     converted = _t2s().convert("\n".join(cjk)).split("\n")
