@@ -17,7 +17,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 
 from store.db import Store, database_problem
 from store.jekyll import ArchiveError
-from store.segment import warm_up
+from store.search import warm_up
 from store.settings import Settings, archive_config
 
 from .follow import Deliverer, Follower, sync_settings_rules
@@ -98,8 +98,8 @@ async def setup(app: Application) -> None:
         svc.flood = Flood(settings.user_updates_per_minute)
     svc.deliverer = Deliverer(app.bot, store, settings, i18n, svc.notify)
     svc.follower = Follower(store, settings, svc.notify, on_new=svc.deliverer.kick, tell=svc.tell)
-    # The segmenter's dictionary and the folding tables load in a thread now, not in the first search
-    # (~0.1 s on the event loop, every other update waiting)
+    # The segmenter's dictionary, the folding tables and the snippets' table load in a thread now, not in
+    # the first search (~0.2 s on the event loop, every other update waiting)
     svc.warming = asyncio.ensure_future(asyncio.to_thread(warm_up))
     # The first sync runs in the background: the bot answers at once from what is already indexed (a
     # first start on a large archive indexes for minutes), and searches say the index is being built.

@@ -33,7 +33,7 @@ class Services:
     deliverer: Any = None
     flood: Any = None  # handlers.guard.Flood, or None when USER_UPDATES_PER_MINUTE is 0
     first_sync: asyncio.Task | None = None  # the sync started with the bot (in the background)
-    warming: asyncio.Future | None = None  # the segmenter and folding tables loading (store.segment.warm_up)
+    warming: asyncio.Future | None = None  # what a first search needs, loading (store.search.warm_up)
     started: float = field(default_factory=time.time)
     _languages: dict[int, str | None] = field(default_factory=dict)
     _categories: dict[str, tuple[str, str]] = field(default_factory=dict)  # hash -> (key, name)

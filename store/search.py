@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from .candidates import Reads
 from .db import PostRow, SearchFilters, Store
 from .segment import pair_phrase, words
+from .segment import warm_up as warm_up_segmenter
 from .text import CJK_CHAR, fold, may_fold_into
 
 MAX_RESULTS = 1000  # reachable by paging; the count is exact up to this
@@ -359,6 +360,15 @@ def make_snippet(
     prefix = "…" if start > 0 else ""
     suffix = "…" if end < len(text) else ""
     return prefix + window + suffix, [(s + len(prefix), e + len(prefix)) for s, e in spans]
+
+
+def warm_up() -> None:
+    """Load what the first search would otherwise wait for: the segmenter and folding tables
+    (store.segment.warm_up) and the snippets' table of characters that fold into others (~60 ms,
+    `may_fold_into`). The bot runs it in a thread at start; a sync's parsing workers, which make no
+    snippets, warm the segmenter alone."""
+    warm_up_segmenter()
+    may_fold_into("預熱", ["预热"])
 
 
 def day_start(day: date | None, zone: ZoneInfo, next_day: bool = False) -> int | None:

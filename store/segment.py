@@ -40,7 +40,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, NamedTuple
 
 from .stories import OPENING_READ
-from .text import CJK_RANGES, CJK_SPANS, fold, may_fold_into
+from .text import CJK_RANGES, CJK_SPANS, fold
 
 if TYPE_CHECKING:
     import numpy as np
@@ -312,7 +312,6 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str], pair_
 
 def warm_up() -> None:
     """Load what the first text to index or query would otherwise wait for: the segmenter's dictionary
-    (~90 ms), OpenCC's tables and the NFKC patterns (~25 ms): `①` and `預` take those paths; and what the
-    first search's snippets would: the characters that fold into others (~90 ms, store.text)."""
+    (~90 ms), OpenCC's tables and the NFKC patterns (~25 ms): `①` and `預` take those paths. (What a
+    search adds: store.search.warm_up.)"""
     analyse("預熱①", "预热 warm-up ①", [], [])
-    may_fold_into("預熱", ["预热"])

@@ -430,4 +430,4 @@ async def test_a_category_page_never_promises_a_page_the_stories_do_not_fill(bot
 async def test_the_segmenter_and_folding_tables_load_at_start_in_a_thread(bot):
     warming = bot.app.bot_data["svc"].warming
     assert warming is not None
-    await asyncio.wait_for(warming, 30)  # (store.segment.warm_up; what it loads: test_segment)
+    await asyncio.wait_for(warming, 30)  # (store.search.warm_up; what it loads: test_segment)

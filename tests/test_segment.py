@@ -38,18 +38,20 @@ def test_remembered_pieces_are_bounded(monkeypatch):
 
 def test_warm_up_loads_the_segmenter_and_the_folding_tables():
     """In a fresh interpreter (here they are loaded already): what the bot loads at start, in a thread,
-    instead of in its first search."""
+    instead of in its first search, and what a sync's parsing workers load."""
     import subprocess
     import sys
 
     from .conftest import REPO
 
     code = (
-        "from store import segment, text\n"
+        "from store import search, segment, text\n"
         "loaded = lambda: (segment._jieba.cache_info().currsize, text._nfkc_patterns.cache_info().currsize,"
         " text._fold_sources.cache_info().currsize)\n"
         "assert loaded() == (0, 0, 0), loaded()\n"
-        "segment.warm_up()\n"
+        "segment.warm_up()  # a parsing worker's: no snippets there\n"
+        "assert loaded() == (1, 1, 0), loaded()\n"
+        "search.warm_up()  # the bot's\n"
         "assert loaded() == (1, 1, 1), loaded()\n"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
