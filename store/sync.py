@@ -726,10 +726,10 @@ async def _set_pair_chars(store: Store, chars: str, cfg: ArchiveConfig) -> None:
     await store.set_pair_chars(chars)
     if chars == ALL_PAIRS:
         held = "every pair of adjacent CJK characters"
+    elif chars:
+        held = f"the pairs of its {len(chars)} most common CJK characters"
     else:
-        held = (
-            f"the pairs of its {len(chars)} most common CJK characters" if chars else "no pairs (no CJK text)"
-        )
+        held = "no pairs (no CJK text)"
     log.info("search index: %s (SEARCH_PAIRS=%s)", held, cfg.search_pairs)
 
 
