@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from .schema import MIGRATIONS, SCHEMA_VERSION, _statements
+from .story_map import StoryMap
 
 
 def _locked(method):
@@ -40,6 +41,10 @@ class StoreBase:
         self._pair_chars: str | None = None
         self._label_chars: frozenset[str] | None = None  # see PostsStore.label_chars
         self._states_cache: tuple[str | None, dict[str, tuple[int, int, int]]] | None = None
+        # each post's story in memory for search (store.story_map), and how many times this store has
+        # written stories since it opened: the map is read again when the count moved
+        self._story_map = StoryMap()
+        self._story_generation = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -101,6 +106,11 @@ class StoreBase:
                 await self.conn.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version),)
                 )
+
+    def _stories_written(self) -> None:
+        """Called after every write to `post_story` (even inside a transaction that may roll back): the
+        story map is read again by the next search that finds no transaction open."""
+        self._story_generation += 1
 
     async def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         """All rows of a statement, as a list (aiosqlite's execute_fetchall, typed)."""

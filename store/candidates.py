@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from .base import StoreBase, _bounded, chunked
 from .posts import POST_COLUMNS, PostRow
+from .story_map import StoryMap
 
 T = TypeVar("T")
 
@@ -20,8 +21,19 @@ class Reads:
     a search is one hop from the event loop (`SearchStore.read`) instead of one per statement (each
     aiosqlite call costs ~0.2 ms of thread hand-over, more than most of these statements)."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, stories: StoryMap | None = None, generation: int = 0):
         self.conn = conn
+        self._stories, self._generation = stories, generation
+        self._map_checked = False
+
+    def _story_map(self) -> StoryMap | None:
+        """The store's story map when it can answer (store.story_map), checked once per read; else None:
+        the table is read."""
+        if not self._map_checked:
+            self._map_checked = True
+            if self._stories is not None and not self._stories.ready(self.conn, self._generation):
+                self._stories = None
+        return self._stories
 
     def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
         return self.conn.execute(sql, params).fetchall()
@@ -42,6 +54,8 @@ class Reads:
 
     def story_ids(self, rowids: Sequence[int]) -> dict[int, int]:
         """rowid -> story; a post without a story row is its own story (-rowid)."""
+        if (known := self._story_map()) is not None:
+            return known.story_ids(rowids)
         of = {
             r[0]: r[1]
             for r in self._rows_in("SELECT rowid, story FROM post_story WHERE rowid IN ({})", rowids)
@@ -50,6 +64,8 @@ class Reads:
 
     def story_sizes(self, stories: Iterable[int]) -> dict[int, int]:
         """story -> number of reports (1 for a post's own story, -rowid)."""
+        if (known := self._story_map()) is not None:
+            return known.story_sizes(stories)
         stories = set(stories)
         ids = sorted(s for s in stories if s >= 0)
         sizes = {
@@ -146,7 +162,8 @@ class SearchStore(StoreBase):
     async def read(self, fn: Callable[[Reads], T]) -> T:
         """Run `fn` with the search statements on the connection's own thread, in one hop."""
         conn = self.conn
-        return await conn._execute(lambda: fn(Reads(conn._conn)))
+        stories, generation = self._story_map, self._story_generation
+        return await conn._execute(lambda: fn(Reads(conn._conn, stories, generation)))
 
     async def get_posts(self, rowids: Sequence[int]) -> list[PostRow]:
         """The posts, in the order of `rowids` (those that still exist)."""

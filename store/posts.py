@@ -234,6 +234,7 @@ class PostsStore(StoreBase):
             await self.conn.executemany(
                 "INSERT OR REPLACE INTO post_story (rowid, story, ts) VALUES (?,?,?)", writes.rows
             )
+        self._stories_written()
         await self._put_meta("next_story", str(writes.next_story))
 
     async def _index(self, entries: Sequence[IndexEntry]) -> None:
@@ -269,6 +270,7 @@ class PostsStore(StoreBase):
         await self.conn.executemany("DELETE FROM post_terms WHERE post=?", params)
         await self.conn.executemany("DELETE FROM post_heads WHERE rowid=?", params)
         await self.conn.executemany("DELETE FROM post_story WHERE rowid=?", params)
+        self._stories_written()
         await self.conn.executemany("DELETE FROM posts WHERE rowid=?", params)
 
     async def _stored_entries(self, rowids: Sequence[int]) -> list[IndexEntry]:
@@ -374,6 +376,7 @@ class PostsStore(StoreBase):
         grouper = Grouper(window=window_hours * 3600, next_story=1)
         async with self._transaction():
             await self.conn.execute("DELETE FROM post_story")
+            self._stories_written()
             total = int((await self._fetch("SELECT COUNT(*) FROM posts"))[0][0])
             done, after = 0, (-(1 << 62), 0)
             while True:
