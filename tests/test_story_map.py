@@ -68,6 +68,9 @@ async def test_the_map_is_read_once_and_again_after_this_store_writes_stories(st
     for _ in range(3):
         assert (await search(store, "存款准备金")).hits[0].post.reports == 1
     assert store._story_map.loads == 1
+    await sync(store, archive)  # nothing changed: the map stays
+    await search(store, "存款准备金")
+    assert store._story_map.loads == 1
 
     # a rewrite joins the story: the next search reads the map again and counts two reports
     write(archive, "2024-05-01-cut-rewrite", CUT_REWRITE, "2024-05-01 10:40:00 +0800")
