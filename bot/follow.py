@@ -152,6 +152,7 @@ class Follower:
                 merge=False,
             )
             queued, broken = await enqueue_new_posts(self.store)
+            await self.store.load_story_map()  # (not by the first search after the sync)
             await self._merge_in_background()  # after the new posts' deliveries are queued
         except ArchiveError as exc:
             log.error("sync: %s", exc)

@@ -165,6 +165,11 @@ class SearchStore(StoreBase):
         stories, generation = self._story_map, self._story_generation
         return await conn._execute(lambda: fn(Reads(conn._conn, stories, generation)))
 
+    async def load_story_map(self) -> None:
+        """Read the story map now if the stories changed (store.story_map), so that the first search
+        after a sync does not wait for it (~25–55 ms at 100,000 posts)."""
+        await self.read(lambda r: r._story_map())
+
     async def get_posts(self, rowids: Sequence[int]) -> list[PostRow]:
         """The posts, in the order of `rowids` (those that still exist)."""
         return await self.read(lambda r: r.posts(rowids)) if rowids else []

@@ -234,7 +234,8 @@ class PostsStore(StoreBase):
             await self.conn.executemany(
                 "INSERT OR REPLACE INTO post_story (rowid, story, ts) VALUES (?,?,?)", writes.rows
             )
-        self._stories_written()
+        if writes.merged or writes.rows:
+            self._stories_written()
         await self._put_meta("next_story", str(writes.next_story))
 
     async def _index(self, entries: Sequence[IndexEntry]) -> None:
