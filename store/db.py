@@ -5,7 +5,8 @@
 - `candidates.py` the SQL behind search (candidates, document frequencies, filters);
 - `ledger.py`  auto-post rules and the delivery ledger;
 - `chats.py`   chat languages and saved search queries;
-- `story_rows.py` the reads of stories, and the newest posts a story at a time (grouping: `stories.py`).
+- `story_rows.py` the reads of stories, and the newest posts a story at a time (grouping: `stories.py`);
+- `story_map.py` each post's story and each story's size in memory, for search.
 
 Nothing outside the store package writes SQL.
 """
