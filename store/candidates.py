@@ -92,15 +92,33 @@ class Reads:
         return self._desc("posts_fts", match, filters, limit, before)
 
     def _desc(
-        self, table: str, match: str, filters: SearchFilters | None, limit: int, before: int | None
+        self,
+        table: str,
+        match: str,
+        filters: SearchFilters | None,
+        limit: int,
+        before: int | None,
+        newest_first: bool = True,
     ) -> list[int]:
         sql, params = _matching(table, match, filters)
         if before is not None:
             sql += " AND f.rowid < ?"
             params.append(before)
-        sql += " ORDER BY f.rowid DESC LIMIT ?"
+        sql += " ORDER BY f.rowid DESC LIMIT ?" if newest_first else " LIMIT ?"
         params.append(_bounded(limit))
         return [r[0] for r in self._all(sql, params)]
+
+    def match_set(self, match: str, filters: SearchFilters | None, limit: int) -> list[int]:
+        """Up to `limit` posts matching an FTS5 expression over the main index (and the filters), in
+        FTS5's own order (oldest first): for a caller that wants them all, or as a set. FTS5 walks a
+        doclist backwards by first reading each of its pages forwards, so newest first costs ~20–25% more
+        (100,000 posts, 2–3-word queries: 1.21 vs 0.95 ms large, 2.79 vs 2.16 ms finews-sized)."""
+        return self._desc("posts_fts", match, filters, limit, None, newest_first=False)
+
+    def head_match_set(self, match: str, limit: int) -> list[int]:
+        """Up to `limit` posts whose title matches an FTS5 expression over heads_fts, in FTS5's own
+        order (see `match_set`)."""
+        return self._desc("heads_fts", match, None, limit, None, newest_first=False)
 
     def count_matches(self, match: str, filters: SearchFilters | None, cap: int) -> int:
         """How many posts match, counting no further than `cap`."""

@@ -372,6 +372,25 @@ async def test_with_many_matches_the_bands_are_read_in_order_as_with_few(store, 
     assert page.total_text == "5+" and [h.tier for h in page.hits] == ["title"] * 3 + ["label", "word"]
 
 
+async def test_past_the_cap_the_newest_matches_are_ranked_though_few_are_words(store, archive, monkeypatch):
+    # 知 as a word in two old posts, inside 知道 in eight newer ones: the words are counted first (2, few),
+    # so all matches are read in the index's own order, oldest first, and found to be more than the cap:
+    # the page is ranked from the newest matches, as when they are read newest first
+    from store import search as search_mod
+
+    archive.post("2020-01-01-w0.md", "甲", "知也，对。", date="2020-01-01")
+    archive.post("2020-01-02-w1.md", "乙", "知 也。", date="2020-01-02")
+    for i in range(8):
+        archive.post(f"2024-01-0{i + 1}-s{i}.md", f"丙{i}", f"我们知道第{i}件事。", date=f"2024-01-0{i + 1}")
+    await sync(store, archive, story_window_hours=0)
+    few = await search(store, "知", limit=10)
+    assert [h.post.id for h in few.hits][:2] == ["2020-01-02-w1", "2020-01-01-w0"]  # the word band first
+    monkeypatch.setattr(search_mod, "MAX_RESULTS", 5)
+    page = await search(store, "知", limit=5)
+    assert page.total_text == "5+"
+    assert [h.post.id for h in page.hits] == [f"2024-01-0{i + 1}-s{i}" for i in range(7, 2, -1)]
+
+
 def test_snippets_find_terms_in_plain_and_in_folded_text():
     from store.search import make_snippet
 
