@@ -323,14 +323,16 @@ def make_snippet(
     """A window of `text` around the first match of any term, with the matched spans. Only the first
     SNIPPET_SCAN characters are looked at (a match further into a huge post shows its beginning), so a
     snippet costs the same whatever the post's size."""
-    text = " ".join(text[:SNIPPET_SCAN].split("\n"))
+    text = text[:SNIPPET_SCAN].replace("\n", " ")
     if not text:
         return "", []
     # Most text is its own folded form but for case: look for the terms in the lower-cased text first and
     # fold only the window; fold the whole text only when no term is found that way (Traditional
     # characters, full-width letters, diacritics) and a character of it may fold into a term's (a term
     # in the title only is mostly not in the body in any form: a scan says so, ~10 instead of ~80 µs).
-    low = text.lower()
+    # (Terms without cased characters are looked for in the text itself: lower() makes a caseless
+    # character only of itself, but for İ, whose lower case is two characters: ~15 µs of 3,000 saved.)
+    low = text.lower() if any(t.upper() != t for t in terms) or "\u0130" in text else text
     first = min((at for term in terms if (at := low.find(term)) >= 0), default=-1)
     folded = None
     if first < 0 and len(low) == len(text) and not may_fold_into(text[:SNIPPET_FOLD_SCAN], terms):

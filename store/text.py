@@ -194,10 +194,21 @@ def _fold_sources() -> dict[str, str]:
     return {out: "".join(sorted(chars)) for out, chars in sources.items()}
 
 
+# Up to this many characters that fold into a term's are each looked for with `in` (a vectorised
+# search: ~0.1–2 µs over 3,000 characters) rather than with one regex (~15 µs: it tests each character):
+# a Chinese term has a few (国 <- 國; 汇 <- 匯 彙 滙), a Latin letter or digit a hundred (a <- ａ á …).
+_FIND_EACH = 16
+
+
 @lru_cache(maxsize=256)
-def _fold_sources_re(chars: frozenset[str]) -> re.Pattern[str] | None:
-    sources = sorted({src for ch in chars for src in _fold_sources().get(ch, "")})
-    return re.compile("[" + "".join(map(re.escape, sources)) + "]") if sources else None
+def _fold_sources_of(chars: frozenset[str]) -> str:
+    """The characters that fold into one of `chars` (other than by case)."""
+    return "".join(sorted({src for ch in chars for src in _fold_sources().get(ch, "")}))
+
+
+@lru_cache(maxsize=256)
+def _fold_sources_re(sources: str) -> re.Pattern[str]:
+    return re.compile("[" + "".join(map(re.escape, sources)) + "]")
 
 
 def may_fold_into(text: str, terms: list[str]) -> bool:
@@ -207,8 +218,11 @@ def may_fold_into(text: str, terms: list[str]) -> bool:
     character by character: what folding makes of characters together (OpenCC's phrase rules, NFKC's
     compositions such as decomposed Hangul) is not looked at. Search snippets use it, where that at
     worst shows a post's beginning instead of such a match further on."""
-    pattern = _fold_sources_re(frozenset("".join(terms)))
-    return pattern is not None and pattern.search(text) is not None
+    sources = _fold_sources_of(frozenset("".join(terms)))
+    if len(sources) <= _FIND_EACH:
+        return any(ch in text for ch in sources)
+    pattern = _fold_sources_re(sources)
+    return pattern.search(text) is not None
 
 
 # --- Markdown / HTML to plain text -------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -429,6 +431,32 @@ def test_snippets_skip_folding_only_where_folding_could_not_find_a_term(text, ra
     with mock.patch.object(search_mod, "may_fold_into", lambda text, terms: True):
         expected = make_snippet(text, terms)
     assert make_snippet(text, terms) == expected
+
+
+def test_lower_case_makes_a_caseless_character_only_of_itself_but_for_one():
+    """make_snippet looks for terms without cased characters in the text itself, not its lower case:
+    right because no other character's lower case holds a caseless one, but İ's (i and a combining dot,
+    U+0307), which the snippet therefore checks for. Every code point."""
+    makers = {
+        x
+        for x in map(chr, range(sys.maxunicode + 1))
+        if (low := x.lower()) != x and any(c != x and c.upper() == c for c in low)
+    }
+    assert makers == {"\u0130"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="汇率國銀\u0130\u0307iIaAÉé，。 ", max_size=300),
+    st.lists(st.text(alphabet="汇率国银\u0307，", min_size=1, max_size=3), min_size=1, max_size=3),
+)
+def test_caseless_terms_find_the_same_snippet_without_lower_case(text, terms):
+    """A term with a cased character (`xyz`, in no text here) makes make_snippet look in the lower-cased
+    text: the snippet and marks are the same as without it."""
+    from store.search import make_snippet
+
+    text = "开头。" * 60 + text
+    assert make_snippet(text, terms) == make_snippet(text, [*terms, "xyz"])
 
 
 async def test_a_word_is_looked_for_among_labels_only_when_the_labels_have_its_characters(store, archive):
