@@ -212,6 +212,10 @@ class _Term:
     any: str | None  # as a word anywhere or a substring of title or body: what a match needs
     costly_words: bool  # its words are single characters (这是, 高管): a word phrase costs a substring's
     cjk_only: bool  # only CJK characters and spaces: every title holding it matches `head`
+    # One run of CJK characters (no space): the heads_fts phrase of its characters, which finds exactly
+    # the titles holding it (`head` finds more: its words, adjacent in the title's words, may be apart
+    # in the title, `汇率，人民` for 汇率人民)
+    title_chars: str | None
 
     @classmethod
     def of(cls, text: str, pair_chars: str = "", label_chars: frozenset[str] | None = None) -> _Term:
@@ -240,6 +244,7 @@ class _Term:
             any_,
             len(toks) > 1 and all(len(t) == 1 for t in toks),
             cjk_only,
+            f"chars : {_phrase(list(folded))}" if _CJK_RUN.fullmatch(folded) else None,
         )
 
     @property
@@ -454,8 +459,7 @@ def _rank_all(
     if word_matches is None:
         word_matches = r.match_set(wexpr, filters, limit=len(matches)) if wexpr else []
     in_words = set(word_matches)
-    texts = r.rank_texts(_may_hit_heads(r, terms, matches))
-    folded = [t.folded for t in terms]
+    hits = _title_hits(r, terms, matches)
     # by band, newest first: title hits keyed (more terms in the title first, then label hits, then
     # word hits; the sort is stable); label hits and the rest with every term as words first. Most
     # matches hold no term in their title or labels (their text is often not even read): they are
@@ -465,11 +469,9 @@ def _rank_all(
     rest: tuple[list[int], list[int]] = ([], [])  # the word band, the substring band
     for rowid in matches:
         no_word = rowid not in in_words
-        text = texts.get(rowid)
-        if text:
-            title, _, labels = text.partition("\x1f")
-            in_title = sum(f in title for f in folded)
-            in_labels = any(f in labels for f in folded)
+        hit = hits.get(rowid)
+        if hit:
+            in_title, in_labels = hit
             if in_title:
                 titled.append((-in_title, not in_labels, no_word, rowid))
                 continue
@@ -486,22 +488,50 @@ def _rank_all(
     )
 
 
-def _may_hit_heads(r: Reads, terms: list[_Term], matches: list[int]) -> list[int]:
-    """The matches whose title or labels may hold a term: all of them, or, when every term is CJK
-    only and cannot be among the labels (a character of it is in no label), those whose title matches
-    a term in heads_fts (whose chars phrase finds every title holding the term): a post's ranking
-    text is read only where it can count, not for every match."""
-    heads = [h for t in terms if t.cjk_only and t.label is None and (h := t.head)]
-    if len(heads) < len(terms):
-        return matches
-    cap = 2 * len(matches) + 100  # past this many titles, reading every match's text costs less
-    titled: set[int] = set()
-    for head in heads:
-        found = r.head_match_set(head, limit=cap + 1)
+# A term's titles are read from heads_fts up to this many per match (and 100): past that, reading every
+# match's title and labels costs less (~0.4 µs a title's rowid, ~2.5 µs a post's title and labels).
+TITLES_PER_MATCH = 2
+
+
+def _title_hits(r: Reads, terms: list[_Term], matches: list[int]) -> dict[int, tuple[int, bool]]:
+    """The matches with a term (as a substring) in their folded title or labels -> (how many terms the
+    title holds, whether the labels hold one), read where it costs least. When every term is CJK only
+    and no label can hold it (a character of it is in no label), the titles holding each term are read
+    from heads_fts: for terms of one run of characters these are the answer (no post's title and labels
+    are read); for others (`"汇率 人民"`) they say whose title and labels to read. Otherwise, or when a
+    term is in more titles than a reading of every match's title costs, every match's is read."""
+    if not all(t.cjk_only and t.label is None and t.head for t in terms):
+        return _hits_in_texts(r, terms, matches)
+    exact = all(t.title_chars for t in terms)
+    cap = TITLES_PER_MATCH * len(matches) + 100
+    sets: list[set[int]] = []
+    for t in terms:
+        found = r.head_match_set((t.title_chars if exact else t.head) or "", limit=cap + 1)
         if len(found) > cap:
-            return matches
-        titled.update(found)
-    return [rowid for rowid in matches if rowid in titled]
+            return _hits_in_texts(r, terms, matches)
+        sets.append(set(found))
+    if not exact:
+        titled = set().union(*sets)
+        return _hits_in_texts(r, terms, [rowid for rowid in matches if rowid in titled])
+    counts: dict[int, int] = {}
+    among = set(matches)
+    for titled_set in sets:
+        for rowid in titled_set & among:
+            counts[rowid] = counts.get(rowid, 0) + 1
+    return {rowid: (n, False) for rowid, n in counts.items()}
+
+
+def _hits_in_texts(r: Reads, terms: list[_Term], rowids: list[int]) -> dict[int, tuple[int, bool]]:
+    """`_title_hits` from the posts' folded titles and labels (post_heads)."""
+    folded = [t.folded for t in terms]
+    out = {}
+    for rowid, text in r.rank_texts(rowids).items():
+        title, _, labels = text.partition("\x1f")
+        in_title = sum(f in title for f in folded)
+        in_labels = any(f in labels for f in folded)
+        if in_title or in_labels:
+            out[rowid] = (in_title, in_labels)
+    return out
 
 
 def _title_band(

@@ -478,7 +478,7 @@ async def test_a_word_is_looked_for_among_labels_only_when_the_labels_have_its_c
     assert set(await ids(store, "高管")) == {"2024-06-02-b", "2024-06-03-c"}
 
 
-# --- reading ranking texts only where a term can be (store.search._may_hit_heads) -----------------
+# --- reading ranking texts only where a term can be (store.search._title_hits) ---------------------
 
 # A small alphabet, so that random terms hit titles, bodies and labels often; labels have a few of its
 # characters and two of their own.
@@ -522,10 +522,23 @@ def test_ranking_reads_titles_only_where_a_term_may_be_and_ranks_as_when_it_read
 
     query = " ".join(terms)
     fast = alphabet.run(search(alphabet.store, query, limit=100))
-    with mock.patch.object(search_mod, "_may_hit_heads", lambda r, terms, matches: matches):
+    with mock.patch.object(search_mod, "_title_hits", search_mod._hits_in_texts):
         full = alphabet.run(search(alphabet.store, query, limit=100))
     assert [(h.post.id, h.tier) for h in fast.hits] == [(h.post.id, h.tier) for h in full.hits]
     assert fast.total == full.total
+
+
+async def test_a_title_holds_a_term_only_as_a_substring(store, archive):
+    # 汇率人民 is 汇率 人民 as words: adjacent words of the first title (a word match), but not a
+    # substring of it (not a title match)
+    archive.post("2024-01-01-a.md", "汇率，人民", "正文汇率人民币。", date="2024-01-01")
+    archive.post("2024-01-02-b.md", "谈汇率人民币", "正文。", date="2024-01-02")
+    await sync(store, archive, story_window_hours=0)
+    page = await search(store, "汇率人民")
+    assert [(h.post.id, h.tier) for h in page.hits] == [
+        ("2024-01-02-b", "title"),
+        ("2024-01-01-a", "word"),
+    ]
 
 
 def test_ranking_texts_are_read_only_for_posts_whose_title_holds_a_term(alphabet):
@@ -544,7 +557,10 @@ def test_ranking_texts_are_read_only_for_posts_whose_title_holds_a_term(alphabet
         page = alphabet.run(search(alphabet.store, "走", limit=100))
     titled = [h for h in page.hits if h.tier == "title"]
     assert titled and len(page.hits) > len(titled)  # (the fixture has both kinds)
-    assert len(read) == len(titled)  # 走 is in no label: only titles with 走 were read
+    assert read == []  # 走 is in no label: the titles holding it are read from the titles' index
+    with mock.patch.object(Reads, "rank_texts", spy):
+        page = alphabet.run(search(alphabet.store, '"走 强"', limit=100))  # (two runs: not one substring)
+    assert 0 < len(read) < page.total  # only titles with 走 and 强 were read
     read.clear()
     with mock.patch.object(Reads, "rank_texts", spy):
         page = alphabet.run(search(alphabet.store, "汇", limit=100))  # 汇 may be among the labels
