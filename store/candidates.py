@@ -185,7 +185,7 @@ class SearchStore(StoreBase):
 
     async def load_story_map(self) -> None:
         """Read the story map now if the stories changed (store.story_map), so that the first search
-        after a sync does not wait for it (~25–55 ms at 100,000 posts)."""
+        after a sync does not wait for it (~30–60 ms at 100,000 posts)."""
         await self.read(lambda r: r._story_map())
 
     async def get_posts(self, rowids: Sequence[int]) -> list[PostRow]:

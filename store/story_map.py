@@ -1,8 +1,9 @@
 """Each post's story and each story's size in memory, for search: a search places every match (up to
 1,000) in its story, and reading those from `post_story` cost one B-tree lookup per match (~0.7 ms for
-800 matches; up to a third of a one-word query on 100,000 large posts). The map answers from two numpy
-arrays (8 bytes per post and per story: 1.6 MB at 100,000 posts) and is loaded again from `post_story`
-(~25–55 ms at 100,000 posts) by the first search after the stories changed: after this store wrote them
+800 matches; up to a third of a one-word query on 100,000 large posts). The map answers from two arrays
+of 64-bit integers (8 bytes per post and per story: 1.6 MB at 100,000 posts; the standard library's
+`array`: the map brings no numpy, ~15 MB, into a process that does not load it otherwise) and is loaded
+again from `post_story` (~30–60 ms at 100,000 posts) by the first search after the stories changed: after this store wrote them
 (`StoreBase._stories_written`, a generation count) or another connection committed anything
 (`PRAGMA data_version`). Inside an open transaction, where what is read may still be rolled back, and for
 an archive whose rowids or story numbers are too large to index an array by, searches read the table."""
@@ -11,17 +12,16 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+from array import array
 from collections.abc import Iterable, Sequence
-
-import numpy as np
 
 MAX_ID = 50_000_000  # past this rowid or story number the arrays would be too large: the table is read
 
 
 class StoryMap:
     def __init__(self) -> None:
-        self._story: np.ndarray | None = None  # rowid -> story (-rowid: none, the post is its own story)
-        self._size: np.ndarray | None = None  # story -> number of reports
+        self._story: array[int] | None = None  # rowid -> story (-rowid: none, the post is its own story)
+        self._size: array[int] | None = None  # story -> number of reports
         self._built: tuple[int, int] | None = None  # (generation, data_version) it was read at
         self.loads = 0  # how many times it was read (for tests)
 
@@ -38,33 +38,28 @@ class StoryMap:
     def _load(self, conn: sqlite3.Connection) -> None:
         self.loads += 1
         self._story = self._size = None
-        rows = conn.execute("SELECT rowid, story FROM post_story")
-        pairs = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64).reshape(-1, 2)
+        flat = array("q", itertools.chain.from_iterable(conn.execute("SELECT rowid, story FROM post_story")))
+        rowids, stories = flat[0::2], flat[1::2]
         (top,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM posts").fetchone()
-        rowids, stories = pairs[:, 0], pairs[:, 1]
-        if len(pairs) and (
-            rowids.min() < 0 or stories.min() < 0 or max(rowids.max(), stories.max()) > MAX_ID
-        ):
+        top = max(top, max(rowids, default=0))
+        top_story = max(stories, default=0)
+        if max(top, top_story) > MAX_ID or min(rowids, default=0) < 0 or min(stories, default=0) < 0:
             return
-        if top > MAX_ID:
-            return
-        size = max(int(top), int(rowids.max()) if len(pairs) else 0) + 1
-        story = -np.arange(size, dtype=np.int64)
-        story[rowids] = stories
-        self._story, self._size = story, np.bincount(stories)
+        story = array("q", range(0, -top - 1, -1))
+        size = array("q", bytes(8 * (top_story + 1)))
+        for rowid, of in zip(rowids, stories, strict=True):
+            story[rowid] = of
+            size[of] += 1
+        self._story, self._size = story, size
 
     def story_ids(self, rowids: Sequence[int]) -> dict[int, int]:
         """rowid -> story; a post without a story row is its own story (-rowid)."""
         assert self._story is not None
-        table = self._story
-        ids = np.asarray(rowids, dtype=np.int64)
-        inside = (ids >= 0) & (ids < len(table))
-        found = np.where(inside, table[np.where(inside, ids, 0)], -ids)
-        return dict(zip(rowids, found.tolist(), strict=True))
+        table, top = self._story, len(self._story)
+        return {r: table[r] if 0 <= r < top else -r for r in rowids}
 
     def story_sizes(self, stories: Iterable[int]) -> dict[int, int]:
         """story -> number of reports (1 for a post's own story, -rowid, and for a story without rows)."""
         assert self._size is not None
-        sizes = self._size
-        top = len(sizes)
-        return {s: (int(sizes[s]) or 1) if 0 <= s < top else 1 for s in set(stories)}
+        sizes, top = self._size, len(self._size)
+        return {s: (sizes[s] or 1) if 0 <= s < top else 1 for s in set(stories)}
