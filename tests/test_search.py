@@ -513,14 +513,18 @@ _TERM = st.text(alphabet=_TITLE_CHARS + _LABEL_CHARS, min_size=1, max_size=3)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(_TERM, st.sampled_from(["a", "率 市", '"汇率 人民"'])), min_size=1, max_size=3))
-def test_ranking_reads_titles_only_where_a_term_may_be_and_ranks_as_when_it_reads_all(alphabet, terms):
-    """Every query of CJK terms ranks as it would with every match's title and labels read."""
+@given(
+    st.lists(st.one_of(_TERM, st.sampled_from(["a", "率 市", '"汇率 人民"'])), min_size=1, max_size=3),
+    st.sampled_from(["", " since:2024-03-10", " -强", " category:汇市"]),
+)
+def test_ranking_reads_titles_only_where_a_term_may_be_and_ranks_as_when_it_reads_all(alphabet, terms, more):
+    """Every query of CJK terms (with a filter or an exclusion, or not) ranks as it would with every
+    match's title and labels read."""
     from unittest import mock
 
     from store import search as search_mod
 
-    query = " ".join(terms)
+    query = " ".join(terms) + more
     fast = alphabet.run(search(alphabet.store, query, limit=100))
     with mock.patch.object(search_mod, "_title_hits", search_mod._hits_in_texts):
         full = alphabet.run(search(alphabet.store, query, limit=100))
