@@ -15,7 +15,10 @@ import sqlite3
 from array import array
 from collections.abc import Iterable, Sequence
 
-MAX_ID = 50_000_000  # past this rowid or story number the arrays would be too large: the table is read
+# Past this rowid or story number (an archive with millions of posts, or one whose posts were replaced
+# that often: an edited post gets a new rowid) the arrays would take more than 32 MB each: the table is
+# read instead.
+MAX_ID = 4_000_000
 
 
 class StoryMap:
