@@ -15,9 +15,8 @@ import sqlite3
 from array import array
 from collections.abc import Iterable, Sequence
 
-# Past this rowid or story number (an archive with millions of posts, or one whose posts were replaced
-# that often: an edited post gets a new rowid) the arrays would take more than 32 MB each: the table is
-# read instead.
+# Past this rowid or story number (an archive that has had millions of posts: rowids are never reused, so
+# deleted posts count too) the arrays would take more than 32 MB each: the table is read instead.
 MAX_ID = 4_000_000
 
 
