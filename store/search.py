@@ -212,6 +212,9 @@ class _Term:
     any: str | None  # as a word anywhere or a substring of title or body: what a match needs
     costly_words: bool  # its words are single characters (这是, 高管): a word phrase costs a substring's
     cjk_only: bool  # only CJK characters and spaces: every title holding it matches `head`
+    # every post matching `word` matches `any` too (not so for a CJK term of several words, whose words
+    # may be adjacent in the index but apart in the text: 汇率，人民 for 汇率人民)
+    words_within_any: bool
     # One run of CJK characters (no space): the heads_fts phrase of its characters, which finds exactly
     # the titles holding it (`head` finds more: its words, adjacent in the title's words, may be apart
     # in the title, `汇率，人民` for 汇率人民)
@@ -244,6 +247,7 @@ class _Term:
             any_,
             len(toks) > 1 and all(len(t) == 1 for t in toks),
             cjk_only,
+            not cjk_only or len(toks) <= 1,
             f"chars : {_phrase(list(folded))}" if _CJK_RUN.fullmatch(folded) else None,
         )
 
@@ -452,12 +456,22 @@ def _rank_all(
     wexpr: str | None,
     filters: SearchFilters,
     word_matches: list[int] | None = None,
+    word_total: int | None = None,
 ) -> None:
     """Few matches (at most MAX_RESULTS, newest first): order them all exactly. Title and label hits are
     read from each post's folded title and labels (a term as a substring of them). `word_matches`: every
-    post matching `wexpr`, when the caller has read them already."""
+    post matching `wexpr`, when the caller has read them already; else `word_total`, how many there are
+    when the caller counted them: when every post matching `wexpr` is among the matches (each term's
+    words within its `any`), none or as many as the matches means none or all of them (~0.2 ms of a
+    one-word query with ~800 matches: most one-word queries with few matches are that)."""
     if word_matches is None:
-        word_matches = r.match_set(wexpr, filters, limit=len(matches)) if wexpr else []
+        within = word_total is not None and all(t.words_within_any for t in terms)
+        if not wexpr or (within and word_total == 0):
+            word_matches = []
+        elif within and word_total == len(matches):
+            word_matches = matches
+        else:
+            word_matches = r.match_set(wexpr, filters, limit=len(matches))
     in_words = set(word_matches)
     hits = _title_hits(r, terms, matches)
     # by band, newest first: title hits keyed (more terms in the title first, then label hits, then
@@ -620,17 +634,19 @@ def _rank(
     # list at once, which both counts them and places them in the word band below (one evaluation of
     # the word expression instead of two); one word is counted, as it often matches more.
     word_matches: list[int] | None = None
+    word_total: int | None = None
     if wexpr and len(terms) > 1:
         word_matches = r.match_set(wexpr, filters, limit=MAX_RESULTS + 1)
         total = len(word_matches)
     else:
         total = r.count_matches(wexpr, filters, MAX_RESULTS + 1) if wexpr else 0
+        word_total = total if wexpr else None
     matches: list[int] = []
     if total <= MAX_RESULTS:
         matches = _newest_matches(r, expr, filters, likely_few=wexpr is not None)
         total = len(matches)
     if total <= MAX_RESULTS:
-        _rank_all(r, bands, terms, matches, wexpr, filters, word_matches)
+        _rank_all(r, bands, terms, matches, wexpr, filters, word_matches, word_total)
         return bands, total
     if matches:
         # More than MAX_RESULTS matches, and the newest of them are read already: title hits from the
@@ -638,7 +654,7 @@ def _rank(
         # above; only they can be paged anyway.
         _title_band(r, bands, terms, expr, negatives, filters, known=set(matches))
         if not bands.full:  # (title hits filled the page: nothing after them is shown)
-            _rank_all(r, bands, terms, matches, wexpr, filters, word_matches)
+            _rank_all(r, bands, terms, matches, wexpr, filters, word_matches, word_total)
         return bands, total
     # Many matches: bands read in index order as far as the page needs. With more than MAX_RESULTS word
     # matches the page is filled from them, so the title check and the label band use the word

@@ -519,14 +519,22 @@ _TERM = st.text(alphabet=_TITLE_CHARS + _LABEL_CHARS, min_size=1, max_size=3)
 )
 def test_ranking_reads_titles_only_where_a_term_may_be_and_ranks_as_when_it_reads_all(alphabet, terms, more):
     """Every query of CJK terms (with a filter or an exclusion, or not) ranks as it would with every
-    match's title and labels read."""
+    match's title and labels read, and its word matches read rather than known from their count."""
     from unittest import mock
 
     from store import search as search_mod
 
     query = " ".join(terms) + more
     fast = alphabet.run(search(alphabet.store, query, limit=100))
-    with mock.patch.object(search_mod, "_title_hits", search_mod._hits_in_texts):
+    rank_all = search_mod._rank_all
+
+    def reading_word_matches(*args):  # (never from the word count: read)
+        return rank_all(*args[:7])
+
+    with (
+        mock.patch.object(search_mod, "_title_hits", search_mod._hits_in_texts),
+        mock.patch.object(search_mod, "_rank_all", reading_word_matches),
+    ):
         full = alphabet.run(search(alphabet.store, query, limit=100))
     assert [(h.post.id, h.tier) for h in fast.hits] == [(h.post.id, h.tier) for h in full.hits]
     assert fast.total == full.total
@@ -543,6 +551,20 @@ async def test_a_title_holds_a_term_only_as_a_substring(store, archive):
         ("2024-01-02-b", "title"),
         ("2024-01-01-a", "word"),
     ]
+
+
+async def test_word_matches_are_known_from_their_count_only_when_they_are_among_the_matches(store, archive):
+    # 汇率人民 as words (汇率 人民) matches the first post, whose text does not hold 汇率人民; the second holds
+    # it only as a substring: one word match, one match, but not the same post
+    archive.post("2024-01-01-a.md", "甲", "汇率，人民。", date="2024-01-01")
+    archive.post("2024-01-02-b.md", "乙", "汇率人民币。", date="2024-01-02")
+    archive.post("2024-01-03-c.md", "丙", "人民币汇率。", date="2024-01-03")
+    await sync(store, archive, story_window_hours=0)
+    page = await search(store, "汇率人民")
+    assert [(h.post.id, h.tier) for h in page.hits] == [("2024-01-02-b", "substring")]
+    # one word: every word match is a match, and here all matches are word matches
+    page = await search(store, "汇率")
+    assert {h.tier for h in page.hits} == {"word"} and page.total == 3
 
 
 def test_ranking_texts_are_read_only_for_posts_whose_title_holds_a_term(alphabet):
