@@ -528,8 +528,8 @@ def test_ranking_reads_titles_only_where_a_term_may_be_and_ranks_as_when_it_read
     fast = alphabet.run(search(alphabet.store, query, limit=100))
     rank_all = search_mod._rank_all
 
-    def reading_word_matches(*args):  # (never from the word count: read)
-        return rank_all(*args[:7])
+    def reading_word_matches(*args):  # (never known from the word count or a list: read)
+        return rank_all(*args[:6])
 
     with (
         mock.patch.object(search_mod, "_title_hits", search_mod._hits_in_texts),
