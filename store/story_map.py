@@ -42,9 +42,8 @@ class StoryMap:
         self._story = self._size = None
         flat = array("q", itertools.chain.from_iterable(conn.execute("SELECT rowid, story FROM post_story")))
         rowids, stories = flat[0::2], flat[1::2]
-        (top,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM posts").fetchone()
-        top = max(top, max(rowids, default=0))
-        top_story = max(stories, default=0)
+        # (a post past the last story row has none: `story_ids` answers -rowid for it)
+        top, top_story = max(rowids, default=0), max(stories, default=0)
         if max(top, top_story) > MAX_ID or min(rowids, default=0) < 0 or min(stories, default=0) < 0:
             return
         story = array("q", range(0, -top - 1, -1))
