@@ -342,3 +342,35 @@ async def test_a_parallel_sync_counts_the_pair_characters_in_a_worker(tmp_path, 
     async with await Store.open(tmp_path / "parallel.sqlite3") as store:
         result = await sync_archive(store, archive_cfg(archive, "auto"), workers=1)
         assert result.added == 15 and await store.pair_chars() == ALL_PAIRS
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.text(alphabet=ALPHABET, min_size=1, max_size=3),
+    st.sets(st.integers(0, 39), max_size=40),
+    st.sampled_from([0, 1, 3, 4096]),
+    st.sampled_from([1, 2, 64]),
+    st.sampled_from(["", " since:2024-05-01", " until:2024-04-30"]),  # (every post is of 2024-05-01)
+)
+def test_matches_among_given_posts_are_found_however_they_are_checked(live, term, picked, gap, walk, when):
+    """Which of some posts match (alerts, a search's title candidates): the same whether the posts are
+    checked one by one, by walks of the matches between them, or by walks stopped where the matches are
+    dense (WALK_PER_ROWID), and with a filter (a join with the posts)."""
+    from unittest import mock
+
+    from store import candidates
+
+    ids = sorted(live.texts)
+    chosen = {live.rowids[ids[i]]: ids[i] for i in picked if i < len(ids)}
+    want = {
+        rowid
+        for rowid, id_ in chosen.items()
+        if any(fold(term) in text for text in live.texts[id_]) and "until" not in when
+    }
+    query = term + when
+    with (
+        mock.patch.object(candidates, "WITHIN_GAP", gap),
+        mock.patch.object(candidates, "WALK_PER_ROWID", walk),
+    ):
+        got = live.run(matching(live.store, query, list(chosen)))
+    assert got == want
