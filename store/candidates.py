@@ -15,6 +15,10 @@ from .story_map import StoryMap
 
 T = TypeVar("T")
 
+# match_within: posts this close are checked by walking the matches between them, at most so many a post
+WITHIN_GAP = 4096
+WALK_PER_ROWID = 64
+
 
 class Reads:
     """The statements behind a search, run synchronously on the store's own connection in its thread:
@@ -81,7 +85,7 @@ class Reads:
     ) -> list[int]:
         """Up to `limit` posts whose title matches an FTS5 expression over heads_fts (and the filters),
         most recently indexed first, below rowid `before`."""
-        return self._desc("heads_fts", match, filters, limit, before)
+        return self._rowids("heads_fts", match, filters, limit, before)
 
     def matches_desc(
         self, match: str, filters: SearchFilters | None, limit: int, before: int | None = None
@@ -89,9 +93,9 @@ class Reads:
         """Up to `limit` posts matching an FTS5 expression over the main index (and the filters), most
         recently indexed first, below rowid `before`. FTS5 walks its doclists in rowid order and stops at
         the limit, so the cost follows the page, not the number of matches."""
-        return self._desc("posts_fts", match, filters, limit, before)
+        return self._rowids("posts_fts", match, filters, limit, before)
 
-    def _desc(
+    def _rowids(
         self,
         table: str,
         match: str,
@@ -100,6 +104,8 @@ class Reads:
         before: int | None,
         newest_first: bool = True,
     ) -> list[int]:
+        """Up to `limit` rowids of `table` matching `match` (and the filters), below `before`: newest first,
+        or in FTS5's own order (oldest first)."""
         sql, params = _matching(table, match, filters)
         if before is not None:
             sql += " AND f.rowid < ?"
@@ -113,12 +119,12 @@ class Reads:
         FTS5's own order (oldest first): for a caller that wants them all, or as a set. FTS5 walks a
         doclist backwards by first reading each of its pages forwards, so newest first costs ~20–25% more
         (100,000 posts, 2–3-word queries: 1.21 vs 0.95 ms large, 2.79 vs 2.16 ms finews-sized)."""
-        return self._desc("posts_fts", match, filters, limit, None, newest_first=False)
+        return self._rowids("posts_fts", match, filters, limit, None, newest_first=False)
 
     def head_match_set(self, match: str, limit: int) -> list[int]:
         """Up to `limit` posts whose title matches an FTS5 expression over heads_fts, in FTS5's own
         order (see `match_set`)."""
-        return self._desc("heads_fts", match, None, limit, None, newest_first=False)
+        return self._rowids("heads_fts", match, None, limit, None, newest_first=False)
 
     def count_matches(self, match: str, filters: SearchFilters | None, cap: int) -> int:
         """How many posts match, counting no further than `cap`."""
@@ -184,11 +190,6 @@ class Reads:
         rows = self._rows_in(f"SELECT {POST_COLUMNS} FROM posts WHERE rowid IN ({{}})", rowids)
         by_id = {r[0]: PostRow.from_row(r) for r in rows}
         return [by_id[r] for r in rowids if r in by_id]
-
-
-# match_within: posts this close are checked by walking the matches between them, at most so many a post
-WITHIN_GAP = 4096
-WALK_PER_ROWID = 64
 
 
 def _runs(rowids: Sequence[int], gap: int) -> tuple[list[int], list[list[int]]]:
