@@ -192,6 +192,14 @@ def _char_expr(runs: list[str], latin: list[str], latin_columns: str, pair_chars
     return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
 
+def _one_token(folded: str, pair_chars: str) -> str | None:
+    """The one index token that is a CJK term's substring match (`_char_expr`), if there is one: a
+    single character (the `chars` column), or two that are a pair (the `pairs` column)."""
+    if len(folded) > 2 or not _CJK_RUN.fullmatch(folded):
+        return None
+    return folded if len(folded) == 1 or pair_phrase(folded, pair_chars) else None
+
+
 def _either(*exprs: str | None) -> str | None:
     parts = [e for e in exprs if e]
     if not parts:
@@ -237,6 +245,13 @@ class _Term:
         # its words are only looked for among the labels: one phrase to evaluate, not two.
         cjk_only = _CJK_ONLY.fullmatch(folded) is not None
         any_ = _either(label, chars) if chars and cjk_only else _either(word, chars)
+        token = _one_token(folded, pair_chars)
+        if token is not None and (label is None or toks == [token]):
+            # One index token: wherever it is a word (title, body, pieces) the text holds it, so it is
+            # in the `pairs` or `chars` column too, and a label holding it is the label match. The token
+            # in any column is that match, without FTS5 sifting each post's places by column (2-3 words
+            # on 100,000 large posts: the expression a third faster, the same posts).
+            any_ = _phrase([token])
         return cls(
             text,
             folded,

@@ -71,14 +71,26 @@ def random_text(rng: random.Random, n: int) -> str:
     return "".join(rng.choice(ALPHABET + "，a ") for _ in range(n))
 
 
-def random_archive(root, seed: int, posts: int, title_chars: int, body_chars: int, end: str = "") -> Archive:
-    """An archive of `posts` posts of random text of the test alphabet (each body ending with `end`)."""
+def random_archive(
+    root, seed: int, posts: int, title_chars: int, body_chars: int, end: str = "", tags: bool = False
+) -> Archive:
+    """An archive of `posts` posts of random text of the test alphabet (each body ending with `end`;
+    with `tags`, each post has up to three tags of its first six characters)."""
     rng = random.Random(seed)
     archive = Archive(root / "site")
     archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
     for i in range(posts):
         title, body = random_text(rng, title_chars), random_text(rng, body_chars) + end
-        archive.post(f"2024-03-{i % 28 + 1:02d}-p{i}.md", title, body)
+        labels = [
+            "".join(rng.choice(ALPHABET[:6]) for _ in range(rng.randint(1, 3)))
+            for _ in range(rng.randint(0, 3))
+        ]
+        archive.post(
+            f"2024-03-{i % 28 + 1:02d}-p{i}.md",
+            title,
+            body,
+            tags="[" + ", ".join(labels) + "]" if tags else "",
+        )
     return archive
 
 
@@ -91,9 +103,9 @@ class PairStore(LoopStore):
     """A synced store whose pair characters are COMMON (or, with SEARCH_PAIRS=all, every CJK character),
     on its own loop (for hypothesis)."""
 
-    def __init__(self, root, search_pairs: str = "common"):
+    def __init__(self, root, search_pairs: str = "common", tags: bool = False):
         super().__init__(root / "pairs.sqlite3")
-        archive = random_archive(root, 7, 40, 8, 40)
+        archive = random_archive(root, 7, 40, 8, 40, tags=tags)
         self.run(self.store.set_meta("pair_chars", COMMON))
         self.run(sync_archive(self.store, archive_cfg(archive, search_pairs), workers=0))
         rows = self.run(self.store._fetch("SELECT id, rowid, title, body FROM posts"))
@@ -120,6 +132,18 @@ def test_runs_of_pair_characters_are_looked_up_as_pairs():
     assert _Term.of("中国", ALL_PAIRS).chars == 'pairs : "中国"'
     assert _Term.of("A股市场", ALL_PAIRS).chars == '(pairs : "股市 市场" AND {title body} : "a")'
     assert _Term.of("不", ALL_PAIRS).chars == 'chars : "不"'
+
+
+def test_a_term_of_one_index_token_matches_it_in_any_column():
+    # wherever such a term is a word (title, body, pieces, labels) it is in `pairs` or `chars` too
+    assert _Term.of("不能", COMMON).any == '"不能"'
+    assert _Term.of("不", COMMON).any == '"不"'
+    assert _Term.of("中国", ALL_PAIRS).any == '"中国"'
+    # a label phrase of other words than the token, a phrase of characters, or more than one token:
+    # each in its own columns
+    assert _Term.of("中国", COMMON).any == '(tags : "中国" OR chars : "中 国")'
+    assert _Term.of("能中", COMMON, frozenset(ALPHABET)).any == '(tags : "能 中" OR pairs : "能中")'
+    assert _Term.of("中是了", COMMON).any.count(":") == 2
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -374,3 +398,30 @@ def test_matches_among_given_posts_are_found_however_they_are_checked(live, term
     ):
         got = live.run(matching(live.store, query, list(chosen)))
     assert got == want
+
+
+@pytest.fixture(scope="module", params=["common", "all"])
+def labelled(tmp_path_factory, request):
+    """A PairStore whose posts have tags (of some of the alphabet's characters only)."""
+    s = PairStore(tmp_path_factory.mktemp("labelled"), request.param, tags=True)
+    yield s
+    s.close()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(alphabet=ALPHABET, min_size=1, max_size=2), min_size=1, max_size=2), st.booleans())
+def test_a_term_s_one_token_finds_what_its_columns_found(labelled, terms, exclude):
+    """A term of one index token is matched in any column instead of as a label word or a substring of
+    the title or body: the same posts, bands and count, also as an exclusion."""
+    from unittest import mock
+
+    from store import search as search_module
+
+    query = " ".join(terms[:1] + [("-" if exclude else "") + t for t in terms[1:]])
+    new = labelled.run(search(labelled.store, query, limit=100))
+    with mock.patch.object(search_module, "_one_token", lambda folded, pair_chars: None):
+        old = labelled.run(search(labelled.store, query, limit=100))
+    assert [(h.post.id, h.tier) for h in new.hits] == [(h.post.id, h.tier) for h in old.hits]
+    assert new.total == old.total
+    everything = list(labelled.rowids.values())
+    assert labelled.run(matching(labelled.store, query, everything)) == {h.post.rowid for h in old.hits}
