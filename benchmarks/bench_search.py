@@ -123,9 +123,10 @@ def make_queries(all_titles: list[str], per_class: int, seed: int = 3) -> dict[s
 
 def read_through(paths: list[Path]) -> None:
     """Read files once, so that both engines' indexes are in the OS page cache when their queries are
-    timed, as a serving engine's are (this VM hands cached pages back to its host at times: a 3.4 GB
-    database read back from disk made the first queries after tantivy's build 2-5x slower). Neither
-    engine's own caches are touched: each query still reads its pages into SQLite's cache (or tantivy's)."""
+    timed, as a serving engine's are (this VM hands cached pages back to its host at times: with the
+    3.4 GB database of 100,000 large posts partly read back from disk, 2-3-word queries took ~1.9x as
+    long on average and ~3x at p99). Neither engine's own caches are touched: each query still reads
+    its pages into SQLite's cache (or tantivy's)."""
     for path in paths:
         if path.is_file():
             with path.open("rb") as f:
