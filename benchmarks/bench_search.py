@@ -298,7 +298,7 @@ async def run(
                 docs = []
                 for title, body, _, _ in rows:
                     fts = analyse(title, body, [], []).fts
-                    docs.append((fts.title, fts.body, fts.chars))
+                    docs.append((fts.title.decode(), fts.body.decode(), fts.chars.decode()))
                 del rows
                 index, schema = build_tantivy(docs, tmp / "tantivy")
                 del docs

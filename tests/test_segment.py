@@ -21,10 +21,10 @@ def test_search_pieces_are_jiebas_and_stay_so_when_remembered(monkeypatch):
     title, body = "清华大学发布报告", "中华人民共和国的北京大学生在清华大学研究 abc+def 与2024年的数据。"
     expected = _pieces_by_hand(title, body)
     assert {"清华", "华大", "大学", "共和国", "学生"} <= expected
-    first = analyse(title, body, [], []).fts.sub.split()
+    first = analyse(title, body, [], []).fts.sub.decode().split()
     assert sorted(first) == sorted(expected) and first == sorted(first)
     assert segment._pieces  # the long words were remembered …
-    assert analyse(title, body, [], []).fts.sub.split() == first  # … and give the same pieces
+    assert analyse(title, body, [], []).fts.sub.decode().split() == first  # … and give the same pieces
 
 
 def test_remembered_pieces_are_bounded(monkeypatch):
@@ -33,7 +33,7 @@ def test_remembered_pieces_are_bounded(monkeypatch):
     for i in range(20):
         analyse("", f"清华大学{i}号与北京大学{i}号的中华人民共和国", [], [])
     assert len(segment._pieces) <= 3 + 3  # cleared once over the bound, then refilled by one post
-    assert "清华" in analyse("", "清华大学", [], []).fts.sub.split()
+    assert "清华" in analyse("", "清华大学", [], []).fts.sub.decode().split()
 
 
 def test_warm_up_loads_the_segmenter_and_the_folding_tables():

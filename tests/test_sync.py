@@ -47,6 +47,38 @@ async def test_add_edit_delete_rename(store, archive):
     assert await store.count_posts() == 1
 
 
+async def index_tokens(store) -> set[tuple[int, str, str]]:
+    """(rowid, column, token) of everything the main FTS index holds, read from the index itself."""
+    await store.conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.v USING fts5vocab(main, posts_fts, instance)"
+    )
+    return {tuple(row) for row in await store._fetch("SELECT doc, col, term FROM temp.v")}
+
+
+async def test_index_texts_reach_sqlite_as_utf8_bytes_and_are_indexed_as_their_text(store, archive):
+    """The index texts cross from the sync's worker to SQLite as UTF-8 bytes (no decoding and encoding
+    again in the writing process); FTS5 takes a blob's bytes as text: the index holds exactly the
+    tokens of the texts, and an edit removes the old ones (the contentless index's `delete` is given
+    the same bytes)."""
+    from store.segment import analyse
+
+    post = archive.post("2024-01-01-a.md", "银行 Café", "人民币汇率，今天上涨。", tags="[财经]")
+    await sync(store, archive)
+    rowid = (await store._fetch("SELECT rowid FROM posts"))[0][0]
+    pair_chars = await store.pair_chars()
+
+    def expected(title, body, tags):
+        a = analyse(title, body, ["news"], tags, pair_chars)
+        assert all(isinstance(text, bytes) for text in (*a.fts, *a.heads))
+        return {(rowid, col, tok) for col, text in a.fts._asdict().items() for tok in text.decode().split()}
+
+    assert await index_tokens(store) == expected("银行 Café", "人民币汇率，今天上涨。", ["财经"])
+    archive.post("2024-01-01-a.md", "保险 Cafe", "黄金价格下跌。", tags="[市场]")
+    os.utime(post, ns=(post.stat().st_atime_ns, post.stat().st_mtime_ns + 10**9))
+    await sync(store, archive)
+    assert await index_tokens(store) == expected("保险 Cafe", "黄金价格下跌。", ["市场"])
+
+
 async def test_touched_but_identical_file_is_unchanged_and_not_reparsed(store, archive):
     p = archive.post("2024-01-01-a.md", "标题", "正文。")
     await sync(store, archive)
