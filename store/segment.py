@@ -6,8 +6,9 @@ guessing new words, so index-time and query-time segmentation agree exactly.
 
 A second, small index (`heads_fts`) holds each post's title alone (`HeadTexts`).
 
-Six texts are indexed per post in the main index, as space-separated folded tokens with punctuation already dropped (the
-FTS table's `ascii` tokenizer takes every non-ASCII character as part of a token):
+Six texts are indexed per post in the main index, as space-separated folded tokens (UTF-8 bytes:
+`IndexTexts`) with punctuation already dropped (the FTS table's `ascii` tokenizer takes every non-ASCII
+character as part of a token):
 - ``title``, ``tags`` (categories + tags), ``body``: the jieba words;
 - ``sub``: the extra search-mode pieces (清华 华大 大学 for 清华大学), unshown, low weight;
 - ``chars``: every CJK character as its own token (other text collapsed to a gap token) — a phrase
@@ -257,8 +258,8 @@ def _search_pieces(long_words: list[str]) -> set[str]:
 class IndexTexts(NamedTuple):
     """A post's texts for the main FTS index, as UTF-8 bytes. SQLite stores bytes as they are and FTS5
     tokenizes a blob's bytes as text, so these reach it without being decoded from a sync's worker (as
-    a pickled str is) and encoded again for SQLite, both in the process that writes: ~45-70 µs of its
-    ~1.3 ms a ~10 KB post. (The index is contentless: they are never read back.)"""
+    a pickled str is) and encoded again for SQLite, both in the process that writes: 85-130 µs of its
+    ~1.3 ms a ~10 KB post, measured on whole syncs. (The index is contentless: they are never read back.)"""
 
     title: bytes
     tags: bytes
