@@ -192,12 +192,10 @@ def _char_expr(runs: list[str], latin: list[str], latin_columns: str, pair_chars
     return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
 
-def _one_token(folded: str, pair_chars: str) -> str | None:
-    """The one index token that is a CJK term's substring match (`_char_expr`), if there is one: a
-    single character (the `chars` column), or two that are a pair (the `pairs` column)."""
-    if len(folded) > 2 or not _CJK_RUN.fullmatch(folded):
-        return None
-    return folded if len(folded) == 1 or pair_phrase(folded, pair_chars) else None
+def _one_token(run: str, pair_chars: str) -> str | None:
+    """The one index token that is a CJK run's substring match (`_char_expr`), if there is one: a single
+    character (the `chars` column), or two that are a pair (the `pairs` column)."""
+    return run if len(run) == 1 or (len(run) == 2 and pair_phrase(run, pair_chars)) else None
 
 
 def _either(*exprs: str | None) -> str | None:
@@ -242,7 +240,8 @@ class _Term:
         in_labels = label_chars is None or all(ch in label_chars for tok in toks for ch in tok)
         label = _word_expr(toks, "tags") if in_labels else None
         cjk_only = _CJK_ONLY.fullmatch(folded) is not None
-        token = _one_token(folded, pair_chars)
+        one_run = runs == [folded]  # the term is one run of CJK characters, nothing else
+        token = _one_token(folded, pair_chars) if one_run else None
         any_: str | None
         if token is not None and (label is None or toks == [token]):
             # One index token: wherever it is a word (title, body, pieces) the text holds it, so it is
@@ -267,7 +266,7 @@ class _Term:
             len(toks) > 1 and all(len(t) == 1 for t in toks),
             cjk_only,
             not cjk_only or len(toks) <= 1,
-            f"chars : {_phrase(list(folded))}" if _CJK_RUN.fullmatch(folded) else None,
+            f"chars : {_phrase(list(folded))}" if one_run else None,
         )
 
     @property
