@@ -283,7 +283,8 @@ async def run(
         timed = {q for qs in queries.values() for q in qs}
         warm = {c: [q for q in qs if q not in timed] for c, qs in make_queries(all_titles, 10, 99).items()}
         print("queries per class: " + ", ".join(f"{c} {len(q)}" for c, q in queries.items()))
-        read_through([Path(str(db) + s) for s in ("", "-wal")])
+        db_files = [Path(str(db) + s) for s in ("", "-wal")]
+        read_through(db_files)
         await time_newsbot(store, warm)
         ours = await time_newsbot(store, queries)
         theirs = None
@@ -307,7 +308,7 @@ async def run(
                 if r.added or r.updated:  # the same run: a ratio the VM's drift does not move much
                     print(f"newsbot sync until searchable / tantivy's build: {secs / built:.2f}x")
                 # same order of work: newsbot again after tantivy's build, so both run on a warm machine
-                read_through([Path(str(db) + s) for s in ("", "-wal")])
+                read_through(db_files)
                 await time_newsbot(store, warm)
                 ours = await time_newsbot(store, queries)
                 read_through(sorted((tmp / "tantivy").iterdir()))

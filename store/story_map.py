@@ -3,10 +3,11 @@
 800 matches; up to a third of a one-word query on 100,000 large posts). The map answers from two arrays
 of 64-bit integers (8 bytes per post and per story: 1.6 MB at 100,000 posts; the standard library's
 `array`: the map brings no numpy, ~15 MB, into a process that does not load it otherwise) and is loaded
-again from `post_story` (~30–60 ms at 100,000 posts) by the first search after the stories changed: after this store wrote them
-(`StoreBase._stories_written`, a generation count) or another connection committed anything
-(`PRAGMA data_version`). Inside an open transaction, where what is read may still be rolled back, and for
-an archive whose rowids or story numbers are too large to index an array by, searches read the table."""
+again from `post_story` (~30–60 ms at 100,000 posts) by the first search after the stories changed:
+after this store wrote them (`StoreBase._stories_written`, a generation count) or another connection
+committed anything (`PRAGMA data_version`). Inside an open transaction, where what is read may still be
+rolled back, and for an archive whose rowids or story numbers are too large to index an array by,
+searches read the table."""
 
 from __future__ import annotations
 
