@@ -479,13 +479,16 @@ class PostsStore(StoreBase):
         """Whether a bulk load's index segments await `merge_index`."""
         return await self.get_meta(MERGE_PENDING) is not None
 
-    async def merge_index(self, pages: int = MERGE_STEP_PAGES) -> int:
+    async def merge_index(
+        self, pages: int = MERGE_STEP_PAGES, until: Callable[[], bool] | None = None
+    ) -> int:
         """Merge the index segments a bulk load left (`end_bulk_load(merge=False)`), a step of about
         `pages` index pages at a time, each in a transaction of its own (~0.1 s, see MERGE_STEP_PAGES):
         searches and other writes go between the steps, and a merge stopped halfway (the bot stopping)
-        goes on from there the next time. As fast in all as one `optimize`. Returns the steps taken."""
+        goes on from there the next time. As fast in all as one `optimize`. `until`: asked before each
+        step; the merge stops there (the rest left for later) once it says True. Returns the steps taken."""
         steps = 0
-        while await self._merge_step(pages):
+        while not (until is not None and until()) and await self._merge_step(pages):
             steps += 1
             await asyncio.sleep(0)
         return steps

@@ -88,6 +88,22 @@ async def test_an_unmerged_bulk_load_is_searchable_and_merges_in_steps(tmp_path,
         assert await store.merge_index() == 0
 
 
+async def test_a_merge_stops_where_it_is_told_and_goes_on_later(tmp_path, archive, many_batches):
+    write_posts(archive, 40)
+    async with await Store.open(tmp_path / "s.sqlite3") as store:
+        await sync_archive(store, open_archive(archive.root), workers=0, merge=False)
+        expected = await results(store)
+        asked = []
+        assert await store.merge_index(pages=1, until=lambda: asked.append(1) or len(asked) > 2) == 2
+        assert await store.merge_pending()
+        assert await store.merge_index(pages=1, until=lambda: True) == 0
+        assert await store.merge_pending()
+        assert await store.merge_index(pages=1) > 0
+        assert not await store.merge_pending()
+        assert await nothing_left_to_merge(store)
+        assert await results(store) == expected
+
+
 async def test_small_writes_while_a_merge_is_pending_leave_the_segments_to_it(
     tmp_path, archive, many_batches
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from store import sync as sync_module
 from store.db import Store
 from store.jekyll import open_archive
 from store.search import search
-from store.stories import Grouper, _bigrams, fingerprint, similarity
+from store.stories import Grouper, _bigrams, fingerprint, process_start, similarity
 from store.sync import sync_archive
 
 from .conftest import CORPUS, Archive, sync
@@ -363,6 +364,63 @@ async def test_a_sync_goes_on_when_its_grouper_process_fails(
     await sync_archive(store, open_archive(archive.root), workers=0)  # groups them
     assert not await store.stories_stale()
     assert await story_of(store, "2024-05-01-cut") == await story_of(store, "2024-05-01-cut-rewrite")
+
+
+class _HeldGrouper(ThreadPoolExecutor):
+    """The grouper's real work (store.stories.process_*) in a thread, each task held until `gate` opens:
+    a grouper process that is still behind when the sync has written its last post."""
+
+    def __init__(self, gate: threading.Event, window: int, next_story: int):
+        super().__init__(max_workers=1, initializer=process_start, initargs=(window, next_story))
+        self.gate = gate
+
+    def submit(self, fn, /, *args, **kwargs):
+        def held():
+            self.gate.wait(timeout=10)  # (a sync that never merges then fails the test, not hangs)
+            return fn(*args, **kwargs)
+
+        return super().submit(held)
+
+
+async def test_an_unmerged_load_merges_its_index_while_its_grouper_catches_up(
+    tmp_path: Path, archive: Archive, small_batches, monkeypatch
+):
+    """The bot's large syncs leave their index merge for later (merge=False); the time the sync then
+    waits for its grouper to catch up goes to the merge's first steps, and grouping gives the same
+    stories as in-process."""
+    for day in (1, 4):
+        write_day(archive, day)
+    monkeypatch.setattr(sync_module, "BULK_LOAD_AT", 10)
+    gate = threading.Event()
+
+    def grouping(self, window, next_story):
+        small_batches.append((window, next_story))
+        self._grouping = self._grouping or _HeldGrouper(gate, window, next_story)
+        return self._grouping
+
+    monkeypatch.setattr(sync_module._Workers, "grouping", grouping)
+    async with await Store.open(tmp_path / "apart.sqlite3") as store:
+        real_step = store._merge_step
+        steps: list[tuple[bool, int]] = []  # (stories still behind, posts) at each merge step
+
+        async def step(pages):
+            steps.append((await store.stories_stale(), await store.count_posts()))
+            gate.set()  # the grouper catches up from here
+            return await real_step(pages)
+
+        monkeypatch.setattr(store, "_merge_step", step)
+        result = await sync_archive(store, open_archive(archive.root), workers=2, merge=False)
+        assert len(small_batches) == 1
+        assert result.added == 42
+        assert steps and steps[0] == (True, 42)  # every post written, their stories behind: merging
+        assert 0 < result.searchable <= result.seconds
+        assert not await store.stories_stale()
+        got = await partition(store)
+        await store.merge_index()  # the rest, as the bot goes on after the sync
+        assert not await store.merge_pending()
+    async with await Store.open(tmp_path / "here.sqlite3") as here:
+        await sync_archive(here, open_archive(archive.root), workers=0)
+        assert await partition(here) == got
 
 
 # --- quality on the real archive -------------------------------------------------------------------
