@@ -64,7 +64,8 @@ CHUNK_BYTES = 512 << 10
 # the one `optimize` of sync_archive(merge=True), or, when the merge is left for later (merge=False, as
 # the bot syncs), the merge's first steps (store.merge_index), taken while the sync waits for the
 # grouper, the rest left for later. (Kept 8 batches behind instead, without those steps, grouping
-# throttled the bot's loads: 100,000 finews-sized posts written in 35.7-36.3 s instead of 30.2-33.0.)
+# throttled the bot's loads: 100,000 finews-sized posts, alternating, written in 32.4-34.7 s instead of
+# 30.6-34.2, grouped and merged in 37.7-40.5 instead of 35.3-39.1; for ~35 MB more peak memory.)
 GROUP_APART_AT = BULK_LOAD_AT
 MAX_GROUPING_BEHIND = 40
 PAIR_SAMPLE_BYTES = 20_000  # of each sampled file, when choosing the pair characters
