@@ -7,10 +7,10 @@
 Generates an archive from real text (benchmarks/gen_real.py; or reuses --keep DIR), syncs it as the bot
 does (or reuses --db): the time until the posts are searchable (the last one written: SyncResult.searchable)
 and until the sync returns (its stories grouped; the index merge begun while the grouper caught up), then
-the rest of the index merge the bot runs after it (store.merge_index); then times newsbot's search (with snippets) and tantivy's (top 10 by BM25, with snippets) over the
-same queries, each query used once (nothing is warm for a query but the page cache; each engine first
-answers up to 40 other queries, as a serving bot is warm). Query classes, drawn
-from the archive's own titles:
+the rest of the index merge the bot runs after it (store.merge_index); then times newsbot's search (with
+snippets) and tantivy's (top 10 by BM25, with snippets) over the same queries, each query used once
+(nothing is warm for a query but the page cache; each engine first answers up to 40 other queries, as a
+serving bot is warm). Query classes, drawn from the archive's own titles:
 - word: one word of two or more characters;
 - words: two or three words of one title;
 - single: a two-character word the segmenter splits into single characters (这是, 高管);

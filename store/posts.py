@@ -488,7 +488,7 @@ class PostsStore(StoreBase):
         goes on from there the next time. As fast in all as one `optimize`. `until`: asked before each
         step; the merge stops there (the rest left for later) once it says True. Returns the steps taken."""
         steps = 0
-        while not (until is not None and until()) and await self._merge_step(pages):
+        while (until is None or not until()) and await self._merge_step(pages):
             steps += 1
             await asyncio.sleep(0)
         return steps
