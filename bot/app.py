@@ -22,7 +22,7 @@ from store.settings import Settings, archive_config
 
 from .follow import Deliverer, Follower, sync_settings_rules
 from .handlers import ADMIN_COMMANDS, USER_COMMANDS, register
-from .handlers.guard import Flood
+from .handlers.guard import SEARCH_LIMITS_PER_MINUTE, Flood
 from .i18n import I18n
 from .logs import redact, setup_logging
 from .serve import serve
@@ -79,6 +79,7 @@ async def setup(app: Application) -> None:
     settings: Settings = app.bot_data["settings"]
     i18n = I18n(default=settings.default_language)
     store = await Store.open(settings.database_path)
+    store.search_time_limit = settings.search_time_limit
     site = settings.site_url or ""
     try:
         cfg = archive_config(settings)
@@ -94,8 +95,10 @@ async def setup(app: Application) -> None:
         store=store, i18n=i18n, settings=settings, site_name=site.split("//")[-1] or "newsbot", bot=app.bot
     )
     app.bot_data["svc"] = svc
-    if settings.user_updates_per_minute:
-        svc.flood = Flood(settings.user_updates_per_minute)
+    if settings.user_updates_per_minute or settings.search_time_limit:
+        svc.flood = Flood(
+            settings.user_updates_per_minute, SEARCH_LIMITS_PER_MINUTE * settings.search_time_limit
+        )
     svc.deliverer = Deliverer(app.bot, store, settings, i18n, svc.notify)
     svc.follower = Follower(store, settings, svc.notify, on_new=svc.deliverer.kick, tell=svc.tell)
     # The segmenter's dictionary, the folding tables and the snippets' table load in a thread now, not in

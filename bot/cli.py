@@ -109,7 +109,9 @@ async def _open_existing(settings: Settings) -> Store:
     path = settings.database_path
     if not Path(path).exists():
         raise CliError(f"no database at {path}; run `newsbot sync --archive DIR` first")
-    return await Store.open(path)
+    store = await Store.open(path)
+    store.search_time_limit = settings.search_time_limit
+    return store
 
 
 def _human_post(p: PostRow, snippet: str | None = None) -> str:
@@ -196,6 +198,13 @@ def _limit(value: int) -> int:
     return used
 
 
+def _too_costly(store: Store) -> str:
+    return (
+        f"the search took over {store.search_time_limit:g} s and was stopped (SEARCH_TIME_LIMIT):"
+        " use fewer or more specific words"
+    )
+
+
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     limit, offset = _limit(args.limit), max(0, args.offset)
     store = await _open_existing(settings)
@@ -205,7 +214,10 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             for line in sys.stdin:
                 try:
                     page = await search(store, line.strip(), limit=limit, offset=offset)
-                    _print_json([h.to_json() for h in page.hits])
+                    if page.too_costly:
+                        _print_json({"error": _too_costly(store)})
+                    else:
+                        _print_json([h.to_json() for h in page.hits])
                 except sqlite3.Error:
                     raise
                 except Exception as exc:  # one bad line answers with an error object; the batch goes on
@@ -213,6 +225,8 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
                 sys.stdout.flush()
             return 0
         page = await search(store, " ".join(args.query), limit=limit, offset=offset)
+        if page.too_costly:
+            raise CliError(_too_costly(store))
         if page.query.cut:
             print(
                 f"newsbot: the query was shortened (at most {MAX_QUERY_CHARS} characters, {MAX_TERMS} words)",

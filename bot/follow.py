@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from store.candidates import TooCostly
 from store.db import Store, database_problem
 from store.jekyll import ArchiveError
 from store.search import matching
@@ -101,7 +102,10 @@ async def enqueue_new_posts(store: Store) -> tuple[int, list[tuple[dict, str]]]:
             if rule["query"]:
                 keep &= await matching(store, rule["query"], eligible)
         except Exception as exc:  # this rule's filter, not the sync, is broken
-            reason = f"filter failed: {type(exc).__name__}: {str(exc)[:200]}"
+            if isinstance(exc, TooCostly):  # its query would hold the database at every sync
+                reason = f"its query is too costly to check: {exc}"
+            else:
+                reason = f"filter failed: {type(exc).__name__}: {str(exc)[:200]}"
             log.warning("rule %s paused: %s", rule["id"], reason)
             await store.pause_rule(rule["id"], reason)
             broken.append((rule, reason))

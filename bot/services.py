@@ -14,6 +14,7 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from store.db import Store
+from store.search import SearchPage, search
 from store.settings import Settings
 
 from .i18n import I18n
@@ -31,7 +32,7 @@ class Services:
     bot: Any = None
     follower: Any = None
     deliverer: Any = None
-    flood: Any = None  # handlers.guard.Flood, or None when USER_UPDATES_PER_MINUTE is 0
+    flood: Any = None  # handlers.guard.Flood, or None when neither flood limit is set
     first_sync: asyncio.Task | None = None  # the sync started with the bot (in the background)
     warming: asyncio.Future | None = None  # what a first search needs, loading (store.search.warm_up)
     started: float = field(default_factory=time.time)
@@ -95,6 +96,25 @@ class Services:
     def is_admin(self, update: Update) -> bool:
         user = update.effective_user
         return user is not None and user.id in self.settings.admin_ids
+
+    async def search(self, update: Update, text: str, *, limit: int, offset: int = 0) -> SearchPage:
+        """A user's search (store.search.search); the time it kept the database busy counts against the
+        user's budget (handlers.guard.Flood)."""
+        page = await search(self.store, text, limit=limit, offset=offset)
+        user = update.effective_user
+        if self.flood is not None and user is not None:
+            self.flood.charge(user.id, page.seconds)
+        return page
+
+    def over_search_budget(self, update: Update) -> bool:
+        """Whether the user's searches used up their database time for now (admins never do)."""
+        user = update.effective_user
+        return (
+            self.flood is not None
+            and user is not None
+            and not self.is_admin(update)
+            and self.flood.over_budget(user.id)
+        )
 
     async def tell(self, chat_id: int, key: str, **values: object) -> None:
         """Send one message to one user (in the chat's language if chosen, else the default)."""

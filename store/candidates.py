@@ -5,6 +5,7 @@ themselves are built by store.search from quoted tokens."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -14,6 +15,14 @@ from .posts import POST_COLUMNS, PostRow
 from .story_map import StoryMap
 
 T = TypeVar("T")
+
+# A search's (or an alert query's) statements stop after this many seconds by default
+# (SEARCH_TIME_LIMIT): its reply then says so. Readers' queries take milliseconds (p99 ~10-20 ms on
+# 100,000 posts); some odd ones would hold the database for seconds (a term of one common character
+# repeated 499 times: ~0.5 s; twelve terms of 的a…: ~4 s on 100,000 large posts), during which no other
+# chat gets an answer.
+SEARCH_TIME_LIMIT = 0.5
+PROGRESS_STEPS = 1000  # SQLite VM steps between two looks at the clock (~every 0.5 ms in FTS5 work)
 
 # match_within: posts this close are checked by walking the matches between them, at most so many a post
 WITHIN_GAP = 4096
@@ -217,12 +226,49 @@ def _matching(table: str, match: str, filters: SearchFilters | None) -> tuple[st
     return filters.apply(sql, [match])
 
 
+class TooCostly(Exception):
+    """A query's statements ran past the store's time limit and were stopped (`SearchStore.read`)."""
+
+
+def _within(conn: sqlite3.Connection, seconds: float, fn: Callable[[], T]) -> T:
+    """`fn()`, its statements stopped once it has run `seconds` (TooCostly). SQLite asks the progress
+    handler every PROGRESS_STEPS steps of its VM, FTS5's reads of its index included; after the deadline
+    the handler stops each statement (an interrupted SELECT ends without touching any transaction)."""
+    deadline = time.monotonic() + seconds
+    late = False
+
+    def check() -> int:
+        nonlocal late
+        late = late or time.monotonic() > deadline
+        return late
+
+    conn.set_progress_handler(check, PROGRESS_STEPS)
+    try:
+        return fn()
+    except sqlite3.OperationalError:
+        if late:
+            raise TooCostly(f"it took over {seconds:g} s (use fewer or more specific words)") from None
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
+
+
 class SearchStore(StoreBase):
-    async def read(self, fn: Callable[[Reads], T]) -> T:
-        """Run `fn` with the search statements on the connection's own thread, in one hop."""
+    # seconds a search's or alert query's statements may run (0: no limit); set from SEARCH_TIME_LIMIT
+    search_time_limit: float = SEARCH_TIME_LIMIT
+
+    async def read(self, fn: Callable[[Reads], T], limited: float = 0) -> T:
+        """Run `fn` with the search statements on the connection's own thread, in one hop. `limited`: the
+        work a user's query asks for, stopped (TooCostly) after `limited` times `search_time_limit`."""
         conn = self.conn
         stories, generation = self._story_map, self._story_generation
-        return await conn._execute(lambda: fn(Reads(conn._conn, stories, generation)))
+        seconds = self.search_time_limit * limited
+
+        def work() -> T:
+            reads = Reads(conn._conn, stories, generation)
+            return _within(conn._conn, seconds, lambda: fn(reads)) if seconds > 0 else fn(reads)
+
+        return await conn._execute(work)
 
     async def load_story_map(self) -> None:
         """Read the story map now if the stories changed (store.story_map), so that the first search

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         ge=0,
         description="commands, searches and button presses one user may send per minute; 0: no limit",
     )
+    search_time_limit: float = Field(
+        0.5,
+        ge=0,
+        le=60,
+        description="seconds one search (or alert query) may keep the database busy; then it is stopped"
+        " and the reply says so (0: no limit)",
+    )
     digest_threshold: int = Field(
         5, ge=1, description="more pending posts than this for one chat → one digest"
     )

@@ -215,3 +215,47 @@ async def test_a_refused_write_in_a_command_is_an_apology_and_one_admin_alert(bo
         assert "went wrong" in reply.text.lower() or "出错" in reply.text
     assert len([m for m in api.sent_to(ADMIN) if "refuses writes" in m.text]) == 1
     assert "人民币汇率走强" in (await api.ask(ALICE, "/latest")).text  # reads go on
+
+
+async def test_a_search_stopped_for_its_cost_is_explained_and_uses_up_the_users_budget(bot, monkeypatch):
+    """With no time allowed (and the clock looked at every step) every search is stopped: the reply says
+    why, an alert on such a query is refused, and a user whose searches used up their database time for
+    the minute gets no more searches, inline ones included, while other users still do."""
+    import store.candidates as candidates_mod
+    from bot.handlers.guard import Flood
+
+    api, app = bot
+    svc = app.bot_data["svc"]
+    await api.ask_until(ALICE, "/search 人民币", "人民币汇率走强")  # (the first sync has indexed it)
+    monkeypatch.setattr(candidates_mod, "PROGRESS_STEPS", 1)
+    svc.store.search_time_limit = 1e-9
+    reply = await api.ask(ALICE, "/search 人民币")
+    assert "took too long and was stopped" in reply.text and "人民币" in reply.text
+    reply = await api.ask(ALICE, "/subscribe 人民币")
+    assert "takes too long to check" in reply.text
+    assert await svc.store.rules(origin="subscription", owner=ALICE) == []
+
+    svc.flood = Flood(0, search_seconds=1e-9)  # any search's time uses it up
+    await api.ask(ALICE, "/search 人民币")
+    reply = await api.ask(ALICE, "/search 人民币")
+    assert "Too many requests" in reply.text
+    answer = await api.inline_answer(api.inline(ALICE, "人民币"))
+    assert answer["results"] == []
+    svc.store.search_time_limit = 30
+    answer = await api.inline_answer(api.inline(WANG, "人民币"))  # another user (this uses theirs up)
+    assert [r["title"] for r in answer["results"]] == ["人民币汇率走强"]
+    reply = await api.ask(ADMIN, "/search 人民币", user_id=ADMIN)  # admins have no budget
+    assert "人民币汇率走强" in reply.text
+
+
+def test_the_search_time_budget_slides():
+    from bot.handlers.guard import Flood
+
+    f = Flood(0, search_seconds=1.0)
+    assert f.allow(1, 0.0) == (True, False)
+    f.charge(1, 0.6, 0.0)
+    assert not f.over_budget(1, 1.0) and f.allow(1, 1.0) == (True, False)
+    f.charge(1, 0.5, 2.0)
+    assert f.over_budget(1, 3.0) and f.allow(1, 3.0) == (False, True) and f.allow(1, 4.0) == (False, False)
+    assert not f.over_budget(2, 3.0)
+    assert not f.over_budget(1, 61.0) and f.allow(1, 61.0) == (True, False)  # the first charge has left

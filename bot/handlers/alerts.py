@@ -42,6 +42,9 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
             key = "subscribe.too_long" if query.cut else "subscribe.usage"
             await reply(update, svc.i18n.t(lang, key, chars=MAX_QUERY_CHARS, terms=MAX_TERMS))
             return
+        if (await svc.search(update, text, limit=1)).too_costly:  # it would be paused at the next sync
+            await reply(update, svc.i18n.t(lang, "subscribe.too_costly"))
+            return
         rule_id, created = await svc.store.add_rule(
             str(user.id), query=text, origin="subscription", owner=user.id
         )

@@ -1,5 +1,7 @@
 """Flood control: one user's burst of commands, searches and button presses must not use up the bot's
-shared sending budget (about 30 messages/s for the whole bot). Runs before every handler."""
+shared sending budget (about 30 messages/s for the whole bot), nor their searches the database's time
+(one database thread answers every chat). Runs before every handler; inline queries, which send
+nothing, are held to the database budget alone (bot.handlers.inline)."""
 
 from __future__ import annotations
 
@@ -13,14 +15,21 @@ from ..services import services
 from .common import reply
 
 WINDOW = 60.0
+# A user's searches may keep the database busy this many times SEARCH_TIME_LIMIT a minute (5 s by default:
+# a reader's searches take milliseconds; ten stopped for their cost use it up).
+SEARCH_LIMITS_PER_MINUTE = 10
 
 
 class Flood:
-    """A sliding one-minute window of the updates each user sent that the bot would answer."""
+    """A sliding one-minute window of the updates each user sent that the bot would answer (at most
+    `per_minute`; 0: any number), and of the database time their searches took (at most
+    `search_seconds`; 0: any)."""
 
-    def __init__(self, per_minute: int):
+    def __init__(self, per_minute: int, search_seconds: float = 0.0):
         self.per_minute = per_minute
+        self.search_seconds = search_seconds
         self._seen: dict[int, collections.deque[float]] = {}
+        self._spent: dict[int, collections.deque[tuple[float, float]]] = {}  # (when, seconds) a search
         self._warned: set[int] = set()
         self._pruned = float("-inf")
 
@@ -32,16 +41,38 @@ class Flood:
             for uid in [u for u, q in self._seen.items() if not q or q[-1] <= now - WINDOW]:
                 del self._seen[uid]
                 self._warned.discard(uid)
-        seen = self._seen.setdefault(user_id, collections.deque())
-        while seen and seen[0] <= now - WINDOW:
-            seen.popleft()
-        if len(seen) >= self.per_minute:
+            for uid in [u for u, q in self._spent.items() if not q or q[-1][0] <= now - WINDOW]:
+                del self._spent[uid]
+        over = self.over_budget(user_id, now)
+        if self.per_minute and not over:
+            seen = self._seen.setdefault(user_id, collections.deque())
+            while seen and seen[0] <= now - WINDOW:
+                seen.popleft()
+            over = len(seen) >= self.per_minute
+            if not over:
+                seen.append(now)
+        if over:
             first = user_id not in self._warned
             self._warned.add(user_id)
             return False, first
-        seen.append(now)
         self._warned.discard(user_id)
         return True, False
+
+    def charge(self, user_id: int, seconds: float, now: float | None = None) -> None:
+        """Count a search's database time against the user's budget."""
+        if self.search_seconds > 0 and seconds > 0:
+            now = time.monotonic() if now is None else now
+            self._spent.setdefault(user_id, collections.deque()).append((now, seconds))
+
+    def over_budget(self, user_id: int, now: float | None = None) -> bool:
+        """Whether the user's searches of the last minute used up their database time."""
+        spent = self._spent.get(user_id)
+        if not spent or self.search_seconds <= 0:
+            return False
+        now = time.monotonic() if now is None else now
+        while spent and spent[0][0] <= now - WINDOW:
+            spent.popleft()
+        return sum(seconds for _, seconds in spent) >= self.search_seconds
 
 
 def _answerable(update: Update) -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from telegram import InlineQueryResultArticle, InputTextMessageContent, Update
 from telegram.ext import ContextTypes
 
-from store.search import search
-
 from .. import keyboards as kb
 from .. import render
 from ..services import services
@@ -25,8 +23,11 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     lang = await svc.language(update)
     offset = int_arg(query.offset or "0", 0, 0, MAX_OFFSET)
     text = " ".join((query.query or "").split())
-    if text:
-        page = await search(svc.store, text, limit=PER_ANSWER, offset=offset)
+    if text and svc.over_search_budget(update):
+        # this user's searches used up their database time for the minute (handlers.guard): no search
+        posts, more = [], False
+    elif text:
+        page = await svc.search(update, text, limit=PER_ANSWER, offset=offset)
         posts, more = [h.post for h in page.hits], page.has_more
     else:
         posts = await svc.store.latest(limit=PER_ANSWER + 1, offset=offset)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from store.search import MAX_QUERY_CHARS, MAX_RESULTS, MAX_TERMS, search
+from store.search import MAX_QUERY_CHARS, MAX_RESULTS, MAX_TERMS
 
 from .. import keyboards as kb
 from .. import render
@@ -16,11 +16,15 @@ from .common import button, edit, int_arg, reply
 PER_PAGE = 5
 
 
-async def _results(svc: Services, lang: str, query_text: str, query_id: int | None, page: int):
+async def _results(
+    svc: Services, update: Update, lang: str, query_text: str, query_id: int | None, page: int
+):
     """The text and keyboard of one results page; without a saved query id (the database refused the
     write) the page has no ‹ › buttons."""
-    result = await search(svc.store, query_text, limit=PER_PAGE, offset=page * PER_PAGE)
+    result = await svc.search(update, query_text, limit=PER_PAGE, offset=page * PER_PAGE)
     shown = render.truncate(query_text, 60)
+    if result.too_costly:
+        return svc.i18n.t(lang, "search.too_costly", query=shown), None
     cut = svc.i18n.t(lang, "search.cut", chars=MAX_QUERY_CHARS, terms=MAX_TERMS) if result.query.cut else ""
     if not result.hits:
         nothing = svc.i18n.t(lang, "search.nothing", query=shown)
@@ -64,7 +68,7 @@ async def run_search(update: Update, context: ContextTypes.DEFAULT_TYPE, text: s
     text = text[:MAX_QUERY_CHARS]
     chat = update.effective_chat
     query_id = await svc.remember_query(chat.id, text) if chat is not None else None
-    body, keyboard = await _results(svc, lang, text, query_id, 0)
+    body, keyboard = await _results(svc, update, lang, text, query_id, 0)
     await reply(update, body, keyboard)
 
 
@@ -90,5 +94,5 @@ async def on_search_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
         return
     await query.answer()
-    body, keyboard = await _results(svc, lang, text, int_arg(parts[0]), int_arg(parts[1]))
+    body, keyboard = await _results(svc, update, lang, text, int_arg(parts[0]), int_arg(parts[1]))
     await edit(query, body, keyboard)
