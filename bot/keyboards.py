@@ -14,6 +14,8 @@ import zlib
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from .render import web_url
+
 MAX_DATA = 64
 MAX_BUTTONS = 100
 
@@ -90,7 +92,10 @@ def markup(rows: list[list[tuple[str, str, bool]]]) -> InlineKeyboardMarkup | No
             if count >= MAX_BUTTONS:
                 break
             if is_url:
-                buttons.append(InlineKeyboardButton(label, url=value))
+                url = web_url(value)
+                if url is None:  # a link Telegram would refuse (with the whole message): no button
+                    continue
+                buttons.append(InlineKeyboardButton(label, url=url))
             else:
                 assert len(value.encode("utf-8")) <= MAX_DATA, value
                 buttons.append(InlineKeyboardButton(label, callback_data=value))
@@ -118,6 +123,6 @@ def post_links(i18n, lang: str, post) -> InlineKeyboardMarkup | None:
     row = []
     if post.url:
         row.append((i18n.t(lang, "post.source"), post.url, True))
-    if post.archive_url.startswith(("http://", "https://")):
+    if post.archive_url:
         row.append((i18n.t(lang, "post.archive"), post.archive_url, True))
     return markup([row])

@@ -10,6 +10,7 @@ import html
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from urllib.parse import quote, urlsplit
 
 from store.db import PostRow
 from store.search import SearchHit
@@ -44,9 +45,38 @@ def fmt_date(iso: str) -> str:
         return iso
 
 
+MAX_URL_CHARS = 2048
+# Characters a URL cannot hold as they are (spaces, controls, non-ASCII, quotes, angle brackets): they
+# are percent-encoded (as UTF-8); `%` stays, so existing escapes are kept.
+_URL_UNSAFE = re.compile(r'[^\x21-\x7e]|["<>\\^`{|}]')
+
+
+def web_url(url: str | None) -> str | None:
+    """`url` as a link Telegram takes (a link button or a text link), or None when it cannot be one.
+
+    A post's links come from its archive (a source link in the front matter or the body, a permalink
+    template): one Telegram refuses (a space in it, a host without a dot, `http://localhost`) fails the
+    whole message its button is on (BUTTON_URL_INVALID), so a post would never be delivered. Unsafe
+    characters are percent-encoded; a URL that is not http(s), has no host, a host without a dot or a
+    non-ASCII one, or is over MAX_URL_CHARS is no link at all (the text stays)."""
+    if not url:
+        return None
+    url = _URL_UNSAFE.sub(lambda m: quote(m.group(), safe=""), url.strip())
+    if not url.lower().startswith(("http://", "https://")) or len(url) > MAX_URL_CHARS:
+        return None
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # a malformed port or IPv6 address
+        return None
+    if "." not in host.strip(".") or "%" in host:
+        return None
+    return url
+
+
 def link(url: str | None, text: str) -> str:
-    if url and url.startswith(("http://", "https://", "tg://")):
-        return f'<a href="{attr(url)}">{esc(text)}</a>'
+    href = web_url(url)
+    if href is not None:
+        return f'<a href="{attr(href)}">{esc(text)}</a>'
     return esc(text)
 
 

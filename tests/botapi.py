@@ -120,8 +120,16 @@ def check_markup(markup: dict | None) -> None:
             if not 1 <= len(data.encode("utf-8")) <= 64:
                 raise ApiError("Bad Request: BUTTON_DATA_INVALID")
         elif "url" in b:
-            if not re.match(r"^(https?|tg)://", b["url"]):
-                raise ApiError("Bad Request: inline keyboard button URL is invalid")
+            # Telegram refuses a button URL with a space, a control or non-ASCII character in it, or an
+            # http(s) host without a dot (`http://localhost`), and with it the whole message
+            url = b["url"]
+            host = re.match(r"^https?://(?:[^/?#@]*@)?([^/?#:]*)", url)
+            if (
+                not re.match(r"^(https?|tg)://", url)
+                or re.search(r"[^\x21-\x7e]", url)
+                or (host is not None and "." not in host.group(1).strip("."))
+            ):
+                raise ApiError("Bad Request: BUTTON_URL_INVALID")
         elif "switch_inline_query" not in b and "switch_inline_query_current_chat" not in b:
             raise ApiError("Bad Request: can't parse inline keyboard button")
         if not b.get("text"):

@@ -259,3 +259,34 @@ def test_the_search_time_budget_slides():
     assert f.over_budget(1, 3.0) and f.allow(1, 3.0) == (False, True) and f.allow(1, 4.0) == (False, False)
     assert not f.over_budget(2, 3.0)
     assert not f.over_budget(1, 61.0) and f.allow(1, 61.0) == (True, False)  # the first charge has left
+
+
+async def test_posts_with_links_telegram_refuses_are_still_shown(bot, archive):
+    """A source link with a space, one to a host without a dot, a permalink template with a space: the
+    test server refuses such button URLs as Telegram does (with the whole message); the cards still go
+    out, the links encoded or left out."""
+    from store.jekyll import open_archive
+    from store.sync import sync_archive
+
+    api, app = bot
+    store = app.bot_data["svc"].store
+    archive.post(
+        "2024-06-01-s.md", "空格链接", "正文。", categories="odd", extra="source: https://src.example/a b"
+    )
+    archive.post(
+        "2024-06-02-l.md", "本机链接", "正文。", categories="odd", extra="source: http://localhost/x"
+    )
+    archive.post(
+        "2024-06-03-p.md", "永久链接", "正文。", categories="odd", extra='permalink: "/odd page/:slug/"'
+    )
+    await sync_archive(store, open_archive(archive.root), workers=0)
+    listing = await api.ask(ALICE, "/latest 3 odd")
+    urls = {}
+    for n in ("1", "2", "3"):
+        api.press(listing, n)
+        card = await api.next_message(ALICE, max(m.message_id for m in api.sent_to(ALICE)))
+        urls[card.text.split("\n")[0]] = {b["text"]: b["url"] for b in card.buttons()}
+    assert urls["空格链接"]["Source"] == "https://src.example/a%20b"
+    assert "Source" not in urls["本机链接"] and urls["本机链接"]["Archive page"].startswith("https://")
+    assert urls["永久链接"]["Archive page"] == "https://news.example.org/odd%20page/p/"
+    assert not [e for e in api.errors if "BUTTON_URL_INVALID" in e[1]], api.errors

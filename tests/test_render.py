@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bot import render
 from store.db import PostRow
 
-from .botapi import check_text
+from .botapi import check_markup, check_text
 
 
 def post(i: int, title: str = "标题", summary: str = "摘要。") -> PostRow:
@@ -46,3 +49,35 @@ def test_lists_and_cards_escape_and_cut_cleanly():
     assert "<script>" in plain and "&amp;" in plain
     card = render.post_card(post(1, "x" * 5000, "y" * 9000))
     assert len(check_text(card, "HTML")) <= 4096
+
+
+def test_links_are_made_what_telegram_takes_or_left_out():
+    from bot.render import web_url
+
+    assert web_url("https://src.example/m12?a=1&b=%20#x") == "https://src.example/m12?a=1&b=%20#x"
+    assert web_url(" https://src.example/a b\t") == "https://src.example/a%20b"
+    assert web_url("https://例子.example/新闻") is None  # (a non-ASCII host)
+    assert web_url("https://src.example/新闻") == "https://src.example/%E6%96%B0%E9%97%BB"
+    assert web_url('https://src.example/"<x>') == "https://src.example/%22%3Cx%3E"
+    for refused in ("http://localhost/x", "https://", "ftp://a.example/x", "javascript:alert(1)", "/a/b", ""):
+        assert web_url(refused) is None, refused
+    assert web_url("https://a.example/" + "x" * 3000) is None
+    # a card with such links: the text links are encoded too, the bad one is plain text
+    p = post(1)
+    p.url, p.archive_url = "http://localhost/src", "https://x.example/a b.html"
+    for html in (render.post_card(p), render.post_item(p, "Source")):
+        assert 'href="https://x.example/a%20b.html"' in html and "localhost" not in html
+        check_text(html, "HTML")
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.text(max_size=300), st.text(max_size=300).map(lambda t: "https://" + t)))
+def test_any_link_is_telegrams_or_none(text):
+    from bot.render import MAX_URL_CHARS, web_url
+
+    url = web_url(text)
+    if url is None:
+        return
+    check_markup({"inline_keyboard": [[{"text": "x", "url": url}]]})  # the test server's rules
+    assert len(url) <= MAX_URL_CHARS and url.isascii()
+    assert web_url(url) == url

@@ -44,7 +44,7 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             ),
             input_message_content=InputTextMessageContent(await card(svc, lang, p)),
             reply_markup=kb.post_links(svc.i18n, lang, p),
-            url=p.archive_url if p.archive_url.startswith(("http://", "https://")) else None,
+            url=render.web_url(p.archive_url),
         )
         for p in posts
     ]
