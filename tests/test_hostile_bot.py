@@ -234,6 +234,9 @@ async def test_a_search_stopped_for_its_cost_is_explained_and_uses_up_the_users_
     reply = await api.ask(ALICE, "/subscribe 人民币")
     assert "takes too long to check" in reply.text
     assert await svc.store.rules(origin="subscription", owner=ALICE) == []
+    reply = await api.ask(ADMIN, "/autopost add -100123 人民币", user_id=ADMIN)
+    assert "takes too long to check" in reply.text
+    assert await svc.store.rules(origin="admin") == []
 
     svc.flood = Flood(0, search_seconds=1e-9)  # any search's time uses it up
     await api.ask(ALICE, "/search 人民币")

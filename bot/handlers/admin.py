@@ -193,6 +193,9 @@ async def autopost_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if query.cut or len(categories) > MAX_FILTERS:
         await reply(update, svc.i18n.t(lang, "subscribe.too_long", chars=MAX_QUERY_CHARS, terms=MAX_TERMS))
         return
+    if words and (await svc.search(update, " ".join(words), limit=1)).too_costly:  # paused at every sync
+        await reply(update, svc.i18n.t(lang, "subscribe.too_costly"))
+        return
     rule_id, created = await svc.store.add_rule(
         target, thread=thread, categories=categories, query=" ".join(words), origin="admin"
     )
