@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from store.jekyll import ArchiveConfig, open_archive, parse_post
+from store.jekyll import MAX_TITLE_CHARS, ArchiveConfig, open_archive, parse_post
 from store.search import search
 from store.sync import MASS_DELETE_MIN, sync_archive
 
@@ -202,6 +202,18 @@ def test_label_count_and_length_are_capped(archive):
     raw = f"---\ntitle: t\ndate: 2024-05-01\ntags: {many}\ncategories: [{'长' * 5000}]\n---\nbody\n"
     post = parse_post(cfg, "_posts/2024-05-01-x.md", raw.encode())
     assert len(post.tags) == 50 and len(post.categories[0]) == 100
+
+
+async def test_a_huge_title_is_cut_and_the_post_still_found(store, archive):
+    title = "人民币汇率" + "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(300_000))
+    archive.post("2024-05-01-huge.md", title, "正文。")
+    archive.post("2024-05-02-ok.md", "人民币新闻", "正文。")
+    result = await sync(store, archive)
+    assert result.added == 2 and not result.errors
+    (post,) = [p for p in await store.latest(5) if p.id == "2024-05-01-huge"]
+    assert len(post.title) == MAX_TITLE_CHARS and post.title.startswith("人民币汇率")
+    page = await search(store, "人民币汇率")
+    assert [h.post.id for h in page.hits] == ["2024-05-01-huge"] and page.hits[0].tier == "title"
 
 
 async def test_dates_far_in_the_future_or_impossible_are_explained(store, archive):
