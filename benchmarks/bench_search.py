@@ -29,6 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import get_args
 
@@ -135,6 +136,9 @@ def read_through(paths: list[Path]) -> None:
                     pass
 
 
+STOPPED: list[str] = []  # queries stopped at the store's time limit (there should be none)
+
+
 async def time_newsbot(store: Store, queries: dict[str, list[str]]) -> dict[str, list[float]]:
     out = {}
     for cls, qs in queries.items():
@@ -145,8 +149,38 @@ async def time_newsbot(store: Store, queries: dict[str, list[str]]) -> dict[str,
             for hit in page.hits:
                 hit.marked_snippet()
             times.append((time.perf_counter() - t) * 1000)
+            if page.too_costly:
+                STOPPED.append(q)
         out[cls] = times
     return out
+
+
+def adversarial(all_titles: list[str]) -> list[str]:
+    """Queries a hostile user would send to keep the database busy, from the archive's commonest
+    characters: one repeated 499 times, a ten-character run repeated, twelve terms of a character and a
+    letter, twelve runs of 40 (what store.candidates.SEARCH_TIME_LIMIT stops)."""
+    counts = Counter(ch for t in all_titles for ch in t if "\u4e00" <= ch <= "\u9fff")
+    c = "".join(ch for ch, _ in counts.most_common(12))
+    return [
+        c[0] * 499,
+        c[:10] * 49,
+        " ".join([(c[0] + "a") * 20] * 12),
+        " ".join(c[i] * 40 for i in range(12)),
+        " ".join(c[i:] + c[:i] for i in range(12))[:499],
+    ]
+
+
+async def time_adversarial(store: Store, all_titles: list[str]) -> None:
+    times, stopped = [], 0
+    for q in adversarial(all_titles):
+        t = time.perf_counter()
+        page = await search(store, q, limit=10)
+        times.append((time.perf_counter() - t) * 1000)
+        stopped += page.too_costly
+    print(
+        f"adversarial queries: slowest {max(times):.0f} ms, {stopped} of {len(times)} stopped at the time limit"
+        f" ({store.search_time_limit:g} s; each: {', '.join(f'{x:.0f}' for x in times)} ms)"
+    )
 
 
 def build_tantivy(docs, folder: Path):
@@ -317,6 +351,9 @@ async def run(
                 read_through(sorted((tmp / "tantivy").iterdir()))
                 time_tantivy(index, schema, warm)
                 theirs = time_tantivy(index, schema, queries)
+        await time_adversarial(store, all_titles)
+        if STOPPED:
+            print(f"{len(STOPPED)} timed queries were stopped at the time limit, e.g. {STOPPED[0]!r}")
     print(
         f"{'class':10s} {'newsbot p50':>12s} {'p99':>8s}"
         + (f" {'tantivy p50':>12s} {'p99':>8s} {'ratio p50':>10s} {'p99':>6s}" if theirs else "")
