@@ -381,6 +381,16 @@ class FakeBotAPI:
             content = r.get("input_message_content", {})
             check_text(content.get("message_text", ""), content.get("parse_mode"))
             check_markup(r.get("reply_markup"))
+        button = p.get("button")
+        if isinstance(button, str):
+            button = json.loads(button)
+        if button is not None:
+            start = button.get("start_parameter")
+            if not button.get("text") or (
+                start is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", start)
+            ):
+                raise ApiError("Bad Request: BUTTON_INVALID")
+            p["button"] = button
         self.inline_answers[p["inline_query_id"]] = p
         return True
 

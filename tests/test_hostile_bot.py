@@ -238,12 +238,18 @@ async def test_a_search_stopped_for_its_cost_is_explained_and_uses_up_the_users_
     assert "takes too long to check" in reply.text
     assert await svc.store.rules(origin="admin") == []
 
+    answer = await api.inline_answer(api.inline(ALICE, "人民币"))
+    assert answer["results"] == [] and answer["button"]["text"].startswith("Too costly to search")
+    reply = await api.ask(ALICE, "/start help")  # where the answer's button leads
+    assert "/search" in reply.text
+
     svc.flood = Flood(0, search_seconds=1e-9)  # any search's time uses it up
     await api.ask(ALICE, "/search 人民币")
     reply = await api.ask(ALICE, "/search 人民币")
     assert "Too many requests" in reply.text
     answer = await api.inline_answer(api.inline(ALICE, "人民币"))
-    assert answer["results"] == []
+    assert answer["results"] == [] and answer["button"]["text"] == "Too many searches: please wait a minute"
+    assert answer["button"]["start_parameter"] == "help"
     svc.store.search_time_limit = 30
     answer = await api.inline_answer(api.inline(WANG, "人民币"))  # another user (this uses theirs up)
     assert [r["title"] for r in answer["results"]] == ["人民币汇率走强"]

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from telegram import InlineQueryResultArticle, InputTextMessageContent, Update
+from telegram import (
+    InlineQuery,
+    InlineQueryResultArticle,
+    InlineQueryResultsButton,
+    InputTextMessageContent,
+    Update,
+)
 from telegram.ext import ContextTypes
 
 from .. import keyboards as kb
@@ -25,9 +31,13 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     text = " ".join((query.query or "").split())
     if text and svc.over_search_budget(update):
         # this user's searches used up their database time for the minute (handlers.guard): no search
-        posts, more = [], False
-    elif text:
+        await _refuse(query, svc.i18n.t(lang, "inline.slow_down"))
+        return
+    if text:
         page = await svc.search(update, text, limit=PER_ANSWER, offset=offset)
+        if page.too_costly:
+            await _refuse(query, svc.i18n.t(lang, "inline.too_costly"))
+            return
         posts, more = [h.post for h in page.hits], page.has_more
     else:
         posts = await svc.store.latest(limit=PER_ANSWER + 1, offset=offset)
@@ -51,3 +61,10 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     # No next_offset at all means "no more results" (PTB 22 would send an empty string as "[]").
     next_offset = str(offset + PER_ANSWER) if more and offset + PER_ANSWER <= MAX_OFFSET else None
     await query.answer(results, cache_time=30, is_personal=False, next_offset=next_offset)
+
+
+async def _refuse(query: InlineQuery, why: str) -> None:
+    """No results, and why above them: a button that opens the bot at /help. Not cached (it is this
+    user's answer, for now)."""
+    button = InlineQueryResultsButton(text=render.truncate(why, 64), start_parameter="help")
+    await query.answer([], cache_time=0, is_personal=True, button=button)

@@ -16,6 +16,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if context.args and context.args[0].startswith("post_"):
         await send_post_card(update, context, context.args[0].removeprefix("post_"), lang)
         return
+    if context.args and context.args[0] == "help":  # (from an inline answer's button)
+        await reply(update, svc.i18n.t(lang, "help.text"))
+        return
     await reply(update, svc.i18n.t(lang, "start.text", site=svc.site_name, bot=context.bot.username or "bot"))
 
 
