@@ -128,3 +128,24 @@ def test_every_statement_is_stopped_once_past_the_deadline(heavy, monkeypatch):
     finally:
         store.search_time_limit = 30
     assert not heavy.run(search(store, "人民币")).too_costly
+
+
+def test_a_search_stopped_inside_an_open_write_transaction_leaves_it_and_its_writes(heavy):
+    """Searches share the store's connection with the writes (a sync's transaction may be open between
+    two of its batches): stopping a search's SELECT must not end that transaction."""
+    store = heavy.store
+    conn = store.conn
+
+    def sql(statement, *params):
+        return heavy.run(conn._execute(lambda: conn._conn.execute(statement, params).fetchall()))
+
+    sql("BEGIN IMMEDIATE")
+    sql("INSERT INTO meta (key, value) VALUES ('test_costly', '1')")
+    store.search_time_limit = 0.02
+    try:
+        assert heavy.run(search(store, COSTLY)).too_costly
+    finally:
+        store.search_time_limit = 30
+    assert heavy.run(conn._execute(lambda: conn._conn.in_transaction))
+    sql("COMMIT")
+    assert sql("SELECT value FROM meta WHERE key = 'test_costly'") == [("1",)]
