@@ -61,7 +61,7 @@ def web_url(url: str | None) -> str | None:
     non-ASCII one, or is over MAX_URL_CHARS is no link at all (the text stays)."""
     if not url:
         return None
-    url = _URL_UNSAFE.sub(lambda m: quote(m.group(), safe=""), url.strip())
+    url = _URL_UNSAFE.sub(lambda m: quote(m.group(), safe="", errors="replace"), url.strip())
     if not url.lower().startswith(("http://", "https://")) or len(url) > MAX_URL_CHARS:
         return None
     try:

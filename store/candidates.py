@@ -257,12 +257,13 @@ class SearchStore(StoreBase):
     # seconds a search's or alert query's statements may run (0: no limit); set from SEARCH_TIME_LIMIT
     search_time_limit: float = SEARCH_TIME_LIMIT
 
-    async def read(self, fn: Callable[[Reads], T], limited: float = 0) -> T:
-        """Run `fn` with the search statements on the connection's own thread, in one hop. `limited`: the
-        work a user's query asks for, stopped (TooCostly) after `limited` times `search_time_limit`."""
+    async def read(self, fn: Callable[[Reads], T], time_limits: float = 0) -> T:
+        """Run `fn` with the search statements on the connection's own thread, in one hop. `time_limits`:
+        for the work a user's query asks for, stopped (TooCostly) after that many `search_time_limit`s
+        (0: never stopped)."""
         conn = self.conn
         stories, generation = self._story_map, self._story_generation
-        seconds = self.search_time_limit * limited
+        seconds = self.search_time_limit * time_limits
 
         def work() -> T:
             reads = Reads(conn._conn, stories, generation)

@@ -736,7 +736,7 @@ async def search(
             busy[0] = monotonic() - start
 
     try:
-        bands, total, posts, sizes = await store.read(work, limited=1)
+        bands, total, posts, sizes = await store.read(work, time_limits=1)
     except TooCostly:
         return SearchPage(q, [], offset, False, too_costly=True, seconds=busy[0])
     ranked, stories = bands.ranked, bands.stories
@@ -760,13 +760,13 @@ async def matching(store: Store, text: str, rowids: list[int], tz: str | None = 
     TooCostly when its statements run past the store's time limit, counted per 10,000 posts (its work
     follows the span of `rowids`: 20-120 ms for a reader's query over 100,000 new large posts)."""
     q = parse_query(text)
-    limited = max(1.0, len(rowids) / 10_000)
+    limits = max(1.0, len(rowids) / 10_000)
     compiled, filters, negatives = await _compile(store, q, tz)
     if q.is_empty or not rowids:
         return set()
     if compiled:
         expr = _match_expr(compiled, negatives)
-        return await store.read(lambda r: r.match_within(expr, rowids, filters), limited)
+        return await store.read(lambda r: r.match_within(expr, rowids, filters), limits)
     not_match = " OR ".join(negatives) if negatives else None
 
     def work(r: Reads) -> set[int]:
@@ -776,4 +776,4 @@ async def matching(store: Store, text: str, rowids: list[int], tz: str | None = 
             keep.update(r.filtered_posts(filters, len(part), not_match, within=part))
         return keep
 
-    return await store.read(work, limited)
+    return await store.read(work, limits)

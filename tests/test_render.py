@@ -59,6 +59,7 @@ def test_links_are_made_what_telegram_takes_or_left_out():
     assert web_url("https://例子.example/新闻") is None  # (a non-ASCII host)
     assert web_url("https://src.example/新闻") == "https://src.example/%E6%96%B0%E9%97%BB"
     assert web_url('https://src.example/"<x>') == "https://src.example/%22%3Cx%3E"
+    assert web_url("https://src.example/\ud800") == "https://src.example/%3F"  # (a lone surrogate)
     for refused in ("http://localhost/x", "https://", "ftp://a.example/x", "javascript:alert(1)", "/a/b", ""):
         assert web_url(refused) is None, refused
     assert web_url("https://a.example/" + "x" * 3000) is None
