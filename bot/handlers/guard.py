@@ -30,6 +30,7 @@ class Flood:
         self.search_seconds = search_seconds
         self._seen: dict[int, collections.deque[float]] = {}
         self._spent: dict[int, collections.deque[tuple[float, float]]] = {}  # (when, seconds) a search
+        self._spent_total: dict[int, float] = {}  # the seconds in each user's deque (kept, not summed)
         self._warned: set[int] = set()
         self._pruned = float("-inf")
 
@@ -43,6 +44,7 @@ class Flood:
                 self._warned.discard(uid)
             for uid in [u for u, q in self._spent.items() if not q or q[-1][0] <= now - WINDOW]:
                 del self._spent[uid]
+                self._spent_total.pop(uid, None)
         over = self.over_budget(user_id, now)
         if self.per_minute and not over:
             seen = self._seen.setdefault(user_id, collections.deque())
@@ -63,6 +65,7 @@ class Flood:
         if self.search_seconds > 0 and seconds > 0:
             now = time.monotonic() if now is None else now
             self._spent.setdefault(user_id, collections.deque()).append((now, seconds))
+            self._spent_total[user_id] = self._spent_total.get(user_id, 0.0) + seconds
 
     def over_budget(self, user_id: int, now: float | None = None) -> bool:
         """Whether the user's searches of the last minute used up their database time."""
@@ -70,9 +73,11 @@ class Flood:
         if not spent or self.search_seconds <= 0:
             return False
         now = time.monotonic() if now is None else now
+        total = self._spent_total.get(user_id, 0.0)
         while spent and spent[0][0] <= now - WINDOW:
-            spent.popleft()
-        return sum(seconds for _, seconds in spent) >= self.search_seconds
+            total -= spent.popleft()[1]
+        self._spent_total[user_id] = total if spent else 0.0
+        return total >= self.search_seconds
 
 
 def _answerable(update: Update) -> bool:
