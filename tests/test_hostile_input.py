@@ -46,6 +46,10 @@ KNOWN = [
     "-",
     '""',
     "字" * 5000,
+    # (queries that held the database for seconds on 100,000 posts: tests/test_costly.py)
+    " ".join(["的a" * 20] * 12),
+    "的是一不了有个这人在" * 50,
+    "-的的 " * 12 + "的",
 ]
 
 
