@@ -22,7 +22,7 @@ from store.settings import Settings, archive_config
 
 from .follow import Deliverer, Follower, sync_settings_rules
 from .handlers import ADMIN_COMMANDS, USER_COMMANDS, register
-from .handlers.guard import SEARCH_LIMITS_PER_MINUTE, Flood
+from .handlers.guard import INLINE_PER_UPDATE, SEARCH_LIMITS_PER_MINUTE, Flood
 from .i18n import I18n
 from .logs import redact, setup_logging
 from .serve import serve
@@ -99,6 +99,8 @@ async def setup(app: Application) -> None:
         svc.flood = Flood(
             settings.user_updates_per_minute, SEARCH_LIMITS_PER_MINUTE * settings.search_time_limit
         )
+    if settings.user_updates_per_minute:
+        svc.inline_flood = Flood(INLINE_PER_UPDATE * settings.user_updates_per_minute)
     svc.deliverer = Deliverer(app.bot, store, settings, i18n, svc.notify)
     svc.follower = Follower(store, settings, svc.notify, on_new=svc.deliverer.kick, tell=svc.tell)
     # The segmenter's dictionary, the folding tables and the snippets' table load in a thread now, not in

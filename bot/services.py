@@ -33,6 +33,7 @@ class Services:
     follower: Any = None
     deliverer: Any = None
     flood: Any = None  # handlers.guard.Flood, or None when neither flood limit is set
+    inline_flood: Any = None  # handlers.guard.Flood for inline queries, or None (USER_UPDATES_PER_MINUTE 0)
     first_sync: asyncio.Task | None = None  # the sync started with the bot (in the background)
     warming: asyncio.Future | None = None  # what a first search needs, loading (store.search.warm_up)
     started: float = field(default_factory=time.time)
@@ -106,15 +107,15 @@ class Services:
             self.flood.charge(user.id, page.seconds)
         return page
 
-    def over_search_budget(self, update: Update) -> bool:
-        """Whether the user's searches used up their database time for now (admins never do)."""
+    def inline_allowed(self, update: Update) -> bool:
+        """Whether the user may have this inline query answered: within their inline queries a minute and
+        their searches' database time (admins always are)."""
         user = update.effective_user
-        return (
-            self.flood is not None
-            and user is not None
-            and not self.is_admin(update)
-            and self.flood.over_budget(user.id)
-        )
+        if user is None or self.is_admin(update):
+            return True
+        if self.inline_flood is not None and not self.inline_flood.allow(user.id)[0]:
+            return False
+        return self.flood is None or not self.flood.over_budget(user.id)
 
     async def tell(self, chat_id: int, key: str, **values: object) -> None:
         """Send one message to one user (in the chat's language if chosen, else the default)."""

@@ -299,3 +299,19 @@ async def test_posts_with_links_telegram_refuses_are_still_shown(bot, archive):
     assert "Source" not in urls["本机链接"] and urls["本机链接"]["Archive page"].startswith("https://")
     assert urls["永久链接"]["Archive page"] == "https://news.example.org/odd%20page/p/"
     assert not [e for e in api.errors if "BUTTON_URL_INVALID" in e[1]], api.errors
+
+
+async def test_a_flood_of_inline_queries_is_cut_off_and_others_are_still_answered(bot):
+    from bot.handlers.guard import Flood
+
+    api, app = bot
+    svc = app.bot_data["svc"]
+    svc.inline_flood = Flood(3)
+    answers = [await api.inline_answer(api.inline(ALICE, "人民币")) for _ in range(5)]
+    assert [bool(a["results"]) for a in answers] == [True, True, True, False, False]
+    assert answers[-1]["button"]["text"] == "Too many searches: please wait a minute"
+    answer = await api.inline_answer(api.inline(WANG, "人民币"))  # another user
+    assert answer["results"]
+    for _ in range(5):  # admins are not counted
+        answer = await api.inline_answer(api.inline(ADMIN, "人民币"))
+    assert answer["results"]

@@ -1,7 +1,7 @@
 """Flood control: one user's burst of commands, searches and button presses must not use up the bot's
 shared sending budget (about 30 messages/s for the whole bot), nor their searches the database's time
 (one database thread answers every chat). Runs before every handler; inline queries, which send
-nothing, are held to the database budget alone (bot.handlers.inline)."""
+nothing, have a looser count of their own and the same database budget (bot.handlers.inline)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ WINDOW = 60.0
 # A user's searches may keep the database busy this many times SEARCH_TIME_LIMIT a minute (5 s by default:
 # a reader's searches take milliseconds; ten stopped for their cost use it up).
 SEARCH_LIMITS_PER_MINUTE = 10
+# Inline queries a user may send a minute, as a multiple of USER_UPDATES_PER_MINUTE (120 by default): a
+# Telegram app sends one at each pause in typing, so a reader's stay well below; a client sending them
+# faster would keep the bot building answers.
+INLINE_PER_UPDATE = 4
 
 
 class Flood:

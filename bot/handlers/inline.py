@@ -29,8 +29,8 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     lang = await svc.language(update)
     offset = int_arg(query.offset or "0", 0, 0, MAX_OFFSET)
     text = " ".join((query.query or "").split())
-    if text and svc.over_search_budget(update):
-        # this user's searches used up their database time for the minute (handlers.guard): no search
+    if not svc.inline_allowed(update):
+        # too many inline queries, or searches' database time, this minute (handlers.guard)
         await _refuse(query, svc.i18n.t(lang, "inline.slow_down"))
         return
     if text:
