@@ -228,13 +228,13 @@ def may_fold_into(text: str, terms: list[str]) -> bool:
 
 # --- Markdown / HTML to plain text -------------------------------------------------------------
 
-_AUTOLINK = re.compile(r"<(https?://[^>\s]*|)>")
-_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
-_MD_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)(?:\s+\"[^\"]*\")?\)")
-_LIQUID = re.compile(r"\{%.*?%\}|\{\{.*?\}\}", re.S)
-_HTML_TAG = re.compile(r"<(?:/?[a-zA-Z][a-zA-Z0-9]*\b[^>]*|!--.*?--)>", re.S)
+_AUTOLINK = re.compile(r"<(https?://[^<>\s]*|)>")
+_MD_IMAGE = re.compile(r"!\[[^\[\]]*\]\([^()\[\]]*\)")
+_MD_LINK = re.compile(r"\[([^\[\]]*)\]\(([^()\[\]\s]*)(?:\s+\"[^\"\n]*\")?\)")
+_LIQUID = re.compile(r"\{%(?:(?!\{%|%\}).)*%\}|\{\{(?:(?!\{\{|\}\}).)*\}\}", re.S)
+_HTML_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*\b[^<>]*>")
 _BLOCK_BREAK = re.compile(
-    r"<(?:br\s*/?|/?(?:p|div|h[1-6]|li|ul|ol|tr|table|section|article|blockquote|pre|hr)\b[^>]*)>",
+    r"<(?:br\s*/?|/?(?:p|div|h[1-6]|li|ul|ol|tr|table|section|article|blockquote|pre|hr)\b[^<>]*)>",
     re.I,
 )
 _PARA_MARK = "\ue000"
@@ -254,8 +254,15 @@ _MD_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
 
 # A line made only of Markdown links whose text starts with 返回/Back/Home, joined by separators:
 # the archive's own navigation ("[返回东财滚动新闻](../emnews/)｜[返回首页](../)").
-_NAV_LINK = r"\[(?:返回|回到|back\b|home\b|首页)[^\]]*\]\([^)]*\)"
-_NAV_LINE = re.compile(rf"^\s*{_NAV_LINK}(?:\s*[|｜/·•\-]?\s*{_NAV_LINK})*\s*$", re.I | re.M)
+_NAV_LINK = r"\[(?:返回|回到|back\b|home\b|首页)[^\[\]\n]*\]\([^()\n]*\)"
+_NAV_LINE = re.compile(rf"^[ \t]*{_NAV_LINK}(?:[ \t]*[|｜/·•\-]?[ \t]*{_NAV_LINK})*[ \t]*$", re.I | re.M)
+
+
+def _has_comment(text: str) -> bool:
+    """Whether an HTML comment (`<!-- … -->`) is in the text: a `-->` after the first `<!--` (a regex
+    would try every `<!--` in turn, each to the end of the text when none is closed)."""
+    start = text.find("<!--")
+    return start >= 0 and text.find("-->", start + 4) >= 0
 
 
 def _html_to_text(html: str) -> str:
@@ -328,7 +335,7 @@ def body_to_paragraphs(body: str) -> list[str]:
         text = _MD_EMPH.sub("", text)
     # Markdown paragraphs are separated by blank lines; single newlines stay line breaks.
     text = _BLANK_LINE.sub(_PARA_MARK, text)
-    if "&" in text or ("<" in text and _HTML_TAG.search(text)):
+    if "&" in text or ("<" in text and (_HTML_TAG.search(text) or _has_comment(text))):
         text = _html_to_text(text)
     return _clean_lines(text)
 

@@ -309,3 +309,34 @@ def test_sampling_posts_for_pair_characters_reads_files_as_the_sync_does(archive
         [str(fifo), str(good), str(archive.posts / "2024-05-03-out.md")], open_archive(archive.root)
     )
     assert len(texts) == 1 and "正常的文章" in texts[0]
+
+
+# Bodies that made the Markdown/HTML patterns try every start to the end of the text: `<!--` repeated
+# (0.4 MB took 105 s to parse), `[x](` (a link never closed), `<http://`, `{{`, `<p ` (a tag never
+# closed), `[返回`, blank lines (navigation lines). Each is now scanned once, whatever its size.
+BACKTRACKING = ["<!--", "[x](", "<http://", "{{", "{%", "<a ", "<p ", "[返回", "\n\n", "![", '[x](y "', "<br"]
+
+
+def test_bodies_built_to_backtrack_parse_in_linear_time(archive):
+    """Not a speed goal but a complexity class: 1 MB of each takes ~0.1 s; when a pattern backtracks,
+    hours. The bound is 100 times what it takes."""
+    cfg = open_archive(archive.root)
+    started = time.perf_counter()
+    for piece in BACKTRACKING:
+        raw = f"---\ntitle: t\ndate: 2024-05-01\n---\n正文{piece * (1_000_000 // len(piece))}尾\n".encode()
+        post = parse_post(cfg, "_posts/2024-05-01-x.md", raw)
+        assert post.title == "t" and post.body.startswith("正文"), piece
+    assert time.perf_counter() - started < 60
+
+
+def test_comments_links_and_liquid_are_still_read_as_before():
+    from store.text import body_to_paragraphs
+
+    assert body_to_paragraphs("a<!-- hidden -->b") == ["ab"]
+    assert body_to_paragraphs("<!-- never closed") == ["<!-- never closed"]
+    assert body_to_paragraphs("see [the link](http://x.example/a) and ![img](i.png) here") == [
+        "see the link and here"
+    ]
+    assert body_to_paragraphs("{% raw %}x{{ page.title }}y") == ["xy"]
+    assert body_to_paragraphs("[返回首页](../) ｜ [返回东财](../e/)\n\n正文") == ["正文"]
+    assert body_to_paragraphs("<p>一</p><p>二</p>") == ["一", "二"]
