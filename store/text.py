@@ -44,6 +44,14 @@ _SPACE_BETWEEN_CJK = re.compile(f" (?<={CJK_CHAR} )(?={CJK_CHAR})")
 NFKC_PIECES = 64
 
 
+def _normalize(text: str) -> str:
+    """NFKC, with each run of more than MAX_MARKS combining marks cut to MAX_MARKS first (a run that
+    long is never real text; NFKC orders it in quadratic time)."""
+    if len(text) > MAX_MARKS:
+        text = _long_marks().sub(r"\1", text)
+    return unicodedata.normalize("NFKC", text)
+
+
 def nfkc(text: str) -> str:
     """`unicodedata.normalize("NFKC", text)`, normalising only where it can change something: a post
     with a stray `㎡` or full-width comma among 3,000 characters of Chinese was normalised whole (~240 µs,
@@ -55,22 +63,23 @@ def nfkc(text: str) -> str:
       alone; so what is left to normalise is each run of characters that are not stable, with the
       character before it (which such a run may combine with: `e` and U+0301, `か` and U+3099).
     tests/test_fold.py checks it against `unicodedata` (every BMP character alone and beside what it
-    may combine with, every composition, random text)."""
+    may combine with, every composition, random text). One exception: a run of more than MAX_MARKS
+    combining marks keeps its first MAX_MARKS (`_normalize`)."""
     changed, unstable = _nfkc_patterns()
     found = set(changed.findall(text))
     if len(found) > NFKC_PIECES:  # (a text made of many such characters: one pass is cheaper)
-        return unicodedata.normalize("NFKC", text)
+        return _normalize(text)
     for ch in found:
         text = text.replace(ch, unicodedata.normalize("NFKC", ch))
     out: list[str] = []
     pos = 0
     for n, m in enumerate(unstable.finditer(text)):
         if n == NFKC_PIECES:
-            return unicodedata.normalize("NFKC", text)
+            return _normalize(text)
         start, end = m.span()
         start = max(start - 1, 0)
         out.append(text[pos:start])
-        out.append(unicodedata.normalize("NFKC", text[start:end]))
+        out.append(_normalize(text[start:end]))
         pos = end
     if not out:
         return text
@@ -110,6 +119,20 @@ def _nfkc_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     unstable = seconds.union(changed, _SURROGATES)
     stable = [cp for cp in range(0x10000) if cp not in unstable and not unicodedata.combining(chr(cp))]
     return re.compile(f"[{_class(changed)}]"), re.compile(f"[^{_class(stable)}]+")
+
+
+# Unicode's stream-safe limit (UAX #15): folding keeps at most this many combining marks in a row. NFKC
+# puts a run of them in order in quadratic time: 160,000 characters of two alternating marks took 13 s
+# to fold (a 2 MB post of them, minutes per fold). Real text has a few at most.
+MAX_MARKS = 30
+
+
+@lru_cache(maxsize=1)
+def _long_marks() -> re.Pattern[str]:
+    """A run of more than MAX_MARKS combining marks (canonical combining class not 0: the characters
+    NFKC reorders), its first MAX_MARKS as group 1. Built once per process, ~30 ms."""
+    marks = _class([cp for cp in range(0x20000) if cp not in _SURROGATES and unicodedata.combining(chr(cp))])
+    return re.compile(f"([{marks}]{{{MAX_MARKS}}})[{marks}]+")
 
 
 def _class(code_points: list[int]) -> str:

@@ -108,3 +108,24 @@ def test_the_characters_that_fold_into_another_are_all_known():
     assert may_fold_into("Café", ["cafe"]) and may_fold_into("第①名", ["1"])
     assert not may_fold_into("开头。银行调整", ["汇率"]) and not may_fold_into("The FED", ["rates"])
     assert not may_fold_into("國", ["x"])  # 国 is not a term's character
+
+
+def test_a_long_run_of_combining_marks_is_cut_to_the_stream_safe_limit():
+    """NFKC puts a run of combining marks in order in quadratic time (160,000 characters of two
+    alternating marks: 13 s; a 2 MB post of them: minutes per fold); folding keeps the first MAX_MARKS
+    of a run (Unicode's stream-safe limit), which real text never reaches. The time bound is a
+    complexity class, not a speed goal: 2,000,000 marks take ~0.1 s, quadratic would take hours."""
+    import time
+
+    from store.text import MAX_MARKS
+
+    marks = "\u0301\u0316"  # combining classes 230 and 220: NFKC swaps each pair
+    short = "e" + marks * (MAX_MARKS // 2) + "中"
+    assert nfkc(short) == NFKC(short)  # a run of MAX_MARKS: as it was
+    started = time.perf_counter()
+    long = "e" + marks * 1_000_000 + "中文" + "é" * 10
+    assert nfkc(long) == NFKC("e" + marks * (MAX_MARKS // 2) + "中文" + "é" * 10)
+    assert fold(long) == fold("e" + marks * (MAX_MARKS // 2) + "中文" + "é" * 10)
+    many = ("中" + marks * 100) * 1000  # many long runs (the whole text is normalised at once)
+    assert nfkc(many) == NFKC(("中" + marks * (MAX_MARKS // 2)) * 1000)
+    assert time.perf_counter() - started < 60
