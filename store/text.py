@@ -44,6 +44,20 @@ _SPACE_BETWEEN_CJK = re.compile(f" (?<={CJK_CHAR} )(?={CJK_CHAR})")
 NFKC_PIECES = 64
 
 
+# Unicode's stream-safe limit (UAX #15): folding keeps at most this many combining marks in a row. NFKC
+# puts a run of them in order in quadratic time: 160,000 characters of two alternating marks took 13 s
+# to fold (a 2 MB post of them, minutes per fold). Real text has a few at most.
+MAX_MARKS = 30
+
+
+@lru_cache(maxsize=1)
+def _long_marks() -> re.Pattern[str]:
+    """A run of more than MAX_MARKS combining marks (canonical combining class not 0: the characters
+    NFKC reorders), its first MAX_MARKS as group 1. Built once per process, ~10 ms."""
+    marks = _class([cp for cp in range(0x20000) if cp not in _SURROGATES and unicodedata.combining(chr(cp))])
+    return re.compile(f"([{marks}]{{{MAX_MARKS}}})[{marks}]+")
+
+
 def _normalize(text: str) -> str:
     """NFKC, with each run of more than MAX_MARKS combining marks cut to MAX_MARKS first (a run that
     long is never real text; NFKC orders it in quadratic time)."""
@@ -119,20 +133,6 @@ def _nfkc_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     unstable = seconds.union(changed, _SURROGATES)
     stable = [cp for cp in range(0x10000) if cp not in unstable and not unicodedata.combining(chr(cp))]
     return re.compile(f"[{_class(changed)}]"), re.compile(f"[^{_class(stable)}]+")
-
-
-# Unicode's stream-safe limit (UAX #15): folding keeps at most this many combining marks in a row. NFKC
-# puts a run of them in order in quadratic time: 160,000 characters of two alternating marks took 13 s
-# to fold (a 2 MB post of them, minutes per fold). Real text has a few at most.
-MAX_MARKS = 30
-
-
-@lru_cache(maxsize=1)
-def _long_marks() -> re.Pattern[str]:
-    """A run of more than MAX_MARKS combining marks (canonical combining class not 0: the characters
-    NFKC reorders), its first MAX_MARKS as group 1. Built once per process, ~30 ms."""
-    marks = _class([cp for cp in range(0x20000) if cp not in _SURROGATES and unicodedata.combining(chr(cp))])
-    return re.compile(f"([{marks}]{{{MAX_MARKS}}})[{marks}]+")
 
 
 def _class(code_points: list[int]) -> str:
