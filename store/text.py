@@ -252,8 +252,8 @@ def may_fold_into(text: str, terms: list[str]) -> bool:
 # --- Markdown / HTML to plain text -------------------------------------------------------------
 
 _AUTOLINK = re.compile(r"<(https?://[^<>\s]*|)>")
-_MD_IMAGE = re.compile(r"!\[[^\[\]]*\]\([^()\[\]]*\)")
-_MD_LINK = re.compile(r"\[([^\[\]]*)\]\(([^()\[\]\s]*)(?:\s+\"[^\"\n]*\")?\)")
+_MD_IMAGE = re.compile(r"!\[[^\[\]]*\]\([^)\[\]]*\)")
+_MD_LINK = re.compile(r"\[([^\[\]]*)\]\(([^)\[\]\s]*)(?:\s+\"[^\"\n]*\")?\)")
 _LIQUID = re.compile(r"\{%(?:(?!\{%|%\}).)*%\}|\{\{(?:(?!\{\{|\}\}).)*\}\}", re.S)
 _HTML_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*\b[^<>]*>")
 _BLOCK_BREAK = re.compile(
@@ -277,7 +277,7 @@ _MD_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
 
 # A line made only of Markdown links whose text starts with 返回/Back/Home, joined by separators:
 # the archive's own navigation ("[返回东财滚动新闻](../emnews/)｜[返回首页](../)").
-_NAV_LINK = r"\[(?:返回|回到|back\b|home\b|首页)[^\[\]\n]*\]\([^()\n]*\)"
+_NAV_LINK = r"\[(?:返回|回到|back\b|home\b|首页)[^\[\]\n]*\]\([^)\[\]\n]*\)"
 _NAV_LINE = re.compile(rf"^[ \t]*{_NAV_LINK}(?:[ \t]*[|｜/·•\-]?[ \t]*{_NAV_LINK})*[ \t]*$", re.I | re.M)
 
 

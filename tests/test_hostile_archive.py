@@ -337,6 +337,7 @@ def test_comments_links_and_liquid_are_still_read_as_before():
     assert body_to_paragraphs("see [the link](http://x.example/a) and ![img](i.png) here") == [
         "see the link and here"
     ]
+    assert body_to_paragraphs("[Foo](https://en.wikipedia.org/wiki/Foo_(bar)) 条") == ["Foo) 条"]
     assert body_to_paragraphs("{% raw %}x{{ page.title }}y") == ["xy"]
     assert body_to_paragraphs("[返回首页](../) ｜ [返回东财](../e/)\n\n正文") == ["正文"]
     assert body_to_paragraphs("<p>一</p><p>二</p>") == ["一", "二"]
