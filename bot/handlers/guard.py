@@ -24,17 +24,42 @@ SEARCH_LIMITS_PER_MINUTE = 10
 INLINE_PER_UPDATE = 4
 
 
+class _Window:
+    """A sum over the last WINDOW seconds: updates (each 1) or seconds of database time."""
+
+    __slots__ = ("items", "total")
+
+    def __init__(self) -> None:
+        self.items: collections.deque[tuple[float, float]] = collections.deque()  # (when, amount)
+        self.total = 0.0
+
+    def add(self, now: float, amount: float = 1.0) -> None:
+        self.items.append((now, amount))
+        self.total += amount
+
+    def sum(self, now: float) -> float:
+        """The amounts of the last WINDOW seconds (older ones are forgotten)."""
+        items = self.items
+        while items and items[0][0] <= now - WINDOW:
+            self.total -= items.popleft()[1]
+        if not items:
+            self.total = 0.0  # (no float residue once empty)
+        return self.total
+
+    def quiet(self, now: float) -> bool:
+        return not self.items or self.items[-1][0] <= now - WINDOW
+
+
 class Flood:
-    """A sliding one-minute window of the updates each user sent that the bot would answer (at most
+    """Sliding one-minute windows of the updates each user sent that the bot would answer (at most
     `per_minute`; 0: any number), and of the database time their searches took (at most
     `search_seconds`; 0: any)."""
 
     def __init__(self, per_minute: int, search_seconds: float = 0.0):
         self.per_minute = per_minute
         self.search_seconds = search_seconds
-        self._seen: dict[int, collections.deque[float]] = {}
-        self._spent: dict[int, collections.deque[tuple[float, float]]] = {}  # (when, seconds) a search
-        self._spent_total: dict[int, float] = {}  # the seconds in each user's deque (kept, not summed)
+        self._seen: dict[int, _Window] = {}
+        self._spent: dict[int, _Window] = {}
         self._warned: set[int] = set()
         self._pruned = float("-inf")
 
@@ -43,20 +68,17 @@ class Flood:
         now = time.monotonic() if now is None else now
         if now - self._pruned > WINDOW:  # forget users who went quiet, once a window (not per update)
             self._pruned = now
-            for uid in [u for u, q in self._seen.items() if not q or q[-1] <= now - WINDOW]:
-                del self._seen[uid]
-                self._warned.discard(uid)
-            for uid in [u for u, q in self._spent.items() if not q or q[-1][0] <= now - WINDOW]:
-                del self._spent[uid]
-                self._spent_total.pop(uid, None)
+            for windows in (self._seen, self._spent):
+                for uid in [u for u, w in windows.items() if w.quiet(now)]:
+                    del windows[uid]
+                    if windows is self._seen:
+                        self._warned.discard(uid)
         over = self.over_budget(user_id, now)
         if self.per_minute and not over:
-            seen = self._seen.setdefault(user_id, collections.deque())
-            while seen and seen[0] <= now - WINDOW:
-                seen.popleft()
-            over = len(seen) >= self.per_minute
+            seen = self._seen.setdefault(user_id, _Window())
+            over = seen.sum(now) >= self.per_minute
             if not over:
-                seen.append(now)
+                seen.add(now)
         if over:
             first = user_id not in self._warned
             self._warned.add(user_id)
@@ -68,20 +90,14 @@ class Flood:
         """Count a search's database time against the user's budget."""
         if self.search_seconds > 0 and seconds > 0:
             now = time.monotonic() if now is None else now
-            self._spent.setdefault(user_id, collections.deque()).append((now, seconds))
-            self._spent_total[user_id] = self._spent_total.get(user_id, 0.0) + seconds
+            self._spent.setdefault(user_id, _Window()).add(now, seconds)
 
     def over_budget(self, user_id: int, now: float | None = None) -> bool:
         """Whether the user's searches of the last minute used up their database time."""
         spent = self._spent.get(user_id)
-        if not spent or self.search_seconds <= 0:
+        if spent is None or self.search_seconds <= 0:
             return False
-        now = time.monotonic() if now is None else now
-        total = self._spent_total.get(user_id, 0.0)
-        while spent and spent[0][0] <= now - WINDOW:
-            total -= spent.popleft()[1]
-        self._spent_total[user_id] = total if spent else 0.0
-        return total >= self.search_seconds
+        return spent.sum(time.monotonic() if now is None else now) >= self.search_seconds
 
 
 def _answerable(update: Update) -> bool:
