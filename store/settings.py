@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from .candidates import SEARCH_TIME_LIMIT
+
 
 class SettingsError(Exception):
     """A bad configuration value; the message is one line naming the key."""
@@ -101,7 +103,7 @@ class Settings(BaseSettings):
         description="commands, searches and button presses one user may send per minute; 0: no limit",
     )
     search_time_limit: float = Field(
-        0.5,
+        SEARCH_TIME_LIMIT,
         ge=0,
         le=60,
         description="seconds one search (or alert query) may keep the database busy; then it is stopped"
