@@ -20,7 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from store.candidates import TooCostly
 from store.db import Store, database_problem
@@ -50,6 +50,49 @@ def _seconds(exc: RetryAfter) -> float:
 def chat_ref(chat: str) -> int | str:
     """A rule's chat as the Bot API wants it: an int id, or an @username."""
     return int(chat) if chat.lstrip("-").isdigit() else chat
+
+
+# How Telegram words a send it refuses for the whole chat, or for the topic, whatever the message: the
+# bot was removed or blocked (any 403), lost its rights, or the chat or topic is gone or closed. The rules
+# posting there are paused (not each post failed, the admins told at every post) until the bot may post
+# there again (bot.handlers.chats) or an admin resumes them.
+CHAT_REFUSALS = (
+    "chat not found",
+    "rights",  # not enough rights to send…, have no rights to send…, need administrator rights…
+    "chat_write_forbidden",
+    "chat_restricted",
+    "channel_private",
+    "deactivated",
+    "peer_id_invalid",
+    "not a member",
+)
+TOPIC_REFUSALS = ("thread not found", "topic_closed", "topic_deleted", "topic_id_invalid")
+
+
+def refusal(exc: TelegramError) -> str | None:
+    """'chat' or 'topic' when Telegram refused the send for the whole chat or topic, else None (this
+    message's own fault)."""
+    text = str(exc).lower()
+    if isinstance(exc, Forbidden) or any(words in text for words in CHAT_REFUSALS):
+        return "chat"
+    if any(words in text for words in TOPIC_REFUSALS):
+        return "topic"
+    return None
+
+
+def is_user(chat: str) -> bool:
+    """Whether a rule's chat is a user's private chat (a subscription): positive ids are users."""
+    return chat.isdigit()
+
+
+async def follow_move(store: Store, notify, old: int, new: int) -> list[int]:
+    """A group was upgraded to a supergroup (a new chat id): its rules, deliveries, language and saved
+    queries follow it (store.move_chat), and the admins are told once. Returns the rules that moved."""
+    moved = await store.move_chat(old, new)
+    if moved:
+        log.info("chat %s moved to %s: rules %s follow it", old, new, moved)
+        await notify("alert.chat_moved", old=old, new=new, rules=", ".join(map(str, moved)))
+    return moved
 
 
 @dataclass
@@ -383,13 +426,20 @@ class Deliverer:
                 if self._stopping:
                     break
                 await asyncio.sleep(_seconds(exc))
+            except ChatMigrated as exc:  # a group became a supergroup: send to its new id
+                await self.store.mark_deliveries(ids, "pending")
+                ref = chat_ref(chat)
+                if isinstance(ref, int):
+                    await follow_move(self.store, self.notify, ref, int(exc.new_chat_id))
+                self.kick()  # the next round reads the deliveries under the new id
+                return None
             except (Forbidden, BadRequest) as exc:
                 reason = str(exc)
-                unreachable = isinstance(exc, Forbidden) or "chat not found" in reason.lower()
-                if unreachable:
-                    paused = await self.store.pause_rules(chat, reason)
+                scope = refusal(exc)
+                if scope is not None:
+                    paused = await self.store.pause_rules(chat, reason, thread if scope == "topic" else None)
                     await self.store.mark_deliveries(ids, "pending", error=reason)
-                    if paused:
+                    if paused and not is_user(chat):  # (a reader blocking the bot is theirs to decide)
                         await self.notify(
                             "alert.paused", chat=chat, reason=reason, rules=", ".join(map(str, paused))
                         )

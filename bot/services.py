@@ -53,6 +53,10 @@ class Services:
         user = update.effective_user
         return self.i18n.resolve(user.language_code if user else None)
 
+    def forget_language(self, chat_id: int) -> None:
+        """Read the chat's language from the store again at its next update (it was moved there)."""
+        self._languages.pop(chat_id, None)
+
     async def set_language(self, chat_id: int, lang: str | None) -> None:
         await self.store.set_chat_language(chat_id, lang)
         self._languages[chat_id] = lang

@@ -27,6 +27,7 @@ class LedgerStore(StoreBase):
         """(rule id, created?). A new rule only sees posts first indexed after the current sync.
         Categories are kept as folded keys, as posts' categories are (post_terms)."""
         cats = _json_list(sorted({fold(c) for c in categories}))
+        chat = await self.current_chat(chat)
         rows = await self._fetch(
             "SELECT id FROM rules WHERE chat=? AND thread=? AND categories=? AND query=? AND origin=?",
             (chat, thread, cats, query, origin),
@@ -39,6 +40,52 @@ class LedgerStore(StoreBase):
             (chat, thread, cats, query, origin, owner, await self.current_seq(), now_ts()),
         )
         return int(cur.lastrowid or 0), True
+
+    async def current_chat(self, chat: str) -> str:
+        """The chat's id now: the supergroup a group was upgraded to (move_chat), else the chat itself."""
+        rows = await self._fetch("SELECT new FROM chat_moves WHERE old=?", (chat,))
+        return str(rows[0][0]) if rows else chat
+
+    @_locked
+    async def move_chat(self, old: int, new: int) -> list[int]:
+        """A group became a supergroup with a new id: its rules, deliveries, language and saved queries
+        move to the new id, and a rule added later under the old id is stored under the new one. Returns
+        the ids of the rules that moved (none when the move was already recorded)."""
+        if old == new:
+            return []
+        was, now = str(old), str(new)
+        async with self._transaction():
+            await self.conn.execute("INSERT OR REPLACE INTO chat_moves (old, new) VALUES (?, ?)", (was, now))
+            await self.conn.execute("UPDATE chat_moves SET new=? WHERE new=?", (now, was))
+            moved = []
+            for rule_id, thread, cats, query, origin in await self._fetch(
+                "SELECT id, thread, categories, query, origin FROM rules WHERE chat=?", (was,)
+            ):
+                same = await self._fetch(
+                    "SELECT id FROM rules WHERE chat=? AND thread=? AND categories=? AND query=? AND origin=?",
+                    (now, thread, cats, query, origin),
+                )
+                if same:  # the new chat has this rule already: it takes the old one's deliveries
+                    await self.conn.execute(
+                        "UPDATE deliveries SET rule=? WHERE rule=?", (same[0][0], rule_id)
+                    )
+                    await self.conn.execute("DELETE FROM rules WHERE id=?", (rule_id,))
+                else:
+                    await self.conn.execute("UPDATE rules SET chat=? WHERE id=?", (now, rule_id))
+                moved.append(int(rule_id))
+            # a post the new chat already has stays with the old id, and is not sent again
+            await self.conn.execute("UPDATE OR IGNORE deliveries SET chat=? WHERE chat=?", (now, was))
+            await self.conn.execute(
+                "UPDATE deliveries SET status='merged', updated=? WHERE chat=? AND status IN ('pending','sending')",
+                (now_ts(), was),
+            )
+            await self.conn.execute(
+                "INSERT OR IGNORE INTO chat_prefs (chat_id, language) SELECT ?, language FROM chat_prefs"
+                " WHERE chat_id=?",
+                (new, old),
+            )
+            await self.conn.execute("UPDATE OR IGNORE saved_queries SET chat=? WHERE chat=?", (new, old))
+        return moved
 
     async def rules(self, origin: str | None = None, owner: int | None = None) -> list[dict[str, Any]]:
         sql = (
@@ -67,18 +114,38 @@ class LedgerStore(StoreBase):
         return bool(cur.rowcount)
 
     @_locked
-    async def pause_rules(self, chat: str, reason: str) -> list[int]:
-        rows = await self._fetch("SELECT id FROM rules WHERE chat=? AND paused IS NULL", (chat,))
-        await self.conn.execute("UPDATE rules SET paused=? WHERE chat=? AND paused IS NULL", (reason, chat))
+    async def pause_rules(self, chat: str, reason: str, thread: int | None = None) -> list[int]:
+        """Pause the rules posting to a chat (or to one of its topics) that refused the bot; they resume
+        with resume_chat_rules when the bot may post there again. Returns the ids newly paused."""
+        where = "chat=? AND paused IS NULL"
+        params: list[object] = [chat]
+        if thread is not None:
+            where += " AND thread=?"
+            params.append(thread)
+        rows = await self._fetch(f"SELECT id FROM rules WHERE {where}", params)
+        await self.conn.execute(
+            f"UPDATE rules SET paused=?, paused_by='chat' WHERE {where}", [reason, *params]
+        )
+        return [r[0] for r in rows]
+
+    @_locked
+    async def resume_chat_rules(self, chat: str) -> list[int]:
+        """Resume the chat's rules that were paused because it refused the bot (not those whose filter
+        cannot run). Returns their ids."""
+        rows = await self._fetch("SELECT id FROM rules WHERE chat=? AND paused_by='chat'", (chat,))
+        await self.conn.execute(
+            "UPDATE rules SET paused=NULL, paused_by=NULL WHERE chat=? AND paused_by='chat'", (chat,)
+        )
         return [r[0] for r in rows]
 
     @_locked
     async def pause_rule(self, rule_id: int, reason: str) -> None:
-        await self.conn.execute("UPDATE rules SET paused=? WHERE id=?", (reason, rule_id))
+        """Pause a rule whose filter cannot run (it stays paused until an admin resumes it)."""
+        await self.conn.execute("UPDATE rules SET paused=?, paused_by='filter' WHERE id=?", (reason, rule_id))
 
     @_locked
     async def resume_rule(self, rule_id: int) -> bool:
-        cur = await self.conn.execute("UPDATE rules SET paused=NULL WHERE id=?", (rule_id,))
+        cur = await self.conn.execute("UPDATE rules SET paused=NULL, paused_by=NULL WHERE id=?", (rule_id,))
         return bool(cur.rowcount)
 
     async def new_posts_since(self, seq: int) -> list[tuple[int, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -176,6 +176,18 @@ MIGRATIONS: list[str] = [
     );
     DELETE FROM meta WHERE key = 'index_format';
     INSERT INTO meta VALUES ('index_format', 'stale');
+    """,
+    # 10 -> 11: chats that moved to a new id (a group upgraded to a supergroup): their rules, deliveries,
+    # language and saved queries follow them, and a rule still naming the old id (AUTOPOST_CHATS, an
+    # admin's command) is stored under the new one. Why a rule is paused: 'chat' (the chat refused the
+    # bot: resumed when the bot may post there again) or 'filter' (its filter cannot run).
+    """
+    CREATE TABLE chat_moves (old TEXT PRIMARY KEY, new TEXT NOT NULL) WITHOUT ROWID;
+    ALTER TABLE rules ADD COLUMN paused_by TEXT;
+    UPDATE rules SET paused_by = CASE
+        WHEN paused LIKE 'filter failed:%' OR paused LIKE 'its query is too costly%' THEN 'filter'
+        ELSE 'chat' END
+    WHERE paused IS NOT NULL;
     """,
 ]
 

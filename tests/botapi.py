@@ -51,10 +51,45 @@ BAD_AMP = re.compile(r"&(?!(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);)")
 BAD_LT = re.compile(r"<(?!/?[a-zA-Z][a-zA-Z0-9-]*(?:\s[^<>]*)?>)")
 
 
+_RESTRICTED_RIGHTS = (
+    "can_send_audios",
+    "can_send_documents",
+    "can_send_photos",
+    "can_send_videos",
+    "can_send_video_notes",
+    "can_send_voice_notes",
+    "can_send_polls",
+    "can_send_other_messages",
+    "can_add_web_page_previews",
+    "can_change_info",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_manage_topics",
+)
+_ADMIN_RIGHTS = (
+    "can_be_edited",
+    "is_anonymous",
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+    "can_post_messages",
+)
+
+
 class ApiError(Exception):
-    def __init__(self, description: str, code: int = 400, retry_after: int | None = None):
+    def __init__(
+        self, description: str, code: int = 400, retry_after: int | None = None, migrate_to: int | None = None
+    ):
         super().__init__(description)
         self.description, self.code, self.retry_after = description, code, retry_after
+        self.migrate_to = migrate_to
 
 
 class _Checker(HTMLParser):
@@ -173,6 +208,8 @@ class FakeBotAPI:
     hang_after: dict[int, int] = field(default_factory=dict)  # chat -> sends to let through, then hang
     slow: dict[int, float] = field(default_factory=dict)  # chat -> seconds each send to it takes
     admins: dict[int, set[int]] = field(default_factory=dict)  # chat -> its administrators' user ids
+    refusing: dict[int, ApiError] = field(default_factory=dict)  # chat -> what every send to it gets
+    gone_topics: set[tuple[int, int]] = field(default_factory=set)  # (chat, thread) deleted topics
 
     def __post_init__(self):
         self._updates: list[dict] = []
@@ -229,6 +266,8 @@ class FakeBotAPI:
             body = {"ok": False, "error_code": exc.code, "description": exc.description}
             if exc.retry_after:
                 body["parameters"] = {"retry_after": exc.retry_after}
+            if exc.migrate_to:
+                body["parameters"] = {"migrate_to_chat_id": exc.migrate_to}
             return web.json_response(body, status=exc.code)
         async with self._changed:
             self._changed.notify_all()
@@ -333,6 +372,10 @@ class FakeBotAPI:
 
     async def m_sendMessage(self, p):
         chat = self._chat(p.get("chat_id"))
+        if chat["id"] in self.refusing:
+            raise self.refusing[chat["id"]]
+        if (chat["id"], int(p.get("message_thread_id") or 0)) in self.gone_topics:
+            raise ApiError("Bad Request: message thread not found")
         if chat["id"] in self.hang_after:
             if self.hang_after[chat["id"]] <= 0:
                 # never answer, never deliver: the bot cannot know whether this send went through
@@ -437,6 +480,60 @@ class FakeBotAPI:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
         self._push({"message": message})
         return message
+
+    def upgrade_group(self, old: int, new: int, title: str = "Group", tell_bot: bool = True) -> None:
+        """A group becomes a supergroup with a new id, as Telegram does it: sends to the old id are
+        refused with the new one, and (`tell_bot`; not when the bot was offline) both chats get their
+        service message."""
+        self.add_chat(new, "supergroup", title)
+        self.refusing[old] = ApiError(
+            "Bad Request: group chat was upgraded to a supergroup chat", migrate_to=new
+        )
+        if not tell_bot:
+            return
+        for chat, key, value in ((old, "migrate_to_chat_id", new), (new, "migrate_from_chat_id", old)):
+            msg_id = next(self._msg_ids.setdefault(chat, itertools.count(1000)))
+            when = int(time.time())
+            message = {
+                "message_id": msg_id,
+                "date": when,
+                "chat": self.chats[chat],
+                "from": self.user(1),
+                key: value,
+            }
+            self._push({"message": message})
+
+    def member_change(
+        self, chat_id: int, old: str, new: str, by: int = 1, old_rights: dict | None = None, **rights
+    ) -> None:
+        """Telegram's my_chat_member update: the bot's status in a chat went from `old` to `new`
+        ("member", "administrator", "restricted", "left", "kicked"); `rights`, `old_rights`: the new and
+        the old member's fields besides the defaults (every right granted)."""
+
+        def member(status: str, extra: dict) -> dict:
+            out = {"user": self.bot_user(), "status": status, **extra}
+            if status == "kicked":
+                out.setdefault("until_date", 0)
+            if status == "restricted":
+                out = {"is_member": True, "until_date": 0, "can_send_messages": True, **out}
+                for right in _RESTRICTED_RIGHTS:
+                    out.setdefault(right, out["can_send_messages"])
+            if status == "administrator":
+                for right in _ADMIN_RIGHTS:
+                    out.setdefault(right, True)
+            return out
+
+        self._push(
+            {
+                "my_chat_member": {
+                    "chat": self.chats[chat_id],
+                    "from": self.user(by),
+                    "date": int(time.time()),
+                    "old_chat_member": member(old, old_rights or {}),
+                    "new_chat_member": member(new, rights),
+                }
+            }
+        )
 
     def press(
         self, sent: Sent, label: str, user_id: int | None = None, language_code: str | None = "en"

@@ -31,11 +31,10 @@ class Env:
         return self.api.sent_to(chat)
 
     async def settle(self):
-        """Wait until no delivery is pending (and the sender has finished its round)."""
+        """Wait until no delivery is due (pending for a rule not paused) and the sender finished its round."""
 
         async def idle():
-            counts = await self.svc.store.delivery_counts()
-            return counts.get("pending", 0) + counts.get("sending", 0) == 0
+            return not await self.svc.store.due_deliveries()
 
         for _ in range(300):
             await self.svc.deliverer.run_once()
@@ -304,6 +303,56 @@ async def test_rule_categories_are_kept_as_folded_keys(store):
     assert await store.add_rule("1", categories=["Tech", "银行"]) == (rule_id, False)
 
 
+async def test_moving_a_chat_merges_what_the_new_chat_has_and_is_done_once(store):
+    r1, _ = await store.add_rule("-1", query="a")
+    r2, _ = await store.add_rule("-2", query="a")  # the new chat has this rule already
+    r3, _ = await store.add_rule("-1", query="b")
+    await store.enqueue([(r1, "-1", 0, 10), (r1, "-1", 0, 11), (r2, "-2", 0, 11), (r3, "-1", 0, 12)], 1)
+    await store.set_chat_language(-1, "zh")
+    query_id = await store.save_query(-1, "芯片")
+    assert await store.move_chat(-1, -2) == [r1, r3]
+    assert {r["id"]: r["chat"] for r in await store.rules()} == {r2: "-2", r3: "-2"}
+    due = await store.due_deliveries()
+    assert sorted((d["chat"], d["post"], d["rule"]) for d in due) == [
+        ("-2", 10, r2),
+        ("-2", 11, r2),
+        ("-2", 12, r3),
+    ]
+    assert await store.delivery_counts() == {"pending": 3, "merged": 1}  # post 11 is sent once
+    assert await store.chat_language(-2) == "zh" and await store.saved_query(-2, query_id) == "芯片"
+    assert await store.move_chat(-1, -2) == []  # told again (both service messages): nothing to do
+    assert await store.current_chat("-1") == "-2"
+    r4, created = await store.add_rule("-1", query="c")  # a rule naming the old id goes to the new
+    assert created and {r["id"]: r["chat"] for r in await store.rules()}[r4] == "-2"
+
+
+async def test_rules_paused_before_version_11_keep_why_they_were_paused(tmp_path):
+    import sqlite3
+
+    from store.db import Store
+    from store.schema import MIGRATIONS, _statements
+
+    path = tmp_path / "v10.sqlite3"
+    with sqlite3.connect(path) as conn:
+        for migration in MIGRATIONS[:10]:
+            for statement in _statements(migration):
+                conn.execute(statement)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', '10')")
+        for rule_id, chat, paused in (
+            (1, "-1", "filter failed: ValueError: x"),
+            (2, "-1", "its query is too costly to check: 0.5 s"),
+            (3, "-1", "Forbidden: bot was kicked from the channel chat"),
+            (4, "-1", None),
+        ):
+            conn.execute(
+                "INSERT INTO rules (id, chat, query, origin, since_seq, paused, created) VALUES (?,?,?,?,0,?,0)",
+                (rule_id, chat, f"q{rule_id}", "admin", paused),
+            )
+    async with await Store.open(path) as s:
+        assert await s.resume_chat_rules("-1") == [3]  # the chat's refusal, not the filters
+        assert [r["id"] for r in await s.rules() if r["paused"]] == [1, 2]
+
+
 async def test_a_channel_hears_a_story_once(make_env):
     from .test_stories import CUT, CUT_REWRITE, RATING_A, RATING_B
 
@@ -412,3 +461,147 @@ async def test_a_sync_pauses_the_index_merge_and_it_goes_on_after(make_env, monk
     assert first.cancelled()  # stopped for the sync, then started again after it
     await env.svc.follower.merging
     assert not await env.svc.store.merge_pending()
+
+
+GROUP, SUPERGROUP = -4001, -1004001
+
+
+def first_lines(messages) -> list[str]:
+    return [m.text.split("\n")[0] for m in messages]
+
+
+async def test_a_group_upgraded_while_the_bot_was_away_is_followed_at_the_first_send(make_env):
+    env = await make_env(autopost_chats=[AutopostRule(chat_id=GROUP)])
+    env.api.add_chat(GROUP, "group", "Readers")
+    await env.svc.store.set_chat_language(GROUP, "zh")
+    env.api.upgrade_group(GROUP, SUPERGROUP, tell_bot=False)
+    env.archive.post("2024-05-01-a.md", "升级之后", "内容。", date="2024-05-01")
+    await env.svc.follower.sync()
+    await env.settle()
+    assert first_lines(env.channel_posts(SUPERGROUP)) == ["升级之后"]
+    assert ("sendMessage", "Bad Request: group chat was upgraded to a supergroup chat") in env.api.errors
+    [told] = [m.text for m in env.api.sent_to(ADMIN) if "supergroup" in m.text]
+    assert str(GROUP) in told and str(SUPERGROUP) in told and "AUTOPOST_CHATS" in told
+    store = env.svc.store
+    assert [r["chat"] for r in await store.rules()] == [str(SUPERGROUP)]
+    assert await store.chat_language(SUPERGROUP) == "zh"
+    assert await store.delivery_counts() == {"sent": 1}
+    # AUTOPOST_CHATS still names the old id: after a restart the rule is the same one, posting to the new
+    rule_id = (await store.rules())[0]["id"]
+    await stop_bot(env.app)
+    env.app = await start_bot(env.app.bot_data["settings"])
+    assert [(r["id"], r["chat"]) for r in await env.svc.store.rules()] == [(rule_id, str(SUPERGROUP))]
+    env.archive.post("2024-05-02-b.md", "重启之后", "内容。", date="2024-05-02")
+    await env.svc.follower.sync()
+    await env.settle()
+    assert first_lines(env.channel_posts(SUPERGROUP)) == ["升级之后", "重启之后"]
+
+
+async def test_the_upgrade_message_moves_a_groups_rules_before_anything_is_sent(make_env):
+    env = await make_env(autopost_chats=[])
+    env.api.add_chat(GROUP, "group", "Readers")
+    reply = await env.api.ask(ADMIN, f"/autopost add {GROUP} 芯片", user_id=ADMIN)
+    assert "Rule #" in reply.text
+    env.api.upgrade_group(GROUP, SUPERGROUP)  # both service messages reach the bot
+
+    async def moved():
+        return [r["chat"] for r in await env.svc.store.rules()] == [str(SUPERGROUP)]
+
+    for _ in range(100):
+        if await moved():
+            break
+        await asyncio.sleep(0.05)
+    assert await moved()
+    await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "supergroup" in m.text])
+    env.archive.post("2024-05-01-a.md", "芯片新闻", "芯片订单。", date="2024-05-01")
+    await env.svc.follower.sync()
+    await env.settle()
+    assert first_lines(env.channel_posts(SUPERGROUP)) == ["芯片新闻"]
+    assert not [e for e in env.api.errors if "upgraded" in e[1]]  # nothing was sent to the old id
+    assert len([m for m in env.api.sent_to(ADMIN) if "supergroup" in m.text]) == 1  # told once
+    # an admin naming the old id gets a rule for the new one (the same rule)
+    again = await env.api.ask(ADMIN, f"/autopost add {GROUP} 芯片", user_id=ADMIN)
+    assert "already" in again.text and str(SUPERGROUP) in again.text
+
+
+async def test_a_chat_that_took_the_bots_rights_pauses_once_and_resumes_when_they_are_back(make_env):
+    env = await make_env()
+    env.api.refusing[CHANNEL] = ApiError("Bad Request: not enough rights to send text messages to the chat")
+    for i in range(3):
+        env.archive.post(f"2024-05-0{i + 1}-r{i}.md", f"无权{i}", "内容。", date=f"2024-05-0{i + 1}")
+    await env.svc.follower.sync()
+    for _ in range(4):
+        await env.svc.deliverer.run_once()
+    alerts = [m.text for m in env.api.sent_to(ADMIN) if "⚠️" in m.text]
+    assert len(alerts) == 1 and "paused" in alerts[0] and "not enough rights" in alerts[0].lower()
+    assert await env.svc.store.delivery_counts() == {"pending": 3}  # kept, not failed
+    assert (await env.svc.store.rules())[0]["paused"]
+    # the channel's admins give the bot its right to post again: Telegram tells the bot
+    del env.api.refusing[CHANNEL]
+    env.api.member_change(CHANNEL, "administrator", "administrator", old_rights={"can_post_messages": False})
+    await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "✅" in m.text])
+    await env.settle()
+    assert first_lines(env.channel_posts()) == ["无权0", "无权1", "无权2"]
+    assert not (await env.svc.store.rules())[0]["paused"]
+
+
+async def test_removing_the_bot_pauses_the_chats_rules_but_not_a_filters_pause(make_env, monkeypatch):
+    env = await make_env(
+        autopost_chats=[AutopostRule(chat_id=CHANNEL), AutopostRule(chat_id=CHANNEL, query="x")]
+    )
+    store = env.svc.store
+    by_query = {r["query"]: r["id"] for r in await store.rules()}
+    await store.pause_rule(by_query["x"], "filter failed: broken")
+    env.api.member_change(CHANNEL, "administrator", "left")
+
+    async def paused():
+        return all(r["paused"] for r in await store.rules())
+
+    await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "may no longer post" in m.text])
+    assert await paused()
+    env.api.member_change(CHANNEL, "left", "administrator")
+    await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "✅" in m.text])
+    rules = {r["query"]: r["paused"] for r in await store.rules()}
+    assert rules == {"": None, "x": "filter failed: broken"}  # only the chat's own pause is lifted
+
+
+async def test_a_deleted_topic_pauses_only_the_rules_posting_into_it(make_env):
+    env = await make_env(
+        autopost_chats=[AutopostRule(chat_id=FORUM, thread_id=42), AutopostRule(chat_id=FORUM, thread_id=7)]
+    )
+    env.api.gone_topics.add((FORUM, 42))
+    env.archive.post("2024-05-01-a.md", "话题新闻", "内容。", date="2024-05-01")
+    await env.svc.follower.sync()
+    await env.settle()
+    rules = {r["thread"]: r["paused"] for r in await env.svc.store.rules()}
+    assert rules[7] is None and "thread not found" in rules[42]
+    assert [(p.thread_id, p.text.split("\n")[0]) for p in env.channel_posts(FORUM)] == [(7, "话题新闻")]
+    assert not [m for m in env.api.sent_to(ADMIN) if "could not" in m.text.lower()]
+
+
+async def test_a_reader_who_unblocks_the_bot_gets_alerts_again_and_admins_hear_nothing(make_env):
+    env = await make_env(autopost_chats=[])
+    await env.api.ask(ALICE, "/subscribe 芯片", user_id=ALICE)
+    env.api.refusing[ALICE] = ApiError("Forbidden: bot was blocked by the user", 403)
+    env.api.member_change(ALICE, "member", "kicked", by=ALICE)
+    env.archive.post("2024-05-01-a.md", "芯片一", "芯片。", date="2024-05-01")
+    await env.svc.follower.sync()
+    await env.settle()
+    assert (await env.svc.store.rules())[0]["paused"]
+    del env.api.refusing[ALICE]
+    env.api.member_change(ALICE, "kicked", "member", by=ALICE)
+
+    async def resumed():
+        return not (await env.svc.store.rules())[0]["paused"]
+
+    for _ in range(100):
+        if await resumed():
+            break
+        await asyncio.sleep(0.05)
+    assert await resumed()
+    before = len(env.api.sent_to(ALICE))
+    env.archive.post("2024-05-02-b.md", "芯片二", "芯片。", date="2024-05-02")
+    await env.svc.follower.sync()
+    await env.settle()
+    assert first_lines(env.api.sent_to(ALICE)[before:]) == ["芯片二"]
+    assert env.api.sent_to(ADMIN) == []  # a reader blocking the bot is not the admins' business

@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     InlineQueryHandler,
     MessageHandler,
@@ -12,7 +13,7 @@ from telegram.ext import (
     filters,
 )
 
-from . import admin, alerts, browse, errors, guard, inline, lang, search, start
+from . import admin, alerts, browse, chats, errors, guard, inline, lang, search, start
 
 # Commands, in the order of the command menus. The admin ones only appear in admins' own menus.
 USER_COMMANDS = {
@@ -54,4 +55,6 @@ def register(app: Application) -> None:
         MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, search.search_text)
     )
     app.add_handler(MessageHandler(filters.COMMAND, errors.unknown_command))
+    app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, chats.on_migrate))
+    app.add_handler(ChatMemberHandler(chats.on_my_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_error_handler(errors.error_handler)

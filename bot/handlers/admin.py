@@ -196,6 +196,7 @@ async def autopost_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if words and (await svc.search(update, " ".join(words), limit=1)).too_costly:  # paused at every sync
         await reply(update, svc.i18n.t(lang, "subscribe.too_costly"))
         return
+    target = await svc.store.current_chat(target)  # (a group since upgraded: its supergroup)
     rule_id, created = await svc.store.add_rule(
         target, thread=thread, categories=categories, query=" ".join(words), origin="admin"
     )
