@@ -210,6 +210,7 @@ class FakeBotAPI:
     admins: dict[int, set[int]] = field(default_factory=dict)  # chat -> its administrators' user ids
     refusing: dict[int, ApiError] = field(default_factory=dict)  # chat -> what every send to it gets
     gone_topics: set[tuple[int, int]] = field(default_factory=set)  # (chat, thread) deleted topics
+    too_late: set[str] = field(default_factory=set)  # button presses and inline queries past answering
 
     def __post_init__(self):
         self._updates: list[dict] = []
@@ -410,13 +411,21 @@ class FakeBotAPI:
         sent.edits += 1
         return self._message_json(sent)
 
+    def _in_time(self, query_id: str) -> None:
+        if query_id in self.too_late:
+            raise ApiError(
+                "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
+
     async def m_answerCallbackQuery(self, p):
+        self._in_time(p["callback_query_id"])
         if len(p.get("text", "") or "") > 200:
             raise ApiError("Bad Request: MESSAGE_TOO_LONG")
         self.callback_answers[p["callback_query_id"]] = p
         return True
 
     async def m_answerInlineQuery(self, p):
+        self._in_time(p["inline_query_id"])
         results = p.get("results", [])
         if len(results) > 50:
             raise ApiError("Bad Request: RESULTS_TOO_MUCH")

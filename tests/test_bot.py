@@ -165,6 +165,22 @@ async def test_search_paging_snippets_and_nothing_found(bot):
     assert "/search 人民币 汇率" in usage.text
 
 
+async def test_a_button_answered_too_late_still_turns_the_page_and_nobody_gets_an_apology(bot):
+    reply = await bot.api.ask(ALICE, "/search 汇率")
+    late = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+    bot.api.too_late.add(bot.api.press(reply, "›"))  # (the bot was restarting, or busy, when it came)
+    await bot.api.wait_for(lambda: reply.edits == 1)
+    assert "page 2" in reply.text
+    assert bot.api.errors == [("answerCallbackQuery", late)]
+    query_id = bot.api.inline(ALICE, "汇率")
+    bot.api.too_late.add(query_id)
+    await bot.api.wait_for(lambda: len(bot.api.errors) == 2)
+    await bot.api.ask(ALICE, "/help")  # (every update before it was handled)
+    answers = [p for m, p in bot.api.log if m == "answerInlineQuery" and p["inline_query_id"] == query_id]
+    assert len(answers) == 1  # no empty "apology" answer tried after it
+    assert not [m for m in bot.api.sent_to(ALICE) if "went wrong" in m.text.lower()]
+
+
 async def test_plain_text_in_private_is_a_search_and_odd_queries_are_safe(bot):
     reply = await bot.api.ask(ALICE, "Federal")
     assert "Fed keeps rates on hold" in reply.text

@@ -11,7 +11,7 @@ from store.text import fold
 from .. import keyboards as kb
 from .. import render
 from ..services import Services, services
-from .common import ascii_int, button, edit, int_arg, reply, send_beside
+from .common import answer, ascii_int, button, edit, int_arg, reply, send_beside
 
 LATEST_DEFAULT = 8
 LATEST_MAX = 20
@@ -113,7 +113,7 @@ async def on_categories_page(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     svc, lang, query, parts = got
     page, fragment = (parts + ["", ""])[:2]
-    await query.answer()
+    await answer(query)
     text, keyboard = await _categories_screen(svc, lang, int_arg(page), fragment)
     await edit(query, text, keyboard)
 
@@ -124,13 +124,13 @@ async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         return
     svc, lang, query, parts = got
     if len(parts) != 3:
-        await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
+        await answer(query, svc.i18n.t(lang, "button.expired"), alert=True)
         return
     digest, page_s, list_page_s = parts
     page, list_page = int_arg(page_s), int_arg(list_page_s)
     found = await svc.category_by_hash(digest)
     if found is None:
-        await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
+        await answer(query, svc.i18n.t(lang, "button.expired"), alert=True)
         return
     key, name = found
     count = (await svc.store.term_count("c", key) or (name, 0))[1]
@@ -139,7 +139,7 @@ async def on_category_posts(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     posts = await svc.store.latest(limit=POSTS_PER_PAGE + 1, offset=page * POSTS_PER_PAGE, category_key=key)
     has_next = len(posts) > POSTS_PER_PAGE
     posts = posts[:POSTS_PER_PAGE]
-    await query.answer()
+    await answer(query)
     estimate = max(1, (count + POSTS_PER_PAGE - 1) // POSTS_PER_PAGE)
     pages = max(estimate, page + 2) if has_next else page + 1
     header = svc.i18n.t(lang, "category.header", category=name, count=count, page=page + 1, pages=pages)
@@ -183,9 +183,9 @@ async def on_open_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     rowid = ascii_int(parts[0], 1) if parts else None
     post = await svc.store.get_post(rowid) if rowid is not None else None
     if post is None:
-        await query.answer(svc.i18n.t(lang, "post.not_found"), show_alert=True)
+        await answer(query, svc.i18n.t(lang, "post.not_found"), alert=True)
         return
-    await query.answer()
+    await answer(query)
     await send_beside(query, context, await card(svc, lang, post), kb.post_links(svc.i18n, lang, post))
 
 
@@ -198,9 +198,9 @@ async def on_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     story = ascii_int(parts[0], 1) if parts else None
     posts = await svc.store.story_posts(story) if story is not None else []
     if not posts:
-        await query.answer(svc.i18n.t(lang, "post.not_found"), show_alert=True)
+        await answer(query, svc.i18n.t(lang, "post.not_found"), alert=True)
         return
-    await query.answer()
+    await answer(query)
     text = render.join_blocks(
         svc.i18n.t(lang, "story.header", count=len(posts)),
         [render.report_line(p) for p in posts],

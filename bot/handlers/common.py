@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import NamedTuple
 
@@ -13,12 +14,32 @@ from .. import keyboards as kb
 from .. import render
 from ..services import Services, services
 
+log = logging.getLogger("newsbot.bot")
+
 
 async def reply(update: Update, text: str, keyboard: InlineKeyboardMarkup | None = None) -> Message | None:
     message = update.effective_message
     if message is None:
         return None
     return await message.reply_html(text, reply_markup=keyboard, do_quote=False)
+
+
+def too_late(exc: BaseException | None) -> bool:
+    """Whether Telegram refused to take an answer to a button press or an inline query because it came
+    too late (some seconds after the press: the bot was restarting, or busy): nobody waits for it."""
+    text = str(exc).lower()
+    return isinstance(exc, BadRequest) and ("query is too old" in text or "query id is invalid" in text)
+
+
+async def answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
+    """Answer a button press: stop its spinner, or show `text`. An answer refused as too late is
+    dropped, so what the press does (the next page…) is still done: its spinner stopped by itself."""
+    try:
+        await query.answer(text, show_alert=alert)
+    except BadRequest as exc:
+        if not too_late(exc):
+            raise
+        log.info("a button press was answered too late: %s", exc)
 
 
 async def pressed(update: Update, expired_text: str) -> tuple[CallbackQuery, list[str]] | None:
@@ -30,7 +51,7 @@ async def pressed(update: Update, expired_text: str) -> tuple[CallbackQuery, lis
         return None
     parsed = kb.parse(query.data)
     if query.message is None or parsed is None:
-        await query.answer(expired_text, show_alert=True)
+        await answer(query, expired_text, alert=True)
         return None
     return query, parsed[1]
 

@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from ..services import services
-from .common import reply
+from .common import answer, reply, too_late
 
 log = logging.getLogger("newsbot.bot")
 
@@ -20,6 +20,9 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
     if isinstance(update, Update):
         chat = update.effective_chat
         where = f" update={update.update_id} chat={chat.id if chat else None}"
+    if too_late(context.error):  # an answer to a press or an inline query nobody waits for any more
+        log.info("answered too late:%s: %s", where, context.error)
+        return
     log.error("handler failed:%s", where, exc_info=context.error)
     if isinstance(context.error, sqlite3.Error):  # a write the database refused: the admins hear once
         await services(context).write_failed(context.error)
@@ -30,7 +33,7 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
         lang = await svc.language(update)
         text = svc.i18n.t(lang, "error.generic")
         if update.callback_query is not None:
-            await update.callback_query.answer(text, show_alert=True)
+            await answer(update.callback_query, text, alert=True)
         elif update.inline_query is not None:
             await update.inline_query.answer([], cache_time=5)  # answered, empty, rather than spinning
         elif update.effective_message is not None:
@@ -56,6 +59,6 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 async def on_unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     if update.callback_query is not None:
-        await update.callback_query.answer(
-            svc.i18n.t(await svc.language(update), "button.expired"), show_alert=True
+        await answer(
+            update.callback_query, svc.i18n.t(await svc.language(update), "button.expired"), alert=True
         )

@@ -12,7 +12,7 @@ from telegram import Update
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from ..services import services
-from .common import reply
+from .common import answer, reply
 
 WINDOW = 60.0
 # A user's searches may keep the database busy this many times SEARCH_TIME_LIMIT a minute (5 s by default:
@@ -124,9 +124,9 @@ async def guard(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if first:
         text = svc.i18n.t(await svc.language(update), "flood.slow_down")
         if update.callback_query is not None:
-            await update.callback_query.answer(text, show_alert=True)
+            await answer(update.callback_query, text, alert=True)
         else:
             await reply(update, text)
     elif update.callback_query is not None:
-        await update.callback_query.answer()
+        await answer(update.callback_query)
     raise ApplicationHandlerStop

@@ -9,7 +9,7 @@ from telegram.ext import ContextTypes
 from .. import keyboards as kb
 from ..i18n import LANGUAGE_NAMES
 from ..services import services
-from .common import button, edit, reply
+from .common import answer, button, edit, reply
 
 
 async def _may_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -45,13 +45,13 @@ async def on_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     svc, lang, query, parts = got
     choice = parts[0] if parts else ""
     if choice != "auto" and choice not in svc.i18n.catalogs:
-        await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
+        await answer(query, svc.i18n.t(lang, "button.expired"), alert=True)
         return
     if not await _may_change(update, context):
-        await query.answer(svc.i18n.t(lang, "lang.admins_only"), show_alert=True)
+        await answer(query, svc.i18n.t(lang, "lang.admins_only"), alert=True)
         return
     assert query.message is not None  # pressed() answers buttons without a message
     await svc.set_language(query.message.chat.id, None if choice == "auto" else choice)
     lang = await svc.language(update)
-    await query.answer()
+    await answer(query)
     await edit(query, svc.i18n.t(lang, "lang.set_auto" if choice == "auto" else "lang.set"))

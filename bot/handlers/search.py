@@ -11,7 +11,7 @@ from .. import keyboards as kb
 from .. import render
 from ..services import Services, services
 from .browse import list_buttons, more_reports
-from .common import button, edit, int_arg, reply
+from .common import answer, button, edit, int_arg, reply
 
 PER_PAGE = 5
 
@@ -91,8 +91,8 @@ async def on_search_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await svc.store.saved_query(query.message.chat.id, int_arg(parts[0], -1)) if len(parts) == 2 else None
     )
     if text is None:
-        await query.answer(svc.i18n.t(lang, "button.expired"), show_alert=True)
+        await answer(query, svc.i18n.t(lang, "button.expired"), alert=True)
         return
-    await query.answer()
+    await answer(query)
     body, keyboard = await _results(svc, update, lang, text, int_arg(parts[0]), int_arg(parts[1]))
     await edit(query, body, keyboard)
