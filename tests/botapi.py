@@ -490,6 +490,15 @@ class FakeBotAPI:
         self._push({"message": message})
         return message
 
+    def edit_text(self, message: dict, text: str) -> None:
+        """The user edits a message they sent (send_text's return value)."""
+        edited = {**message, "text": text, "edit_date": int(time.time())}
+        if text.startswith("/"):
+            edited["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        else:
+            edited.pop("entities", None)
+        self._push({"edited_message": edited})
+
     def upgrade_group(self, old: int, new: int, title: str = "Group", tell_bot: bool = True) -> None:
         """A group becomes a supergroup with a new id, as Telegram does it: sends to the old id are
         refused with the new one, and (`tell_bot`; not when the bot was offline) both chats get their

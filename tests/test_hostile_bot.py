@@ -4,6 +4,8 @@ rejects what Telegram rejects (over 4096 characters, bad HTML), so every reply h
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from .botapi import FakeBotAPI, bot_settings, start_bot, stop_bot
@@ -195,6 +197,21 @@ async def test_one_users_flood_is_cut_off_and_others_are_still_answered(bot):
     for _ in range(8):
         api.send_text(ADMIN, "/help", user_id=ADMIN)
     await api.wait_for(lambda: len(api.sent_to(ADMIN)) >= 8)
+
+
+async def test_editing_a_message_over_and_over_counts_as_sending_it(bot):
+    api, app = bot
+    from bot.handlers.guard import Flood
+
+    app.bot_data["svc"].flood = Flood(5)
+    before = len(api.sent_to(ALICE))
+    message = api.send_text(ALICE, "汇率")  # a search, then its text edited eight times
+    for i in range(8):
+        api.edit_text(message, f"汇率 {i}" if i % 2 else f"/search 汇率{i}")
+    await api.wait_for(lambda: len(api.sent_to(ALICE)) >= before + 6)  # five answers and a warning
+    await asyncio.sleep(0.5)  # (time for any more: there are none)
+    sent = api.sent_to(ALICE)[before:]
+    assert len(sent) == 6 and sum("Too many requests" in m.text for m in sent) == 1
 
 
 def test_the_flood_window_slides():

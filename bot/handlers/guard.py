@@ -101,11 +101,13 @@ class Flood:
 
 
 def _answerable(update: Update) -> bool:
-    """Updates the bot replies to with a message: commands, private-chat text, button presses. (Group
-    chatter is ignored anyway; inline queries are debounced by Telegram's clients and send nothing.)"""
+    """Updates the bot replies to with a message: commands, private-chat text, button presses, and the
+    same messages edited (the handlers answer an edit as a new message: editing one message over and
+    over must count as sending it). (Group chatter is ignored anyway; inline queries are debounced by
+    Telegram's clients and send nothing.)"""
     if update.callback_query is not None:
         return True
-    message = update.message
+    message = update.message or update.edited_message
     if message is None:
         return False
     return message.chat.type == message.chat.PRIVATE or (message.text or "").startswith("/")
