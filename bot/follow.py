@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from store.candidates import TooCostly
-from store.db import Store, database_problem
+from store.db import Store, database_problem, now_ts
 from store.jekyll import ArchiveError
 from store.search import matching
 from store.settings import Settings, archive_config
@@ -34,6 +34,13 @@ from . import render
 
 log = logging.getLogger("newsbot.follow")
 MAX_ATTEMPTS = 5
+# A send that fails for the network or Telegram's servers (a timeout, a 5xx) is not the message's fault:
+# it waits for them to come back, rounds further apart (from ROUND_SECONDS doubling up to
+# MAX_ROUND_SECONDS), for up to GIVE_UP_AFTER seconds from when the post was queued (news a day late is
+# no news; the admins are told). Other errors fail the delivery after MAX_ATTEMPTS sends.
+ROUND_SECONDS = 30.0
+MAX_ROUND_SECONDS = 600.0
+GIVE_UP_AFTER = 24 * 3600
 QUERY_BUTTONS_TTL = 7 * 86400
 DEFAULT_RETRY = 5.0
 STOP_TIMEOUT = 15.0  # seconds a stop waits for the send in flight
@@ -335,6 +342,8 @@ class Deliverer:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._stopping = False
+        self._outage = False  # the last send failed for the network or Telegram's servers
+        self.wait = ROUND_SECONDS  # between rounds (unless kicked): longer while the outage lasts
 
     def kick(self) -> None:
         self._wake.set()
@@ -364,18 +373,20 @@ class Deliverer:
             except Exception:
                 log.exception("delivery round failed")
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=30)
+                await asyncio.wait_for(self._wake.wait(), timeout=self.wait)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
 
     async def run_once(self) -> None:
         async with self._lock:
+            self._outage = False
             due = await self.store.due_deliveries()
             for (chat, thread), group in itertools.groupby(due, key=lambda d: (d["chat"], d["thread"])):
-                if self._stopping:
-                    return
+                if self._stopping or self._outage:  # (Telegram is unreachable: no use trying other chats)
+                    break
                 await self._deliver_group(chat, thread, list(group))
+            self.wait = min(self.wait * 2, MAX_ROUND_SECONDS) if self._outage else ROUND_SECONDS
 
     async def _deliver_group(self, chat: str, thread: int, items: list[dict]) -> None:
         posts = {p.rowid: p for p in await self.store.get_posts([i["post"] for i in items])}
@@ -391,8 +402,7 @@ class Deliverer:
             ids = [i["id"] for i in items]
             await self.store.mark_deliveries(ids, "sending", attempt=True)
             for text in messages:
-                ok = await self._send(chat, thread, text, None, ids, max(i["attempts"] for i in items))
-                if not ok:
+                if not await self._send(chat, thread, text, None, items):
                     return
             await self.store.mark_deliveries(ids, "sent")
             return
@@ -406,8 +416,7 @@ class Deliverer:
                 thread,
                 render.post_card(post),
                 kb.post_links(self.i18n, lang, post),
-                [item["id"]],
-                item["attempts"],
+                [item],
             )
             if message is None:
                 return  # chat paused or retry later: leave the rest of this chat for later
@@ -415,8 +424,10 @@ class Deliverer:
                 [item["id"]], "sent", message_id=getattr(message, "message_id", None)
             )
 
-    async def _send(self, chat: str, thread: int, text: str, keyboard, ids: list[int], attempts: int):
-        """Send with retries on 429; pause the chat's rules when it is unreachable. The message, or None."""
+    async def _send(self, chat: str, thread: int, text: str, keyboard, items: list[dict]):
+        """Send one message for the deliveries `items`, with retries on 429; pause the chat's rules when
+        it refuses the bot. The message, or None."""
+        ids = [i["id"] for i in items]
         for _ in range(MAX_ATTEMPTS):
             try:
                 return await self.bot.send_message(
@@ -448,7 +459,13 @@ class Deliverer:
                     await self.notify("alert.send_failed", chat=chat, reason=reason)
                 return None
             except (NetworkError, TelegramError) as exc:
-                if attempts + 1 >= MAX_ATTEMPTS:
+                outage = isinstance(exc, NetworkError)  # (PTB's for timeouts and 5xx answers)
+                self._outage = self._outage or outage
+                if outage:
+                    give_up = now_ts() - min(i["created"] for i in items) >= GIVE_UP_AFTER
+                else:
+                    give_up = max(i["attempts"] for i in items) + 1 >= MAX_ATTEMPTS
+                if give_up:
                     await self.store.mark_deliveries(ids, "failed", error=str(exc))
                     await self.notify("alert.send_failed", chat=chat, reason=str(exc))
                 else:

@@ -179,11 +179,11 @@ class LedgerStore(StoreBase):
     async def due_deliveries(self) -> list[dict[str, Any]]:
         """Pending deliveries, and those left 'sending' by a crash (outcome unknown: they are sent again)."""
         rows = await self._fetch(
-            "SELECT d.id, d.rule, d.chat, d.thread, d.post, d.attempts FROM deliveries d"
+            "SELECT d.id, d.rule, d.chat, d.thread, d.post, d.attempts, d.created FROM deliveries d"
             " JOIN rules r ON r.id = d.rule"
             " WHERE d.status IN ('pending','sending') AND r.paused IS NULL ORDER BY d.chat, d.thread, d.id"
         )
-        keys = ("id", "rule", "chat", "thread", "post", "attempts")
+        keys = ("id", "rule", "chat", "thread", "post", "attempts", "created")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     @_locked

@@ -605,3 +605,33 @@ async def test_a_reader_who_unblocks_the_bot_gets_alerts_again_and_admins_hear_n
     await env.settle()
     assert first_lines(env.api.sent_to(ALICE)[before:]) == ["芯片二"]
     assert env.api.sent_to(ADMIN) == []  # a reader blocking the bot is not the admins' business
+
+
+async def test_deliveries_wait_out_a_telegram_outage_and_go_out_after_it(make_env):
+    from bot.follow import MAX_ATTEMPTS, MAX_ROUND_SECONDS, ROUND_SECONDS
+
+    env = await make_env()
+    env.api.refusing[CHANNEL] = ApiError("Bad Gateway", 502)  # Telegram's servers, for a while
+    env.archive.post("2024-05-01-a.md", "断网之后", "内容。", date="2024-05-01")
+    await env.svc.follower.sync()
+    for _ in range(MAX_ATTEMPTS + 3):
+        await env.svc.deliverer.run_once()
+    assert await env.svc.store.delivery_counts() == {"pending": 1}  # not failed: it waits
+    assert env.svc.deliverer.wait == MAX_ROUND_SECONDS  # rounds further apart, up to a cap
+    assert not [m for m in env.api.sent_to(ADMIN) if "⚠️" in m.text]
+    del env.api.refusing[CHANNEL]
+    await env.settle()
+    assert first_lines(env.channel_posts()) == ["断网之后"]
+    assert env.svc.deliverer.wait == ROUND_SECONDS
+
+
+async def test_a_post_unsent_after_a_day_of_outage_is_given_up_and_reported(make_env):
+    env = await make_env()
+    env.api.refusing[CHANNEL] = ApiError("Bad Gateway", 502)
+    env.archive.post("2024-05-01-a.md", "太晚了", "内容。", date="2024-05-01")
+    await env.svc.follower.sync()
+    await env.svc.store.conn.execute("UPDATE deliveries SET created = created - 86400")  # queued a day ago
+    await env.svc.deliverer.run_once()
+    assert await env.svc.store.delivery_counts() == {"failed": 1}
+    [told] = [m.text for m in env.api.sent_to(ADMIN) if "⚠️" in m.text]
+    assert "Bad Gateway" in told and str(CHANNEL) in told
