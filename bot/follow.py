@@ -175,7 +175,7 @@ class Follower:
         self.tell = tell  # tell(chat_id, key, **values): a message to one user (a subscription's owner)
         self._task: asyncio.Task | None = None
         self._reported: set[tuple[str, str]] = set()  # skipped files the admins were told about
-        self._last_failure: tuple[str, str] | None = None
+        self._failing: dict[str, tuple[str, str]] = {}  # "sync"/"pull" -> (alert, error) last told
         self._refused = 0  # the refused mass deletion the admins were last told about
         self.progress: tuple[int, int] | None = None  # (files done, files to do) of the sync running
         self.merging: asyncio.Task | None = None  # the index merge a large sync left
@@ -195,7 +195,9 @@ class Follower:
         await self.stop_merging()
         pull_error = await self.git_pull() if pull else None
         if pull_error:
-            await self.notify("alert.pull_failed", error=pull_error)
+            await self._alert_once("pull", "alert.pull_failed", pull_error)
+        elif pull:
+            self._failing.pop("pull", None)
         try:
             cfg = archive_config(self.settings)
             result = await sync_archive(
@@ -210,16 +212,16 @@ class Follower:
             await self._merge_in_background()  # after the new posts' deliveries are queued
         except ArchiveError as exc:
             log.error("sync: %s", exc)
-            await self._alert_once("alert.archive_error", str(exc))
+            await self._alert_once("sync", "alert.archive_error", str(exc))
             return SyncReport(None, round(time.monotonic() - started, 2), pull_error, str(exc))
         except Exception as exc:  # a full disk, a corrupt database…: a human must look
             log.exception("sync failed")
             error = (
                 database_problem(exc) if isinstance(exc, sqlite3.Error) else f"{type(exc).__name__}: {exc}"
             )
-            await self._alert_once("alert.sync_failed", error)
+            await self._alert_once("sync", "alert.sync_failed", error)
             return SyncReport(None, round(time.monotonic() - started, 2), pull_error, error)
-        self._last_failure = None
+        self._failing.pop("sync", None)
         await self._report(result, broken)
         await self.store.forget_queries(QUERY_BUTTONS_TTL)  # their paging buttons then say "expired"
         if queued and self.on_new:
@@ -266,11 +268,11 @@ class Follower:
     def _on_progress(self, done: int, total: int) -> None:
         self.progress = (done, total)
 
-    async def _alert_once(self, key: str, error: str) -> None:
-        """Tell the admins a sync failed, once until it fails differently or works again (a scheduled
-        sync would otherwise repeat it every few minutes)."""
-        if self._last_failure != (key, error):
-            self._last_failure = (key, error)
+    async def _alert_once(self, what: str, key: str, error: str) -> None:
+        """Tell the admins a sync (or its git pull: `what`) failed, once until it fails differently or
+        works again (a scheduled sync would otherwise repeat it every few minutes)."""
+        if self._failing.get(what) != (key, error):
+            self._failing[what] = (key, error)
             await self.notify(key, error=error)
 
     async def _report(self, result: SyncResult, broken: list[tuple[dict, str]]) -> None:

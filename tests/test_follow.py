@@ -263,6 +263,9 @@ async def test_failed_git_pull_is_reported_and_sync_continues(make_env):
         lambda: [m for m in env.api.sent_to(ADMIN) if "⚠️ git pull failed" in m.text]
     )
     assert "The sync went on" in alert[0].text
+    for _ in range(2):  # the next syncs fail the same way: the admins were told already
+        await env.svc.follower.sync()
+    assert len([m for m in env.api.sent_to(ADMIN) if "⚠️ git pull failed" in m.text]) == 1
 
 
 async def test_periodic_sync_picks_up_new_posts_without_reload(make_env):
