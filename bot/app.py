@@ -9,6 +9,7 @@ import re
 import secrets
 import sqlite3
 import sys
+from pathlib import Path
 
 from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -24,6 +25,7 @@ from .follow import Deliverer, Follower, sync_settings_rules
 from .handlers import ADMIN_COMMANDS, USER_COMMANDS, register
 from .handlers.guard import INLINE_PER_UPDATE, SEARCH_LIMITS_PER_MINUTE, Flood
 from .i18n import I18n
+from .instance import AlreadyRunning, InstanceLock
 from .logs import redact, setup_logging
 from .serve import serve
 from .services import Services
@@ -78,7 +80,17 @@ async def setup(app: Application) -> None:
     """Open the store, sync the archive, start following it, publish the localized command menus."""
     settings: Settings = app.bot_data["settings"]
     i18n = I18n(default=settings.default_language)
-    store = await Store.open(settings.database_path)
+    if str(settings.database_path) != ":memory:":
+        lock = app.bot_data["lock"] = InstanceLock(Path(settings.database_path).expanduser())
+        try:
+            lock.acquire()
+        except AlreadyRunning as exc:
+            raise ConfigError(str(exc)) from None
+    try:
+        store = await Store.open(settings.database_path)
+    except BaseException:
+        _release_lock(app)
+        raise
     store.search_time_limit = settings.search_time_limit
     site = settings.site_url or ""
     try:
@@ -87,6 +99,7 @@ async def setup(app: Application) -> None:
     except ArchiveError as exc:
         if await store.count_posts() == 0:
             await store.close()
+            _release_lock(app)
             raise ConfigError(f"archive: {exc}") from None
         log.warning(
             "archive not readable (%s); serving the %d posts already indexed", exc, await store.count_posts()
@@ -162,6 +175,12 @@ async def teardown(app: Application) -> None:
     if svc is not None:
         await stop_work(app)  # (done already when the application stopped normally)
         await svc.store.close()
+    _release_lock(app)
+
+
+def _release_lock(app: Application) -> None:
+    if (lock := app.bot_data.pop("lock", None)) is not None:
+        lock.release()
 
 
 def main_run(settings: Settings, *, webhook: bool = False) -> int:

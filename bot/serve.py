@@ -16,11 +16,13 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import tornado.httpserver
 import tornado.web
 from telegram import Update
+from telegram.error import Conflict, TelegramError
 from telegram.ext import Application
 
 from store.settings import Settings
@@ -86,6 +88,38 @@ async def health(app: Application) -> dict:
     return report
 
 
+CONFLICT_LOG_EVERY = 600.0  # seconds between two log lines about the same polling conflict
+
+
+def polling_errors(app: Application) -> Callable[[TelegramError], None]:
+    """What long polling does with an error (PTB retries it, backing off up to 30 s, and by default logs
+    each with a traceback): one line each. A Conflict means another program gets this bot's updates (a
+    second deployment with the same token, or a webhook set elsewhere): every new post would be sent
+    twice, so it is an error, logged at most every CONFLICT_LOG_EVERY seconds while it lasts, and the
+    admins are told once."""
+    logged, told = [float("-inf")], [False]
+
+    def on_error(exc: TelegramError) -> None:
+        if not isinstance(exc, Conflict):
+            log.warning("polling for updates failed: %s", exc)
+            return
+        now = time.monotonic()
+        if now - logged[0] >= CONFLICT_LOG_EVERY:
+            logged[0] = now
+            log.error("another program is getting this bot's updates: %s", exc)
+        svc = app.bot_data.get("svc")
+        if not told[0] and svc is not None:
+            told[0] = True
+            task = asyncio.ensure_future(svc.notify("alert.conflict", error=str(exc)))
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+
+    return on_error
+
+
+_pending: set[asyncio.Future] = set()  # notifications under way (kept from the garbage collector)
+
+
 async def serve(app: Application, settings: Settings, webhook_secret: str | None = None) -> None:
     """Initialize the application, poll (or, given a secret, serve webhooks) until SIGINT/SIGTERM, then
     shut down."""
@@ -122,7 +156,9 @@ async def serve(app: Application, settings: Settings, webhook_secret: str | None
             log.info("serving webhooks on %s:%s%s", settings.webhook_listen, settings.webhook_port, PATH)
         else:
             assert app.updater is not None
-            await app.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+            await app.updater.start_polling(
+                allowed_updates=Update.ALL_TYPES, error_callback=polling_errors(app)
+            )
         await app.start()
         try:
             await stop.wait()

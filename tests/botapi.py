@@ -211,6 +211,7 @@ class FakeBotAPI:
     refusing: dict[int, ApiError] = field(default_factory=dict)  # chat -> what every send to it gets
     gone_topics: set[tuple[int, int]] = field(default_factory=set)  # (chat, thread) deleted topics
     too_late: set[str] = field(default_factory=set)  # button presses and inline queries past answering
+    conflicts: int = 0  # the next getUpdates calls answered 409 Conflict
 
     def __post_init__(self):
         self._updates: list[dict] = []
@@ -336,6 +337,13 @@ class FakeBotAPI:
         return True
 
     async def m_getUpdates(self, p):
+        if self.conflicts > 0:  # another program polls with this token
+            self.conflicts -= 1
+            raise ApiError(
+                "Conflict: terminated by other getUpdates request; make sure that only one bot instance"
+                " is running",
+                409,
+            )
         offset = int(p.get("offset", 0) or 0)
         timeout = float(p.get("timeout", 0) or 0)
         self._updates = [u for u in self._updates if u["update_id"] >= offset]
@@ -662,6 +670,7 @@ async def start_bot(settings, poll_timeout: int = 1, synced: bool = True):
     from telegram import Update
 
     from bot.app import build_application, setup
+    from bot.serve import polling_errors
 
     app = build_application(settings, rate_limit=False)
     await app.initialize()
@@ -670,7 +679,12 @@ async def start_bot(settings, poll_timeout: int = 1, synced: bool = True):
         await app.bot_data["svc"].first_sync  # most tests start from a synced archive
     await app.start()
     assert app.updater is not None  # (built with one: bot.app.build_application)
-    await app.updater.start_polling(poll_interval=0.0, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
+    await app.updater.start_polling(
+        poll_interval=0.0,
+        timeout=poll_timeout,
+        allowed_updates=Update.ALL_TYPES,
+        error_callback=polling_errors(app),  # as `newsbot run` (bot.serve)
+    )
     return app
 
 

@@ -332,3 +332,14 @@ async def test_a_flood_of_inline_queries_is_cut_off_and_others_are_still_answere
     for _ in range(5):  # admins are not counted
         answer = await api.inline_answer(api.inline(ADMIN, "人民币"))
     assert answer["results"]
+
+
+async def test_another_program_polling_with_the_token_is_one_log_line_and_one_admin_alert(bot, caplog):
+    api, app = bot
+    api.conflicts = 2  # two polls answered "Conflict", as when a second deployment polls too
+    await api.wait_for(lambda: [m for m in api.sent_to(ADMIN) if "Another program" in m.text], timeout=20)
+    reply = await api.ask(ALICE, "/help")  # once the other program stops, polling goes on
+    assert reply.text and api.conflicts == 0
+    assert len([m for m in api.sent_to(ADMIN) if "Another program" in m.text]) == 1
+    lines = [r for r in caplog.records if "another program is getting" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelname == "ERROR" and lines[0].exc_info is None

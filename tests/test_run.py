@@ -417,3 +417,34 @@ async def test_a_second_sigterm_exits_at_once(tmp_path, archive):
         if proc.returncode is None:
             proc.kill()
         await api.stop()
+
+
+async def test_a_second_bot_on_the_same_database_refuses_to_start_and_a_killed_one_never_blocks(
+    tmp_path, archive
+):
+    archive.post("2024-05-01-a.md", "一个就够", "正文内容。", categories="demo")
+    api = await _api_with_alice()
+    settings = dict(ARCHIVE_DIR=str(archive.root), DATABASE_PATH=str(tmp_path / "one.sqlite3"))
+    procs = [await _spawn_bot(tmp_path, api, **settings)]
+    try:
+        await api.ask_until(ALICE, "/latest", "一个就够")
+        procs.append(await _spawn_bot(tmp_path, api, **settings))
+        _, err = await asyncio.wait_for(procs[1].communicate(), 60)
+        assert procs[1].returncode == 2
+        message = err.decode().strip()
+        assert message.count("\n") == 0 and f"another newsbot (pid {procs[0].pid})" in message
+        procs[0].kill()  # SIGKILL: no clean-up at all; the lock goes with the process
+        await procs[0].wait()
+        procs.append(await _spawn_bot(tmp_path, api, **settings))
+        before = len(api.sent_to(ALICE))
+        reply = await api.ask_until(ALICE, "/latest", "一个就够")
+        assert "一个就够" in reply.text and len(api.sent_to(ALICE)) > before
+        procs[2].send_signal(signal.SIGINT)
+        await asyncio.wait_for(procs[2].communicate(), 30)
+        assert procs[2].returncode == 0
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        await api.stop()
