@@ -42,6 +42,9 @@ ROUND_SECONDS = 30.0
 MAX_ROUND_SECONDS = 600.0
 GIVE_UP_AFTER = 24 * 3600
 QUERY_BUTTONS_TTL = 7 * 86400
+# Finished deliveries are kept this long (/stats counts them), and at least a day longer than the story
+# window: a story's later reports are matched against the deliveries of its first.
+DELIVERIES_KEPT_DAYS = 30
 DEFAULT_RETRY = 5.0
 STOP_TIMEOUT = 15.0  # seconds a stop waits for the send in flight
 
@@ -109,6 +112,11 @@ class SyncReport:
     pull_error: str | None = None
     error: str | None = None
     queued: int = 0
+
+
+def deliveries_kept(settings: Settings) -> int:
+    """How long finished deliveries are kept, in seconds."""
+    return max(DELIVERIES_KEPT_DAYS * 86400, (settings.story_window_hours + 24) * 3600)
 
 
 async def sync_settings_rules(store: Store, settings: Settings) -> None:
@@ -224,6 +232,7 @@ class Follower:
         self._failing.pop("sync", None)
         await self._report(result, broken)
         await self.store.forget_queries(QUERY_BUTTONS_TTL)  # their paging buttons then say "expired"
+        await self.store.forget_deliveries(deliveries_kept(self.settings))
         if queued and self.on_new:
             self.on_new()
         report = SyncReport(result, round(time.monotonic() - started, 2), pull_error, None, queued)

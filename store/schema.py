@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -188,6 +188,11 @@ MIGRATIONS: list[str] = [
         WHEN paused LIKE 'filter failed:%' OR paused LIKE 'its query is too costly%' THEN 'filter'
         ELSE 'chat' END
     WHERE paused IS NOT NULL;
+    """,
+    # 11 -> 12: finished deliveries are forgotten after a while (LedgerStore.forget_deliveries): the ledger
+    # grew by a row per post and chat forever. This index finds them without reading the others.
+    """
+    CREATE INDEX deliveries_done ON deliveries (updated) WHERE status IN ('sent', 'failed', 'merged');
     """,
 ]
 

@@ -133,7 +133,7 @@ async def test_reload_reports_skipped_posts_and_stats(make_env):
         "Database:",
         "MB",
         "Last sync:",
-        "Deliveries: 0 pending, 0 failed",
+        "Deliveries: 0 pending; in the last 30 days 0 sent, 0 failed",
         "Uptime:",
     ):
         assert part in stats.text, part
@@ -327,6 +327,36 @@ async def test_moving_a_chat_merges_what_the_new_chat_has_and_is_done_once(store
     assert await store.current_chat("-1") == "-2"
     r4, created = await store.add_rule("-1", query="c")  # a rule naming the old id goes to the new
     assert created and {r["id"]: r["chat"] for r in await store.rules()}[r4] == "-2"
+
+
+async def test_finished_deliveries_are_forgotten_after_a_while_and_pending_ones_never(store):
+    rule, _ = await store.add_rule("-1")
+    await store.enqueue([(rule, "-1", 0, post) for post in range(1, 6)], 1)
+    for post, status in ((1, "sent"), (2, "failed"), (3, "merged"), (4, "sent")):
+        await store.conn.execute("UPDATE deliveries SET status=? WHERE post=?", (status, post))
+    # posts 1-3 and the pending post 5 were finished (or queued) 40 days ago, post 4 yesterday
+    await store.conn.execute("UPDATE deliveries SET updated = updated - 40 * 86400 WHERE post != 4")
+    await store.conn.execute("UPDATE deliveries SET updated = updated - 86400 WHERE post = 4")
+    assert await store.forget_deliveries(30 * 86400) == 3
+    rows = await store._fetch("SELECT post, status FROM deliveries ORDER BY post")
+    assert rows == [(4, "sent"), (5, "pending")]
+
+
+async def test_a_sync_forgets_old_deliveries_but_keeps_those_of_a_long_story_window(make_env):
+    from bot.follow import deliveries_kept
+
+    env = await make_env(story_window_hours=24 * 30)  # the longest allowed
+    assert deliveries_kept(env.svc.settings) == 31 * 86400  # the story window and a day
+    env.archive.post("2024-05-01-a.md", "旧推送", "内容。", date="2024-05-01")
+    await env.svc.follower.sync()
+    await env.settle()
+    store = env.svc.store
+    await store.conn.execute("UPDATE deliveries SET updated = updated - 30 * 86400 - 3600")
+    await env.svc.follower.sync()
+    assert await store.delivery_counts() == {"sent": 1}  # within the 31 days
+    await store.conn.execute("UPDATE deliveries SET updated = updated - 86400")
+    await env.svc.follower.sync()
+    assert await store.delivery_counts() == {}
 
 
 async def test_rules_paused_before_version_11_keep_why_they_were_paused(tmp_path):

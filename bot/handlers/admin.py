@@ -12,6 +12,7 @@ from telegram.ext import ContextTypes
 from store.search import MAX_FILTERS, MAX_QUERY_CHARS, MAX_TERMS, parse_query
 
 from .. import render
+from ..follow import deliveries_kept
 from ..services import services
 from .common import ascii_int, chat_arg, reply, reply_lines
 
@@ -107,6 +108,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             failed=counts.get("failed", 0),
             sent=counts.get("sent", 0),
             merged=counts.get("merged", 0),
+            days=deliveries_kept(svc.settings) // 86400,
             uptime=_duration(time.time() - svc.started),
         )
         + ("\n" + indexing if indexing else ""),
