@@ -343,3 +343,18 @@ async def test_another_program_polling_with_the_token_is_one_log_line_and_one_ad
     assert len([m for m in api.sent_to(ADMIN) if "Another program" in m.text]) == 1
     lines = [r for r in caplog.records if "another program is getting" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelname == "ERROR" and lines[0].exc_info is None
+
+
+async def test_a_group_that_muted_the_bot_costs_one_refused_reply_and_no_traceback(bot, caplog):
+    api, app = bot
+    from .botapi import ApiError
+
+    api.refusing[GROUP] = ApiError("Bad Request: not enough rights to send text messages to the chat")
+    api.send_text(GROUP, "/search 汇率", user_id=ALICE)
+    await api.ask(ALICE, "/help")  # (the group's command was handled before it)
+    await api.wait_for(lambda: [e for e in api.errors if "not enough rights" in e[1]])
+    await asyncio.sleep(0.3)
+    sends = [p for m, p in api.log if m == "sendMessage" and str(p.get("chat_id")) == str(GROUP)]
+    assert len(sends) == 1  # the answer; no apology after it
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r for r in caplog.records if "refused the answer" in r.getMessage()]

@@ -6,8 +6,10 @@ import logging
 import sqlite3
 
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from ..follow import refusal
 from ..services import services
 from .common import answer, reply, too_late
 
@@ -23,7 +25,14 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
     if too_late(context.error):  # an answer to a press or an inline query nobody waits for any more
         log.info("answered too late:%s: %s", where, context.error)
         return
-    log.error("handler failed:%s", where, exc_info=context.error)
+    error = context.error
+    pressed = isinstance(update, Update) and update.callback_query is not None
+    if isinstance(error, TelegramError) and refusal(error) and not pressed:
+        # the chat refuses the bot's messages (muted, removed): an apology would be refused too (a
+        # button's answer is not a message: it still gets one)
+        log.warning("the chat refused the answer:%s: %s", where, error)
+        return
+    log.error("handler failed:%s", where, exc_info=error)
     if isinstance(context.error, sqlite3.Error):  # a write the database refused: the admins hear once
         await services(context).write_failed(context.error)
     if not isinstance(update, Update):
