@@ -20,6 +20,7 @@ from store.jekyll import ArchiveError, Walk, iter_post_files
 from store.settings import Settings, archive_config
 
 from .app import ConfigError, check_token
+from .instance import InstanceLock
 from .logs import redact
 from .serve import PATH
 
@@ -91,10 +92,12 @@ async def _check_database(settings: Settings, report: Report) -> list[str]:
     finally:
         await store.close()
     if writable:
+        running = InstanceLock(path.expanduser()).holder()
         report.ok(
             "database",
             f"{path} (schema {SCHEMA_VERSION}, {stats['db_bytes'] / 2**20:.1f} MB, {stats['posts']:,} posts,"
-            f" {writable})",
+            f" {writable}; "
+            + (f"a bot is running on it: pid {running})" if running else "no bot running on it)"),
         )
     return chats
 

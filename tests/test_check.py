@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from .botapi import FakeBotAPI
 from .test_bot import TOKEN
@@ -43,6 +44,16 @@ async def test_check_a_good_setup_then_each_kind_of_bad_one(tmp_path, archive):
         text = r.stdout
         assert "@newsbot_test_bot" in text and "1 post files, _config.yml found" in text
         assert "schema" in text and "writable" in text and f"admin {ADMIN}: reachable" in text
+        assert "no bot running on it" in text
+        from bot.instance import InstanceLock
+
+        lock = InstanceLock(db)  # as `newsbot run` holds it
+        lock.acquire()
+        try:
+            r = await _check(tmp_path, api, **good)
+            assert r.returncode == 0 and f"a bot is running on it: pid {os.getpid()}" in r.stdout
+        finally:
+            lock.release()
         assert f"auto-post chat {CHANNEL}: reachable (channel, News)" in text
 
         cases = [
