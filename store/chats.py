@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from .base import StoreBase, _locked, now_ts
 
+SAVED_PER_CHAT = 200
+
 
 class ChatStore(StoreBase):
     # --- what the bot remembers ------------------------------------------------------------
@@ -24,12 +26,19 @@ class ChatStore(StoreBase):
     @_locked
     async def save_query(self, chat_id: int, text: str) -> int:
         """A short id for a query text sent to a chat (for buttons, whose data is limited to 64 bytes).
-        The id is only valid in that chat."""
-        rows = await self._fetch(
-            "INSERT INTO saved_queries (chat, text, used) VALUES (?, ?, ?)"
-            " ON CONFLICT(chat, text) DO UPDATE SET used=excluded.used RETURNING id",
-            (chat_id, text, now_ts()),
-        )
+        The id is only valid in that chat. A chat keeps its SAVED_PER_CHAT latest queries: older buttons
+        say "expired" (one user's stream of distinct searches must not fill the disk)."""
+        async with self._transaction():
+            rows = await self._fetch(
+                "INSERT INTO saved_queries (chat, text, used) VALUES (?, ?, ?)"
+                " ON CONFLICT(chat, text) DO UPDATE SET used=excluded.used RETURNING id",
+                (chat_id, text, now_ts()),
+            )
+            await self.conn.execute(
+                "DELETE FROM saved_queries WHERE chat=? AND id NOT IN"
+                " (SELECT id FROM saved_queries WHERE chat=? ORDER BY used DESC, id DESC LIMIT ?)",
+                (chat_id, chat_id, SAVED_PER_CHAT),
+            )
         return int(rows[0][0])
 
     async def saved_query(self, chat_id: int, query_id: int) -> str | None:

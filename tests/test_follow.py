@@ -306,6 +306,18 @@ async def test_rule_categories_are_kept_as_folded_keys(store):
     assert await store.add_rule("1", categories=["Tech", "银行"]) == (rule_id, False)
 
 
+async def test_a_chat_keeps_its_latest_saved_queries_only(store):
+    from store.chats import SAVED_PER_CHAT
+
+    other = await store.save_query(2, "另一个聊天")
+    ids = [await store.save_query(1, f"查询 {i}") for i in range(SAVED_PER_CHAT + 50)]
+    assert [await store.saved_query(1, i) for i in ids[:50]] == [None] * 50  # their buttons: "expired"
+    assert await store.saved_query(1, ids[50]) == "查询 50" and await store.saved_query(1, ids[-1])
+    assert await store.saved_query(2, other) == "另一个聊天"  # other chats keep theirs
+    rows = await store._fetch("SELECT COUNT(*) FROM saved_queries WHERE chat = 1")
+    assert rows == [(SAVED_PER_CHAT,)]
+
+
 async def test_moving_a_chat_merges_what_the_new_chat_has_and_is_done_once(store):
     r1, _ = await store.add_rule("-1", query="a")
     r2, _ = await store.add_rule("-2", query="a")  # the new chat has this rule already
