@@ -21,6 +21,7 @@ from .i18n import I18n
 from .keyboards import cat_hash
 
 log = logging.getLogger("newsbot")
+LANGUAGES_CACHED = 10_000  # chats whose language is kept in memory (the others are read when they write)
 
 
 @dataclass
@@ -46,6 +47,8 @@ class Services:
         chat = update.effective_chat
         if chat is not None:
             if chat.id not in self._languages:
+                if len(self._languages) >= LANGUAGES_CACHED:  # forget the chat read longest ago
+                    del self._languages[next(iter(self._languages))]
                 self._languages[chat.id] = await self.store.chat_language(chat.id)
             chosen = self._languages[chat.id]
             if chosen in self.i18n.catalogs:

@@ -358,3 +358,18 @@ async def test_a_group_that_muted_the_bot_costs_one_refused_reply_and_no_traceba
     assert len(sends) == 1  # the answer; no apology after it
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     assert [r for r in caplog.records if "refused the answer" in r.getMessage()]
+
+
+async def test_the_language_cache_is_bounded_and_an_evicted_chat_keeps_its_language(bot, monkeypatch):
+    api, app = bot
+    from bot import services as services_module
+
+    monkeypatch.setattr(services_module, "LANGUAGES_CACHED", 3)
+    svc = app.bot_data["svc"]
+    await svc.set_language(ALICE, "zh")
+    for chat in range(5001, 5006):  # five other chats write after her
+        api.add_chat(chat)
+        await api.ask(chat, "/help", user_id=chat)
+    assert len(svc._languages) <= 3 and ALICE not in svc._languages
+    reply = await api.ask(ALICE, "/help", user_id=ALICE)  # read again from the store: still Chinese
+    assert "搜索" in reply.text
