@@ -139,36 +139,48 @@ async def sync_settings_rules(store: Store, settings: Settings) -> None:
 async def enqueue_new_posts(store: Store) -> tuple[int, list[tuple[dict, str]]]:
     """Record a pending delivery for every (rule, post first indexed after the rule existed) match.
 
-    Each rule is matched on its own: a rule whose filter cannot be run is paused with the reason and
-    returned in the second list (rule, reason); every other rule is enqueued as usual."""
+    Rules with the same filter (readers subscribe to the same categories and words) are matched once, over
+    the new posts any of them may get: each distinct filter costs a database read, not each rule. A
+    filter that cannot be run pauses its rules, with the reason, returned in the second list (rule,
+    reason); every other rule is enqueued as usual. Deliveries are recorded oldest post first, whichever
+    rule found them, so the report of a story a chat gets is its first (LedgerStore.enqueue)."""
     delivered = int(await store.get_meta("delivered_seq", "0") or 0)
     current = await store.current_seq()
     if current <= delivered:
         return 0, []
     rules = [rule for rule in await store.rules() if not rule["paused"]]
     new = await store.new_posts_since(delivered) if rules else []
-    items: list[tuple[int, str, int, int]] = []
-    broken: list[tuple[dict, str]] = []
+    by_filter: dict[tuple[tuple[str, ...], str], list[tuple[dict, list[int]]]] = {}
     for rule in rules:
         eligible = [rowid for rowid, first_seen in new if first_seen > rule["since_seq"]]
-        if not eligible:
-            continue
+        if eligible:
+            by_filter.setdefault((tuple(rule["categories"]), rule["query"]), []).append((rule, eligible))
+    items: list[tuple[int, str, int, int]] = []
+    broken: list[tuple[dict, str]] = []
+    for (categories, query), members in by_filter.items():
+        candidates = sorted({rowid for _, eligible in members for rowid in eligible})
         try:
-            keep = set(eligible)
-            if rule["categories"]:
-                keep &= await store.posts_in_categories(eligible, rule["categories"])
-            if rule["query"]:
-                keep &= await matching(store, rule["query"], eligible)
-        except Exception as exc:  # this rule's filter, not the sync, is broken
+            keep = set(candidates)
+            if categories:
+                keep &= await store.posts_in_categories(candidates, list(categories))
+            if query:
+                keep &= await matching(store, query, candidates)
+        except Exception as exc:  # this filter, not the sync, is broken
             if isinstance(exc, TooCostly):  # its query would hold the database at every sync
                 reason = f"its query is too costly to check: {exc}"
             else:
                 reason = f"filter failed: {type(exc).__name__}: {str(exc)[:200]}"
-            log.warning("rule %s paused: %s", rule["id"], reason)
-            await store.pause_rule(rule["id"], reason)
-            broken.append((rule, reason))
+            for rule, _ in members:
+                log.warning("rule %s paused: %s", rule["id"], reason)
+                await store.pause_rule(rule["id"], reason)
+                broken.append((rule, reason))
             continue
-        items += [(rule["id"], rule["chat"], rule["thread"], rowid) for rowid in eligible if rowid in keep]
+        for rule, eligible in members:
+            items += [
+                (rule["id"], rule["chat"], rule["thread"], rowid) for rowid in eligible if rowid in keep
+            ]
+    order = {rowid: i for i, (rowid, _) in enumerate(new)}  # (new posts come oldest first)
+    items.sort(key=lambda item: order[item[3]])
     return await store.enqueue(items, current), broken
 
 

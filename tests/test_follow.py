@@ -680,3 +680,46 @@ async def test_a_post_unsent_after_a_day_of_outage_is_given_up_and_reported(make
     assert await env.svc.store.delivery_counts() == {"failed": 1}
     [told] = [m.text for m in env.api.sent_to(ADMIN) if "⚠️" in m.text]
     assert "Bad Gateway" in told and str(CHANNEL) in told
+
+
+async def test_readers_with_the_same_alert_are_matched_once_and_each_gets_the_post(make_env, monkeypatch):
+    import bot.follow as follow
+
+    env = await make_env(autopost_chats=[])
+    readers = (ALICE, WANG, ADMIN)
+    for reader in readers:
+        await env.api.ask(reader, "/subscribe 芯片", user_id=reader)
+    await env.api.ask(ALICE, "/subscribe 银行", user_id=ALICE)
+    queries: list[str] = []
+    real = follow.matching
+
+    async def counted(store, text, rowids, tz=None):
+        queries.append(text)
+        return await real(store, text, rowids, tz)
+
+    monkeypatch.setattr(follow, "matching", counted)
+    before = {reader: len(env.api.sent_to(reader)) for reader in readers}
+    env.archive.post("2024-05-01-a.md", "芯片出口增长", "半导体芯片。", date="2024-05-01")
+    await env.svc.follower.sync()
+    await env.settle()
+    assert sorted(queries) == ["芯片", "银行"]  # one read per distinct alert, not per reader
+    for reader in readers:
+        assert first_lines(env.api.sent_to(reader)[before[reader] :]) == ["芯片出口增长"]
+
+
+async def test_a_chat_gets_a_storys_first_report_whichever_of_its_rules_found_it(make_env):
+    from .test_stories import CUT, CUT_REWRITE
+
+    env = await make_env(
+        autopost_chats=[
+            AutopostRule(chat_id=CHANNEL, categories=["a"]),
+            AutopostRule(chat_id=CHANNEL, categories=["b"]),
+        ]
+    )
+    # the later report matches the first rule, the first report the second rule; both come in one sync
+    env.archive.post("2024-05-01-cut.md", *CUT, date="2024-05-01 10:00:00 +0800", categories="b")
+    env.archive.post("2024-05-01-re.md", *CUT_REWRITE, date="2024-05-01 10:40:00 +0800", categories="a")
+    await env.svc.follower.sync()
+    await env.settle()
+    assert first_lines(env.channel_posts()) == [CUT[0]]
+    assert await env.svc.store.delivery_counts() == {"sent": 1, "merged": 1}
