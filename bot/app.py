@@ -21,7 +21,8 @@ from store.jekyll import ArchiveError
 from store.search import warm_up
 from store.settings import Settings, archive_config
 
-from .follow import Deliverer, Follower, sync_settings_rules
+from .deliver import Deliverer
+from .follow import Follower, sync_settings_rules
 from .handlers import ADMIN_COMMANDS, USER_COMMANDS, register
 from .handlers.guard import INLINE_PER_UPDATE, SEARCH_LIMITS_PER_MINUTE, Flood
 from .i18n import I18n

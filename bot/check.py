@@ -20,6 +20,7 @@ from store.jekyll import ArchiveError, Walk, iter_post_files
 from store.settings import Settings, archive_config
 
 from .app import ConfigError, check_token
+from .deliver import chat_ref
 from .instance import InstanceLock
 from .logs import redact
 from .serve import PATH
@@ -129,7 +130,7 @@ async def _check_telegram(settings: Settings, report: Report, chats: list[str], 
             )
         targets = {str(r.chat_id) for r in settings.autopost_chats} | set(chats)
         for chat in sorted(targets):
-            ref: int | str = int(chat) if chat.lstrip("-").isdigit() else chat
+            ref = chat_ref(chat)
             await _check_chat(
                 bot,
                 token,

@@ -1,5 +1,5 @@
-"""Following the archive: git pull + sync (never two at once), turning new posts into deliveries, and the
-rate-limited sender that works through the delivery ledger.
+"""Following the archive: git pull + sync (never two at once), and turning new posts into deliveries
+(the sender that works through the delivery ledger is bot.deliver).
 
 Exactly-once delivery: a delivery row is written (pending) in the same transaction that advances the
 "delivered_seq" watermark, so a crash can neither lose new posts nor enqueue them twice. Before a send the
@@ -12,97 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import sqlite3
 import time
-import warnings
 from dataclasses import dataclass
 
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
-
 from store.candidates import TooCostly
-from store.db import Store, database_problem, now_ts
+from store.db import Store, database_problem
 from store.jekyll import ArchiveError
 from store.search import matching
 from store.settings import Settings, archive_config
 from store.sync import SyncResult, sync_archive
 
-from . import keyboards as kb
-from . import render
-
 log = logging.getLogger("newsbot.follow")
-MAX_ATTEMPTS = 5
-# A send that fails for the network or Telegram's servers (a timeout, a 5xx) is not the message's fault:
-# it waits for them to come back, rounds further apart (from ROUND_SECONDS doubling up to
-# MAX_ROUND_SECONDS), for up to GIVE_UP_AFTER seconds from when the post was queued (news a day late is
-# no news; the admins are told). Other errors fail the delivery after MAX_ATTEMPTS sends.
-ROUND_SECONDS = 30.0
-MAX_ROUND_SECONDS = 600.0
-GIVE_UP_AFTER = 24 * 3600
 QUERY_BUTTONS_TTL = 7 * 86400
 # Finished deliveries are kept this long (/stats counts them), and at least a day longer than the story
 # window: a story's later reports are matched against the deliveries of its first.
 DELIVERIES_KEPT_DAYS = 30
-DEFAULT_RETRY = 5.0
-STOP_TIMEOUT = 15.0  # seconds a stop waits for the send in flight
-
-
-def _seconds(exc: RetryAfter) -> float:
-    """RetryAfter.retry_after is an int in PTB 22 (a timedelta from PTB 23 on, or with PTB_TIMEDELTA)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        wait = exc.retry_after
-    return wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait or DEFAULT_RETRY)
-
-
-def chat_ref(chat: str) -> int | str:
-    """A rule's chat as the Bot API wants it: an int id, or an @username."""
-    return int(chat) if chat.lstrip("-").isdigit() else chat
-
-
-# How Telegram words a send it refuses for the whole chat, or for the topic, whatever the message: the
-# bot was removed or blocked (any 403), lost its rights, or the chat or topic is gone or closed. The rules
-# posting there are paused (not each post failed, the admins told at every post) until the bot may post
-# there again (bot.handlers.chats) or an admin resumes them.
-CHAT_REFUSALS = (
-    "chat not found",
-    "rights",  # not enough rights to send…, have no rights to send…, need administrator rights…
-    "chat_write_forbidden",
-    "chat_restricted",
-    "channel_private",
-    "deactivated",
-    "peer_id_invalid",
-    "not a member",
-)
-TOPIC_REFUSALS = ("thread not found", "topic_closed", "topic_deleted", "topic_id_invalid")
-
-
-def refusal(exc: TelegramError) -> str | None:
-    """'chat' or 'topic' when Telegram refused the send for the whole chat or topic, else None (this
-    message's own fault)."""
-    text = str(exc).lower()
-    if isinstance(exc, Forbidden) or any(words in text for words in CHAT_REFUSALS):
-        return "chat"
-    if any(words in text for words in TOPIC_REFUSALS):
-        return "topic"
-    return None
-
-
-def is_user(chat: str) -> bool:
-    """Whether a rule's chat is a user's private chat (a subscription): positive ids are users."""
-    return chat.isdigit()
-
-
-async def follow_move(store: Store, notify, old: int, new: int) -> list[int]:
-    """A group was upgraded to a supergroup (a new chat id): its rules, deliveries, language and saved
-    queries follow it (store.move_chat), and the admins are told once. Returns the rules that moved."""
-    moved = await store.move_chat(old, new)
-    if moved:
-        log.info("chat %s moved to %s: rules %s follow it", old, new, moved)
-        await notify("alert.chat_moved", old=old, new=new, rules=", ".join(map(str, moved)))
-    return moved
 
 
 @dataclass
@@ -353,146 +280,4 @@ class Follower:
         if proc.returncode != 0:
             lines = [line.strip() for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
             return (lines[0] if lines else f"exit code {proc.returncode}")[:300]
-        return None
-
-
-class Deliverer:
-    """Sends due deliveries: one card per post, or a digest when a chat has many waiting."""
-
-    def __init__(self, bot, store: Store, settings: Settings, i18n, notify):
-        self.bot, self.store, self.settings, self.i18n, self.notify = bot, store, settings, i18n, notify
-        self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
-        self._stopping = False
-        self._outage = False  # the last send failed for the network or Telegram's servers
-        self.wait = ROUND_SECONDS  # between rounds (unless kicked): longer while the outage lasts
-
-    def kick(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._loop())
-
-    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Finish the send in flight and record it in the ledger, start no other; after `timeout` the
-        round is cancelled (a send cut off then stays 'sending' and is sent again at the next start)."""
-        self._stopping = True
-        self._wake.set()
-        if self._task:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except (asyncio.TimeoutError, Exception):
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._task
-
-    async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delivery round failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.wait)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
-
-    async def run_once(self) -> None:
-        async with self._lock:
-            self._outage = False
-            due = await self.store.due_deliveries()
-            for (chat, thread), group in itertools.groupby(due, key=lambda d: (d["chat"], d["thread"])):
-                if self._stopping or self._outage:  # (Telegram is unreachable: no use trying other chats)
-                    break
-                await self._deliver_group(chat, thread, list(group))
-            self.wait = min(self.wait * 2, MAX_ROUND_SECONDS) if self._outage else ROUND_SECONDS
-
-    async def _deliver_group(self, chat: str, thread: int, items: list[dict]) -> None:
-        posts = {p.rowid: p for p in await self.store.get_posts([i["post"] for i in items])}
-        gone = [i["id"] for i in items if i["post"] not in posts]
-        await self.store.mark_deliveries(gone, "failed", error="post no longer in the archive")
-        items = [i for i in items if i["post"] in posts]
-        if not items:
-            return
-        lang = self.i18n.default
-        if len(items) > self.settings.digest_threshold:
-            blocks = [render.digest_item(posts[i["post"]]) for i in items]
-            messages = render.split_blocks(self.i18n.t(lang, "digest.header", count=len(items)), blocks)
-            ids = [i["id"] for i in items]
-            await self.store.mark_deliveries(ids, "sending", attempt=True)
-            for text in messages:
-                if not await self._send(chat, thread, text, None, items):
-                    return
-            await self.store.mark_deliveries(ids, "sent")
-            return
-        for item in items:
-            if self._stopping:
-                return  # the rest stay pending for the next start
-            post = posts[item["post"]]
-            await self.store.mark_deliveries([item["id"]], "sending", attempt=True)
-            message = await self._send(
-                chat,
-                thread,
-                render.post_card(post),
-                kb.post_links(self.i18n, lang, post),
-                [item],
-            )
-            if message is None:
-                return  # chat paused or retry later: leave the rest of this chat for later
-            await self.store.mark_deliveries(
-                [item["id"]], "sent", message_id=getattr(message, "message_id", None)
-            )
-
-    async def _send(self, chat: str, thread: int, text: str, keyboard, items: list[dict]):
-        """Send one message for the deliveries `items`, with retries on 429; pause the chat's rules when
-        it refuses the bot. The message, or None."""
-        ids = [i["id"] for i in items]
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                return await self.bot.send_message(
-                    chat_ref(chat), text, reply_markup=keyboard, message_thread_id=thread or None
-                )
-            except RetryAfter as exc:
-                if self._stopping:
-                    break
-                await asyncio.sleep(_seconds(exc))
-            except ChatMigrated as exc:  # a group became a supergroup: send to its new id
-                await self.store.mark_deliveries(ids, "pending")
-                ref = chat_ref(chat)
-                if isinstance(ref, int):
-                    await follow_move(self.store, self.notify, ref, int(exc.new_chat_id))
-                self.kick()  # the next round reads the deliveries under the new id
-                return None
-            except (Forbidden, BadRequest) as exc:
-                reason = str(exc)
-                scope = refusal(exc)
-                if scope is not None:
-                    paused = await self.store.pause_rules(chat, reason, thread if scope == "topic" else None)
-                    await self.store.mark_deliveries(ids, "pending", error=reason)
-                    if paused and not is_user(chat):  # (a reader blocking the bot is theirs to decide)
-                        await self.notify(
-                            "alert.paused", chat=chat, reason=reason, rules=", ".join(map(str, paused))
-                        )
-                else:
-                    await self.store.mark_deliveries(ids, "failed", error=reason)
-                    await self.notify("alert.send_failed", chat=chat, reason=reason)
-                return None
-            except (NetworkError, TelegramError) as exc:
-                outage = isinstance(exc, NetworkError)  # (PTB's for timeouts and 5xx answers)
-                self._outage = self._outage or outage
-                if outage:
-                    give_up = now_ts() - min(i["created"] for i in items) >= GIVE_UP_AFTER
-                else:
-                    give_up = max(i["attempts"] for i in items) + 1 >= MAX_ATTEMPTS
-                if give_up:
-                    await self.store.mark_deliveries(ids, "failed", error=str(exc))
-                    await self.notify("alert.send_failed", chat=chat, reason=str(exc))
-                else:
-                    await self.store.mark_deliveries(ids, "pending", error=str(exc))
-                return None
-        await self.store.mark_deliveries(ids, "pending", error="rate limited")
         return None

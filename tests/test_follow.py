@@ -653,7 +653,7 @@ async def test_a_reader_who_unblocks_the_bot_gets_alerts_again_and_admins_hear_n
 
 
 async def test_deliveries_wait_out_a_telegram_outage_and_go_out_after_it(make_env):
-    from bot.follow import MAX_ATTEMPTS, MAX_ROUND_SECONDS, ROUND_SECONDS
+    from bot.deliver import MAX_ATTEMPTS, MAX_ROUND_SECONDS, ROUND_SECONDS
 
     env = await make_env()
     env.api.refusing[CHANNEL] = ApiError("Bad Gateway", 502)  # Telegram's servers, for a while

@@ -1,14 +1,14 @@
 """Changes to the chats the bot posts in, as Telegram reports them: a group upgraded to a supergroup (a new
 chat id: its rules follow it), and the bot removed from, blocked in, or allowed back into a chat (the
 chat's rules pause, and resume). The deliverer finds the same changes when a send is refused
-(bot.follow.Deliverer); whichever comes first acts, the other finds nothing left to do."""
+(bot.deliver.Deliverer); whichever comes first acts, the other finds nothing left to do."""
 
 from __future__ import annotations
 
 from telegram import Chat, ChatMember, ChatMemberUpdated, Update
 from telegram.ext import ContextTypes
 
-from ..follow import follow_move, is_user
+from ..deliver import follow_move, is_user
 from ..services import services
 
 

@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from ..follow import refusal
+from ..deliver import refusal
 from ..services import services
 from .common import answer, reply, too_late
 
