@@ -117,7 +117,7 @@ class LedgerStore(StoreBase):
     async def pause_rules(self, chat: str, reason: str, thread: int | None = None) -> list[int]:
         """Pause the rules posting to a chat (or to one of its topics) that refused the bot; they resume
         with resume_chat_rules when the bot may post there again. Returns the ids newly paused."""
-        where = "chat=? AND paused IS NULL"
+        where = "chat=? COLLATE NOCASE AND paused IS NULL"  # (an @username in any case)
         params: list[object] = [chat]
         if thread is not None:
             where += " AND thread=?"
@@ -132,10 +132,9 @@ class LedgerStore(StoreBase):
     async def resume_chat_rules(self, chat: str) -> list[int]:
         """Resume the chat's rules that were paused because it refused the bot (not those whose filter
         cannot run). Returns their ids."""
-        rows = await self._fetch("SELECT id FROM rules WHERE chat=? AND paused_by='chat'", (chat,))
-        await self.conn.execute(
-            "UPDATE rules SET paused=NULL, paused_by=NULL WHERE chat=? AND paused_by='chat'", (chat,)
-        )
+        where = "chat=? COLLATE NOCASE AND paused_by='chat'"  # (an @username in any case)
+        rows = await self._fetch(f"SELECT id FROM rules WHERE {where}", (chat,))
+        await self.conn.execute(f"UPDATE rules SET paused=NULL, paused_by=NULL WHERE {where}", (chat,))
         return [r[0] for r in rows]
 
     @_locked

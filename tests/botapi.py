@@ -464,6 +464,8 @@ class FakeBotAPI:
             chat["title"] = title or f"chat {chat_id}"
         if extra.get("is_forum"):
             chat["is_forum"] = True
+        if extra.get("username"):
+            chat["username"] = extra["username"]
         self.chats[chat_id] = chat
         return chat
 

@@ -610,6 +610,18 @@ async def test_removing_the_bot_pauses_the_chats_rules_but_not_a_filters_pause(m
     assert rules == {"": None, "x": "filter failed: broken"}  # only the chat's own pause is lifted
 
 
+async def test_rules_naming_a_channel_by_its_username_pause_and_resume_with_it(make_env):
+    named = -1007777777777
+    env = await make_env(autopost_chats=[AutopostRule(chat_id="@NewsChan")])
+    env.api.add_chat(named, "channel", "Named", username="newschan")
+    env.api.member_change(named, "administrator", "left")
+    await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "may no longer post" in m.text])
+    assert (await env.svc.store.rules())[0]["paused"]
+    env.api.member_change(named, "left", "administrator")
+    await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "✅" in m.text])
+    assert not (await env.svc.store.rules())[0]["paused"]
+
+
 async def test_a_deleted_topic_pauses_only_the_rules_posting_into_it(make_env):
     env = await make_env(
         autopost_chats=[AutopostRule(chat_id=FORUM, thread_id=42), AutopostRule(chat_id=FORUM, thread_id=7)]

@@ -52,14 +52,21 @@ async def on_my_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     svc = services(context)
     chat = str(change.chat.id)
-    if after:
-        resumed = await svc.store.resume_chat_rules(chat)
-        if resumed:
-            svc.deliverer.kick()
-            if not is_user(chat):
-                await svc.notify("alert.resumed", chat=chat, rules=", ".join(map(str, resumed)))
-        return
+    names = [chat] + ([f"@{change.chat.username}"] if change.chat.username else [])  # (rules name either)
     reason = f"the bot may no longer post there ({change.new_chat_member.status})"
-    paused = await svc.store.pause_rules(chat, reason)
-    if paused and not is_user(chat):  # (a reader blocking the bot is theirs to decide)
-        await svc.notify("alert.paused", chat=chat, reason=reason, rules=", ".join(map(str, paused)))
+    rules = []
+    for name in names:
+        if after:
+            rules += await svc.store.resume_chat_rules(name)
+        else:
+            rules += await svc.store.pause_rules(name, reason)
+    if not rules:
+        return
+    if after:
+        svc.deliverer.kick()
+    if not is_user(chat):  # (a reader blocking the bot, and unblocking it, is theirs to decide)
+        listed = ", ".join(map(str, rules))
+        if after:
+            await svc.notify("alert.resumed", chat=chat, rules=listed)
+        else:
+            await svc.notify("alert.paused", chat=chat, reason=reason, rules=listed)
