@@ -373,3 +373,14 @@ async def test_the_language_cache_is_bounded_and_an_evicted_chat_keeps_its_langu
     assert len(svc._languages) <= 3 and ALICE not in svc._languages
     reply = await api.ask(ALICE, "/help", user_id=ALICE)  # read again from the store: still Chinese
     assert "搜索" in reply.text
+
+
+async def test_a_business_accounts_chats_with_its_customers_are_not_answered(bot):
+    api, app = bot
+    api.add_chat(4242)
+    message = {"message_id": 1, "date": 0, "chat": api.chats[4242], "from": api.user(4242), "text": "汇率"}
+    api._push({"business_message": {**message, "business_connection_id": "bc1"}})
+    api._push({"business_message": {**message, "message_id": 2, "text": "/nosuchcommand"}})
+    await api.ask(ALICE, "/help")  # (every update before it was handled)
+    await asyncio.sleep(0.3)
+    assert api.sent_to(4242) == [] and not [p for m, p in api.log if p.get("business_connection_id")]

@@ -51,10 +51,15 @@ def register(app: Application) -> None:
         app.add_handler(CallbackQueryHandler(handler, pattern=f"^{prefix}:"))
     app.add_handler(CallbackQueryHandler(errors.on_unknown_button))
     app.add_handler(InlineQueryHandler(inline.inline_query))
+    # (only messages to the bot and their edits: not a business account's chats with its customers, which
+    # a user who connected the bot to their account would otherwise find answered with search results)
+    messages = filters.UpdateType.MESSAGES
     app.add_handler(
-        MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, search.search_text)
+        MessageHandler(
+            messages & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, search.search_text
+        )
     )
-    app.add_handler(MessageHandler(filters.COMMAND, errors.unknown_command))
+    app.add_handler(MessageHandler(messages & filters.COMMAND, errors.unknown_command))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, chats.on_migrate))
     app.add_handler(ChatMemberHandler(chats.on_my_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_error_handler(errors.error_handler)
