@@ -89,7 +89,7 @@ async def _check_database(settings: Settings, report: Report) -> list[str]:
             writable = ""
             report.fail("database", f"{path}: not writable ({database_problem(exc)})")
         stats = await store.stats()
-        chats = sorted({r["chat"] for r in await store.rules() if r["origin"] != "subscription"})
+        rules = [r for r in await store.rules() if r["origin"] != "subscription"]
     finally:
         await store.close()
     if writable:
@@ -100,7 +100,14 @@ async def _check_database(settings: Settings, report: Report) -> list[str]:
             f" {writable}; "
             + (f"a bot is running on it: pid {running})" if running else "no bot running on it)"),
         )
-    return chats
+    for rule in rules:  # (an auto-post rule paused: why a chat gets nothing)
+        if rule["paused"]:
+            report.fail(
+                f"auto-post rule #{rule['id']} to {rule['chat']}",
+                f"paused: {rule['paused']} (it resumes when the bot may post there again, or with"
+                f" /autopost resume {rule['id']})",
+            )
+    return sorted({r["chat"] for r in rules})
 
 
 def _writable(folder: Path) -> bool:

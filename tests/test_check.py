@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 
 from .botapi import FakeBotAPI
 from .test_bot import TOKEN
@@ -45,6 +46,20 @@ async def test_check_a_good_setup_then_each_kind_of_bad_one(tmp_path, archive):
         assert "@newsbot_test_bot" in text and "1 post files, _config.yml found" in text
         assert "schema" in text and "writable" in text and f"admin {ADMIN}: reachable" in text
         assert "no bot running on it" in text
+        with sqlite3.connect(db) as conn:  # the channel took the bot's rights: its rule was paused
+            conn.execute(
+                "INSERT INTO rules (id, chat, origin, since_seq, paused, paused_by, created)"
+                " VALUES (1, ?, 'admin', 0, 'Not enough rights', 'chat', 0)",
+                (str(CHANNEL),),
+            )
+        r = await _check(tmp_path, api, **good)
+        failed = [line for line in r.stdout.splitlines() if line.startswith("FAIL")]
+        assert r.returncode == 1 and failed == [
+            f"FAIL  auto-post rule #1 to {CHANNEL}: paused: Not enough rights (it resumes when the bot may"
+            " post there again, or with /autopost resume 1)"
+        ]
+        with sqlite3.connect(db) as conn:
+            conn.execute("DELETE FROM rules")
         from bot.instance import InstanceLock
 
         lock = InstanceLock(db)  # as `newsbot run` holds it
