@@ -30,6 +30,10 @@ QUERY_BUTTONS_TTL = 7 * 86400
 # Finished deliveries are kept this long (/stats counts them), and at least a day longer than the story
 # window: a story's later reports are matched against the deliveries of its first.
 DELIVERIES_KEPT_DAYS = 30
+# A sync that has done no file for this long is reported to the admins (looked at every STALL_CHECK_EVERY
+# seconds): a first sync of 100,000 large posts does a chunk of files every few seconds.
+STALL_ALERT_AFTER = 600.0
+STALL_CHECK_EVERY = 30.0
 
 
 @dataclass
@@ -145,6 +149,8 @@ class Follower:
             await self._alert_once("pull", "alert.pull_failed", pull_error)
         elif pull:
             self._failing.pop("pull", None)
+        self.progress = None
+        watchdog = asyncio.ensure_future(self._watch_progress())
         try:
             cfg = archive_config(self.settings)
             result = await sync_archive(
@@ -168,6 +174,8 @@ class Follower:
             )
             await self._alert_once("sync", "alert.sync_failed", error)
             return SyncReport(None, round(time.monotonic() - started, 2), pull_error, error)
+        finally:
+            watchdog.cancel()
         self._failing.pop("sync", None)
         await self._report(result, broken)
         await self.store.forget_queries(QUERY_BUTTONS_TTL)  # their paging buttons then say "expired"
@@ -185,6 +193,22 @@ class Follower:
             queued,
         )
         return report
+
+    async def _watch_progress(self) -> None:
+        """Tell the admins, once, when the sync running has done no file for STALL_ALERT_AFTER seconds (a
+        file the parser cannot finish, a disk that hangs): it would otherwise wait without a word, and
+        every sync asked for meanwhile (scheduled or /reload) with it."""
+        seen, since = self.progress, time.monotonic()
+        while True:
+            await asyncio.sleep(STALL_CHECK_EVERY)
+            if self.progress != seen:
+                seen, since = self.progress, time.monotonic()
+            elif time.monotonic() - since >= STALL_ALERT_AFTER:
+                done, total = seen or (0, 0)
+                minutes = max(1, round((time.monotonic() - since) / 60))
+                log.error("sync: no progress for %d min (%d of %d files done)", minutes, done, total)
+                await self.notify("alert.sync_stalled", minutes=minutes, done=f"{done:,}", total=f"{total:,}")
+                return
 
     async def _merge_in_background(self) -> None:
         """Start merging the index when a sync (this one or one stopped before) left a merge pending."""

@@ -735,3 +735,31 @@ async def test_a_chat_gets_a_storys_first_report_whichever_of_its_rules_found_it
     await env.settle()
     assert first_lines(env.channel_posts()) == [CUT[0]]
     assert await env.svc.store.delivery_counts() == {"sent": 1, "merged": 1}
+
+
+async def test_a_sync_that_stops_making_progress_is_reported_once_and_the_bot_still_answers(
+    make_env, monkeypatch
+):
+    import bot.follow as follow
+    from store.sync import SyncResult
+
+    env = await make_env()
+    monkeypatch.setattr(follow, "STALL_ALERT_AFTER", 0.4)
+    monkeypatch.setattr(follow, "STALL_CHECK_EVERY", 0.05)
+    stuck = asyncio.Event()
+
+    async def hangs(store, cfg, progress=None, **kw):  # a file the parser never finishes
+        progress(250, 1000)
+        await stuck.wait()
+        return SyncResult()
+
+    monkeypatch.setattr(follow, "sync_archive", hangs)
+    syncing = asyncio.ensure_future(env.svc.follower.sync())
+    told = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "no file" in m.text])
+    assert "250 of 1,000 done" in told[0].text
+    reply = await env.api.ask(ALICE, "/search 旧文章", user_id=ALICE)  # searches still answer
+    assert "旧文章" in reply.text
+    await asyncio.sleep(0.6)
+    assert len([m for m in env.api.sent_to(ADMIN) if "no file" in m.text]) == 1  # once
+    stuck.set()
+    assert (await syncing).result is not None
