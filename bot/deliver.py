@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 import warnings
 
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -29,6 +30,7 @@ ROUND_SECONDS = 30.0
 MAX_ROUND_SECONDS = 600.0
 GIVE_UP_AFTER = 24 * 3600
 DEFAULT_RETRY = 5.0
+FAILURE_TOLD_FOR = 3600.0  # seconds the admins are not told again of the same failure in the same chat
 STOP_TIMEOUT = 15.0  # seconds a stop waits for the send in flight
 
 
@@ -99,6 +101,18 @@ class Deliverer:
         self._stopping = False
         self._outage = False  # the last send failed for the network or Telegram's servers
         self.wait = ROUND_SECONDS  # between rounds (unless kicked): longer while the outage lasts
+        self._told: dict[tuple[str, str], float] = {}  # (chat, failure) -> when the admins were told
+
+    async def _failed(self, chat: str, reason: str) -> None:
+        """Tell the admins a delivery failed; the same failure in the same chat again within
+        FAILURE_TOLD_FOR seconds is only logged (one broken card template would fail every post)."""
+        now = time.monotonic()
+        if now - self._told.get((chat, reason), float("-inf")) < FAILURE_TOLD_FOR:
+            log.warning("delivery to %s failed again: %s", chat, reason)
+            return
+        self._told = {key: when for key, when in self._told.items() if now - when < FAILURE_TOLD_FOR}
+        self._told[(chat, reason)] = now
+        await self.notify("alert.send_failed", chat=chat, reason=reason)
 
     def kick(self) -> None:
         self._wake.set()
@@ -211,7 +225,7 @@ class Deliverer:
                         )
                 else:
                     await self.store.mark_deliveries(ids, "failed", error=reason)
-                    await self.notify("alert.send_failed", chat=chat, reason=reason)
+                    await self._failed(chat, reason)
                 return None
             except (NetworkError, TelegramError) as exc:
                 outage = isinstance(exc, NetworkError)  # (PTB's for timeouts and 5xx answers)
@@ -222,7 +236,7 @@ class Deliverer:
                     give_up = max(i["attempts"] for i in items) + 1 >= MAX_ATTEMPTS
                 if give_up:
                     await self.store.mark_deliveries(ids, "failed", error=str(exc))
-                    await self.notify("alert.send_failed", chat=chat, reason=str(exc))
+                    await self._failed(chat, str(exc))
                 else:
                     await self.store.mark_deliveries(ids, "pending", error=str(exc))
                 return None

@@ -763,3 +763,15 @@ async def test_a_sync_that_stops_making_progress_is_reported_once_and_the_bot_st
     assert len([m for m in env.api.sent_to(ADMIN) if "no file" in m.text]) == 1  # once
     stuck.set()
     assert (await syncing).result is not None
+
+
+async def test_every_post_failing_the_same_way_is_one_admin_alert(make_env):
+    env = await make_env(digest_threshold=10)
+    env.api.refusing[CHANNEL] = ApiError("Bad Request: can't parse entities: unsupported start tag")
+    for i in range(3):
+        env.archive.post(f"2024-05-0{i + 1}-f{i}.md", f"坏模板{i}", "内容。", date=f"2024-05-0{i + 1}")
+    await env.svc.follower.sync()
+    await env.settle()
+    assert await env.svc.store.delivery_counts() == {"failed": 3}  # each post failed, none waits
+    alerts = [m.text for m in env.api.sent_to(ADMIN) if "⚠️" in m.text]
+    assert len(alerts) == 1 and "can't parse entities" in alerts[0].lower()
