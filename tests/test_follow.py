@@ -133,6 +133,7 @@ async def test_reload_reports_skipped_posts_and_stats(make_env):
         "Database:",
         "MB",
         "Last sync:",
+        "Rules: 1 auto-post (/autopost), 0 readers' alerts; 0 paused",
         "Deliveries: 0 pending; in the last 30 days 0 sent, 0 failed",
         "Uptime:",
     ):

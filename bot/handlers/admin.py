@@ -77,6 +77,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     lang = await svc.language(update)
     stats = await svc.store.stats()
     counts = await svc.store.delivery_counts()
+    rules = await svc.store.rules()
     last = stats["last_sync"]
     if last:
         when = datetime.fromtimestamp(last["finished"]).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -109,6 +110,9 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             sent=counts.get("sent", 0),
             merged=counts.get("merged", 0),
             days=deliveries_kept(svc.settings) // 86400,
+            rules=sum(r["origin"] != "subscription" for r in rules),
+            alerts=sum(r["origin"] == "subscription" for r in rules),
+            paused=sum(bool(r["paused"]) for r in rules),
             uptime=_duration(time.time() - svc.started),
         )
         + ("\n" + indexing if indexing else ""),
