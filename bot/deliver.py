@@ -80,6 +80,27 @@ def is_user(chat: str) -> bool:
     return chat.isdigit()
 
 
+async def chat_refused(
+    store: Store, notify, names: list[str], reason: str, thread: int | None = None
+) -> list[int]:
+    """A chat (named by its id or @username: rules use either), or one of its topics, refuses the bot:
+    pause the rules posting there and tell the admins once (only rules not paused yet are returned).
+    Returns the rules paused."""
+    paused = [rule for name in names for rule in await store.pause_rules(name, reason, thread)]
+    if paused and not is_user(names[0]):  # (a reader blocking the bot is theirs to decide)
+        await notify("alert.paused", chat=names[0], reason=reason, rules=", ".join(map(str, paused)))
+    return paused
+
+
+async def chat_allowed(store: Store, notify, names: list[str]) -> list[int]:
+    """The bot may post to a chat again: resume the rules paused because it refused the bot (not those
+    whose filter cannot run) and tell the admins. Returns the rules resumed."""
+    resumed = [rule for name in names for rule in await store.resume_chat_rules(name)]
+    if resumed and not is_user(names[0]):  # (a reader unblocking the bot is theirs to decide)
+        await notify("alert.resumed", chat=names[0], rules=", ".join(map(str, resumed)))
+    return resumed
+
+
 async def follow_move(store: Store, notify, old: int, new: int) -> list[int]:
     """A group was upgraded to a supergroup (a new chat id): its rules, deliveries, language and saved
     queries follow it (store.move_chat), and the admins are told once. Returns the rules that moved."""
@@ -217,12 +238,9 @@ class Deliverer:
                 reason = str(exc)
                 scope = refusal(exc)
                 if scope is not None:
-                    paused = await self.store.pause_rules(chat, reason, thread if scope == "topic" else None)
                     await self.store.mark_deliveries(ids, "pending", error=reason)
-                    if paused and not is_user(chat):  # (a reader blocking the bot is theirs to decide)
-                        await self.notify(
-                            "alert.paused", chat=chat, reason=reason, rules=", ".join(map(str, paused))
-                        )
+                    topic = thread if scope == "topic" else None
+                    await chat_refused(self.store, self.notify, [chat], reason, topic)
                 else:
                     await self.store.mark_deliveries(ids, "failed", error=reason)
                     await self._failed(chat, reason)

@@ -122,20 +122,21 @@ class LedgerStore(StoreBase):
         if thread is not None:
             where += " AND thread=?"
             params.append(thread)
-        rows = await self._fetch(f"SELECT id FROM rules WHERE {where}", params)
-        await self.conn.execute(
-            f"UPDATE rules SET paused=?, paused_by='chat' WHERE {where}", [reason, *params]
+        rows = await self._fetch(
+            f"UPDATE rules SET paused=?, paused_by='chat' WHERE {where} RETURNING id", [reason, *params]
         )
-        return [r[0] for r in rows]
+        return sorted(r[0] for r in rows)
 
     @_locked
     async def resume_chat_rules(self, chat: str) -> list[int]:
         """Resume the chat's rules that were paused because it refused the bot (not those whose filter
         cannot run). Returns their ids."""
-        where = "chat=? COLLATE NOCASE AND paused_by='chat'"  # (an @username in any case)
-        rows = await self._fetch(f"SELECT id FROM rules WHERE {where}", (chat,))
-        await self.conn.execute(f"UPDATE rules SET paused=NULL, paused_by=NULL WHERE {where}", (chat,))
-        return [r[0] for r in rows]
+        rows = await self._fetch(
+            "UPDATE rules SET paused=NULL, paused_by=NULL WHERE chat=? COLLATE NOCASE AND paused_by='chat'"
+            " RETURNING id",  # (an @username in any case)
+            (chat,),
+        )
+        return sorted(r[0] for r in rows)
 
     @_locked
     async def pause_rule(self, rule_id: int, reason: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from telegram import Chat, ChatMember, ChatMemberUpdated, Update
 from telegram.ext import ContextTypes
 
-from ..deliver import follow_move, is_user
+from ..deliver import chat_allowed, chat_refused, follow_move
 from ..services import services
 
 
@@ -51,22 +51,9 @@ async def on_my_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if before == after:
         return
     svc = services(context)
-    chat = str(change.chat.id)
-    names = [chat] + ([f"@{change.chat.username}"] if change.chat.username else [])  # (rules name either)
-    reason = f"the bot may no longer post there ({change.new_chat_member.status})"
-    rules = []
-    for name in names:
-        if after:
-            rules += await svc.store.resume_chat_rules(name)
-        else:
-            rules += await svc.store.pause_rules(name, reason)
-    if not rules:
-        return
-    if after:
+    names = [str(change.chat.id)] + ([f"@{change.chat.username}"] if change.chat.username else [])
+    if not after:
+        reason = f"the bot may no longer post there ({change.new_chat_member.status})"
+        await chat_refused(svc.store, svc.notify, names, reason)
+    elif await chat_allowed(svc.store, svc.notify, names):
         svc.deliverer.kick()
-    if not is_user(chat):  # (a reader blocking the bot, and unblocking it, is theirs to decide)
-        listed = ", ".join(map(str, rules))
-        if after:
-            await svc.notify("alert.resumed", chat=chat, rules=listed)
-        else:
-            await svc.notify("alert.paused", chat=chat, reason=reason, rules=listed)
