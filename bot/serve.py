@@ -97,27 +97,23 @@ def polling_errors(app: Application) -> Callable[[TelegramError], None]:
     second deployment with the same token, or a webhook set elsewhere): every new post would be sent
     twice, so it is an error, logged at most every CONFLICT_LOG_EVERY seconds while it lasts, and the
     admins are told once."""
-    logged, told = [float("-inf")], [False]
+    logged, told = float("-inf"), False
 
     def on_error(exc: TelegramError) -> None:
+        nonlocal logged, told
         if not isinstance(exc, Conflict):
             log.warning("polling for updates failed: %s", exc)
             return
         now = time.monotonic()
-        if now - logged[0] >= CONFLICT_LOG_EVERY:
-            logged[0] = now
+        if now - logged >= CONFLICT_LOG_EVERY:
+            logged = now
             log.error("another program is getting this bot's updates: %s", exc)
         svc = app.bot_data.get("svc")
-        if not told[0] and svc is not None:
-            told[0] = True
-            task = asyncio.ensure_future(svc.notify("alert.conflict", error=str(exc)))
-            _pending.add(task)
-            task.add_done_callback(_pending.discard)
+        if not told and svc is not None:
+            told = True
+            app.create_task(svc.notify("alert.conflict", error=str(exc)))  # (PTB keeps and awaits it)
 
     return on_error
-
-
-_pending: set[asyncio.Future] = set()  # notifications under way (kept from the garbage collector)
 
 
 async def serve(app: Application, settings: Settings, webhook_secret: str | None = None) -> None:

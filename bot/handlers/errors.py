@@ -22,10 +22,10 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
     if isinstance(update, Update):
         chat = update.effective_chat
         where = f" update={update.update_id} chat={chat.id if chat else None}"
-    if too_late(context.error):  # an answer to a press or an inline query nobody waits for any more
-        log.info("answered too late:%s: %s", where, context.error)
-        return
     error = context.error
+    if too_late(error):  # an answer to a press or an inline query nobody waits for any more
+        log.info("answered too late:%s: %s", where, error)
+        return
     pressed = isinstance(update, Update) and update.callback_query is not None
     if isinstance(error, TelegramError) and refusal(error) and not pressed:
         # the chat refuses the bot's messages (muted, removed): an apology would be refused too (a
@@ -33,8 +33,8 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
         log.warning("the chat refused the answer:%s: %s", where, error)
         return
     log.error("handler failed:%s", where, exc_info=error)
-    if isinstance(context.error, sqlite3.Error):  # a write the database refused: the admins hear once
-        await services(context).write_failed(context.error)
+    if isinstance(error, sqlite3.Error):  # a write the database refused: the admins hear once
+        await services(context).write_failed(error)
     if not isinstance(update, Update):
         return
     try:
