@@ -88,23 +88,10 @@ async def setup(app: Application) -> None:
         except AlreadyRunning as exc:
             raise ConfigError(str(exc)) from None
     try:
-        store = await Store.open(settings.database_path)
+        store, site = await _open_store(settings)
     except BaseException:
         _release_lock(app)
         raise
-    store.search_time_limit = settings.search_time_limit
-    site = settings.site_url or ""
-    try:
-        cfg = archive_config(settings)
-        site = cfg.site_url
-    except ArchiveError as exc:
-        if await store.count_posts() == 0:
-            await store.close()
-            _release_lock(app)
-            raise ConfigError(f"archive: {exc}") from None
-        log.warning(
-            "archive not readable (%s); serving the %d posts already indexed", exc, await store.count_posts()
-        )
     svc = Services(
         store=store, i18n=i18n, settings=settings, site_name=site.split("//")[-1] or "newsbot", bot=app.bot
     )
@@ -125,6 +112,23 @@ async def setup(app: Application) -> None:
     svc.first_sync = asyncio.ensure_future(_first_sync(app, svc))
     svc.deliverer.start()
     await _publish_commands(app, i18n, settings)
+
+
+async def _open_store(settings: Settings) -> tuple[Store, str]:
+    """The store, and the archive's site URL; a ConfigError when the archive cannot be read and nothing
+    is indexed yet (with posts indexed, the bot serves them)."""
+    store = await Store.open(settings.database_path)
+    store.search_time_limit = settings.search_time_limit
+    try:
+        return store, archive_config(settings).site_url
+    except ArchiveError as exc:
+        if await store.count_posts() == 0:
+            await store.close()
+            raise ConfigError(f"archive: {exc}") from None
+        log.warning(
+            "archive not readable (%s); serving the %d posts already indexed", exc, await store.count_posts()
+        )
+        return store, settings.site_url or ""
 
 
 async def _first_sync(app: Application, svc: Services) -> None:
