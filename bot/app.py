@@ -14,7 +14,7 @@ from pathlib import Path
 from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+from telegram.ext import Application, ApplicationBuilder, Defaults
 
 from store.db import Store, database_problem
 from store.jekyll import ArchiveError
@@ -22,6 +22,7 @@ from store.search import warm_up
 from store.settings import Settings, archive_config
 
 from .deliver import Deliverer
+from .flood import ChatFloodLimiter
 from .follow import Follower, sync_settings_rules
 from .handlers import ADMIN_COMMANDS, USER_COMMANDS, register
 from .handlers.guard import INLINE_PER_UPDATE, SEARCH_LIMITS_PER_MINUTE, Flood
@@ -70,7 +71,7 @@ def build_application(settings: Settings, *, rate_limit: bool | None = None) -> 
         .pool_timeout(30.0)
     )
     if settings.rate_limit if rate_limit is None else rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+        builder = builder.rate_limiter(ChatFloodLimiter())
     app = builder.build()
     app.bot_data["settings"] = settings
     register(app)

@@ -10,7 +10,6 @@ import contextlib
 import itertools
 import logging
 import time
-import warnings
 
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
@@ -19,6 +18,7 @@ from store.settings import Settings
 
 from . import keyboards as kb
 from . import render
+from .flood import wait_of
 
 log = logging.getLogger("newsbot.deliver")
 MAX_ATTEMPTS = 5
@@ -29,17 +29,8 @@ MAX_ATTEMPTS = 5
 ROUND_SECONDS = 30.0
 MAX_ROUND_SECONDS = 600.0
 GIVE_UP_AFTER = 24 * 3600
-DEFAULT_RETRY = 5.0
 FAILURE_TOLD_FOR = 3600.0  # seconds the admins are not told again of the same failure in the same chat
 STOP_TIMEOUT = 15.0  # seconds a stop waits for the send in flight
-
-
-def _seconds(exc: RetryAfter) -> float:
-    """RetryAfter.retry_after is an int in PTB 22 (a timedelta from PTB 23 on, or with PTB_TIMEDELTA)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        wait = exc.retry_after
-    return wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait or DEFAULT_RETRY)
 
 
 def chat_ref(chat: str) -> int | str:
@@ -123,6 +114,8 @@ class Deliverer:
         self._outage = False  # the last send failed for the network or Telegram's servers
         self.wait = ROUND_SECONDS  # between rounds (unless kicked): longer while the outage lasts
         self._told: dict[tuple[str, str], float] = {}  # (chat, failure) -> when the admins were told
+        # chat -> when Telegram lets the bot send to it again (a 429 longer than bot.flood waits in place)
+        self._resting: dict[str, float] = {}
 
     async def _failed(self, chat: str, reason: str) -> None:
         """Tell the admins a delivery failed; the same failure in the same chat again within
@@ -172,11 +165,16 @@ class Deliverer:
         async with self._lock:
             self._outage = False
             due = await self.store.due_deliveries()
+            now = time.monotonic()
+            self._resting = {chat: until for chat, until in self._resting.items() if until > now}
             for (chat, thread), group in itertools.groupby(due, key=lambda d: (d["chat"], d["thread"])):
                 if self._stopping or self._outage:  # (Telegram is unreachable: no use trying other chats)
                     break
-                await self._deliver_group(chat, thread, list(group))
+                if chat not in self._resting:  # (a chat in a flood wait: its posts wait, the others go)
+                    await self._deliver_group(chat, thread, list(group))
             self.wait = min(self.wait * 2, MAX_ROUND_SECONDS) if self._outage else ROUND_SECONDS
+            if self._resting:  # the next round when the first flood wait ends
+                self.wait = min(self.wait, max(min(self._resting.values()) - time.monotonic(), 0.1))
 
     async def _deliver_group(self, chat: str, thread: int, items: list[dict]) -> None:
         posts = {p.rowid: p for p in await self.store.get_posts([i["post"] for i in items])}
@@ -215,48 +213,52 @@ class Deliverer:
             )
 
     async def _send(self, chat: str, thread: int, text: str, keyboard, items: list[dict]):
-        """Send one message for the deliveries `items`, with retries on 429; pause the chat's rules when
-        it refuses the bot. The message, or None."""
+        """Send one message for the deliveries `items`. On a refusal: pause the chat's rules when it is
+        the chat's, leave the chat's deliveries for after a flood wait or an outage, fail the delivery
+        when it is the message's own fault. The message, or None."""
         ids = [i["id"] for i in items]
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                return await self.bot.send_message(
-                    chat_ref(chat), text, reply_markup=keyboard, message_thread_id=thread or None
-                )
-            except RetryAfter as exc:
-                if self._stopping:
-                    break
-                await asyncio.sleep(_seconds(exc))
-            except ChatMigrated as exc:  # a group became a supergroup: send to its new id
-                await self.store.mark_deliveries(ids, "pending")
-                ref = chat_ref(chat)
-                if isinstance(ref, int):
-                    await follow_move(self.store, self.notify, ref, int(exc.new_chat_id))
-                self.kick()  # the next round reads the deliveries under the new id
-                return None
-            except (Forbidden, BadRequest) as exc:
-                reason = str(exc)
-                scope = refusal(exc)
-                if scope is not None:
-                    await self.store.mark_deliveries(ids, "pending", error=reason)
-                    topic = thread if scope == "topic" else None
-                    await chat_refused(self.store, self.notify, [chat], reason, topic)
-                else:
-                    await self.store.mark_deliveries(ids, "failed", error=reason)
-                    await self._failed(chat, reason)
-                return None
-            except (NetworkError, TelegramError) as exc:
-                outage = isinstance(exc, NetworkError)  # (PTB's for timeouts and 5xx answers)
-                self._outage = self._outage or outage
-                if outage:
-                    give_up = now_ts() - min(i["created"] for i in items) >= GIVE_UP_AFTER
-                else:
-                    give_up = max(i["attempts"] for i in items) + 1 >= MAX_ATTEMPTS
-                if give_up:
-                    await self.store.mark_deliveries(ids, "failed", error=str(exc))
-                    await self._failed(chat, str(exc))
-                else:
-                    await self.store.mark_deliveries(ids, "pending", error=str(exc))
-                return None
-        await self.store.mark_deliveries(ids, "pending", error="rate limited")
+        try:
+            return await self.bot.send_message(
+                chat_ref(chat), text, reply_markup=keyboard, message_thread_id=thread or None
+            )
+        except RetryAfter as exc:  # a 429 longer than the rate limiter waits in place (bot.flood)
+            wait = wait_of(exc)
+            self._resting[chat] = time.monotonic() + wait
+            log.info("Telegram asks to wait %.0f s before sending to %s: its posts wait", wait, chat)
+            await self._not_now(chat, items, f"flood wait of {wait:.0f} s")
+        except ChatMigrated as exc:  # a group became a supergroup: send to its new id
+            await self.store.mark_deliveries(ids, "pending")
+            ref = chat_ref(chat)
+            if isinstance(ref, int):
+                await follow_move(self.store, self.notify, ref, int(exc.new_chat_id))
+            self.kick()  # the next round reads the deliveries under the new id
+        except (Forbidden, BadRequest) as exc:
+            reason = str(exc)
+            scope = refusal(exc)
+            if scope is not None:
+                await self.store.mark_deliveries(ids, "pending", error=reason)
+                topic = thread if scope == "topic" else None
+                await chat_refused(self.store, self.notify, [chat], reason, topic)
+            else:
+                await self.store.mark_deliveries(ids, "failed", error=reason)
+                await self._failed(chat, reason)
+        except (NetworkError, TelegramError) as exc:
+            if isinstance(exc, NetworkError):  # (PTB's for timeouts and 5xx answers)
+                self._outage = True
+                await self._not_now(chat, items, str(exc))
+            elif max(i["attempts"] for i in items) + 1 >= MAX_ATTEMPTS:
+                await self.store.mark_deliveries(ids, "failed", error=str(exc))
+                await self._failed(chat, str(exc))
+            else:
+                await self.store.mark_deliveries(ids, "pending", error=str(exc))
         return None
+
+    async def _not_now(self, chat: str, items: list[dict], reason: str) -> None:
+        """Telegram cannot take the chat's posts now (an outage, a flood wait), through no fault of
+        theirs: they wait for a later round, up to GIVE_UP_AFTER seconds from when they were queued."""
+        ids = [i["id"] for i in items]
+        if now_ts() - min(i["created"] for i in items) >= GIVE_UP_AFTER:
+            await self.store.mark_deliveries(ids, "failed", error=reason)
+            await self._failed(chat, reason)
+        else:
+            await self.store.mark_deliveries(ids, "pending", error=reason)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -212,6 +213,8 @@ class FakeBotAPI:
     gone_topics: set[tuple[int, int]] = field(default_factory=set)  # (chat, thread) deleted topics
     too_late: set[str] = field(default_factory=set)  # button presses and inline queries past answering
     conflicts: int = 0  # the next getUpdates calls answered 409 Conflict
+    # chat -> the event loop's time until which every message to it gets 429 with the seconds left
+    flood: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self):
         self._updates: list[dict] = []
@@ -379,8 +382,19 @@ class FakeBotAPI:
             msg["message_thread_id"] = sent.thread_id
         return msg
 
+    def _flood_wait(self, chat_id: int) -> None:
+        left = self.flood.get(chat_id, 0.0) - asyncio.get_running_loop().time()
+        if left > 0:
+            wait = math.ceil(left)
+            raise ApiError(f"Too Many Requests: retry after {wait}", 429, retry_after=wait)
+
+    def set_flood(self, chat_id: int, seconds: float) -> None:
+        """Telegram's flood control for one chat: messages to it are refused for `seconds`."""
+        self.flood[chat_id] = asyncio.get_running_loop().time() + seconds
+
     async def m_sendMessage(self, p):
         chat = self._chat(p.get("chat_id"))
+        self._flood_wait(chat["id"])
         if chat["id"] in self.refusing:
             raise self.refusing[chat["id"]]
         if (chat["id"], int(p.get("message_thread_id") or 0)) in self.gone_topics:
@@ -666,15 +680,17 @@ def bot_settings(api: FakeBotAPI, database, archive_root, **overrides):
     return Settings(**{**values, **overrides})
 
 
-async def start_bot(settings, poll_timeout: int = 1, synced: bool = True):
+async def start_bot(settings, poll_timeout: int = 1, synced: bool = True, rate_limit: bool = False):
     """Build the real Application for `settings`, run its setup, and start long polling; `synced`:
-    once the first sync is done (else at once, while it runs)."""
+    once the first sync is done (else at once, while it runs); `rate_limit`: with the rate limiter
+    `newsbot run` has (bot.flood; off elsewhere, so that tests are not held to 20 messages a minute
+    in a group)."""
     from telegram import Update
 
     from bot.app import build_application, setup
     from bot.serve import polling_errors
 
-    app = build_application(settings, rate_limit=False)
+    app = build_application(settings, rate_limit=rate_limit)
     await app.initialize()
     await setup(app)
     if synced:

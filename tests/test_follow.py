@@ -177,6 +177,28 @@ async def test_429_is_retried_after_the_wait(make_env):
     assert ("sendMessage", "Too Many Requests: retry after 1") in env.api.errors
 
 
+async def test_a_flood_wait_in_one_chat_does_not_hold_up_the_others(make_env):
+    # Telegram asks the bot to wait before writing to the channel again: its post waits that long (and the
+    # channel is not asked again meanwhile), a reader's alert for the same post goes out at once
+    env = await make_env()
+    await env.api.ask(ALICE, "/subscribe markets", user_id=ALICE)
+    before = len(env.api.sent_to(ALICE))
+    env.api.set_flood(CHANNEL, 3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    env.archive.post("2024-05-01-new.md", "限流的频道", "内容。", date="2024-05-01", categories="markets")
+    await env.svc.follower.sync()
+    await env.api.wait_for(lambda: len(env.api.sent_to(ALICE)) > before)
+    assert loop.time() - started < 2.5
+    assert env.channel_posts() == []
+    await env.api.wait_for(lambda: env.channel_posts(), timeout=15)
+    assert loop.time() - started >= 3.0
+    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["限流的频道"]
+    await env.settle()
+    assert env.api.errors.count(("sendMessage", "Too Many Requests: retry after 3")) == 1
+    assert await env.svc.store.delivery_counts() == {"sent": 2}
+
+
 async def test_forbidden_pauses_the_rule_and_tells_admins(make_env):
     env = await make_env()
     env.api.fail_next["sendMessage"] = ApiError("Forbidden: bot was kicked from the channel chat", 403)

@@ -5,6 +5,7 @@ rejects what Telegram rejects (over 4096 characters, bad HTML), so every reply h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -14,9 +15,8 @@ from .test_bot import ALICE, GROUP, TOKEN, WANG
 ADMIN = 777
 
 
-@pytest.fixture
-async def bot(tmp_path, archive):
-
+@contextlib.asynccontextmanager
+async def _running(tmp_path, archive, rate_limit: bool = False):
     long_cat = "很长的分类" * 900
     archive.post("2024-05-01-a.md", "人民币汇率走强", "离岸人民币兑美元汇率走强。", categories="markets")
     archive.post(
@@ -40,12 +40,25 @@ async def bot(tmp_path, archive):
         admin_ids=[ADMIN],
         max_subscriptions=3,
     )
-    app = await start_bot(settings)
+    app = await start_bot(settings, rate_limit=rate_limit)
     try:
         yield api, app
     finally:
         await stop_bot(app)
         await api.stop()
+
+
+@pytest.fixture
+async def bot(tmp_path, archive):
+    async with _running(tmp_path, archive) as running:
+        yield running
+
+
+@pytest.fixture
+async def limited_bot(tmp_path, archive):
+    """The bot with the rate limiter `newsbot run` has (bot.flood)."""
+    async with _running(tmp_path, archive, rate_limit=True) as running:
+        yield running
 
 
 async def test_a_forged_search_button_from_another_chat_shows_nothing(bot):
@@ -384,3 +397,30 @@ async def test_a_business_accounts_chats_with_its_customers_are_not_answered(bot
     await api.ask(ALICE, "/help")  # (every update before it was handled)
     await asyncio.sleep(0.3)
     assert api.sent_to(4242) == [] and not [p for m, p in api.log if p.get("business_connection_id")]
+
+
+async def test_a_long_flood_wait_in_one_chat_drops_its_answer_and_holds_up_no_one_else(limited_bot, caplog):
+    # (PTB's own rate limiter held every request of the bot for the whole wait, at each of 3 retries)
+    api, app = limited_bot
+    api.set_flood(ALICE, 60)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    api.send_text(ALICE, "/latest", user_id=ALICE)
+    await api.wait_for(lambda: ("sendMessage", "Too Many Requests: retry after 60") in api.errors)
+    reply = await api.ask(WANG, "/latest", user_id=WANG)
+    assert "人民币汇率走强" in reply.text and loop.time() - started < 5
+    await asyncio.sleep(0.3)
+    assert api.errors.count(("sendMessage", "Too Many Requests: retry after 60")) == 1  # no apology tried
+    assert api.sent_to(ALICE) == []
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r for r in caplog.records if "answer dropped: Telegram asks to wait 60 s" in r.getMessage()]
+
+
+async def test_a_short_flood_wait_is_waited_out_and_the_answer_sent(limited_bot):
+    api, app = limited_bot
+    api.set_flood(ALICE, 1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reply = await api.ask(ALICE, "/latest", user_id=ALICE)
+    assert "人民币汇率走强" in reply.text and loop.time() - started >= 1.0
+    assert api.errors.count(("sendMessage", "Too Many Requests: retry after 1")) == 1

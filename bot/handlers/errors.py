@@ -6,10 +6,11 @@ import logging
 import sqlite3
 
 from telegram import Update
-from telegram.error import TelegramError
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import ContextTypes
 
 from ..deliver import refusal
+from ..flood import wait_of
 from ..services import services
 from .common import answer, reply, too_late
 
@@ -25,6 +26,9 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
     error = context.error
     if too_late(error):  # an answer to a press or an inline query nobody waits for any more
         log.info("answered too late:%s: %s", where, error)
+        return
+    if isinstance(error, RetryAfter):  # a flood wait longer than a reader waits for an answer (bot.flood)
+        log.warning("answer dropped: Telegram asks to wait %.0f s in this chat:%s", wait_of(error), where)
         return
     pressed = isinstance(update, Update) and update.callback_query is not None
     if isinstance(error, TelegramError) and refusal(error) and not pressed:
