@@ -179,6 +179,8 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  skipped {err['path']}: {err['reason']}")
         if len(result.errors) > 20:
             print(f"  … and {len(result.errors) - 20} more (use --json for all)")
+        if result.unsettled:
+            print(f"  {result.unsettled} file(s) still being written: left for the next sync")
         if result.refused_deletes:
             print(
                 f"newsbot: {result.refused_deletes} indexed posts are gone from the archive, more than half:"

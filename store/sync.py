@@ -72,6 +72,12 @@ PAIR_SAMPLE_BYTES = 20_000  # of each sampled file, when choosing the pair chara
 # A sync that would delete more than this share of the indexed posts (and at least MASS_DELETE_MIN of
 # them) deletes nothing unless allowed: an unmounted volume or a wrong ARCHIVE_DIR looks like that, and
 # deleted posts that come back are new posts, auto-posted again.
+# A file changed less than SETTLE_SECONDS before the walk looked at it may still be being written (a scraper
+# writing into the archive, a post copied in): the sync waits until it is that old and reads it only if it
+# did not change meanwhile; one still changing is left for the next sync (SyncResult.unsettled). Else a
+# half-written post would be indexed, and pushed to every chat that follows the archive, cut short.
+# Not in a bulk load (a first sync or a fresh clone: every file is new, and nothing is pushed).
+SETTLE_SECONDS = 2.0
 MASS_DELETE_SHARE = 0.5
 MASS_DELETE_MIN = 10
 
@@ -91,6 +97,9 @@ class SyncResult:
     new_rowids: list[int] = field(default_factory=list)
     # posts a mass deletion would have removed (refused: nothing was deleted), see MASS_DELETE_*
     refused_deletes: int = 0
+    # files still being written (changed again while the sync waited for them to settle): left for the
+    # next sync, see SETTLE_SECONDS
+    unsettled: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +110,7 @@ class SyncResult:
             "skipped": self.skipped,
             "errors": self.errors,
             "refused_deletes": self.refused_deletes,
+            "unsettled": self.unsettled,
         }
 
 
@@ -250,6 +260,35 @@ def _compare(
     return changed, unchanged, gone, walk, still_failing
 
 
+async def _settled(
+    cfg: ArchiveConfig, changed: list[tuple[str, int, int]], settle: float
+) -> tuple[list[tuple[str, int, int]], int]:
+    """The changed files that can be read now, and how many cannot yet (see SETTLE_SECONDS): each one
+    changed less than `settle` seconds ago is looked at again once it is that old, and kept only if its
+    (mtime, size) did not change meanwhile. (An mtime in the future is taken as it is: such a file is
+    read at once, as it would otherwise never settle.)"""
+    now = time.time_ns()
+    window = int(settle * 1e9)
+    fresh = {rel: (mtime_ns, size) for rel, mtime_ns, size in changed if now - window < mtime_ns <= now}
+    if not fresh:
+        return changed, 0
+    await asyncio.sleep((max(mtime for mtime, _ in fresh.values()) + window - now) / 1e9)
+    root = str(cfg.root)
+
+    def moved(rel: str) -> bool:
+        try:
+            st = os.stat(os.path.join(root, rel))
+        except OSError:
+            return True  # removed or unreadable meanwhile: the next sync sees what it is then
+        return (st.st_mtime_ns, st.st_size) != fresh[rel]
+
+    loop = asyncio.get_running_loop()
+    unsettled = set(await loop.run_in_executor(None, lambda: [rel for rel in fresh if moved(rel)]))
+    for rel in sorted(unsettled):
+        log.info("%s is still being written: left for the next sync", rel)
+    return [item for item in changed if item[0] not in unsettled], len(unsettled)
+
+
 ProgressFn = Callable[[int, int], None]
 
 
@@ -261,6 +300,7 @@ async def sync_archive(
     workers: int | None = None,
     allow_mass_delete: bool = False,
     merge: bool = True,
+    settle: float = SETTLE_SECONDS,
 ) -> SyncResult:
     """Bring the store up to date with the archive (see the module's docstring).
 
@@ -268,7 +308,9 @@ async def sync_archive(
     segments: with `merge` they are merged before this returns (and so is what an earlier sync left
     unmerged); without, the store is left with a merge pending for `store.merge_index()`, which the
     caller runs when it likes (the bot: in the background, between searches) — the posts are searchable
-    as soon as this returns (100,000 large posts: ~20 s sooner)."""
+    as soon as this returns (100,000 large posts: ~20 s sooner).
+
+    Files changed less than `settle` seconds ago are waited for (see SETTLE_SECONDS)."""
     started = time.monotonic()
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     procs = _Workers(n_workers)
@@ -283,7 +325,7 @@ async def sync_archive(
         if await store.stories_stale():
             await store.regroup(cfg.story_window_hours, progress)  # after the upgrade that added stories
         states = await store.file_states()
-        return await _sync(store, cfg, states, procs, progress, started, allow_mass_delete, merge)
+        return await _sync(store, cfg, states, procs, progress, started, allow_mass_delete, merge, settle)
     finally:
         procs.close()
 
@@ -393,6 +435,7 @@ async def _sync(
     started: float,
     allow_mass_delete: bool,
     merge: bool,
+    settle: float,
 ) -> SyncResult:
     result = SyncResult()
     loop = asyncio.get_running_loop()
@@ -406,6 +449,8 @@ async def _sync(
     changed, result.unchanged, gone_paths, walk, still_failing = await loop.run_in_executor(
         None, _compare, cfg, states, failed_before, on_many
     )
+    if settle > 0 and len(changed) < BULK_LOAD_AT:
+        changed, result.unsettled = await _settled(cfg, changed, settle)
     # files that fail to parse are remembered with their (mtime, size): not parsed again until they change
     failing: list[tuple[str, int, int, str]] = list(still_failing)
     for rel, reason in walk.problems:

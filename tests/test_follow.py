@@ -199,6 +199,26 @@ async def test_a_flood_wait_in_one_chat_does_not_hold_up_the_others(make_env):
     assert await env.svc.store.delivery_counts() == {"sent": 2}
 
 
+async def test_a_post_still_being_written_is_pushed_only_once_it_is_complete(make_env):
+    env = await make_env()
+    path = env.archive.posts / "2024-05-01-half.md"
+    head = '---\ntitle: "写到一半"\ndate: 2024-05-01 10:00:00 +0800\ncategories: news\n---\n\n'
+    path.write_text(head + "开头", encoding="utf-8")  # written now: the scraper is still at it
+    reload = asyncio.ensure_future(env.api.ask(ADMIN, "/reload", user_id=ADMIN))
+    await asyncio.sleep(0.5)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("，然后写完了全文。\n")
+    reply = await reload
+    assert "0 added" in reply.text and "1 file(s) still being written" in reply.text
+    await env.settle()
+    assert env.channel_posts() == []
+    await asyncio.sleep(2.1)  # (it settles)
+    await env.svc.follower.sync()
+    await env.settle()
+    (posted,) = env.channel_posts()
+    assert "开头，然后写完了全文。" in posted.text
+
+
 async def test_forbidden_pauses_the_rule_and_tells_admins(make_env):
     env = await make_env()
     env.api.fail_next["sendMessage"] = ApiError("Forbidden: bot was kicked from the channel chat", 403)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 
 import pytest
 
@@ -484,3 +486,48 @@ async def test_an_edited_posts_old_texts_are_made_off_the_event_loop(store, arch
     assert threads and threading.get_ident() not in threads  # the bot's replies do not wait for them
     assert await titles(store, "苹果") == [] and await titles(store, "香蕉") == ["新标题"]
     assert await titles(store, "旧标题") == []
+
+
+def _fresh(path, text: str) -> None:
+    """Write `text` to `path` now (the Archive helper dates its files a minute back)."""
+    path.write_text(text, encoding="utf-8")
+
+
+HEAD = '---\ntitle: "写到一半的文章"\ndate: 2024-05-01 10:00:00 +0800\ncategories: news\n---\n\n'
+
+
+async def test_a_post_still_being_written_is_left_for_the_next_sync(store, archive):
+    # a scraper writes its front matter, fetches the body, writes it: the sync that looks in between must
+    # not index (and so push) the post cut short
+    path = archive.posts / "2024-05-01-half.md"
+    _fresh(path, HEAD + "第一段。")
+    task = asyncio.ensure_future(sync(store, archive))
+    await asyncio.sleep(0.5)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("第二段，写完了。\n")
+    result = await task
+    assert (result.added, result.unsettled) == (0, 1)
+    assert await store.count_posts() == 0
+    os.utime(path, ns=(time.time_ns() - 10**10,) * 2)  # no longer written to
+    result = await sync(store, archive)
+    assert (result.added, result.unsettled) == (1, 0)
+    (post,) = await store.latest(5)
+    assert post.body.endswith("第二段，写完了。")
+
+
+async def test_a_post_written_just_before_the_sync_is_read_once_it_has_settled(store, archive):
+    path = archive.posts / "2024-05-01-new.md"
+    _fresh(path, HEAD + "完整的正文。\n")
+    written = time.time()
+    result = await sync(store, archive)
+    assert (result.added, result.unsettled) == (1, 0)
+    assert time.time() - written >= sync_module.SETTLE_SECONDS - 0.05  # it waited for the file to settle
+    # an edit of an indexed post is waited for too; a file dated in the future is read at once
+    _fresh(path, HEAD + "改过的正文。\n")
+    future = archive.posts / "2024-05-02-future-mtime.md"
+    _fresh(future, HEAD.replace("写到一半的文章", "时钟超前") + "正文。\n")
+    ahead = time.time_ns() + 3600 * 10**9
+    os.utime(future, ns=(ahead, ahead))
+    result = await sync(store, archive)
+    assert (result.added, result.updated, result.unsettled) == (1, 1, 0)
+    assert {p.body for p in await store.latest(5)} == {"改过的正文。", "正文。"}

@@ -60,6 +60,8 @@ async def reload_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             lines.append(svc.i18n.t(lang, "reload.skipped_item", path=err["path"], reason=err["reason"]))
         if len(r.errors) > SHOW_SKIPPED:
             lines.append(svc.i18n.t(lang, "reload.more_skipped", count=len(r.errors) - SHOW_SKIPPED))
+        if r.unsettled:
+            lines.append(svc.i18n.t(lang, "reload.unsettled", count=r.unsettled))
     await reply(update, "\n".join(lines))
 
 
