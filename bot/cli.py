@@ -16,7 +16,7 @@ from bot.render import fmt_date
 from store.db import PostRow, Store, backup, database_problem
 from store.jekyll import ArchiveError
 from store.search import MAX_QUERY_CHARS, MAX_RESULTS, MAX_TERMS, day_start, parse_day, search
-from store.settings import Settings, SettingsError, archive_config, load_settings
+from store.settings import Settings, SettingsError, archive_config, is_text, load_settings
 from store.sync import SyncResult, sync_archive
 from store.text import fold
 
@@ -213,7 +213,12 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.query == ["-"]:
             # batch: one JSON line out per line in, whatever the line holds
-            for line in sys.stdin:
+            for raw in sys.stdin.buffer:  # (UTF-8 whatever the locale says)
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    _print_json({"error": "not valid UTF-8 (bytes of another encoding?)"})
+                    continue
                 try:
                     page = await search(store, line.strip(), limit=limit, offset=offset)
                     if page.too_costly:
@@ -390,6 +395,9 @@ COMMANDS = {
 }
 
 
+PATH_ARGUMENTS = ("archive", "db", "path")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
@@ -398,6 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command != "search":
             parser.error("unrecognized arguments: " + " ".join(unknown))
         args.query = list(args.query) + unknown
+    for name, value in vars(args).items():  # (paths may be any bytes; the rest is text)
+        if name not in PATH_ARGUMENTS and not is_text(value):
+            parser.error(f"{name}: not valid UTF-8 (bytes of another encoding?)")
     try:
         settings = _settings(args)
         if args.command == "run":

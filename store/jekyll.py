@@ -321,6 +321,9 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
             if name.startswith((".", "_", "#")) or name.endswith("~"):
                 continue
             is_post = name.lower().endswith(POST_EXTENSIONS)
+            if not _utf8(name):
+                _bad_name(entry, is_post, rel_of, walk)
+                continue
             try:
                 if entry.is_symlink():
                     if not _follow_link(entry, is_post, roots, rel_of, walk, stack):
@@ -353,6 +356,36 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
 
 def _mb(size: int) -> str:
     return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 1024:.0f} KB"
+
+
+def _utf8(name: str) -> bool:
+    """Whether a file name is text: Python gives the bytes of a name that is not valid UTF-8 as lone
+    surrogates, which neither SQLite, JSON nor Telegram take."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(path: str) -> str:
+    """A path as text that can be stored and shown: bytes that are not UTF-8 as `\\xff` escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _bad_name(entry: os.DirEntry, is_post: bool, rel_of, walk: Walk) -> None:
+    """A post or folder whose name is not valid UTF-8 (a slug cut in the middle of a character, a file
+    copied from a system with another encoding) is reported, with the name escaped, and skipped: it
+    cannot be stored, and a sync that tried stopped at it. Other files are ignored, as ever."""
+    try:
+        folder = entry.is_dir()
+    except OSError:
+        folder = False
+    rel = printable_path(rel_of(entry.path))
+    if folder:
+        walk.problems.append((rel + "/", "folder name is not valid UTF-8: its posts are skipped (rename it)"))
+    elif is_post:
+        walk.problems.append((rel, "file name is not valid UTF-8: skipped (rename the file)"))
 
 
 def _follow_link(entry: os.DirEntry, is_post: bool, roots, rel_of, walk: Walk, stack: list[str]) -> bool:

@@ -125,6 +125,14 @@ class Settings(BaseSettings):
             return [part for part in text.replace(";", ",").replace(" ", ",").split(",") if part]
         return value
 
+    @field_validator("*")
+    @classmethod
+    def _text(cls, value):
+        # (first of the validators: the others may quote the value)
+        if not is_text(value):
+            raise ValueError("not valid UTF-8 (bytes of another encoding?)")
+        return value
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _case(cls, value, info):
@@ -163,6 +171,26 @@ class Settings(BaseSettings):
         return value or None
 
 
+def is_text(value: object) -> bool:
+    """Whether a setting's strings are all text. Python gives the bytes of an environment variable or a
+    command-line argument that are not UTF-8 as lone surrogates, which SQLite, JSON and Telegram refuse:
+    such a SITE_URL failed every sync, at the first post written. (Paths are left alone: a folder's
+    name may be any bytes.)"""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(is_text(item) for item in value)
+    if isinstance(value, BaseModel):
+        return all(is_text(item) for item in value.__dict__.values())
+    return True
+
+
 def load_settings(**overrides) -> Settings:
     """Load settings; turn a validation error into a one-line SettingsError naming the key."""
     try:
@@ -172,6 +200,10 @@ def load_settings(**overrides) -> Settings:
         detail = f": {' '.join(str(cause).split())[:120]}" if cause else ""
         field = str(exc).split("for field ", 1)[-1].split(" ", 1)[0] if "for field " in str(exc) else ""
         raise SettingsError(f"{field.upper() or 'settings'}: not valid JSON{detail}") from None
+    except UnicodeDecodeError as exc:  # (the .env file)
+        raise SettingsError(
+            f".env: not valid UTF-8 (byte {exc.object[exc.start]:#04x} at {exc.start})"
+        ) from None
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err.get("loc", ())) or "settings"

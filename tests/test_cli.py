@@ -118,6 +118,42 @@ def test_settings_from_env_file_and_errors(tmp_path, archive):
         ).fetchone() == (1,)
 
 
+def test_settings_arguments_and_query_lines_that_are_not_utf8_get_a_clear_answer(tmp_path, archive):
+    # (Python hands over such bytes as lone surrogates: a SITE_URL of them failed every sync at its first
+    # post, a query or an id was a traceback)
+    archive.post("2024-05-01-a.md", "标题", "正文。")
+    db = str(tmp_path / "bytes.sqlite3")
+    sync_args = ("sync", "--archive", str(archive.root), "--db", db)
+    for key in ("SITE_URL", "PERMALINK", "TIMEZONE", "BOT_TOKEN"):
+        r = run(*sync_args, cwd=tmp_path, env={key: "x\udcff"})
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (key, r.stderr)
+        assert (
+            r.stderr.strip()
+            == f"newsbot: configuration error: {key}: not valid UTF-8 (bytes of another encoding?)"
+        )
+    (tmp_path / ".env").write_bytes(b"SITE_URL=https://news.example/\xff\n")
+    r = run(*sync_args, cwd=tmp_path)
+    assert (
+        r.returncode == 2
+        and r.stderr.strip() == "newsbot: configuration error: .env: not valid UTF-8 (byte 0xff at 30)"
+    )
+    (tmp_path / ".env").unlink()
+    assert run(*sync_args, cwd=tmp_path).returncode == 0
+    for args in (("search", "正文\udcff"), ("show", "x\udcff"), ("latest", "--category", "x\udcff")):
+        r = run(*args, "--db", db, cwd=tmp_path)
+        assert r.returncode == 2 and "not valid UTF-8" in r.stderr and "Traceback" not in r.stderr, args
+    r = subprocess.run(
+        [sys.executable, "-m", "bot", "search", "-", "--db", db],
+        cwd=tmp_path,
+        input=b"\xe6\xad\xa3\xff\n\xe6\xad\xa3\xe6\x96\x87\n",
+        capture_output=True,
+        timeout=120,
+    )
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert lines[0] == {"error": "not valid UTF-8 (bytes of another encoding?)"}
+    assert [h["title"] for h in lines[1]] == ["标题"]
+
+
 def test_unreadable_archive_exits_2(tmp_path):
     r = run("sync", "--archive", str(tmp_path / "missing"), "--db", str(tmp_path / "x.sqlite3"), cwd=tmp_path)
     assert r.returncode == 2 and "archive not found" in r.stderr and "Traceback" not in r.stderr

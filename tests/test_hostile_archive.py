@@ -341,3 +341,25 @@ def test_comments_links_and_liquid_are_still_read_as_before():
     assert body_to_paragraphs("{% raw %}x{{ page.title }}y") == ["xy"]
     assert body_to_paragraphs("[返回首页](../) ｜ [返回东财](../e/)\n\n正文") == ["正文"]
     assert body_to_paragraphs("<p>一</p><p>二</p>") == ["一", "二"]
+
+
+async def test_file_and_folder_names_that_are_not_utf8_are_reported_and_the_sync_goes_on(store, archive):
+    # (a slug cut in the middle of a character: Python hands such a name over as lone surrogates, which
+    # SQLite refused at the end of the sync, every sync)
+    archive.post("2024-05-01-ok.md", "好的文章", "正文。")
+    post = archive.posts / "2024-05-01-ok.md"
+    posts = os.fsencode(archive.posts)
+    with open(os.path.join(posts, b"2024-05-02-\xe6\x96.md"), "wb") as fh:
+        fh.write(post.read_bytes().replace("好的文章".encode(), b"cut slug"))
+    os.mkdir(os.path.join(posts, b"2024-\xff"))
+    with open(os.path.join(posts, b"2024-\xff", b"2024-05-03-inside.md"), "wb") as fh:
+        fh.write(post.read_bytes().replace("好的文章".encode(), b"inside"))
+    with open(os.path.join(posts, b"notes-\xff.txt"), "wb") as fh:  # not a post: ignored as ever
+        fh.write(b"x")
+    for _ in range(2):
+        result = await sync(store, archive)
+        assert await store.count_posts() == 1
+        assert sorted((e["path"], e["reason"]) for e in result.errors) == [
+            ("_posts/2024-05-02-\\xe6\\x96.md", "file name is not valid UTF-8: skipped (rename the file)"),
+            ("_posts/2024-\\xff/", "folder name is not valid UTF-8: its posts are skipped (rename it)"),
+        ]
