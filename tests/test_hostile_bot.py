@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 
 import pytest
 
@@ -424,3 +425,122 @@ async def test_a_short_flood_wait_is_waited_out_and_the_answer_sent(limited_bot)
     reply = await api.ask(ALICE, "/latest", user_id=ALICE)
     assert "人民币汇率走强" in reply.text and loop.time() - started >= 1.0
     assert api.errors.count(("sendMessage", "Too Many Requests: retry after 1")) == 1
+
+
+# Pieces of arguments a careless or hostile user types: numbers out of range, query syntax cut short,
+# markup, invisible and combining characters, very long words.
+PIECES = [
+    "0",
+    "-1",
+    "1" * 30,
+    "1e9",
+    "0x10",
+    "3.5",
+    "-100123",
+    "@",
+    "@x",
+    "@newsbot_test_bot",
+    "cat:",
+    "cat:markets",
+    "since:",
+    "since:2024-13-45",
+    "until:9999-99-99",
+    "#",
+    "#标签",
+    "-",
+    "--",
+    '"',
+    "'",
+    '""',
+    "*",
+    "OR",
+    "NOT",
+    "(",
+    ")",
+    "^",
+    "汇率",
+    "🦄",
+    "\u200b",
+    "\u202e",
+    "e\u0301",
+    "<b>",
+    "&amp;",
+    "&",
+    "<",
+    "\n",
+    "a" * 300,
+    "很" * 500,
+    "x" * 4000,
+    "all",
+    "add",
+    "remove",
+    "pause",
+    "resume",
+    "zh",
+    "fr",
+    "thread:-5",
+    "[1,2]",
+    "\\",
+    "%",
+]
+COMMANDS = [
+    "/start",
+    "/start post_1",
+    "/start post_",
+    "/start post_99999999999999",
+    "/help",
+    "/latest",
+    "/categories",
+    "/search",
+    "/lang",
+    "/subscribe",
+    "/unsubscribe",
+    "/subscriptions",
+    "/reload",
+    "/stats",
+    "/autopost",
+    "/autopost add",
+    "/autopost remove",
+    "/autopost pause",
+    "/autopost resume",
+]
+
+
+async def test_any_command_with_any_arguments_gets_one_answer_within_limits(bot, caplog):
+    # (the test server refuses what Telegram refuses: over 4096 characters, bad HTML, bad buttons)
+    api, app = bot
+    from bot.handlers.guard import Flood
+
+    app.bot_data["svc"].flood = Flood(0)  # (this is not a flood: every message is answered)
+    rng = random.Random(7)
+    for _ in range(200):
+        chat = rng.choice([ALICE, ADMIN, GROUP])
+        command = rng.choice(COMMANDS)
+        if chat == GROUP:
+            command += "@newsbot_test_bot"
+        text = " ".join([command, *(rng.choice(PIECES) for _ in range(rng.randint(0, 4)))])[:4096]
+        await api.ask(chat, text, user_id=ADMIN if chat == ADMIN else ALICE)
+    assert api.errors == []
+    assert not [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_any_button_data_and_inline_query_gets_an_answer(bot, caplog):
+    api, app = bot
+    from bot.handlers.guard import Flood
+
+    app.bot_data["svc"].flood = Flood(0)
+    rng = random.Random(11)
+    results = await api.ask(ALICE, "/search 汇率", user_id=ALICE)
+    prefixes = ["cl", "cp", "sr", "p", "st", "lg", "zz", ""]
+    parts = ["0", "-1", "1" * 25, "a", "", "汇率", "x" * 60, ":", "zh", "en", "9" * 19, "1.5", "-0"]
+    for _ in range(150):
+        data = rng.choice(prefixes) + ":" + ":".join(rng.choice(parts) for _ in range(rng.randint(0, 4)))
+        await api.callback_answer(
+            api.press_data(results, data.encode()[:64].decode("utf-8", "ignore"), ALICE)
+        )
+        query = " ".join(rng.choice(PIECES) for _ in range(rng.randint(0, 3)))[:256]
+        offset = rng.choice(["", "0", "-5", "abc", "99999999999999999999", "10"])
+        await api.inline_answer(api.inline(ALICE, query, offset=offset))
+    # (a page button pressed on the page it shows edits nothing: Telegram says so, and that is all)
+    assert [e for e in api.errors if "message is not modified" not in e[1]] == []
+    assert not [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
