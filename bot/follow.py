@@ -23,7 +23,7 @@ from store.db import Store, database_problem
 from store.jekyll import ArchiveError
 from store.search import matching
 from store.settings import Settings, archive_config
-from store.sync import SyncResult, sync_archive
+from store.sync import Parsing, SyncResult, sync_archive
 
 log = logging.getLogger("newsbot.follow")
 QUERY_BUTTONS_TTL = 7 * 86400
@@ -129,6 +129,7 @@ class Follower:
         self._failing: dict[str, tuple[str, str]] = {}  # "sync"/"pull" -> (alert, error) last told
         self._refused = 0  # the refused mass deletion the admins were last told about
         self.progress: tuple[int, int] | None = None  # (files done, files to do) of the sync running
+        self.parsing = Parsing()  # the file the sync running parses in this process, if any
         self.merging: asyncio.Task | None = None  # the index merge a large sync left
 
     async def sync(self, pull: bool | None = None) -> SyncReport:
@@ -149,7 +150,7 @@ class Follower:
             await self._alert_once("pull", "alert.pull_failed", pull_error)
         elif pull:
             self._failing.pop("pull", None)
-        self.progress = None
+        self.progress, self.parsing.file = None, None
         watchdog = asyncio.ensure_future(self._watch_progress())
         try:
             cfg = archive_config(self.settings)
@@ -157,6 +158,7 @@ class Follower:
                 self.store,
                 cfg,
                 progress=self._on_progress,
+                parsing=self.parsing,
                 allow_mass_delete=self.settings.allow_mass_delete,
                 merge=False,
             )
@@ -197,15 +199,26 @@ class Follower:
     async def _watch_progress(self) -> None:
         """Tell the admins, once, when the sync running has done no file for STALL_ALERT_AFTER seconds (a
         file the parser cannot finish, a disk that hangs): it would otherwise wait without a word, and
-        every sync asked for meanwhile (scheduled or /reload) with it."""
-        seen, since = self.progress, time.monotonic()
+        every sync asked for meanwhile (scheduled or /reload) with it. When it is stuck on a file this
+        process parses, that file is named and remembered as failing in these bytes: the next start
+        skips it (it would stall that sync too) until it changes."""
+        seen, since = (self.progress, self.parsing.file), time.monotonic()
         while True:
             await asyncio.sleep(STALL_CHECK_EVERY)
-            if self.progress != seen:
-                seen, since = self.progress, time.monotonic()
+            if (self.progress, self.parsing.file) != seen:
+                seen, since = (self.progress, self.parsing.file), time.monotonic()
             elif time.monotonic() - since >= STALL_ALERT_AFTER:
-                done, total = seen or (0, 0)
                 minutes = max(1, round((time.monotonic() - since) / 60))
+                if self.parsing.file is not None:
+                    path, mtime_ns, size = self.parsing.file
+                    reason = (
+                        f"reading and parsing it did not finish in {minutes} min (skipped until it changes)"
+                    )
+                    log.error("sync: stuck on %s for %d min: skipped from the next start", path, minutes)
+                    await self.store.remember_failed(path, mtime_ns, size, reason)
+                    await self.notify("alert.sync_stalled_file", minutes=minutes, path=path)
+                    return
+                done, total = self.progress or (0, 0)
                 log.error("sync: no progress for %d min (%d of %d files done)", minutes, done, total)
                 await self.notify("alert.sync_stalled", minutes=minutes, done=f"{done:,}", total=f"{total:,}")
                 return

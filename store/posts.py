@@ -404,6 +404,15 @@ class PostsStore(StoreBase):
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     @_locked
+    async def remember_failed(self, path: str, mtime_ns: int, size: int, reason: str) -> None:
+        """Record one file as failing in these bytes, as a sync's end does (`finish_sync`): the next sync
+        skips it until it changes. (For a file that stalls the sync running: it never gets to its end.)"""
+        async with self._transaction():
+            await self.conn.execute(
+                "INSERT OR REPLACE INTO failed_files VALUES (?,?,?,?)", (path, mtime_ns, size, reason)
+            )
+
+    @_locked
     async def finish_sync(
         self, summary: dict[str, Any], failed: Sequence[tuple[str, int, int, str]] = ()
     ) -> None:

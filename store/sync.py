@@ -153,11 +153,26 @@ def index_post(
     )
 
 
-def _prepare(cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | None]]) -> list[tuple]:
+@dataclass
+class Parsing:
+    """The file this process is reading and parsing now, (path, mtime_ns, size), or None: what a watchdog
+    names when the sync stalls (bot.follow), and remembers as a failure of these bytes so that the next
+    start skips the file. Kept when files are parsed in this process (an incremental sync: where a new
+    file that stalls the parser arrives); worker processes do not report theirs."""
+
+    file: tuple[str, int, int] | None = None
+
+
+def _prepare(
+    cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | None]], parsing: Parsing | None = None
+) -> list[tuple]:
     """Worker: read, hash and parse files. Returns per item ('ok', rel, IndexedPost) | ('same', rel, None)
-    | ('err', rel, (reason, (mtime_ns, size) when the failure is a property of these bytes, else None))."""
+    | ('err', rel, (reason, (mtime_ns, size) when the failure is a property of these bytes, else None)).
+    Notes each file in `parsing` while it is at it."""
     out: list[tuple] = []
     for rel, abspath, mtime_ns, size, old_hash in items:
+        if parsing is not None:
+            parsing.file = (rel, mtime_ns, size)
         try:
             raw = _read(abspath, cfg)
         except (OSError, _Unusable) as exc:
@@ -178,6 +193,8 @@ def _prepare(cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | Non
             out.append(("err", rel, (str(exc), None if again else (mtime_ns, size))))
         except Exception as exc:  # a bug or an exotic file must not abort the sync
             out.append(("err", rel, (f"unexpected error: {type(exc).__name__}: {exc}", (mtime_ns, size))))
+    if parsing is not None:
+        parsing.file = None
     return out
 
 
@@ -297,6 +314,7 @@ async def sync_archive(
     cfg: ArchiveConfig,
     *,
     progress: ProgressFn | None = None,
+    parsing: Parsing | None = None,
     workers: int | None = None,
     allow_mass_delete: bool = False,
     merge: bool = True,
@@ -310,7 +328,8 @@ async def sync_archive(
     caller runs when it likes (the bot: in the background, between searches) — the posts are searchable
     as soon as this returns (100,000 large posts: ~20 s sooner).
 
-    Files changed less than `settle` seconds ago are waited for (see SETTLE_SECONDS)."""
+    Files changed less than `settle` seconds ago are waited for (see SETTLE_SECONDS). `parsing` is told
+    the file parsed in this process (see Parsing)."""
     started = time.monotonic()
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     procs = _Workers(n_workers)
@@ -325,7 +344,9 @@ async def sync_archive(
         if await store.stories_stale():
             await store.regroup(cfg.story_window_hours, progress)  # after the upgrade that added stories
         states = await store.file_states()
-        return await _sync(store, cfg, states, procs, progress, started, allow_mass_delete, merge, settle)
+        return await _sync(
+            store, cfg, states, procs, progress, parsing, started, allow_mass_delete, merge, settle
+        )
     finally:
         procs.close()
 
@@ -432,6 +453,7 @@ async def _sync(
     states: dict[str, tuple[int, int, int]],
     workers: _Workers,
     progress: ProgressFn | None,
+    parsing: Parsing | None,
     started: float,
     allow_mass_delete: bool,
     merge: bool,
@@ -577,8 +599,8 @@ async def _sync(
 
     chunks = _chunks(todo)
     if pool is not None:
-        parsing = (loop.run_in_executor(pool, _prepare, cfg, chunk) for chunk in chunks)
-        async for outcomes in in_order(parsing, workers.n * 3):
+        parsed = (loop.run_in_executor(pool, _prepare, cfg, chunk) for chunk in chunks)
+        async for outcomes in in_order(parsed, workers.n * 3):
             take(outcomes)
             if progress:
                 progress(done, total)
@@ -586,7 +608,7 @@ async def _sync(
         workers.stop()
     else:
         for chunk in chunks:
-            take(await loop.run_in_executor(None, _prepare, cfg, chunk))
+            take(await loop.run_in_executor(None, _prepare, cfg, chunk, parsing))
             if progress:
                 progress(done, total)
             await flush()

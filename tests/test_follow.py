@@ -808,6 +808,43 @@ async def test_a_sync_that_stops_making_progress_is_reported_once_and_the_bot_st
     assert (await syncing).result is not None
 
 
+async def test_a_file_the_parser_never_finishes_is_named_and_skipped_from_the_next_start(
+    make_env, monkeypatch
+):
+    import threading
+
+    import bot.follow as follow
+    import store.sync as sync_module
+    from store.settings import archive_config
+    from store.sync import sync_archive
+
+    env = await make_env()
+    monkeypatch.setattr(follow, "STALL_ALERT_AFTER", 0.4)
+    monkeypatch.setattr(follow, "STALL_CHECK_EVERY", 0.05)
+    release = threading.Event()
+    parse = sync_module.parse_post
+
+    def stalls_on_one(cfg, rel, raw):  # (a parser that never finishes this file, until the test ends)
+        if rel.endswith("-stuck.md"):
+            release.wait(30)
+        return parse(cfg, rel, raw)
+
+    monkeypatch.setattr(sync_module, "parse_post", stalls_on_one)
+    env.archive.post("2024-05-01-stuck.md", "解析不完", "内容。", date="2024-05-01")
+    syncing = asyncio.ensure_future(env.svc.follower.sync())
+    try:
+        told = await env.api.wait_for(lambda: [m for m in env.api.sent_to(ADMIN) if "stuck.md" in m.text])
+        assert "_posts/2024-05-01-stuck.md" in told[0].text and "restart" in told[0].text
+        # the bot restarts: its first sync skips the file (it would stall again) and does the others
+        env.archive.post("2024-05-02-next.md", "下一篇", "内容。", date="2024-05-02")
+        again = await sync_archive(env.svc.store, archive_config(env.svc.settings), settle=0)
+        assert again.added == 1 and [e["path"] for e in again.errors] == ["_posts/2024-05-01-stuck.md"]
+        assert "did not finish" in again.errors[0]["reason"]
+    finally:
+        release.set()
+    assert (await syncing).result is not None
+
+
 async def test_every_post_failing_the_same_way_is_one_admin_alert(make_env):
     env = await make_env(digest_threshold=10)
     env.api.refusing[CHANNEL] = ApiError("Bad Request: can't parse entities: unsupported start tag")
