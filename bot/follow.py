@@ -17,9 +17,10 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from store.candidates import TooCostly
-from store.db import Store, database_problem
+from store.db import Store, database_problem, now_ts
 from store.jekyll import ArchiveError
 from store.search import matching
 from store.settings import Settings, archive_config
@@ -43,6 +44,7 @@ class SyncReport:
     pull_error: str | None = None
     error: str | None = None
     queued: int = 0
+    too_old: int = 0  # new posts not pushed for their date (enqueue_new_posts)
 
 
 def deliveries_kept(settings: Settings) -> int:
@@ -67,8 +69,18 @@ async def sync_settings_rules(store: Store, settings: Settings) -> None:
             await store.remove_rule(stored["id"])
 
 
-async def enqueue_new_posts(store: Store) -> tuple[int, list[tuple[dict, str]]]:
+class Queued(NamedTuple):
+    queued: int  # deliveries queued
+    broken: list[tuple[dict, str]]  # (rule, reason) of the rules paused because their filter failed
+    too_old: int  # new posts not pushed for their date (see enqueue_new_posts)
+
+
+async def enqueue_new_posts(store: Store, max_age: float = 0) -> Queued:
     """Record a pending delivery for every (rule, post first indexed after the rule existed) match.
+
+    A new post dated more than `max_age` seconds ago (0: any date) is indexed but not pushed: a backfill
+    of old posts, or files renamed or moved (a post under a new path is a new post), would otherwise
+    push the archive's past to every chat as news, one digest after another. Their number is returned.
 
     Rules with the same filter (readers subscribe to the same categories and words) are matched once, over
     the new posts any of them may get: each distinct filter costs a database read, not each rule. A
@@ -78,12 +90,17 @@ async def enqueue_new_posts(store: Store) -> tuple[int, list[tuple[dict, str]]]:
     delivered = int(await store.get_meta("delivered_seq", "0") or 0)
     current = await store.current_seq()
     if current <= delivered:
-        return 0, []
+        return Queued(0, [], 0)
     rules = [rule for rule in await store.rules() if not rule["paused"]]
     new = await store.new_posts_since(delivered) if rules else []
+    oldest = now_ts() - max_age if max_age > 0 else None
+    too_old = 0
+    if oldest is not None:
+        too_old = sum(1 for _, _, ts in new if ts < oldest)
+        new = [post for post in new if post[2] >= oldest]
     by_filter: dict[tuple[tuple[str, ...], str], list[tuple[dict, list[int]]]] = {}
     for rule in rules:
-        eligible = [rowid for rowid, first_seen in new if first_seen > rule["since_seq"]]
+        eligible = [rowid for rowid, first_seen, _ in new if first_seen > rule["since_seq"]]
         if eligible:
             by_filter.setdefault((tuple(rule["categories"]), rule["query"]), []).append((rule, eligible))
     items: list[tuple[int, str, int, int]] = []
@@ -110,9 +127,11 @@ async def enqueue_new_posts(store: Store) -> tuple[int, list[tuple[dict, str]]]:
             items += [
                 (rule["id"], rule["chat"], rule["thread"], rowid) for rowid in eligible if rowid in keep
             ]
-    order = {rowid: i for i, (rowid, _) in enumerate(new)}  # (new posts come oldest first)
+    order = {rowid: i for i, (rowid, _, _) in enumerate(new)}  # (new posts come oldest first)
     items.sort(key=lambda item: order[item[3]])
-    return await store.enqueue(items, current), broken
+    if too_old:
+        log.info("%d new posts dated more than %.0f h ago: indexed, not pushed", too_old, max_age / 3600)
+    return Queued(await store.enqueue(items, current), broken, too_old)
 
 
 class Follower:
@@ -162,7 +181,9 @@ class Follower:
                 allow_mass_delete=self.settings.allow_mass_delete,
                 merge=False,
             )
-            queued, broken = await enqueue_new_posts(self.store)
+            queued, broken, too_old = await enqueue_new_posts(
+                self.store, self.settings.deliver_max_age_hours * 3600
+            )
             await self.store.load_story_map()  # (not by the first search after the sync)
             await self._merge_in_background()  # after the new posts' deliveries are queued
         except ArchiveError as exc:
@@ -184,7 +205,7 @@ class Follower:
         await self.store.forget_deliveries(deliveries_kept(self.settings))
         if queued and self.on_new:
             self.on_new()
-        report = SyncReport(result, round(time.monotonic() - started, 2), pull_error, None, queued)
+        report = SyncReport(result, round(time.monotonic() - started, 2), pull_error, None, queued, too_old)
         log.info(
             "sync: added %d, updated %d, deleted %d, unchanged %d, skipped %d; %d deliveries queued",
             result.added,

@@ -148,10 +148,10 @@ class LedgerStore(StoreBase):
         cur = await self.conn.execute("UPDATE rules SET paused=NULL, paused_by=NULL WHERE id=?", (rule_id,))
         return bool(cur.rowcount)
 
-    async def new_posts_since(self, seq: int) -> list[tuple[int, int]]:
-        """(rowid, first_seen) of posts first indexed after sync `seq`, oldest first."""
+    async def new_posts_since(self, seq: int) -> list[tuple[int, int, int]]:
+        """(rowid, first_seen, ts) of posts first indexed after sync `seq`, oldest first."""
         return await self._fetch(
-            "SELECT rowid, first_seen FROM posts WHERE first_seen > ? ORDER BY ts, rowid", (seq,)
+            "SELECT rowid, first_seen, ts FROM posts WHERE first_seen > ? ORDER BY ts, rowid", (seq,)
         )
 
     @_locked

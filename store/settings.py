@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     digest_threshold: int = Field(
         5, ge=1, description="more pending posts than this for one chat → one digest"
     )
+    deliver_max_age_hours: int = Field(
+        72,
+        ge=0,
+        description="a new post dated more than this many hours ago is indexed but not auto-posted or"
+        " alerted (a backfill of old posts, files renamed or moved); 0: whatever its date",
+    )
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -74,7 +74,7 @@ def test_an_alert_query_past_the_time_limit_raises_and_its_rule_is_paused(heavy)
         heavy.archive.post(f"2024-05-03-n{i}.md", f"汇率新消息{i}", "的" * 2000 + "汇率。", categories="x")
     heavy.run(sync_archive(store, open_archive(heavy.archive.root), workers=0))
     try:
-        _, broken = heavy.run(enqueue_new_posts(store))
+        _, broken, _ = heavy.run(enqueue_new_posts(store))
     finally:
         store.search_time_limit = 30
     assert [rule["id"] for rule, _ in broken] == [costly]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -68,6 +69,7 @@ async def make_env(tmp_path, archive):
             digest_threshold=3,
             autopost_chats=[AutopostRule(chat_id=CHANNEL)],
             default_language="en",
+            deliver_max_age_hours=0,  # (the posts here are dated 2024; the age rule has a test of its own)
         )
         values.update(overrides)
         app = await start_bot(Settings(**values))
@@ -217,6 +219,27 @@ async def test_a_post_still_being_written_is_pushed_only_once_it_is_complete(mak
     await env.settle()
     (posted,) = env.channel_posts()
     assert "开头，然后写完了全文。" in posted.text
+
+
+async def test_new_posts_dated_long_ago_are_indexed_but_not_pushed(make_env):
+    # a backfill of old posts, or files moved to new paths: the archive's past is not news
+    env = await make_env(deliver_max_age_hours=72)
+    await env.api.ask(ALICE, "/subscribe 回填", user_id=ALICE)
+    before = len(env.api.sent_to(ALICE))
+    now = datetime.now(timezone.utc)
+    recent = (now - timedelta(hours=70)).strftime("%Y-%m-%d %H:%M:%S +0000")
+    for i in range(3):
+        env.archive.post(
+            f"2020-01-0{i + 1}-old{i}.md", f"回填旧闻{i}", "回填的内容。", date=f"2020-01-0{i + 1}"
+        )
+    env.archive.post(f"{recent[:10]}-recent.md", "回填的近闻", "回填的内容。", date=recent)
+    reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
+    assert "4 added" in reply.text and "3 new post(s) dated more than 72 h ago" in reply.text
+    await env.settle()
+    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["回填的近闻"]
+    assert [m.text.split("\n")[0] for m in env.api.sent_to(ALICE)[before:]] == ["回填的近闻"]
+    page = await search(env.svc.store, "回填旧闻")  # (indexed all the same)
+    assert page.total == 3
 
 
 async def test_forbidden_pauses_the_rule_and_tells_admins(make_env):

@@ -129,7 +129,7 @@ def test_rules_whose_filters_cannot_run_are_paused_and_the_others_still_get_thei
         archive.post(f"2024-04-0{i + 1}-n{i}.md", f"新的汇率消息{i}", "正文。", categories="markets")
     # new posts arrive (a sync of another archive would delete; add them through the same store)
     live.run(sync_archive(store, open_archive(archive.root), workers=0, allow_mass_delete=True))
-    queued, broken = live.run(enqueue_new_posts(store))
+    queued, broken, _ = live.run(enqueue_new_posts(store))
     rules = {r["id"]: r for r in live.run(store.rules())}
     assert [r["id"] for r, _ in broken] == [huge]
     assert rules[huge]["paused"] and "filter failed" in rules[huge]["paused"]

@@ -172,6 +172,7 @@ class _Channel:
             SYNC_INTERVAL="0",
             DIGEST_THRESHOLD="100",
             AUTOPOST_CHATS=json.dumps([{"chat_id": self.channel}]),
+            DELIVER_MAX_AGE_HOURS="0",  # (its posts are dated 2024)
         )
 
     async def open(self) -> FakeBotAPI:
