@@ -25,7 +25,7 @@ from .deliver import Deliverer
 from .flood import ChatFloodLimiter
 from .follow import Follower, sync_settings_rules
 from .handlers import ADMIN_COMMANDS, USER_COMMANDS, register
-from .handlers.guard import INLINE_PER_UPDATE, SEARCH_LIMITS_PER_MINUTE, Flood
+from .handlers.guard import GROUP_ANSWERS_PER_MINUTE, INLINE_PER_UPDATE, SEARCH_LIMITS_PER_MINUTE, Flood
 from .i18n import I18n
 from .instance import AlreadyRunning, InstanceLock
 from .logs import redact, setup_logging
@@ -103,6 +103,8 @@ async def setup(app: Application) -> None:
         )
     if settings.user_updates_per_minute:
         svc.inline_flood = Flood(INLINE_PER_UPDATE * settings.user_updates_per_minute)
+    if app.bot.rate_limiter is not None:  # (it holds a group's answers past Telegram's limit: see guard)
+        svc.group_flood = Flood(GROUP_ANSWERS_PER_MINUTE)
     svc.deliverer = Deliverer(app.bot, store, settings, i18n, svc.notify)
     svc.follower = Follower(store, settings, svc.notify, on_new=svc.deliverer.kick, tell=svc.tell)
     # The segmenter's dictionary, the folding tables and the snippets' table load in a thread now, not in

@@ -35,6 +35,7 @@ class Services:
     deliverer: Any = None
     flood: Any = None  # handlers.guard.Flood, or None when neither flood limit is set
     inline_flood: Any = None  # handlers.guard.Flood for inline queries, or None (USER_UPDATES_PER_MINUTE 0)
+    group_flood: Any = None  # handlers.guard.Flood of the answers in each group, or None (no rate limiter)
     first_sync: asyncio.Task | None = None  # the sync started with the bot (in the background)
     warming: asyncio.Future | None = None  # what a first search needs, loading (store.search.warm_up)
     started: float = field(default_factory=time.time)

@@ -544,3 +544,22 @@ async def test_any_button_data_and_inline_query_gets_an_answer(bot, caplog):
     # (a page button pressed on the page it shows edits nothing: Telegram says so, and that is all)
     assert [e for e in api.errors if "message is not modified" not in e[1]] == []
     assert not [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_a_busy_group_does_not_hold_up_the_answers_in_other_chats(limited_bot, caplog):
+    # Telegram takes 20 messages a minute in one group: commands sent there faster than that must not
+    # leave the bot's handlers all waiting on that group's limit while other chats wait for them
+    api, app = limited_bot
+    for user in range(5001, 5041):  # forty members, one command each: within every user's own limit
+        api.send_text(GROUP, "/latest@newsbot_test_bot", user_id=user)
+    await api.wait_for(lambda: len(api.sent_to(GROUP)) >= 15)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reply = await api.ask(WANG, "/help", user_id=WANG)
+    assert reply.text and loop.time() - started < 3
+    await asyncio.sleep(0.5)
+    answers = api.sent_to(GROUP)
+    assert len(answers) == 20  # (Telegram's limit for a group; the other commands are not answered)
+    pressed = api.press(answers[0], answers[0].buttons()[0]["text"], user_id=5001)
+    assert "busy" in (await api.callback_answer(pressed)).get("text", "")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -6,6 +6,7 @@ nothing, have a looser count of their own and the same database budget (bot.hand
 from __future__ import annotations
 
 import collections
+import logging
 import time
 
 from telegram import Update
@@ -13,6 +14,8 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from ..services import services
 from .common import answer, reply
+
+log = logging.getLogger("newsbot.bot")
 
 WINDOW = 60.0
 # A user's searches may keep the database busy this many times SEARCH_TIME_LIMIT a minute (5 s by default:
@@ -22,6 +25,11 @@ SEARCH_LIMITS_PER_MINUTE = 10
 # Telegram app sends one at each pause in typing, so a reader's stay well below; a client sending them
 # faster would keep the bot building answers.
 INLINE_PER_UPDATE = 4
+# Answers (replies, pages turned) the bot gives in one group a minute: Telegram takes 20 messages a minute
+# in a group, and the rate limiter (bot.flood) holds each answer past that until the group has room. With
+# more commands than that arriving, every one of the bot's concurrent handlers ended up waiting on that
+# one group's limit, and every other chat waited for them: the answers past this are not attempted.
+GROUP_ANSWERS_PER_MINUTE = 20
 
 
 class _Window:
@@ -117,6 +125,21 @@ async def guard(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not isinstance(update, Update) or not _answerable(update):
         return
     svc = services(context)
+    chat = update.effective_chat
+    if svc.group_flood is not None and chat is not None and chat.type != chat.PRIVATE:
+        allowed, first = svc.group_flood.allow(chat.id)
+        if not allowed:
+            if first:
+                log.info(
+                    "group %s: more than %d answers a minute asked for; the rest wait",
+                    chat.id,
+                    GROUP_ANSWERS_PER_MINUTE,
+                )
+            if update.callback_query is not None:  # (a button's answer is not a message in the group)
+                await answer(
+                    update.callback_query, svc.i18n.t(await svc.language(update), "flood.group_busy")
+                )
+            raise ApplicationHandlerStop
     user = update.effective_user
     if svc.flood is None or user is None or svc.is_admin(update):
         return
