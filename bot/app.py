@@ -22,7 +22,7 @@ from store.search import warm_up
 from store.settings import Settings, archive_config
 
 from .deliver import Deliverer
-from .flood import ChatFloodLimiter
+from .flood import ChatFloodLimiter, FairUpdates
 from .follow import Follower, sync_settings_rules
 from .handlers import ADMIN_COMMANDS, USER_COMMANDS, register
 from .handlers.guard import GROUP_ANSWERS_PER_MINUTE, INLINE_PER_UPDATE, SEARCH_LIMITS_PER_MINUTE, Flood
@@ -64,7 +64,7 @@ def build_application(settings: Settings, *, rate_limit: bool | None = None) -> 
         .post_init(setup)
         .post_stop(stop_work)
         .post_shutdown(teardown)
-        .concurrent_updates(CONCURRENT_UPDATES)
+        .concurrent_updates(FairUpdates(CONCURRENT_UPDATES))
         # httpcore scans its whole pool on every request; a smaller pool is faster at the ~30 messages/s
         # Telegram allows (256, PTB's default, measured 2x slower on a burst of updates)
         .connection_pool_size(HTTP_POOL)

@@ -7,7 +7,11 @@ one chat (a busy group, one reader's chat), and they can ask for minutes, so one
 froze every reader's answers and every channel's posts. Here a 429 waits in its own request only, and
 only when the wait is short (FLOOD_WAIT_MAX): a longer one is raised at once, to the sender (which
 leaves that chat's deliveries for after the wait: bot.deliver) or to a handler (whose reader would not
-wait minutes for an answer: bot.handlers.errors drops it)."""
+wait minutes for an answer: bot.handlers.errors drops it).
+
+And so that a chat whose answers wait (a short flood wait waited out in place, a group past its limit, a
+slow search) cannot hold every one of the bot's concurrent handlers, one chat's updates are handled at
+most PER_CHAT_UPDATES at a time (FairUpdates)."""
 
 from __future__ import annotations
 
@@ -17,8 +21,9 @@ import logging
 import warnings
 from typing import Any
 
+from telegram import Update
 from telegram.error import RetryAfter
-from telegram.ext import AIORateLimiter
+from telegram.ext import AIORateLimiter, BaseUpdateProcessor
 
 log = logging.getLogger("newsbot.flood")
 
@@ -75,3 +80,53 @@ class ChatFloodLimiter(AIORateLimiter):
                 log.info("%s to %s: Telegram asks to wait %.0f s; trying again then", endpoint, chat_id, wait)
                 await asyncio.sleep(wait + 0.1)
         raise AssertionError("unreachable")  # (the last attempt returns or raises)
+
+
+PER_CHAT_UPDATES = 3  # updates of one chat (or one user, without a chat) handled at the same time
+
+
+class FairUpdates(BaseUpdateProcessor):
+    """Handles up to `total` updates at once, at most `per_chat` of them from one chat (inline queries,
+    which have none: from one user). PTB's own processor took updates in arrival order up to `total`:
+    a burst from one chat whose answers then waited (Telegram asking that chat to wait a few seconds)
+    took every handler, and every other chat waited with it. An update waiting for its chat's turn
+    holds none of the `total`."""
+
+    def __init__(self, total: int, per_chat: int = PER_CHAT_UPDATES) -> None:
+        # (PTB's semaphore only bounds the updates waiting here: the `total` is this class's own)
+        super().__init__(max_concurrent_updates=max(total * 64, 1024))
+        self.total, self.per_chat = total, per_chat
+        self._running = asyncio.Semaphore(total)
+        self._chats: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}  # key -> (turns, [waiting])
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free."""
+
+    async def do_process_update(self, update: object, coroutine: Any) -> None:
+        key = _chat_key(update)
+        if key is None:
+            async with self._running:
+                await coroutine
+            return
+        turns, waiting = self._chats.setdefault(key, (asyncio.Semaphore(self.per_chat), [0]))
+        waiting[0] += 1
+        try:
+            async with turns, self._running:
+                await coroutine
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._chats[key]  # (the chats with nothing waiting are not kept)
+
+
+def _chat_key(update: object) -> int | None:
+    if not isinstance(update, Update):
+        return None
+    chat = update.effective_chat
+    if chat is not None:
+        return chat.id
+    user = update.effective_user
+    return user.id if user is not None else None

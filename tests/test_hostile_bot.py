@@ -563,3 +563,18 @@ async def test_a_busy_group_does_not_hold_up_the_answers_in_other_chats(limited_
     pressed = api.press(answers[0], answers[0].buttons()[0]["text"], user_id=5001)
     assert "busy" in (await api.callback_answer(pressed)).get("text", "")
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_one_chats_burst_in_a_flood_wait_does_not_hold_up_other_chats(limited_bot):
+    # a reader sends a burst of commands (within their own limit) while Telegram makes their chat wait:
+    # each answer waits out the short flood wait in place, and must not take every handler with it
+    api, app = limited_bot
+    api.set_flood(ALICE, 6)
+    for _ in range(20):
+        api.send_text(ALICE, "/help", user_id=ALICE)
+    await api.wait_for(lambda: api.errors.count(("sendMessage", "Too Many Requests: retry after 6")) >= 2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reply = await api.ask(WANG, "/help", user_id=WANG)
+    assert reply.text and loop.time() - started < 2
+    await api.wait_for(lambda: len(api.sent_to(ALICE)) == 20, timeout=30)  # hers all go out after the wait
