@@ -235,22 +235,26 @@ def open_archive(
     cfg_file = root / "_config.yml"
     if cfg_file.is_file():
         try:
+            if cfg_file.stat().st_size > MAX_CONFIG_BYTES:
+                raise ArchiveError(
+                    f"cannot use {cfg_file}: over {MAX_CONFIG_BYTES >> 20} MB (a Jekyll config is a few KB)"
+                )
             loaded = yaml.load(cfg_file.read_text(encoding="utf-8"), Loader=ArchiveYAMLLoader)
         except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
             raise ArchiveError(f"cannot read {cfg_file}: {_one_line(exc)}") from exc
         if isinstance(loaded, dict):
-            config = loaded
+            config = {key: _config_text(cfg_file, key, loaded.get(key)) for key in _CONFIG_KEYS}
 
     if site_url is None:
-        url = str(config.get("url") or "").rstrip("/")
-        baseurl = str(config.get("baseurl") or "").strip("/")
+        url = (config.get("url") or "").rstrip("/")
+        baseurl = (config.get("baseurl") or "").strip("/")
         site_url = f"{url}/{baseurl}" if baseurl else url
-    tz_name = timezone_name or str(config.get("timezone") or "UTC")
+    tz_name = timezone_name or config.get("timezone") or "UTC"
     try:
         ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ArchiveError(f"unknown time zone {tz_name!r}") from exc
-    style = permalink or str(config.get("permalink") or "date")
+    style = permalink or config.get("permalink") or "date"
     return ArchiveConfig(
         root=root.resolve(),
         posts_dir=posts.resolve(),
@@ -386,6 +390,21 @@ def _bad_name(entry: os.DirEntry, is_post: bool, rel_of, walk: Walk) -> None:
         walk.problems.append((rel + "/", "folder name is not valid UTF-8: its posts are skipped (rename it)"))
     elif is_post:
         walk.problems.append((rel, "file name is not valid UTF-8: skipped (rename the file)"))
+
+
+_CONFIG_KEYS = ("url", "baseurl", "timezone", "permalink")  # what newsbot reads of `_config.yml`
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _config_text(path: Path, key: str, value: Any) -> str | None:
+    """A `_config.yml` value newsbot reads, as text. Anything but a scalar is refused with the key named:
+    made into text, a list built from YAML aliases (a "billion laughs" of a few hundred bytes: aliases
+    are allowed here, real configs use them) expanded to gigabytes, and the sync never started."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ArchiveError(f"cannot use {path}: `{key}` must be text, not a {type(value).__name__}")
 
 
 def _follow_link(entry: os.DirEntry, is_post: bool, roots, rel_of, walk: Walk, stack: list[str]) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from store.jekyll import MAX_TITLE_CHARS, ArchiveConfig, open_archive, parse_post
+from store.jekyll import MAX_TITLE_CHARS, ArchiveConfig, ArchiveError, open_archive, parse_post
 from store.search import search
 from store.sync import MASS_DELETE_MIN, sync_archive
 
@@ -363,3 +363,29 @@ async def test_file_and_folder_names_that_are_not_utf8_are_reported_and_the_sync
             ("_posts/2024-05-02-\\xe6\\x96.md", "file name is not valid UTF-8: skipped (rename the file)"),
             ("_posts/2024-\\xff/", "folder name is not valid UTF-8: its posts are skipped (rename it)"),
         ]
+
+
+async def test_a_config_built_to_explode_or_of_the_wrong_shape_is_one_clear_error(store, archive):
+    # (aliases are allowed in _config.yml, as real configs use them; but `url: *h` made into text expanded
+    # to gigabytes and the sync never started)
+    archive.post("2024-05-01-ok.md", "好的文章", "正文。")
+    bomb = BOMB.split("---")[1].replace("categories: *h", "url: *h")
+    for text, why in (
+        (bomb, "`url` must be text, not a list"),
+        ("url: https://x.example\ntimezone: {zone: Asia/Shanghai}\n", "`timezone` must be text, not a dict"),
+        ("url: x\n" + "# padding\n" * 150_000, "over 1 MB"),
+    ):
+        archive.config(text)
+        started = time.monotonic()
+        try:
+            open_archive(archive.root)
+        except ArchiveError as exc:
+            assert why in str(exc) and "_config.yml" in str(exc)
+        else:
+            raise AssertionError(f"accepted: {why}")
+        assert time.monotonic() - started < 2
+    archive.config("defaults: &post\n  layout: post\nmore: *post\nurl: https://x.example\nbaseurl: /news\n")
+    result = await sync(store, archive)  # aliases elsewhere in a config are fine
+    assert result.added == 1
+    (post,) = await store.latest(1)
+    assert post.archive_url.startswith("https://x.example/news/")
