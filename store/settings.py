@@ -206,6 +206,8 @@ def load_settings(**overrides) -> Settings:
         detail = f": {' '.join(str(cause).split())[:120]}" if cause else ""
         field = str(exc).split("for field ", 1)[-1].split(" ", 1)[0] if "for field " in str(exc) else ""
         raise SettingsError(f"{field.upper() or 'settings'}: not valid JSON{detail}") from None
+    except RecursionError:  # json.loads of `[[[[…` thousands deep
+        raise SettingsError("ADMIN_IDS or AUTOPOST_CHATS: JSON nested too deeply") from None
     except UnicodeDecodeError as exc:  # (the .env file)
         raise SettingsError(
             f".env: not valid UTF-8 (byte {exc.object[exc.start]:#04x} at {exc.start})"

@@ -118,7 +118,7 @@ def test_settings_from_env_file_and_errors(tmp_path, archive):
         ).fetchone() == (1,)
 
 
-def test_settings_arguments_and_query_lines_that_are_not_utf8_get_a_clear_answer(tmp_path, archive):
+def test_settings_arguments_and_query_lines_that_cannot_be_read_get_a_clear_answer(tmp_path, archive):
     # (Python hands over such bytes as lone surrogates: a SITE_URL of them failed every sync at its first
     # post, a query or an id was a traceback)
     archive.post("2024-05-01-a.md", "标题", "正文。")
@@ -137,6 +137,10 @@ def test_settings_arguments_and_query_lines_that_are_not_utf8_get_a_clear_answer
         r.returncode == 2
         and r.stderr.strip() == "newsbot: configuration error: .env: not valid UTF-8 (byte 0xff at 30)"
     )
+    for key in ("ADMIN_IDS", "AUTOPOST_CHATS"):  # (JSON thousands of levels deep: a RecursionError)
+        (tmp_path / ".env").write_text(f"{key}={'[' * 50_000}{']' * 50_000}\n")
+        r = run(*sync_args, cwd=tmp_path)
+        assert r.returncode == 2 and "JSON nested too deeply" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / ".env").unlink()
     assert run(*sync_args, cwd=tmp_path).returncode == 0
     for args in (("search", "正文\udcff"), ("show", "x\udcff"), ("latest", "--category", "x\udcff")):
