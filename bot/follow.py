@@ -148,7 +148,7 @@ class Follower:
         self._failing: dict[str, tuple[str, str]] = {}  # "sync"/"pull" -> (alert, error) last told
         self._refused = 0  # the refused mass deletion the admins were last told about
         self.progress: tuple[int, int] | None = None  # (files done, files to do) of the sync running
-        self.parsing = Parsing()  # the file the sync running parses in this process, if any
+        self.parsing = Parsing()  # the files the sync running is parsing
         self.merging: asyncio.Task | None = None  # the index merge a large sync left
 
     async def sync(self, pull: bool | None = None) -> SyncReport:
@@ -220,24 +220,26 @@ class Follower:
     async def _watch_progress(self) -> None:
         """Tell the admins, once, when the sync running has done no file for STALL_ALERT_AFTER seconds (a
         file the parser cannot finish, a disk that hangs): it would otherwise wait without a word, and
-        every sync asked for meanwhile (scheduled or /reload) with it. When it is stuck on a file this
-        process parses, that file is named and remembered as failing in these bytes: the next start
-        skips it (it would stall that sync too) until it changes."""
-        seen, since = (self.progress, self.parsing.file), time.monotonic()
+        every sync asked for meanwhile (scheduled or /reload) with it. When it is stuck on files being
+        parsed (in this process, or by a large sync's workers), they are named and remembered as failing
+        in these bytes: the next start skips them (they would stall that sync too) until they change."""
+        seen, since = (self.progress, self.parsing.files()), time.monotonic()
         while True:
             await asyncio.sleep(STALL_CHECK_EVERY)
-            if (self.progress, self.parsing.file) != seen:
-                seen, since = (self.progress, self.parsing.file), time.monotonic()
+            now = (self.progress, self.parsing.files())
+            if now != seen:
+                seen, since = now, time.monotonic()
             elif time.monotonic() - since >= STALL_ALERT_AFTER:
                 minutes = max(1, round((time.monotonic() - since) / 60))
-                if self.parsing.file is not None:
-                    path, mtime_ns, size = self.parsing.file
+                if now[1]:  # stuck on these files (each worker's, or this process's)
                     reason = (
                         f"reading and parsing it did not finish in {minutes} min (skipped until it changes)"
                     )
-                    log.error("sync: stuck on %s for %d min: skipped from the next start", path, minutes)
-                    await self.store.remember_failed(path, mtime_ns, size, reason)
-                    await self.notify("alert.sync_stalled_file", minutes=minutes, path=path)
+                    for path, mtime_ns, size in now[1]:
+                        log.error("sync: stuck on %s for %d min: skipped from the next start", path, minutes)
+                        await self.store.remember_failed(path, mtime_ns, size, reason)
+                    paths = ", ".join(path for path, _, _ in now[1])
+                    await self.notify("alert.sync_stalled_file", minutes=minutes, path=paths)
                     return
                 done, total = self.progress or (0, 0)
                 log.error("sync: no progress for %d min (%d of %d files done)", minutes, done, total)

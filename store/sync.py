@@ -155,12 +155,17 @@ def index_post(
 
 @dataclass
 class Parsing:
-    """The file this process is reading and parsing now, (path, mtime_ns, size), or None: what a watchdog
-    names when the sync stalls (bot.follow), and remembers as a failure of these bytes so that the next
-    start skips the file. Kept when files are parsed in this process (an incremental sync: where a new
-    file that stalls the parser arrives); worker processes do not report theirs."""
+    """The files the sync is reading and parsing now, each (path, mtime_ns, size): what a watchdog names
+    when the sync stalls (bot.follow), and remembers as a failure of these bytes so that the next start
+    skips them. `file` is the one this process parses (an incremental sync); the parsing workers of a
+    large sync each note theirs in a slot of shared memory (`_Workers.busy_files`)."""
 
     file: tuple[str, int, int] | None = None
+    workers: _Workers | None = None
+
+    def files(self) -> list[tuple[str, int, int]]:
+        here = [self.file] if self.file is not None else []
+        return here + (self.workers.busy_files() if self.workers is not None else [])
 
 
 def _prepare(
@@ -173,6 +178,8 @@ def _prepare(
     for rel, abspath, mtime_ns, size, old_hash in items:
         if parsing is not None:
             parsing.file = (rel, mtime_ns, size)
+        elif _slot is not None:  # (a parsing worker)
+            _note_file(f"{mtime_ns} {size} {rel}".encode())
         try:
             raw = _read(abspath, cfg)
         except (OSError, _Unusable) as exc:
@@ -195,6 +202,8 @@ def _prepare(
             out.append(("err", rel, (f"unexpected error: {type(exc).__name__}: {exc}", (mtime_ns, size))))
     if parsing is not None:
         parsing.file = None
+    elif _slot is not None:
+        _note_file(b"")
     return out
 
 
@@ -333,6 +342,8 @@ async def sync_archive(
     started = time.monotonic()
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     procs = _Workers(n_workers)
+    if parsing is not None:
+        parsing.workers = procs
     try:
         if not await store.index_is_current():
             # after an upgrade that changed the index format: a rebuild that "auto" chooses anew for
@@ -376,6 +387,7 @@ class _Workers:
         self.n = n
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._grouping: concurrent.futures.ProcessPoolExecutor | None = None
+        self._slots: Any = None  # shared memory: the file each parsing worker is at (see _note_file)
 
     def grouping(self, window: int, next_story: int) -> concurrent.futures.Executor:
         """A process of its own with a story grouper (store.stories.process_*); one process, so its
@@ -396,12 +408,26 @@ class _Workers:
     def start(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
+            self._slots = ctx.Array(ctypes.c_char, self.n * SLOT_BYTES, lock=False)
+            claimed = ctx.Value(ctypes.c_int, 0)
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.n, mp_context=ctx, initializer=_worker_start
+                max_workers=self.n, mp_context=ctx, initializer=_worker_start, initargs=(self._slots, claimed)
             )
             for _ in range(self.n):
                 self._pool.submit(warm_up)  # (the dictionaries load while the walk goes on)
         return self._pool
+
+    def busy_files(self) -> list[tuple[str, int, int]]:
+        """(path, mtime_ns, size) of the file each parsing worker is reading and parsing now."""
+        if self._slots is None:
+            return []
+        out = []
+        raw = self._slots.raw
+        for at in range(0, len(raw), SLOT_BYTES):
+            parts = raw[at : at + SLOT_BYTES].split(b"\0", 1)[0].decode("utf-8", "replace").split(" ", 2)
+            if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+                out.append((parts[2], int(parts[0]), int(parts[1])))
+        return out
 
     def stop(self) -> None:
         """Stop the parsing workers. Without waiting for their processes to exit: joining them held the
@@ -409,6 +435,7 @@ class _Workers:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+            self._slots = None
 
     def close(self) -> None:
         self.stop()
@@ -438,8 +465,31 @@ def _lower_priority(nice: int, idle: bool = False) -> None:
         pass
 
 
-def _worker_start() -> None:
+# Each parsing worker notes the file it is at ("mtime_ns size path", UTF-8, NUL-padded; empty between
+# chunks) in its slot of shared memory, for a watchdog to name a file that stalls the sync (Parsing):
+# a copy of a few hundred bytes a file, where a message to the main process would cost a round trip.
+SLOT_BYTES = 4096
+_slot: tuple[Any, int] | None = None  # (the shared slots, this worker's offset in them)
+
+
+def _worker_start(slots: Any = None, claimed: Any = None) -> None:
+    global _slot
     _lower_priority(WORKER_NICE)
+    if slots is not None and claimed is not None:
+        with claimed.get_lock():
+            index = claimed.value
+            claimed.value += 1
+        if (index + 1) * SLOT_BYTES <= len(slots):
+            _slot = (slots, index * SLOT_BYTES)
+
+
+def _note_file(note: bytes) -> None:
+    """Note in this worker's slot the file it is at (b"": none). A path too long for the slot is not noted."""
+    assert _slot is not None
+    slots, at = _slot
+    if len(note) >= SLOT_BYTES:
+        note = b""
+    slots[at : at + len(note) + 1] = note + b"\0"  # (the reader stops at the first NUL)
 
 
 def _grouper_start(window: int, next_story: int) -> None:

@@ -531,3 +531,24 @@ async def test_a_post_written_just_before_the_sync_is_read_once_it_has_settled(s
     result = await sync(store, archive)
     assert (result.added, result.updated, result.unsettled) == (1, 1, 0)
     assert {p.body for p in await store.latest(5)} == {"改过的正文。", "正文。"}
+
+
+async def test_a_large_syncs_workers_say_which_file_each_is_parsing(store, archive, monkeypatch):
+    # (what the bot's watchdog names, and skips from the next start, when a large sync stalls on a file)
+    monkeypatch.setattr(sync_module, "PARALLEL_THRESHOLD", 2)
+    sentence = "央行宣布下调存款准备金率，市场流动性保持合理充裕。"
+    archive.post("2024-05-01-big.md", "很长的文章", sentence * 20_000)  # ~1.5 MB: parsed for a while
+    for i in range(5):
+        archive.post(f"2024-05-0{i + 2}-small{i}.md", f"短文{i}", sentence)
+    parsing = sync_module.Parsing()
+    seen: set[tuple[str, int, int]] = set()
+    task = asyncio.ensure_future(
+        sync_archive(store, open_archive(archive.root), parsing=parsing, workers=2, settle=0)
+    )
+    while not task.done():
+        seen.update(parsing.files())
+        await asyncio.sleep(0.005)
+    assert (await task).added == 6
+    big = (archive.posts / "2024-05-01-big.md").stat()
+    assert ("_posts/2024-05-01-big.md", big.st_mtime_ns, big.st_size) in seen
+    assert parsing.files() == []  # (the workers are gone with the sync)
