@@ -22,7 +22,7 @@ from typing import Any
 import tornado.httpserver
 import tornado.web
 from telegram import Update
-from telegram.error import Conflict, TelegramError
+from telegram.error import Conflict, InvalidToken, TelegramError
 from telegram.ext import Application
 
 from store.settings import Settings
@@ -116,6 +116,31 @@ def polling_errors(app: Application) -> Callable[[TelegramError], None]:
     return on_error
 
 
+TOKEN_CHECK_EVERY = 300.0  # seconds between two checks that Telegram still takes the bot's token
+
+
+async def watch_token(app: Application, stop: asyncio.Event, every: float = TOKEN_CHECK_EVERY) -> None:
+    """Stop the bot when Telegram no longer takes its token (revoked, or replaced with @BotFather). PTB's
+    long polling ends on that without a word to the application, which went on running without updates
+    and failing every send: a process that looks healthy to its service manager. Here it stops, and
+    `newsbot run` exits 2 with one line saying why (a service manager then shows it failed)."""
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+            return
+        except asyncio.TimeoutError:
+            pass
+        try:
+            await app.bot.get_me()
+        except InvalidToken as exc:
+            log.error("Telegram refuses the bot's token now (revoked or replaced with @BotFather?): stopping")
+            app.bot_data["token_refused"] = exc
+            stop.set()
+            return
+        except TelegramError:  # the network or Telegram's servers: outages are handled where they matter
+            continue
+
+
 async def serve(app: Application, settings: Settings, webhook_secret: str | None = None) -> None:
     """Initialize the application, poll (or, given a secret, serve webhooks) until SIGINT/SIGTERM, then
     shut down."""
@@ -156,13 +181,18 @@ async def serve(app: Application, settings: Settings, webhook_secret: str | None
                 allowed_updates=Update.ALL_TYPES, error_callback=polling_errors(app)
             )
         await app.start()
+        token_watch = asyncio.ensure_future(watch_token(app, stop))
         try:
             await stop.wait()
         finally:
+            token_watch.cancel()
             if server is not None:
                 server.stop()
             elif app.updater is not None and app.updater.running:
-                await app.updater.stop()
+                try:
+                    await app.updater.stop()
+                except InvalidToken:  # (its polling ended on it: the watch above said so)
+                    pass
             await app.stop()
             if app.post_stop:
                 await app.post_stop(app)
@@ -170,3 +200,6 @@ async def serve(app: Application, settings: Settings, webhook_secret: str | None
         await app.shutdown()
         if app.post_shutdown:
             await app.post_shutdown(app)
+    refused = app.bot_data.get("token_refused")
+    if refused is not None:
+        raise refused  # (main_run: one line, exit 2)

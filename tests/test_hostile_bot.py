@@ -578,3 +578,24 @@ async def test_one_chats_burst_in_a_flood_wait_does_not_hold_up_other_chats(limi
     reply = await api.ask(WANG, "/help", user_id=WANG)
     assert reply.text and loop.time() - started < 2
     await api.wait_for(lambda: len(api.sent_to(ALICE)) == 20, timeout=30)  # hers all go out after the wait
+
+
+async def test_a_token_revoked_while_the_bot_runs_stops_it_with_one_line(bot, caplog):
+    # (PTB's long polling ends on a refused token without a word: the bot went on without updates, every
+    # send failing, looking healthy to its service manager; `newsbot run` now exits 2, bot.serve)
+    from telegram.error import InvalidToken
+
+    from bot.serve import watch_token
+
+    api, app = bot
+    stop = asyncio.Event()
+    watch = asyncio.ensure_future(watch_token(app, stop, every=0.1))
+    await asyncio.sleep(0.3)
+    assert not stop.is_set()  # (the token is good: nothing happens)
+    token, api.token = api.token, "123456789:revoked-with-BotFather"
+    await asyncio.wait_for(stop.wait(), 5)
+    await watch
+    assert isinstance(app.bot_data["token_refused"], InvalidToken)
+    lines = [r for r in caplog.records if "refuses the bot's token" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    api.token = token  # (so that the fixture stops the bot as usual)
