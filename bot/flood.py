@@ -1,4 +1,5 @@
-"""Telegram's flood limits: the rate limiter every Bot API call goes through, and how long a 429 is.
+"""Telegram's flood limits, and fairness between chats: the rate limiter every Bot API call goes through,
+what a 429 holds up, and how many of one chat's updates are handled at once.
 
 PTB's AIORateLimiter keeps the bot within Telegram's limits (30 messages a second, 20 a minute per
 group), and that part is kept. What it does on a 429 is not: it holds every request of the bot, in every

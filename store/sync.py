@@ -69,15 +69,15 @@ CHUNK_BYTES = 512 << 10
 GROUP_APART_AT = BULK_LOAD_AT
 MAX_GROUPING_BEHIND = 40
 PAIR_SAMPLE_BYTES = 20_000  # of each sampled file, when choosing the pair characters
-# A sync that would delete more than this share of the indexed posts (and at least MASS_DELETE_MIN of
-# them) deletes nothing unless allowed: an unmounted volume or a wrong ARCHIVE_DIR looks like that, and
-# deleted posts that come back are new posts, auto-posted again.
 # A file changed less than SETTLE_SECONDS before the walk looked at it may still be being written (a scraper
 # writing into the archive, a post copied in): the sync waits until it is that old and reads it only if it
 # did not change meanwhile; one still changing is left for the next sync (SyncResult.unsettled). Else a
 # half-written post would be indexed, and pushed to every chat that follows the archive, cut short.
 # Not in a bulk load (a first sync or a fresh clone: every file is new, and nothing is pushed).
 SETTLE_SECONDS = 2.0
+# A sync that would delete more than this share of the indexed posts (and at least MASS_DELETE_MIN of
+# them) deletes nothing unless allowed: an unmounted volume or a wrong ARCHIVE_DIR looks like that, and
+# deleted posts that come back are new posts, auto-posted again.
 MASS_DELETE_SHARE = 0.5
 MASS_DELETE_MIN = 10
 
@@ -337,8 +337,8 @@ async def sync_archive(
     caller runs when it likes (the bot: in the background, between searches) — the posts are searchable
     as soon as this returns (100,000 large posts: ~20 s sooner).
 
-    Files changed less than `settle` seconds ago are waited for (see SETTLE_SECONDS). `parsing` is told
-    the file parsed in this process (see Parsing)."""
+    Files changed less than `settle` seconds ago are waited for (see SETTLE_SECONDS). `parsing` is kept
+    told which files are being parsed (see Parsing)."""
     started = time.monotonic()
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     procs = _Workers(n_workers)
