@@ -181,6 +181,16 @@ class Deliverer:
         gone = [i["id"] for i in items if i["post"] not in posts]
         await self.store.mark_deliveries(gone, "failed", error="post no longer in the archive")
         items = [i for i in items if i["post"] in posts]
+        hours = self.settings.deliver_max_age_hours
+        if hours:  # (a chat that refused the bot for a week and takes it back gets this week's news only)
+            oldest = now_ts() - hours * 3600
+            stale = [i["id"] for i in items if posts[i["post"]].ts < oldest]
+            if stale:
+                log.info("%d posts for %s are older than %d h now: not sent", len(stale), chat, hours)
+                await self.store.mark_deliveries(
+                    stale, "expired", error=f"older than {hours} h when it could be sent"
+                )
+                items = [i for i in items if posts[i["post"]].ts >= oldest]
         if not items:
             return
         lang = self.i18n.default

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -193,6 +193,14 @@ MIGRATIONS: list[str] = [
     # grew by a row per post and chat forever. This index finds them without reading the others.
     """
     CREATE INDEX deliveries_done ON deliveries (updated) WHERE status IN ('sent', 'failed', 'merged');
+    """,
+    # 12 -> 13: a delivery whose post is older than DELIVER_MAX_AGE_HOURS by the time its chat can take it
+    # (a chat that refused the bot for a week, then took it back) is 'expired', not sent; it is forgotten
+    # as the other finished ones are.
+    """
+    DROP INDEX deliveries_done;
+    CREATE INDEX deliveries_done ON deliveries (updated)
+        WHERE status IN ('sent', 'failed', 'merged', 'expired');
     """,
 ]
 

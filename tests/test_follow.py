@@ -242,6 +242,31 @@ async def test_new_posts_dated_long_ago_are_indexed_but_not_pushed(make_env):
     assert page.total == 3
 
 
+async def test_posts_grown_too_old_while_their_chat_refused_the_bot_are_not_sent(make_env, monkeypatch):
+    # a channel that removed the bot for days gets, once it takes it back, the news that is still news
+    import bot.deliver as deliver
+
+    env = await make_env(deliver_max_age_hours=72)
+    env.api.refusing[CHANNEL] = ApiError("Forbidden: bot was kicked from the channel chat", 403)
+    now = datetime.now(timezone.utc)
+    for name, title, hours in (("older", "三天前的新闻", 71), ("newer", "一小时前的新闻", 1)):
+        date = (now - timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M:%S +0000")
+        env.archive.post(f"{date[:10]}-{name}.md", title, "内容。", date=date)
+    await env.svc.follower.sync()
+    await env.svc.deliverer.run_once()
+    assert await env.svc.store.delivery_counts() == {"pending": 2}  # (both still news when queued)
+    later = deliver.now_ts() + 2 * 3600  # two hours later the bot is taken back
+    monkeypatch.setattr(deliver, "now_ts", lambda: later)
+    del env.api.refusing[CHANNEL]
+    rules = await env.svc.store.rules()
+    await env.api.ask(ADMIN, f"/autopost resume {rules[0]['id']}", user_id=ADMIN)
+    await env.settle()
+    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["一小时前的新闻"]
+    assert await env.svc.store.delivery_counts() == {"sent": 1, "expired": 1}
+    stats = await env.api.ask(ADMIN, "/stats", user_id=ADMIN)
+    assert "1 too old by the time the chat could take them" in stats.text
+
+
 async def test_forbidden_pauses_the_rule_and_tells_admins(make_env):
     env = await make_env()
     env.api.fail_next["sendMessage"] = ApiError("Forbidden: bot was kicked from the channel chat", 403)
