@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
-from .text import body_to_paragraphs, extract_source_links, leading_digest, summarize, truncate
+from .text import body_to_paragraphs, extract_source_links, is_utf8, leading_digest, summarize, truncate
 
 POST_EXTENSIONS = (".md", ".markdown", ".mkd", ".mkdn", ".html", ".htm")
 _FILENAME = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})-(.+)$")
@@ -325,7 +325,7 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
             if name.startswith((".", "_", "#")) or name.endswith("~"):
                 continue
             is_post = name.lower().endswith(POST_EXTENSIONS)
-            if not _utf8(name):
+            if not is_utf8(name):
                 _bad_name(entry, is_post, rel_of, walk)
                 continue
             try:
@@ -360,16 +360,6 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
 
 def _mb(size: int) -> str:
     return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 1024:.0f} KB"
-
-
-def _utf8(name: str) -> bool:
-    """Whether a file name is text: Python gives the bytes of a name that is not valid UTF-8 as lone
-    surrogates, which neither SQLite, JSON nor Telegram take."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def printable_path(path: str) -> str:

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from .candidates import SEARCH_TIME_LIMIT
+from .text import is_utf8
 
 
 class SettingsError(Exception):
@@ -178,18 +179,12 @@ class Settings(BaseSettings):
 
 
 def is_text(value: object) -> bool:
-    """Whether a setting's strings are all text. Python gives the bytes of an environment variable or a
-    command-line argument that are not UTF-8 as lone surrogates, which SQLite, JSON and Telegram refuse:
-    such a SITE_URL failed every sync, at the first post written. (Paths are left alone: a folder's
-    name may be any bytes.)"""
+    """Whether a setting's strings are all text (store.text.is_utf8): a SITE_URL of other bytes failed
+    every sync, at the first post written. (Paths are left alone: a folder's name may be any bytes.)"""
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
+        return is_utf8(value)
     if isinstance(value, (list, tuple)):
         return all(is_text(item) for item in value)
     if isinstance(value, BaseModel):

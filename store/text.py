@@ -171,6 +171,17 @@ def _t2s():
     return opencc.OpenCC("t2s")
 
 
+def is_utf8(text: str) -> bool:
+    """Whether a str is text that can be stored and sent: Python gives bytes that are not UTF-8 (in a file
+    name, an environment variable, a command-line argument) as lone surrogates, which SQLite, JSON and
+    Telegram refuse."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def has_cjk(text: str) -> bool:
     return _CJK_RE.search(text) is not None
 
