@@ -96,9 +96,9 @@ class FairUpdates(BaseUpdateProcessor):
     def __init__(self, total: int, per_chat: int = PER_CHAT_UPDATES) -> None:
         # (PTB's semaphore only bounds the updates waiting here: the `total` is this class's own)
         super().__init__(max_concurrent_updates=max(total * 64, 1024))
-        self.total, self.per_chat = total, per_chat
+        self.per_chat = per_chat
         self._running = asyncio.Semaphore(total)
-        self._chats: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}  # key -> (turns, [waiting])
+        self._chats: dict[int, _Turns] = {}  # the chats with updates running or waiting
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -112,15 +112,27 @@ class FairUpdates(BaseUpdateProcessor):
             async with self._running:
                 await coroutine
             return
-        turns, waiting = self._chats.setdefault(key, (asyncio.Semaphore(self.per_chat), [0]))
-        waiting[0] += 1
+        turns = self._chats.get(key)
+        if turns is None:
+            turns = self._chats[key] = _Turns(self.per_chat)
+        turns.held += 1
         try:
-            async with turns, self._running:
+            async with turns.slots, self._running:
                 await coroutine
         finally:
-            waiting[0] -= 1
-            if not waiting[0]:
+            turns.held -= 1
+            if not turns.held:
                 del self._chats[key]  # (the chats with nothing waiting are not kept)
+
+
+class _Turns:
+    """One chat's turns in FairUpdates: its slots, and how many of its updates run or wait for one."""
+
+    __slots__ = ("held", "slots")
+
+    def __init__(self, per_chat: int) -> None:
+        self.slots = asyncio.Semaphore(per_chat)
+        self.held = 0
 
 
 def _chat_key(update: object) -> int | None:

@@ -26,9 +26,9 @@ SEARCH_LIMITS_PER_MINUTE = 10
 # faster would keep the bot building answers.
 INLINE_PER_UPDATE = 4
 # Answers (replies, pages turned) the bot gives in one group a minute: Telegram takes 20 messages a minute
-# in a group, and the rate limiter (bot.flood) holds each answer past that until the group has room. With
-# more commands than that arriving, every one of the bot's concurrent handlers ended up waiting on that
-# one group's limit, and every other chat waited for them: the answers past this are not attempted.
+# in a group, and the rate limiter (bot.flood) holds each answer past that until the group has room. The
+# answers past this are not attempted: they would come minutes late, behind a backlog that grows while
+# the group keeps asking (and before bot.flood.FairUpdates, they took every handler of the bot with them).
 GROUP_ANSWERS_PER_MINUTE = 20
 
 
@@ -131,7 +131,7 @@ async def guard(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not allowed:
             if first:
                 log.info(
-                    "group %s: more than %d answers a minute asked for; the rest wait",
+                    "group %s: more than %d answers a minute asked for; the rest are not answered",
                     chat.id,
                     GROUP_ANSWERS_PER_MINUTE,
                 )
