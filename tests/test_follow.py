@@ -828,15 +828,22 @@ async def test_a_chat_gets_a_storys_first_report_whichever_of_its_rules_found_it
     assert await env.svc.store.delivery_counts() == {"sent": 1, "merged": 1}
 
 
+@pytest.fixture
+def quick_stall_alerts(monkeypatch):
+    """The stall watchdog (bot.follow) alerting after 0.4 s without progress instead of 10 minutes."""
+    import bot.follow as follow
+
+    monkeypatch.setattr(follow, "STALL_ALERT_AFTER", 0.4)
+    monkeypatch.setattr(follow, "STALL_CHECK_EVERY", 0.05)
+
+
 async def test_a_sync_that_stops_making_progress_is_reported_once_and_the_bot_still_answers(
-    make_env, monkeypatch
+    make_env, monkeypatch, quick_stall_alerts
 ):
     import bot.follow as follow
     from store.sync import SyncResult
 
     env = await make_env()
-    monkeypatch.setattr(follow, "STALL_ALERT_AFTER", 0.4)
-    monkeypatch.setattr(follow, "STALL_CHECK_EVERY", 0.05)
     stuck = asyncio.Event()
 
     async def hangs(store, cfg, progress=None, **kw):  # a file the parser never finishes
@@ -857,18 +864,15 @@ async def test_a_sync_that_stops_making_progress_is_reported_once_and_the_bot_st
 
 
 async def test_a_file_the_parser_never_finishes_is_named_and_skipped_from_the_next_start(
-    make_env, monkeypatch
+    make_env, monkeypatch, quick_stall_alerts
 ):
     import threading
 
-    import bot.follow as follow
     import store.sync as sync_module
     from store.settings import archive_config
     from store.sync import sync_archive
 
     env = await make_env()
-    monkeypatch.setattr(follow, "STALL_ALERT_AFTER", 0.4)
-    monkeypatch.setattr(follow, "STALL_CHECK_EVERY", 0.05)
     release = threading.Event()
     parse = sync_module.parse_post
 
