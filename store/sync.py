@@ -472,15 +472,16 @@ SLOT_BYTES = 4096
 _slot: tuple[Any, int] | None = None  # (the shared slots, this worker's offset in them)
 
 
-def _worker_start(slots: Any = None, claimed: Any = None) -> None:
+def _worker_start(slots: Any, claimed: Any) -> None:
+    """A parsing worker: below the main process, with a slot of `slots` to note its file in (the first
+    one not `claimed` yet)."""
     global _slot
     _lower_priority(WORKER_NICE)
-    if slots is not None and claimed is not None:
-        with claimed.get_lock():
-            index = claimed.value
-            claimed.value += 1
-        if (index + 1) * SLOT_BYTES <= len(slots):
-            _slot = (slots, index * SLOT_BYTES)
+    with claimed.get_lock():
+        index = claimed.value
+        claimed.value += 1
+    if (index + 1) * SLOT_BYTES <= len(slots):  # (a worker past the slots made notes nothing)
+        _slot = (slots, index * SLOT_BYTES)
 
 
 def _note_file(note: bytes) -> None:
