@@ -181,6 +181,10 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  … and {len(result.errors) - 20} more (use --json for all)")
         if result.unsettled:
             print(f"  {result.unsettled} file(s) still being written: left for the next sync")
+        if result.held:
+            print(
+                f"  {result.held} post(s) dated in the future: held until their date (Jekyll's `future: false`)"
+            )
         if result.refused_deletes:
             print(
                 f"newsbot: {result.refused_deletes} indexed posts are gone from the archive, more than half:"

@@ -60,6 +60,11 @@ class PostNotYet(PostError):
     """A post that cannot be indexed now but may be later without changing (dated too far ahead)."""
 
 
+class PostHeld(PostNotYet):
+    """A post dated in the future, which Jekyll does not publish before its date (`future: false`, its
+    default): not an error, it is indexed (and pushed) at the first sync after its date."""
+
+
 # --- YAML that survives real archives ------------------------------------------------------------
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -193,6 +198,9 @@ class ArchiveConfig:
     # "auto": "all" when the archive's posts are long, else "common" (store.segment.pair_chars)
     search_pairs: str = "auto"
     pair_chars: str = ""  # the database's pair characters (store.segment), set by the sync
+    # `future` in _config.yml: Jekyll publishes posts dated in the future only when it is true (its
+    # default is false); other posts are held until their date (PostHeld)
+    future: bool = False
 
     @property
     def roots(self) -> tuple[str, str]:
@@ -232,6 +240,7 @@ def open_archive(
         raise ArchiveError(f"cannot read {posts}")
 
     config: dict[str, Any] = {}
+    future = False
     cfg_file = root / "_config.yml"
     if cfg_file.is_file():
         try:
@@ -244,6 +253,8 @@ def open_archive(
             raise ArchiveError(f"cannot read {cfg_file}: {_one_line(exc)}") from exc
         if isinstance(loaded, dict):
             config = {key: _config_text(cfg_file, key, loaded.get(key)) for key in _CONFIG_KEYS}
+            # as Jekyll (Ruby) reads it: anything but null or false is true
+            future = loaded.get("future") is not None and loaded.get("future") is not False
 
     if site_url is None:
         url = (config.get("url") or "").rstrip("/")
@@ -265,6 +276,7 @@ def open_archive(
         max_post_bytes=max_post_bytes,
         story_window_hours=story_window_hours,
         search_pairs=search_pairs,
+        future=future,
     )
 
 
@@ -553,6 +565,10 @@ def _permalink(cfg: ArchiveConfig, template: str, post_date: datetime, slug: str
     return cfg.site_url + _SLASHES.sub("/", "/" + path.lstrip("/"))
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: bool = True) -> Post:
     """Parse one post file's bytes. Raises PostError with a clear reason."""
     try:
@@ -625,10 +641,15 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
         post_date.timestamp(), post_date.astimezone(tz)
     except (OverflowError, ValueError, OSError):
         raise PostError(f"date out of range: {post_date.isoformat()}") from None
-    if post_date > datetime.now(timezone.utc) + MAX_FUTURE:
+    now = _now()
+    if post_date > now + MAX_FUTURE:
         # A typo (9999, 2204) would sit at the top of /latest forever; such a post is indexed once its
         # date is less than a year ahead.
         raise PostNotYet(f"date more than a year in the future: {post_date.date().isoformat()}")
+    if post_date > now and not cfg.future:
+        # Jekyll's site would not have it yet (its link: a 404), and /latest would show it first until
+        # then; a typo of next year instead of this one, up there for months
+        raise PostHeld(f"dated in the future ({post_date.isoformat()}): held until then")
 
     body_without_links, links = extract_source_links(content)
     paragraphs = body_to_paragraphs(content)

@@ -29,7 +29,17 @@ from zoneinfo import ZoneInfo
 
 from .base import in_order
 from .db import IndexedPost, Store
-from .jekyll import ArchiveConfig, Post, PostError, PostNotYet, Walk, inside, iter_post_files, parse_post
+from .jekyll import (
+    ArchiveConfig,
+    Post,
+    PostError,
+    PostHeld,
+    PostNotYet,
+    Walk,
+    inside,
+    iter_post_files,
+    parse_post,
+)
 from .posts import BULK_LOAD_AT, IndexEntry, index_entries
 from .segment import ALL_PAIRS, PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars, warm_up
 from .stories import (
@@ -100,6 +110,9 @@ class SyncResult:
     # files still being written (changed again while the sync waited for them to settle): left for the
     # next sync, see SETTLE_SECONDS
     unsettled: int = 0
+    # new or edited posts dated in the future, which Jekyll does not publish yet (`future: false`):
+    # indexed at the first sync after their date (an edited post's indexed version stays until then)
+    held: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,6 +124,7 @@ class SyncResult:
             "errors": self.errors,
             "refused_deletes": self.refused_deletes,
             "unsettled": self.unsettled,
+            "held": self.held,
         }
 
 
@@ -172,7 +186,8 @@ def _prepare(
     cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | None]], parsing: Parsing | None = None
 ) -> list[tuple]:
     """Worker: read, hash and parse files. Returns per item ('ok', rel, IndexedPost) | ('same', rel, None)
-    | ('err', rel, (reason, (mtime_ns, size) when the failure is a property of these bytes, else None)).
+    | ('err', rel, (reason, (mtime_ns, size) when the failure is a property of these bytes, else None))
+    | ('held', rel, reason) for a post Jekyll does not publish yet (PostHeld).
     Notes each file in `parsing` while it is at it."""
     out: list[tuple] = []
     for rel, abspath, mtime_ns, size, old_hash in items:
@@ -195,6 +210,8 @@ def _prepare(
             grouped = cfg.story_window_hours > 0
             indexed = index_post(post, cfg.timezone, mtime_ns, len(raw), digest, grouped, cfg.pair_chars)
             out.append(("ok", rel, indexed))
+        except PostHeld as exc:  # parsed again at each sync, until its date
+            out.append(("held", rel, str(exc)))
         except PostError as exc:
             again = isinstance(exc, PostNotYet)  # parsed again at each sync; others once per version
             out.append(("err", rel, (str(exc), None if again else (mtime_ns, size))))
@@ -641,6 +658,9 @@ async def _sync(
                 if written is not None:
                     written.append((rel, state[0], st.st_mtime_ns, st.st_size))
                 result.unchanged += 1
+            elif kind == "held":
+                result.held += 1
+                log.info("%s: %s", rel, value)
             else:
                 reason, unchanged_bytes = value
                 result.skipped += 1

@@ -52,6 +52,7 @@ def test_sync_search_latest_categories_show_json(tmp_path, archive):
         "errors": [{"path": "_posts/broken.md", "reason": out["errors"][0]["reason"]}],
         "refused_deletes": 0,
         "unsettled": 0,
+        "held": 0,
     }
     assert "no usable date" in out["errors"][0]["reason"]
 

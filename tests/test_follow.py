@@ -242,6 +242,24 @@ async def test_new_posts_dated_long_ago_are_indexed_but_not_pushed(make_env):
     assert page.total == 3
 
 
+async def test_a_post_dated_in_the_future_is_pushed_once_its_date_has_come(make_env, monkeypatch):
+    import store.jekyll as jekyll
+
+    env = await make_env(deliver_max_age_hours=72)
+    soon = datetime.now(timezone.utc) + timedelta(hours=3)
+    env.archive.post(
+        f"{soon:%Y-%m-%d}-scheduled.md", "定时发布的新闻", "内容。", date=f"{soon:%Y-%m-%d %H:%M:%S} +0000"
+    )
+    reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
+    assert "0 added" in reply.text and "1 post(s) dated in the future: held until their date" in reply.text
+    await env.settle()
+    assert env.channel_posts() == []
+    monkeypatch.setattr(jekyll, "_now", lambda: soon + timedelta(minutes=5))  # the next sync after its date
+    await env.svc.follower.sync()
+    await env.settle()
+    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["定时发布的新闻"]
+
+
 async def test_posts_grown_too_old_while_their_chat_refused_the_bot_are_not_sent(make_env, monkeypatch):
     # a channel that removed the bot for days gets, once it takes it back, the news that is still news
     import bot.deliver as deliver

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from store import jekyll as jekyll_module
 from store import sync as sync_module
 from store.db import Store
 from store.jekyll import open_archive
@@ -552,3 +554,61 @@ async def test_a_large_syncs_workers_say_which_file_each_is_parsing(store, archi
     big = (archive.posts / "2024-05-01-big.md").stat()
     assert ("_posts/2024-05-01-big.md", big.st_mtime_ns, big.st_size) in seen
     assert parsing.files() == []  # (the workers are gone with the sync)
+
+
+def _in(hours: float) -> datetime:
+    return datetime.now(timezone.utc) + timedelta(hours=hours)
+
+
+def _dated(when: datetime) -> dict:
+    return {"name": f"{when:%Y-%m-%d}-scheduled.md", "date": f"{when:%Y-%m-%d %H:%M:%S} +0000"}
+
+
+async def test_a_post_dated_in_the_future_is_held_until_its_date_as_jekyll_does(store, archive, monkeypatch):
+    # Jekyll (`future: false`, its default) does not publish it before then: its link would be a 404, and
+    # it would sit at the top of /latest (a typo of next year for this one: for months)
+    soon = _in(2)
+    archive.post("2024-05-01-now.md", "今天的新闻", "正文。")
+    archive.post(_dated(soon)["name"], "预定的文章", "定时发布的内容。", date=_dated(soon)["date"])
+    result = await sync(store, archive)
+    assert (result.added, result.held, result.errors) == (1, 1, [])
+    assert result.to_json()["held"] == 1
+    assert [p.title for p in await store.latest(5)] == ["今天的新闻"]
+    assert await titles(store, "定时发布") == []
+    result = await sync(store, archive)  # looked at again at every sync
+    assert (result.added, result.unchanged, result.held, result.skipped) == (0, 1, 1, 0)
+    monkeypatch.setattr(jekyll_module, "_now", lambda: soon + timedelta(minutes=1))
+    result = await sync(store, archive)
+    assert (result.added, result.held) == (1, 0)
+    assert [p.title for p in await store.latest(5)] == ["预定的文章", "今天的新闻"]
+
+
+async def test_an_indexed_post_dated_again_into_the_future_keeps_its_indexed_version_until_then(
+    store, archive
+):
+    archive.post("2024-05-01-a.md", "原来的标题", "正文。")
+    await sync(store, archive)
+    archive.post("2024-05-01-a.md", "改期后的标题", "改过的正文。", date=_dated(_in(5))["date"])
+    result = await sync(store, archive)
+    assert (result.updated, result.held, result.skipped) == (0, 1, 0)
+    assert [p.title for p in await store.latest(5)] == ["原来的标题"]
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "1", "'false'"])
+async def test_future_true_in_the_config_publishes_future_posts_at_once(store, archive, value):
+    # read as Jekyll (Ruby) reads it: anything but null or false is true ('false', a string, too)
+    archive.config(f"url: https://news.example.org\ntimezone: Asia/Shanghai\nfuture: {value}\n")
+    archive.post(_dated(_in(2))["name"], "预定的文章", "正文。", date=_dated(_in(2))["date"])
+    archive.post("2024-05-01-typo.md", "来自未来", "正文。", date="9999-12-31 10:00:00")
+    result = await sync(store, archive)
+    assert (result.added, result.held) == (1, 0)
+    # a date more than a year ahead is still taken for a typo, and reported
+    assert [e["path"] for e in result.errors] == ["_posts/2024-05-01-typo.md"]
+
+
+@pytest.mark.parametrize("value", ["false", "no", "null", "~"])
+async def test_future_false_or_empty_in_the_config_holds_future_posts(store, archive, value):
+    archive.config(f"url: https://news.example.org\ntimezone: Asia/Shanghai\nfuture: {value}\n")
+    archive.post(_dated(_in(2))["name"], "预定的文章", "正文。", date=_dated(_in(2))["date"])
+    result = await sync(store, archive)
+    assert (result.added, result.held) == (0, 1)
