@@ -147,6 +147,7 @@ class Follower:
         self._reported: set[tuple[str, str]] = set()  # skipped files the admins were told about
         self._failing: dict[str, tuple[str, str]] = {}  # "sync"/"pull" -> (alert, error) last told
         self._refused = 0  # the refused mass deletion the admins were last told about
+        self._told_held = False  # whether the admins were told that posts dated in the future are held
         self.progress: tuple[int, int] | None = None  # (files done, files to do) of the sync running
         self.parsing = Parsing()  # the files the sync running is parsing
         self.merging: asyncio.Task | None = None  # the index merge a large sync left
@@ -292,6 +293,12 @@ class Follower:
         if new:
             first = "; ".join(f"{e['path']}: {e['reason']}" for e in new[:3])
             await self.notify("alert.skipped", count=len(new), first=first)
+        if result.held_files and not self._told_held:
+            # once a run: scheduled posts are held every day, but so are all new posts when their dates
+            # are read in the wrong time zone (a post of 10:00 +0800 written as a plain 10:00 in UTC)
+            self._told_held = True
+            one = result.held_files[0]
+            await self.notify("alert.held", count=result.held, first=f"{one['path']}: {one['reason']}")
         if result.refused_deletes and result.refused_deletes != self._refused:
             await self.notify("alert.mass_delete", count=result.refused_deletes)
         self._refused = result.refused_deletes  # told again only when it changes

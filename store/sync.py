@@ -113,6 +113,7 @@ class SyncResult:
     # new or edited posts dated in the future, which Jekyll does not publish yet (`future: false`):
     # indexed at the first sync after their date (an edited post's indexed version stays until then)
     held: int = 0
+    held_files: list[dict[str, str]] = field(default_factory=list)  # their paths and reasons (the date)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -660,6 +661,7 @@ async def _sync(
                 result.unchanged += 1
             elif kind == "held":
                 result.held += 1
+                result.held_files.append({"path": rel, "reason": value})
                 log.info("%s: %s", rel, value)
             else:
                 reason, unchanged_bytes = value

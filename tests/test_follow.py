@@ -250,10 +250,14 @@ async def test_a_post_dated_in_the_future_is_pushed_once_its_date_has_come(make_
     env.archive.post(
         f"{soon:%Y-%m-%d}-scheduled.md", "定时发布的新闻", "内容。", date=f"{soon:%Y-%m-%d %H:%M:%S} +0000"
     )
-    reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
-    assert "0 added" in reply.text and "1 post(s) dated in the future: held until their date" in reply.text
+    await env.svc.follower.sync()  # (a scheduled sync)
     await env.settle()
     assert env.channel_posts() == []
+    (told,) = [m.text for m in env.api.sent_to(ADMIN) if "are held until their date" in m.text]
+    assert "-scheduled.md" in told and "time zone" in told
+    reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)  # held again: the admins were told once
+    assert "0 added" in reply.text and "1 post(s) dated in the future: held until their date" in reply.text
+    assert len([m for m in env.api.sent_to(ADMIN) if "are held until their date" in m.text]) == 1
     monkeypatch.setattr(jekyll, "_now", lambda: soon + timedelta(minutes=5))  # the next sync after its date
     await env.svc.follower.sync()
     await env.settle()
