@@ -57,7 +57,12 @@ class PostError(Exception):
 
 
 class PostNotYet(PostError):
-    """A post that cannot be indexed now but may be later without changing (dated too far ahead)."""
+    """A post that cannot be indexed now but may be later without changing (dated too far ahead): a sync
+    looks at it again once `until` (a POSIX time) has come, or when it changes."""
+
+    def __init__(self, reason: str, until: float = 0.0):
+        super().__init__(reason)
+        self.until = until
 
 
 class PostHeld(PostNotYet):
@@ -565,7 +570,8 @@ def _permalink(cfg: ArchiveConfig, template: str, post_date: datetime, slug: str
     return cfg.site_url + _SLASHES.sub("/", "/" + path.lstrip("/"))
 
 
-def _now() -> datetime:
+def now_utc() -> datetime:
+    """The time posts' dates are compared with (one place, for the tests' clock)."""
     return datetime.now(timezone.utc)
 
 
@@ -641,15 +647,20 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
         post_date.timestamp(), post_date.astimezone(tz)
     except (OverflowError, ValueError, OSError):
         raise PostError(f"date out of range: {post_date.isoformat()}") from None
-    now = _now()
+    now = now_utc()
     if post_date > now + MAX_FUTURE:
         # A typo (9999, 2204) would sit at the top of /latest forever; such a post is indexed once its
         # date is less than a year ahead.
-        raise PostNotYet(f"date more than a year in the future: {post_date.date().isoformat()}")
+        raise PostNotYet(
+            f"date more than a year in the future: {post_date.date().isoformat()}",
+            (post_date - MAX_FUTURE).timestamp(),
+        )
     if post_date > now and not cfg.future:
         # Jekyll's site would not have it yet (its link: a 404), and /latest would show it first until
         # then; a typo of next year instead of this one, up there for months
-        raise PostHeld(f"dated in the future ({post_date.isoformat()}): held until then")
+        raise PostHeld(
+            f"dated in the future ({post_date.isoformat()}): held until then", post_date.timestamp()
+        )
 
     body_without_links, links = extract_source_links(content)
     paragraphs = body_to_paragraphs(content)

@@ -46,6 +46,18 @@ def index_entries(rows: list[tuple], pair_chars: str) -> list[IndexEntry]:
     return out
 
 
+class Failed(NamedTuple):
+    """A file a sync could not index, remembered with the bytes it had then (mtime, size): the next syncs
+    skip it until it changes, or, when `until` (a POSIX time) is set, until then (a post dated in the
+    future). `held`: not an error, a post Jekyll does not publish yet (store.jekyll.PostHeld)."""
+
+    mtime_ns: int
+    size: int
+    reason: str
+    until: int | None = None
+    held: bool = False
+
+
 POST_COLUMNS = "rowid, id, path, title, date, ts, categories, tags, url, archive_url, summary, body"
 
 
@@ -398,10 +410,10 @@ class PostsStore(StoreBase):
             await self._drop_meta("stories_stale")
         return done
 
-    async def failed_files(self) -> dict[str, tuple[int, int, str]]:
-        """path -> (mtime_ns, size, reason) of the files the last sync could not parse."""
-        rows = await self._fetch("SELECT path, mtime_ns, size, reason FROM failed_files")
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    async def failed_files(self) -> dict[str, Failed]:
+        """path -> what the last sync found of the files it could not index."""
+        rows = await self._fetch("SELECT path, mtime_ns, size, reason, until, held FROM failed_files")
+        return {r[0]: Failed(r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
 
     @_locked
     async def remember_failed(self, path: str, mtime_ns: int, size: int, reason: str) -> None:
@@ -409,18 +421,21 @@ class PostsStore(StoreBase):
         skips it until it changes. (For a file that stalls the sync running: it never gets to its end.)"""
         async with self._transaction():
             await self.conn.execute(
-                "INSERT OR REPLACE INTO failed_files VALUES (?,?,?,?)", (path, mtime_ns, size, reason)
+                "INSERT OR REPLACE INTO failed_files (path, mtime_ns, size, reason) VALUES (?,?,?,?)",
+                (path, mtime_ns, size, reason),
             )
 
     @_locked
-    async def finish_sync(
-        self, summary: dict[str, Any], failed: Sequence[tuple[str, int, int, str]] = ()
-    ) -> None:
-        """Record the sync's summary and the files that failed to parse (replacing the last sync's)."""
+    async def finish_sync(self, summary: dict[str, Any], failed: Sequence[tuple[str, Failed]] = ()) -> None:
+        """Record the sync's summary and the files it could not index (replacing the last sync's)."""
         stale = await self.get_meta("term_counts_stale", "1") != "0"
         async with self._transaction():
             await self.conn.execute("DELETE FROM failed_files")
-            await self.conn.executemany("INSERT OR REPLACE INTO failed_files VALUES (?,?,?,?)", failed)
+            await self.conn.executemany(
+                "INSERT OR REPLACE INTO failed_files (path, mtime_ns, size, reason, until, held)"
+                " VALUES (?,?,?,?,?,?)",
+                [(path, *f[:4], int(f.held)) for path, f in failed],
+            )
             if stale:  # recount categories and tags only when posts were written or deleted since
                 await self.conn.execute("DELETE FROM term_counts")
                 await self.conn.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -201,6 +201,13 @@ MIGRATIONS: list[str] = [
     DROP INDEX deliveries_done;
     CREATE INDEX deliveries_done ON deliveries (updated)
         WHERE status IN ('sent', 'failed', 'merged', 'expired');
+    """,
+    # 13 -> 14: a file that cannot be indexed yet but will be without changing (a post dated in the
+    # future) is remembered with the time to look at it again (`until`), instead of being read and parsed
+    # at every sync; `held`: a post Jekyll does not publish yet (not an error, see store.jekyll.PostHeld).
+    """
+    ALTER TABLE failed_files ADD COLUMN until INTEGER;
+    ALTER TABLE failed_files ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 

@@ -18,6 +18,7 @@ import errno
 import gc
 import hashlib
 import logging
+import math
 import multiprocessing
 import os
 import stat
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from . import jekyll
 from .base import in_order
 from .db import IndexedPost, Store
 from .jekyll import (
@@ -40,7 +42,7 @@ from .jekyll import (
     iter_post_files,
     parse_post,
 )
-from .posts import BULK_LOAD_AT, IndexEntry, index_entries
+from .posts import BULK_LOAD_AT, Failed, IndexEntry, index_entries
 from .segment import ALL_PAIRS, PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars, warm_up
 from .stories import (
     Grouper,
@@ -187,8 +189,8 @@ def _prepare(
     cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | None]], parsing: Parsing | None = None
 ) -> list[tuple]:
     """Worker: read, hash and parse files. Returns per item ('ok', rel, IndexedPost) | ('same', rel, None)
-    | ('err', rel, (reason, (mtime_ns, size) when the failure is a property of these bytes, else None))
-    | ('held', rel, reason) for a post Jekyll does not publish yet (PostHeld).
+    | ('err', rel, (reason, a Failed record when the failure is a property of these bytes, else None))
+    | ('held', rel, Failed) for a post Jekyll does not publish yet (PostHeld).
     Notes each file in `parsing` while it is at it."""
     out: list[tuple] = []
     for rel, abspath, mtime_ns, size, old_hash in items:
@@ -211,13 +213,15 @@ def _prepare(
             grouped = cfg.story_window_hours > 0
             indexed = index_post(post, cfg.timezone, mtime_ns, len(raw), digest, grouped, cfg.pair_chars)
             out.append(("ok", rel, indexed))
-        except PostHeld as exc:  # parsed again at each sync, until its date
-            out.append(("held", rel, str(exc)))
-        except PostError as exc:
-            again = isinstance(exc, PostNotYet)  # parsed again at each sync; others once per version
-            out.append(("err", rel, (str(exc), None if again else (mtime_ns, size))))
+        except PostHeld as exc:  # looked at again once its date has come
+            out.append(("held", rel, Failed(mtime_ns, size, str(exc), math.ceil(exc.until), True)))
+        except PostNotYet as exc:
+            out.append(("err", rel, (str(exc), Failed(mtime_ns, size, str(exc), math.ceil(exc.until)))))
+        except PostError as exc:  # looked at again when it changes
+            out.append(("err", rel, (str(exc), Failed(mtime_ns, size, str(exc)))))
         except Exception as exc:  # a bug or an exotic file must not abort the sync
-            out.append(("err", rel, (f"unexpected error: {type(exc).__name__}: {exc}", (mtime_ns, size))))
+            reason = f"unexpected error: {type(exc).__name__}: {exc}"
+            out.append(("err", rel, (reason, Failed(mtime_ns, size, reason))))
     if parsing is not None:
         parsing.file = None
     elif _slot is not None:
@@ -267,19 +271,21 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 def _compare(
     cfg: ArchiveConfig,
     states: dict[str, tuple[int, int, int]],
-    failed: dict[str, tuple[int, int, str]],
+    failed: dict[str, Failed],
     on_many: Callable[[], None],
-) -> tuple[list[tuple[str, int, int]], int, list[str], Walk, list[tuple[str, int, int, str]]]:
+) -> tuple[list[tuple[str, int, int]], int, list[str], Walk, list[tuple[str, Failed]]]:
     """Walk the archive against the indexed state: (new or changed files as (path, mtime_ns, size) in
     path order, the number of unchanged files, indexed paths gone from the archive, the walk's problems,
-    files that failed before and have not changed since). `on_many` is called as soon as enough changed
+    files that failed before and have not changed since, unless the time to look at them again has come).
+    `on_many` is called as soon as enough changed
     files were found to need worker processes.
 
     Unchanged files are only counted, so a re-sync of a large archive holds no list of its files. A path
     is gone only when the walk saw that it is not there: posts under a folder that could not be read, or
     files that could not be stat'ed, are kept."""
     changed: list[tuple[str, int, int]] = []
-    still_failing: list[tuple[str, int, int, str]] = []
+    still_failing: list[tuple[str, Failed]] = []
+    now = jekyll.now_utc().timestamp()
     unchanged = 0
     present: set[int] = set()  # rowids of indexed posts still in the archive
     walk = Walk()
@@ -291,8 +297,8 @@ def _compare(
                 unchanged += 1
                 continue
         bad = failed.get(rel)
-        if bad is not None and bad[0] == mtime_ns and bad[1] == size:
-            still_failing.append((rel, mtime_ns, size, bad[2]))  # not parsed again until it changes
+        if bad is not None and (bad.mtime_ns, bad.size) == (mtime_ns, size) and (bad.until or now + 1) > now:
+            still_failing.append((rel, bad))  # not parsed again until it changes (or until `until`)
             continue
         changed.append((rel, mtime_ns, size))
         if len(changed) == PARALLEL_THRESHOLD:
@@ -543,11 +549,15 @@ async def _sync(
     if settle > 0 and len(changed) < BULK_LOAD_AT:
         changed, result.unsettled = await _settled(cfg, changed, settle)
     # files that fail to parse are remembered with their (mtime, size): not parsed again until they change
-    failing: list[tuple[str, int, int, str]] = list(still_failing)
+    failing: list[tuple[str, Failed]] = list(still_failing)
     for rel, reason in walk.problems:
         result.errors.append({"path": rel, "reason": reason})
-    for rel, _, _, reason in still_failing:
-        result.errors.append({"path": rel, "reason": reason})
+    for rel, bad in still_failing:
+        if bad.held:
+            result.held += 1
+            result.held_files.append({"path": rel, "reason": bad.reason})
+        else:
+            result.errors.append({"path": rel, "reason": bad.reason})
     result.skipped = len(result.errors)
     if (
         not allow_mass_delete
@@ -661,14 +671,15 @@ async def _sync(
                 result.unchanged += 1
             elif kind == "held":
                 result.held += 1
-                result.held_files.append({"path": rel, "reason": value})
-                log.info("%s: %s", rel, value)
+                result.held_files.append({"path": rel, "reason": value.reason})
+                failing.append((rel, value))
+                log.info("%s: %s", rel, value.reason)
             else:
-                reason, unchanged_bytes = value
+                reason, bad = value
                 result.skipped += 1
                 result.errors.append({"path": rel, "reason": reason})
-                if unchanged_bytes is not None:
-                    failing.append((rel, *unchanged_bytes, reason))
+                if bad is not None:
+                    failing.append((rel, bad))
 
     chunks = _chunks(todo)
     if pool is not None:

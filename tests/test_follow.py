@@ -258,7 +258,9 @@ async def test_a_post_dated_in_the_future_is_pushed_once_its_date_has_come(make_
     reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)  # held again: the admins were told once
     assert "0 added" in reply.text and "1 post(s) dated in the future: held until their date" in reply.text
     assert len([m for m in env.api.sent_to(ADMIN) if "are held until their date" in m.text]) == 1
-    monkeypatch.setattr(jekyll, "_now", lambda: soon + timedelta(minutes=5))  # the next sync after its date
+    monkeypatch.setattr(
+        jekyll, "now_utc", lambda: soon + timedelta(minutes=5)
+    )  # the next sync after its date
     await env.svc.follower.sync()
     await env.settle()
     assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["定时发布的新闻"]

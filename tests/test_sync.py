@@ -577,7 +577,7 @@ async def test_a_post_dated_in_the_future_is_held_until_its_date_as_jekyll_does(
     assert await titles(store, "定时发布") == []
     result = await sync(store, archive)  # looked at again at every sync
     assert (result.added, result.unchanged, result.held, result.skipped) == (0, 1, 1, 0)
-    monkeypatch.setattr(jekyll_module, "_now", lambda: soon + timedelta(minutes=1))
+    monkeypatch.setattr(jekyll_module, "now_utc", lambda: soon + timedelta(minutes=1))
     result = await sync(store, archive)
     assert (result.added, result.held) == (1, 0)
     assert [p.title for p in await store.latest(5)] == ["预定的文章", "今天的新闻"]
@@ -612,3 +612,41 @@ async def test_future_false_or_empty_in_the_config_holds_future_posts(store, arc
     archive.post(_dated(_in(2))["name"], "预定的文章", "正文。", date=_dated(_in(2))["date"])
     result = await sync(store, archive)
     assert (result.added, result.held) == (0, 1)
+
+
+async def test_a_post_dated_ahead_is_not_read_again_before_its_date_unless_it_changes(
+    store, archive, monkeypatch
+):
+    # remembered with its date: an archive of many scheduled posts costs no parsing at every sync
+    soon, far = _in(2), _in(24 * 400)
+    held = archive.post(_dated(soon)["name"], "预定的文章", "正文。", date=_dated(soon)["date"])
+    archive.post("2024-05-01-typo.md", "来自未来", "正文。", date=f"{far:%Y-%m-%d %H:%M:%S} +0000")
+    await sync(store, archive)
+    parsed: list[str] = []
+    real = sync_module.parse_post
+
+    def counting(cfg, rel, raw, *args, **kwargs):
+        parsed.append(rel)
+        return real(cfg, rel, raw, *args, **kwargs)
+
+    monkeypatch.setattr(sync_module, "parse_post", counting)
+    result = await sync(store, archive)
+    assert (result.held, result.skipped, parsed) == (1, 1, [])
+    assert "more than a year" in result.errors[0]["reason"]
+    monkeypatch.setattr(jekyll_module, "now_utc", lambda: soon + timedelta(seconds=1))
+    result = await sync(store, archive)
+    assert (result.added, result.held, result.skipped) == (1, 0, 1)
+    assert parsed == [f"_posts/{held.name}"]  # (the typo's time to look again is a year before its date)
+    monkeypatch.setattr(jekyll_module, "now_utc", lambda: far - timedelta(days=300))
+    result = await sync(store, archive)
+    # within a year now: no longer taken for a typo, held as any post dated ahead
+    assert (result.held, result.skipped) == (1, 0) and parsed[-1] == "_posts/2024-05-01-typo.md"
+
+
+async def test_a_held_post_whose_date_is_corrected_is_indexed_at_once(store, archive):
+    archive.post(_dated(_in(8))["name"], "时区写错的文章", "正文。", date=_dated(_in(8))["date"])
+    assert (await sync(store, archive)).held == 1
+    path = archive.post(_dated(_in(8))["name"], "时区写错的文章", "正文。", date=_dated(_in(-0.1))["date"])
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    result = await sync(store, archive)
+    assert (result.added, result.held) == (1, 0)
