@@ -65,6 +65,11 @@ class PostNotYet(PostError):
         self.until = until
 
 
+class PostUnpublished(PostError):
+    """A post its editors marked `published: false`: not an error, and not to be served (a post indexed
+    before is taken out, as a deleted one)."""
+
+
 class PostHeld(PostNotYet):
     """A post dated in the future, which Jekyll does not publish before its date (`future: false`, its
     default): not an error, it is indexed (and pushed) at the first sync after its date."""
@@ -606,7 +611,7 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
 
     published = meta.get("published", True)
     if published is False or str(published).strip().lower() == "false":
-        raise PostError("unpublished (published: false)")
+        raise PostUnpublished("unpublished (published: false)")
 
     filename = os.path.basename(rel_path)
     stem = filename.rsplit(".", 1)[0]

@@ -47,15 +47,16 @@ def index_entries(rows: list[tuple], pair_chars: str) -> list[IndexEntry]:
 
 
 class Failed(NamedTuple):
-    """A file a sync could not index, remembered with the bytes it had then (mtime, size): the next syncs
+    """A file a sync did not index, remembered with the bytes it had then (mtime, size): the next syncs
     skip it until it changes, or, when `until` (a POSIX time) is set, until then (a post dated in the
-    future). `held`: not an error, a post Jekyll does not publish yet (store.jekyll.PostHeld)."""
+    future). `kind`: "error", or what is not one: "held" (a post Jekyll does not publish yet,
+    store.jekyll.PostHeld), "unpublished" (`published: false`)."""
 
     mtime_ns: int
     size: int
     reason: str
     until: int | None = None
-    held: bool = False
+    kind: str = "error"
 
 
 POST_COLUMNS = "rowid, id, path, title, date, ts, categories, tags, url, archive_url, summary, body"
@@ -412,8 +413,8 @@ class PostsStore(StoreBase):
 
     async def failed_files(self) -> dict[str, Failed]:
         """path -> what the last sync found of the files it could not index."""
-        rows = await self._fetch("SELECT path, mtime_ns, size, reason, until, held FROM failed_files")
-        return {r[0]: Failed(r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
+        rows = await self._fetch("SELECT path, mtime_ns, size, reason, until, kind FROM failed_files")
+        return {r[0]: Failed(*r[1:]) for r in rows}
 
     @_locked
     async def remember_failed(self, path: str, mtime_ns: int, size: int, reason: str) -> None:
@@ -432,9 +433,9 @@ class PostsStore(StoreBase):
         async with self._transaction():
             await self.conn.execute("DELETE FROM failed_files")
             await self.conn.executemany(
-                "INSERT OR REPLACE INTO failed_files (path, mtime_ns, size, reason, until, held)"
+                "INSERT OR REPLACE INTO failed_files (path, mtime_ns, size, reason, until, kind)"
                 " VALUES (?,?,?,?,?,?)",
-                [(path, *f[:4], int(f.held)) for path, f in failed],
+                [(path, *f) for path, f in failed],
             )
             if stale:  # recount categories and tags only when posts were written or deleted since
                 await self.conn.execute("DELETE FROM term_counts")

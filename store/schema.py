@@ -204,10 +204,11 @@ MIGRATIONS: list[str] = [
     """,
     # 13 -> 14: a file that cannot be indexed yet but will be without changing (a post dated in the
     # future) is remembered with the time to look at it again (`until`), instead of being read and parsed
-    # at every sync; `held`: a post Jekyll does not publish yet (not an error, see store.jekyll.PostHeld).
+    # at every sync; `kind`: 'error', or what is not one: 'held' (a post Jekyll does not publish yet, see
+    # store.jekyll.PostHeld), 'unpublished' (`published: false`).
     """
     ALTER TABLE failed_files ADD COLUMN until INTEGER;
-    ALTER TABLE failed_files ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE failed_files ADD COLUMN kind TEXT NOT NULL DEFAULT 'error';
     """,
 ]
 

@@ -37,6 +37,7 @@ from .jekyll import (
     PostError,
     PostHeld,
     PostNotYet,
+    PostUnpublished,
     Walk,
     inside,
     iter_post_files,
@@ -115,6 +116,8 @@ class SyncResult:
     # new or edited posts dated in the future, which Jekyll does not publish yet (`future: false`):
     # indexed at the first sync after their date (an edited post's indexed version stays until then)
     held: int = 0
+    # posts marked `published: false` (not errors); an indexed one that gets it is taken out (`deleted`)
+    unpublished: int = 0
     held_files: list[dict[str, str]] = field(default_factory=list)  # their paths and reasons (the date)
 
     def to_json(self) -> dict[str, Any]:
@@ -128,6 +131,7 @@ class SyncResult:
             "refused_deletes": self.refused_deletes,
             "unsettled": self.unsettled,
             "held": self.held,
+            "unpublished": self.unpublished,
         }
 
 
@@ -190,7 +194,7 @@ def _prepare(
 ) -> list[tuple]:
     """Worker: read, hash and parse files. Returns per item ('ok', rel, IndexedPost) | ('same', rel, None)
     | ('err', rel, (reason, a Failed record when the failure is a property of these bytes, else None))
-    | ('held', rel, Failed) for a post Jekyll does not publish yet (PostHeld).
+    | ('held' or 'unpublished', rel, Failed) for a post Jekyll does not publish (yet).
     Notes each file in `parsing` while it is at it."""
     out: list[tuple] = []
     for rel, abspath, mtime_ns, size, old_hash in items:
@@ -214,7 +218,9 @@ def _prepare(
             indexed = index_post(post, cfg.timezone, mtime_ns, len(raw), digest, grouped, cfg.pair_chars)
             out.append(("ok", rel, indexed))
         except PostHeld as exc:  # looked at again once its date has come
-            out.append(("held", rel, Failed(mtime_ns, size, str(exc), math.ceil(exc.until), True)))
+            out.append(("held", rel, Failed(mtime_ns, size, str(exc), math.ceil(exc.until), "held")))
+        except PostUnpublished as exc:
+            out.append(("unpublished", rel, Failed(mtime_ns, size, str(exc), None, "unpublished")))
         except PostNotYet as exc:
             out.append(("err", rel, (str(exc), Failed(mtime_ns, size, str(exc), math.ceil(exc.until)))))
         except PostError as exc:  # looked at again when it changes
@@ -553,9 +559,11 @@ async def _sync(
     for rel, reason in walk.problems:
         result.errors.append({"path": rel, "reason": reason})
     for rel, bad in still_failing:
-        if bad.held:
+        if bad.kind == "held":
             result.held += 1
             result.held_files.append({"path": rel, "reason": bad.reason})
+        elif bad.kind == "unpublished":
+            result.unpublished += 1
         else:
             result.errors.append({"path": rel, "reason": bad.reason})
     result.skipped = len(result.errors)
@@ -674,6 +682,14 @@ async def _sync(
                 result.held_files.append({"path": rel, "reason": value.reason})
                 failing.append((rel, value))
                 log.info("%s: %s", rel, value.reason)
+            elif kind == "unpublished":
+                result.unpublished += 1
+                failing.append((rel, value))
+                if rel in states:  # taken out, as a deleted post (its editors withdrew it)
+                    deletes.append(states[rel][0])
+                    gone_paths.append(rel)
+                    result.deleted += 1
+                    log.info("%s: unpublished (published: false): taken out of the index", rel)
             else:
                 reason, bad = value
                 result.skipped += 1

@@ -4,6 +4,7 @@ subscriptions, overlapping syncs, git pull failures."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from datetime import datetime, timedelta, timezone
 
@@ -264,6 +265,26 @@ async def test_a_post_dated_in_the_future_is_pushed_once_its_date_has_come(make_
     await env.svc.follower.sync()
     await env.settle()
     assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["定时发布的新闻"]
+
+
+async def test_a_post_withdrawn_before_its_chat_could_take_it_is_not_sent(make_env):
+    env = await make_env()
+    env.api.refusing[CHANNEL] = ApiError("Forbidden: bot was kicked from the channel chat", 403)
+    path = env.archive.post("2024-05-01-a.md", "将被撤回", "内容。")
+    env.archive.post("2024-05-02-b.md", "照常发布", "内容。")
+    await env.svc.follower.sync()
+    await env.svc.deliverer.run_once()
+    assert await env.svc.store.delivery_counts() == {"pending": 2}
+    env.archive.post("2024-05-01-a.md", "将被撤回", "内容。", extra="published: false")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
+    assert "1 deleted" in reply.text and "1 post(s) marked published: false" in reply.text
+    assert not [m for m in env.api.sent_to(ADMIN) if "skipped" in m.text and "⚠️" in m.text]
+    del env.api.refusing[CHANNEL]
+    rules = await env.svc.store.rules()
+    await env.api.ask(ADMIN, f"/autopost resume {rules[0]['id']}", user_id=ADMIN)
+    await env.settle()
+    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["照常发布"]
 
 
 async def test_posts_grown_too_old_while_their_chat_refused_the_bot_are_not_sent(make_env, monkeypatch):

@@ -650,3 +650,28 @@ async def test_a_held_post_whose_date_is_corrected_is_indexed_at_once(store, arc
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     result = await sync(store, archive)
     assert (result.added, result.held) == (1, 0)
+
+
+def _touch(path):
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+
+
+async def test_a_post_marked_unpublished_is_not_served_and_one_indexed_before_is_taken_out(store, archive):
+    # `published: false` is the editors' decision, not a broken file: a withdrawn story must not stay
+    # searchable (its page is gone from the site), and a draft is not an error to alert the admins about
+    archive.post("2024-05-01-draft.md", "草稿", "未完成。", extra="published: false")
+    path = archive.post("2024-05-02-a.md", "要撤回的文章", "撤回的内容。")
+    result = await sync(store, archive)
+    assert (result.added, result.unpublished, result.skipped, result.errors) == (1, 1, 0, [])
+    archive.post("2024-05-02-a.md", "要撤回的文章", "撤回的内容。", extra="published: false")
+    _touch(path)
+    result = await sync(store, archive)
+    assert (result.deleted, result.unpublished, result.skipped) == (1, 2, 0)
+    assert await store.latest(5) == [] and (await search(store, "撤回")).total == 0
+    result = await sync(store, archive)  # remembered: not read again until they change
+    assert (result.deleted, result.unchanged, result.unpublished) == (0, 0, 2)
+    archive.post("2024-05-02-a.md", "要撤回的文章", "改过后重新发布。")
+    _touch(path)
+    result = await sync(store, archive)
+    assert (result.added, result.unpublished) == (1, 1)
+    assert await titles(store, "重新发布") == ["要撤回的文章"]
