@@ -303,7 +303,11 @@ def _compare(
                 unchanged += 1
                 continue
         bad = failed.get(rel)
-        if bad is not None and (bad.mtime_ns, bad.size) == (mtime_ns, size) and (bad.until or now + 1) > now:
+        if (
+            bad is not None
+            and (bad.mtime_ns, bad.size) == (mtime_ns, size)
+            and (bad.until is None or bad.until > now)
+        ):
             still_failing.append((rel, bad))  # not parsed again until it changes (or until `until`)
             continue
         changed.append((rel, mtime_ns, size))
@@ -549,6 +553,10 @@ async def _sync(
             loop.call_soon_threadsafe(workers.start)
 
     failed_before = await store.failed_files()
+    if await store.get_meta("timezone", cfg.timezone) != cfg.timezone:
+        # posts held for their date were dated in the old time zone (a date without offset is read in the
+        # archive's): looked at again now
+        failed_before = {path: f._replace(until=0) if f.until else f for path, f in failed_before.items()}
     changed, result.unchanged, gone_paths, walk, still_failing = await loop.run_in_executor(
         None, _compare, cfg, states, failed_before, on_many
     )

@@ -675,3 +675,14 @@ async def test_a_post_marked_unpublished_is_not_served_and_one_indexed_before_is
     result = await sync(store, archive)
     assert (result.added, result.unpublished) == (1, 1)
     assert await titles(store, "重新发布") == ["要撤回的文章"]
+
+
+async def test_held_posts_are_looked_at_again_when_the_archive_time_zone_changes(store, archive):
+    # a date without offset is read in the archive's time zone: set right, the post is not ahead after all
+    archive.config("url: https://news.example.org\ntimezone: UTC\n")
+    ahead = _in(4)
+    archive.post(f"{ahead:%Y-%m-%d}-naive.md", "没有时差的日期", "正文。", date=f"{ahead:%Y-%m-%d %H:%M:%S}")
+    assert (await sync(store, archive)).held == 1
+    archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
+    result = await sync(store, archive)
+    assert (result.added, result.held) == (1, 0)
