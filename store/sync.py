@@ -279,11 +279,12 @@ def _compare(
     states: dict[str, tuple[int, int, int]],
     failed: dict[str, Failed],
     on_many: Callable[[], None],
+    every: bool = False,
 ) -> tuple[list[tuple[str, int, int]], int, list[str], Walk, list[tuple[str, Failed]]]:
     """Walk the archive against the indexed state: (new or changed files as (path, mtime_ns, size) in
     path order, the number of unchanged files, indexed paths gone from the archive, the walk's problems,
     files that failed before and have not changed since, unless the time to look at them again has come).
-    `on_many` is called as soon as enough changed
+    `every`: every indexed file counts as changed. `on_many` is called as soon as enough changed
     files were found to need worker processes.
 
     Unchanged files are only counted, so a re-sync of a large archive holds no list of its files. A path
@@ -299,7 +300,7 @@ def _compare(
         state = states.get(rel)
         if state is not None:
             present.add(state[0])
-            if state[1] == mtime_ns and state[2] == size:
+            if state[1] == mtime_ns and state[2] == size and not every:
                 unchanged += 1
                 continue
         bad = failed.get(rel)
@@ -553,12 +554,18 @@ async def _sync(
             loop.call_soon_threadsafe(workers.start)
 
     failed_before = await store.failed_files()
-    if await store.get_meta("timezone", cfg.timezone) != cfg.timezone:
-        # posts held for their date were dated in the old time zone (a date without offset is read in the
-        # archive's): looked at again now
+    old_zone = await store.get_meta("timezone", cfg.timezone)
+    rezoned = old_zone != cfg.timezone
+    if rezoned:
+        # A date without offset is read in the archive's time zone: every post is read again (its time,
+        # its local date and archive URL), and posts held for their date are looked at again now. (The
+        # zone is stored at a sync's end: a sync stopped before it reads them all again the next time.)
+        log.warning(
+            "the archive's time zone changed from %s to %s: every post is read again", old_zone, cfg.timezone
+        )
         failed_before = {path: f._replace(until=0) if f.until else f for path, f in failed_before.items()}
     changed, result.unchanged, gone_paths, walk, still_failing = await loop.run_in_executor(
-        None, _compare, cfg, states, failed_before, on_many
+        None, _compare, cfg, states, failed_before, on_many, rezoned
     )
     if settle > 0 and len(changed) < BULK_LOAD_AT:
         changed, result.unsettled = await _settled(cfg, changed, settle)
@@ -587,7 +594,13 @@ async def _sync(
     root = str(cfg.root)
     known = await store.hashes([rel for rel, _, _ in changed if rel in states])
     todo = [
-        (rel, os.path.join(root, rel), mtime_ns, size, known[rel][0] if rel in known else None)
+        (
+            rel,
+            os.path.join(root, rel),
+            mtime_ns,
+            size,
+            known[rel][0] if rel in known and not rezoned else None,
+        )
         for rel, mtime_ns, size in changed
     ]
     del changed

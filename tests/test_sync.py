@@ -686,3 +686,20 @@ async def test_held_posts_are_looked_at_again_when_the_archive_time_zone_changes
     archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
     result = await sync(store, archive)
     assert (result.added, result.held) == (1, 0)
+
+
+async def test_a_changed_archive_time_zone_reads_every_post_again(store, archive):
+    # the zone a date without offset is read in, and the one local dates and archive URLs are in
+    archive.config("url: https://news.example.org\ntimezone: UTC\n")
+    archive.post("2024-05-01-naive.md", "没有时差", "正文。", date="2024-05-01 20:00:00")
+    archive.post("2024-05-02-offset.md", "有时差", "正文。", date="2024-05-02 02:00:00 +0800")
+    await sync(store, archive)
+    naive, offset = await store.get_post("2024-05-01-naive"), await store.get_post("2024-05-02-offset")
+    assert "/2024/05/01/" in offset.archive_url
+    archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
+    result = await sync(store, archive)
+    assert (result.updated, result.unchanged) == (2, 0)
+    assert (await store.get_post("2024-05-01-naive")).ts == naive.ts - 8 * 3600
+    assert "/2024/05/02/" in (await store.get_post("2024-05-02-offset")).archive_url
+    result = await sync(store, archive)
+    assert (result.updated, result.unchanged) == (0, 2)
