@@ -17,6 +17,7 @@ import dataclasses
 import errno
 import gc
 import hashlib
+import json
 import logging
 import math
 import multiprocessing
@@ -272,6 +273,38 @@ def _read(path: str, cfg: ArchiveConfig) -> bytes:
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+# What the stored posts were read with (meta key): the settings that change what a post file gives (its
+# time, local date, archive URL, summary) or whether it is indexed yet.
+READ_WITH = "read_with"
+
+
+def _reading(cfg: ArchiveConfig) -> dict[str, Any]:
+    return {
+        "timezone": cfg.timezone,
+        "site_url": cfg.site_url,
+        "permalink": cfg.permalink,
+        "summary_chars": cfg.summary_chars,
+        "future": cfg.future,
+    }
+
+
+async def _read_otherwise(store: Store, cfg: ArchiveConfig, reading: dict[str, Any]) -> str:
+    """What changed since the stored posts were read (`reading` against READ_WITH: "timezone, permalink"),
+    or "". A date without offset is read in the archive's time zone, local dates and archive URLs follow
+    it, and so on: with any of them changed, the sync reads every post again. (Stored at a sync's end: a
+    sync stopped before that reads them all again the next time. A database from before READ_WITH compares
+    its time zone alone.)"""
+    stored = await store.get_meta(READ_WITH)
+    if stored is None:
+        before: dict[str, Any] = {"timezone": await store.get_meta("timezone", cfg.timezone)}
+    else:
+        try:
+            before = json.loads(stored)
+        except ValueError:
+            before = {}
+    return ", ".join(sorted(key for key in reading if before.get(key, reading[key]) != reading[key]))
 
 
 def _compare(
@@ -554,18 +587,15 @@ async def _sync(
             loop.call_soon_threadsafe(workers.start)
 
     failed_before = await store.failed_files()
-    old_zone = await store.get_meta("timezone", cfg.timezone)
-    rezoned = old_zone != cfg.timezone
-    if rezoned:
-        # A date without offset is read in the archive's time zone: every post is read again (its time,
-        # its local date and archive URL), and posts held for their date are looked at again now. (The
-        # zone is stored at a sync's end: a sync stopped before it reads them all again the next time.)
-        log.warning(
-            "the archive's time zone changed from %s to %s: every post is read again", old_zone, cfg.timezone
-        )
-        failed_before = {path: f._replace(until=0) if f.until else f for path, f in failed_before.items()}
+    reading = _reading(cfg)
+    reread = await _read_otherwise(store, cfg, reading)
+    if reread:
+        # every post is read again (its time, local date, archive URL, summary), and every file that was
+        # not indexed (one held for its date) is looked at again
+        log.warning("the archive is read otherwise now (%s): every post is read again", reread)
+        failed_before = {}
     changed, result.unchanged, gone_paths, walk, still_failing = await loop.run_in_executor(
-        None, _compare, cfg, states, failed_before, on_many, rezoned
+        None, _compare, cfg, states, failed_before, on_many, bool(reread)
     )
     if settle > 0 and len(changed) < BULK_LOAD_AT:
         changed, result.unsettled = await _settled(cfg, changed, settle)
@@ -599,7 +629,7 @@ async def _sync(
             os.path.join(root, rel),
             mtime_ns,
             size,
-            known[rel][0] if rel in known and not rezoned else None,
+            known[rel][0] if rel in known and not reread else None,
         )
         for rel, mtime_ns, size in changed
     ]
@@ -752,6 +782,7 @@ async def _sync(
         "error_count": len(result.errors),
     }
     await store.set_meta("timezone", cfg.timezone)
+    await store.set_meta(READ_WITH, json.dumps(reading, sort_keys=True))
     await store.finish_sync(summary, failing)
     if written is not None:
         for path in gone_paths:

@@ -703,3 +703,19 @@ async def test_a_changed_archive_time_zone_reads_every_post_again(store, archive
     assert "/2024/05/02/" in (await store.get_post("2024-05-02-offset")).archive_url
     result = await sync(store, archive)
     assert (result.updated, result.unchanged) == (0, 2)
+
+
+async def test_a_changed_site_url_permalink_or_future_setting_applies_to_the_stored_posts(store, archive):
+    archive.post("2024-05-01-a.md", "已收录", "正文。")
+    soon = _in(2)
+    archive.post(_dated(soon)["name"], "预定的文章", "正文。", date=_dated(soon)["date"])
+    result = await sync(store, archive)
+    assert (result.added, result.held) == (1, 1)
+    archive.config(
+        "url: https://archive.example.com\ntimezone: Asia/Shanghai\npermalink: /:year/:title/\nfuture: true\n"
+    )
+    result = await sync(store, archive)
+    assert (result.updated, result.added, result.held) == (1, 1, 0)
+    assert (await store.get_post("2024-05-01-a")).archive_url == "https://archive.example.com/2024/a/"
+    result = await sync(store, archive)
+    assert (result.updated, result.unchanged) == (0, 2)
