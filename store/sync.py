@@ -276,7 +276,7 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 # What the stored posts were read with (meta key): the settings that change what a post file gives (its
-# time, local date, archive URL, summary) or whether it is indexed yet.
+# time, local date, archive URL, summary) or whether it is indexed yet, and the reader's version.
 READ_WITH = "read_with"
 
 
@@ -287,6 +287,7 @@ def _reading(cfg: ArchiveConfig) -> dict[str, Any]:
         "permalink": cfg.permalink,
         "summary_chars": cfg.summary_chars,
         "future": cfg.future,
+        "reader": jekyll.READER_VERSION,
     }
 
 

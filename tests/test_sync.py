@@ -719,3 +719,11 @@ async def test_a_changed_site_url_permalink_or_future_setting_applies_to_the_sto
     assert (await store.get_post("2024-05-01-a")).archive_url == "https://archive.example.com/2024/a/"
     result = await sync(store, archive)
     assert (result.updated, result.unchanged) == (0, 2)
+
+
+async def test_a_new_reader_version_reads_every_post_again(store, archive, monkeypatch):
+    archive.post("2024-05-01-a.md", "已收录", "正文。")
+    await sync(store, archive)
+    assert (await sync(store, archive)).unchanged == 1
+    monkeypatch.setattr(jekyll_module, "READER_VERSION", jekyll_module.READER_VERSION + 1)
+    assert (await sync(store, archive)).updated == 1
