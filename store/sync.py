@@ -117,9 +117,9 @@ class SyncResult:
     # new or edited posts dated in the future, which Jekyll does not publish yet (`future: false`):
     # indexed at the first sync after their date (an edited post's indexed version stays until then)
     held: int = 0
+    held_files: list[dict[str, str]] = field(default_factory=list)  # their paths and reasons (the date)
     # posts marked `published: false` (not errors); an indexed one that gets it is taken out (`deleted`)
     unpublished: int = 0
-    held_files: list[dict[str, str]] = field(default_factory=list)  # their paths and reasons (the date)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -259,6 +259,8 @@ async def test_a_post_dated_in_the_future_is_pushed_once_its_date_has_come(make_
     reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)  # held again: the admins were told once
     assert "0 added" in reply.text and "1 post(s) dated in the future: held until their date" in reply.text
     assert len([m for m in env.api.sent_to(ADMIN) if "are held until their date" in m.text]) == 1
+    stats = await env.api.ask(ADMIN, "/stats", user_id=ADMIN)
+    assert "1 post(s) dated in the future, held until their date" in stats.text
     monkeypatch.setattr(
         jekyll, "now_utc", lambda: soon + timedelta(minutes=5)
     )  # the next sync after its date

@@ -100,6 +100,8 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             deleted=last["deleted"],
             skipped=last["skipped"],
         )
+        if last.get("held"):  # (a summary from before held posts has no such key)
+            last_text += "\n" + svc.i18n.t(lang, "stats.held", count=last["held"])
     else:
         last_text = svc.i18n.t(lang, "stats.never")
     indexing = svc.indexing_note(lang, "stats.indexing")
