@@ -57,7 +57,14 @@ def _check_archive(settings: Settings, report: Report) -> None:
     walk = Walk()
     files = sum(1 for _ in iter_post_files(cfg, walk))
     config = "_config.yml found" if (cfg.root / "_config.yml").is_file() else "no _config.yml"
-    detail = f"{cfg.root} ({files:,} post files, {config}"
+    # dates without offset are read in it (and held posts wait for it): a wrong zone shifts every post
+    if settings.timezone:
+        zone = f"dates without offset in {cfg.timezone} (TIMEZONE)"
+    elif cfg.timezone != "UTC":
+        zone = f"dates without offset in {cfg.timezone} (_config.yml)"
+    else:
+        zone = "dates without offset in UTC (no other time zone in _config.yml or TIMEZONE)"
+    detail = f"{cfg.root} ({files:,} post files, {config}, {zone}"
     detail += f", {len(walk.problems)} skipped: newsbot sync lists them)" if walk.problems else ")"
     if files:
         report.ok("archive", detail)

@@ -44,6 +44,9 @@ async def test_check_a_good_setup_then_each_kind_of_bad_one(tmp_path, archive):
         assert all(line.startswith("ok") for line in lines), lines
         text = r.stdout
         assert "@newsbot_test_bot" in text and "1 post files, _config.yml found" in text
+        assert "dates without offset in Asia/Shanghai (_config.yml)" in text
+        r = await _check(tmp_path, api, **good, TIMEZONE="Europe/Berlin")
+        assert "dates without offset in Europe/Berlin (TIMEZONE)" in r.stdout
         assert "schema" in text and "writable" in text and f"admin {ADMIN}: reachable" in text
         assert "no bot running on it" in text
         with sqlite3.connect(db) as conn:  # the channel took the bot's rights: its rule was paused
