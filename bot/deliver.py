@@ -179,7 +179,8 @@ class Deliverer:
     async def _deliver_group(self, chat: str, thread: int, items: list[dict]) -> None:
         posts = {p.rowid: p for p in await self.store.get_posts([i["post"] for i in items])}
         gone = [i["id"] for i in items if i["post"] not in posts]
-        await self.store.mark_deliveries(gone, "failed", error="post no longer in the archive")
+        # (deleted, or withdrawn with `published: false`, before its chat could take it: nothing failed)
+        await self.store.mark_deliveries(gone, "withdrawn", error="post no longer in the archive")
         items = [i for i in items if i["post"] in posts]
         hours = self.settings.deliver_max_age_hours
         if hours:  # (a chat that refused the bot for a week and takes it back gets this week's news only)

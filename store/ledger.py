@@ -207,13 +207,14 @@ class LedgerStore(StoreBase):
 
     @_locked
     async def forget_deliveries(self, older_than_seconds: int) -> int:
-        """Forget the deliveries finished (sent, failed, merged into a story already sent, or expired)
+        """Forget the deliveries finished (sent, failed, merged into a story already sent, expired, or
+        withdrawn)
         more than so many seconds ago; pending ones are kept however old. Returns how many were
         forgotten. (The partial index is named: the planner would otherwise walk every finished row by
         status.)"""
         cur = await self.conn.execute(
             "DELETE FROM deliveries INDEXED BY deliveries_done"
-            " WHERE status IN ('sent', 'failed', 'merged', 'expired') AND updated < ?",
+            " WHERE status IN ('sent', 'failed', 'merged', 'expired', 'withdrawn') AND updated < ?",
             (now_ts() - older_than_seconds,),
         )
         return cur.rowcount

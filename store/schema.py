@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -209,6 +209,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE failed_files ADD COLUMN until INTEGER;
     ALTER TABLE failed_files ADD COLUMN kind TEXT NOT NULL DEFAULT 'error';
+    """,
+    # 14 -> 15: a delivery whose post left the archive before it was sent (deleted, or withdrawn with
+    # `published: false`) is 'withdrawn', not 'failed': nothing failed; forgotten as the other finished ones.
+    """
+    DROP INDEX deliveries_done;
+    CREATE INDEX deliveries_done ON deliveries (updated)
+        WHERE status IN ('sent', 'failed', 'merged', 'expired', 'withdrawn');
     """,
 ]
 

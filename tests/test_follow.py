@@ -287,6 +287,9 @@ async def test_a_post_withdrawn_before_its_chat_could_take_it_is_not_sent(make_e
     await env.api.ask(ADMIN, f"/autopost resume {rules[0]['id']}", user_id=ADMIN)
     await env.settle()
     assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["照常发布"]
+    assert await env.svc.store.delivery_counts() == {"sent": 1, "withdrawn": 1}
+    stats = await env.api.ask(ADMIN, "/stats", user_id=ADMIN)
+    assert "0 failed" in stats.text and "1 withdrawn (their post left the archive first)" in stats.text
 
 
 async def test_posts_grown_too_old_while_their_chat_refused_the_bot_are_not_sent(make_env, monkeypatch):
@@ -481,13 +484,14 @@ async def test_moving_a_chat_merges_what_the_new_chat_has_and_is_done_once(store
 
 async def test_finished_deliveries_are_forgotten_after_a_while_and_pending_ones_never(store):
     rule, _ = await store.add_rule("-1")
-    await store.enqueue([(rule, "-1", 0, post) for post in range(1, 6)], 1)
-    for post, status in ((1, "sent"), (2, "failed"), (3, "merged"), (4, "sent")):
+    await store.enqueue([(rule, "-1", 0, post) for post in range(1, 8)], 1)
+    finished = ((1, "sent"), (2, "failed"), (3, "merged"), (4, "sent"), (6, "expired"), (7, "withdrawn"))
+    for post, status in finished:
         await store.conn.execute("UPDATE deliveries SET status=? WHERE post=?", (status, post))
-    # posts 1-3 and the pending post 5 were finished (or queued) 40 days ago, post 4 yesterday
+    # all but post 4 were finished (or queued: the pending post 5) 40 days ago, post 4 yesterday
     await store.conn.execute("UPDATE deliveries SET updated = updated - 40 * 86400 WHERE post != 4")
     await store.conn.execute("UPDATE deliveries SET updated = updated - 86400 WHERE post = 4")
-    assert await store.forget_deliveries(30 * 86400) == 3
+    assert await store.forget_deliveries(30 * 86400) == 5
     rows = await store._fetch("SELECT post, status FROM deliveries ORDER BY post")
     assert rows == [(4, "sent"), (5, "pending")]
 

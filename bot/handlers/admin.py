@@ -121,6 +121,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             sent=counts.get("sent", 0),
             merged=counts.get("merged", 0),
             expired=counts.get("expired", 0),
+            withdrawn=counts.get("withdrawn", 0),
             days=deliveries_kept(svc.settings) // 86400,
             rules=sum(r["origin"] != "subscription" for r in rules),
             alerts=sum(r["origin"] == "subscription" for r in rules),
