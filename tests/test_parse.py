@@ -286,3 +286,45 @@ def test_leading_digest_is_its_first_quoted_lines(text):
         lines.append(_MD_QUOTE.sub("", raw, count=1))
     expected = "\n".join(body_to_paragraphs("\n".join(lines))) if lines else ""
     assert leading_digest(text) == expected
+
+
+_NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@given(
+    seconds=st.integers(-3 * 366 * 86400, 3 * 366 * 86400),
+    offset_hours=st.one_of(st.none(), st.integers(-12, 14)),
+    future=st.booleans(),
+)
+def test_a_post_is_indexed_held_or_taken_for_a_typo_by_its_date_alone(
+    tmp_path_factory, seconds, offset_hours, future
+):
+    # Jekyll's rule (`future: false` by default) and the year-ahead typo rule, for any date and offset
+    import store.jekyll as jekyll
+    from store.jekyll import MAX_FUTURE, PostHeld, PostNotYet
+
+    root = tmp_path_factory.mktemp("site")
+    (root / "_posts").mkdir()
+    (root / "_config.yml").write_text(f"timezone: Asia/Shanghai\nfuture: {str(future).lower()}\n")
+    zone = CST if offset_hours is None else timezone(timedelta(hours=offset_hours))
+    when = (_NOW + timedelta(seconds=seconds)).astimezone(zone)
+    stamp = when.strftime("%Y-%m-%d %H:%M:%S") + ("" if offset_hours is None else when.strftime(" %z"))
+    raw = f"---\ntitle: t\ndate: {stamp}\n---\nbody\n".encode()
+    real = jekyll.now_utc
+    jekyll.now_utc = lambda: _NOW
+    try:
+        try:
+            post = parse_post(open_archive(root), "_posts/2026-06-01-t.md", raw)
+            outcome, until = "indexed", None
+        except PostHeld as exc:
+            outcome, until = "held", exc.until
+        except PostNotYet as exc:
+            outcome, until = "typo", exc.until
+    finally:
+        jekyll.now_utc = real
+    if when > _NOW + MAX_FUTURE:
+        assert outcome == "typo" and until == (when - MAX_FUTURE).timestamp()
+    elif when > _NOW and not future:
+        assert outcome == "held" and until == when.timestamp()
+    else:
+        assert outcome == "indexed" and post.date == when
