@@ -6,6 +6,7 @@ Parsing is pure and picklable so a sync can run it in worker processes.
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
 import re
 import stat
@@ -214,6 +215,9 @@ class ArchiveConfig:
     # `future` in _config.yml: Jekyll publishes posts dated in the future only when it is true (its
     # default is false); other posts are held until their date (PostHeld)
     future: bool = False
+    # `defaults` in _config.yml that apply to posts, in the order they take precedence (the last wins):
+    # (scope path, its values as (key, value) pairs); a post's own front matter wins over them all
+    defaults: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
 
     @property
     def roots(self) -> tuple[str, str]:
@@ -254,6 +258,7 @@ def open_archive(
 
     config: dict[str, Any] = {}
     future = False
+    defaults: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     cfg_file = root / "_config.yml"
     if cfg_file.is_file():
         try:
@@ -268,6 +273,7 @@ def open_archive(
             config = {key: _config_text(cfg_file, key, loaded.get(key)) for key in _CONFIG_KEYS}
             # as Jekyll (Ruby) reads it: anything but null or false is true
             future = loaded.get("future") is not None and loaded.get("future") is not False
+            defaults = _post_defaults(cfg_file, loaded.get("defaults"))
 
     if site_url is None:
         url = (config.get("url") or "").rstrip("/")
@@ -290,6 +296,7 @@ def open_archive(
         story_window_hours=story_window_hours,
         search_pairs=search_pairs,
         future=future,
+        defaults=defaults,
     )
 
 
@@ -409,6 +416,69 @@ def _bad_name(entry: os.DirEntry, is_post: bool, rel_of, walk: Walk) -> None:
 
 _CONFIG_KEYS = ("url", "baseurl", "timezone", "permalink")  # what newsbot reads of `_config.yml`
 MAX_CONFIG_BYTES = 1 << 20
+
+
+MAX_DEFAULT_SCOPES = 1000
+MAX_DEFAULT_ITEMS = 50
+
+
+def _post_defaults(path: Path, value: Any) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """Jekyll's front matter defaults (`defaults:` in _config.yml) that apply to posts: each entry's
+    scope (`path`, a prefix of the file's path from the archive root or a glob with `*`; `type`, absent
+    or `posts`) and values. Ordered as Jekyll ranks them, the one that wins last: a longer path wins, then
+    one with a type, then the later entry. As Jekyll, a `defaults` that is not a list and entries without
+    a `values` mapping are ignored; so are values that are not text, numbers, booleans, dates or lists of
+    at most 50 of them (an author object: nothing newsbot reads; the config may use YAML aliases, and a
+    list of lists built from them would be expanded)."""
+    if not isinstance(value, list):
+        return ()
+    if len(value) > MAX_DEFAULT_SCOPES:
+        raise ArchiveError(f"cannot use {path}: `defaults` has over {MAX_DEFAULT_SCOPES} entries")
+    ranked = []
+    for i, entry in enumerate(value):
+        values = entry.get("values") if isinstance(entry, dict) else None
+        if not isinstance(values, dict):
+            continue
+        scope = entry.get("scope")
+        scope = scope if isinstance(scope, dict) else {}
+        kind = scope.get("type")
+        if kind is not None and kind != "posts":
+            continue  # (pages, drafts, collections)
+        where = scope.get("path")
+        where = where.strip("/") if isinstance(where, str) else ""
+        pairs = tuple(
+            (str(key), tuple(item) if isinstance(item, list) else item)
+            for key, item in values.items()
+            if _default_value_ok(item)
+        )
+        if pairs:
+            ranked.append(((len(where), kind is not None, i), (where, pairs)))
+    return tuple(d for _, d in sorted(ranked, key=lambda r: r[0]))
+
+
+def _default_value_ok(item: Any) -> bool:
+    scalar = (str, int, float, bool, date, type(None))
+    if isinstance(item, list):
+        return len(item) <= MAX_DEFAULT_ITEMS and all(isinstance(x, scalar) for x in item)
+    return isinstance(item, scalar)
+
+
+def _with_defaults(cfg: ArchiveConfig, rel_path: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """A post's front matter over the defaults whose scope holds it (see `_post_defaults`)."""
+    merged: dict[str, Any] = {}
+    for where, pairs in cfg.defaults:
+        if _in_scope(rel_path, where):
+            merged.update((k, list(v) if isinstance(v, tuple) else v) for k, v in pairs)
+    return merged | meta if merged else meta
+
+
+def _in_scope(rel_path: str, where: str) -> bool:
+    """Whether a scope path holds a file: a prefix of its path, or a glob whose `*` stands for one name
+    (Jekyll globs the scope against the archive's files and folders: a file inside a match is held)."""
+    if "*" not in where:
+        return rel_path.startswith(where)
+    names, pattern = rel_path.split("/"), where.split("/")
+    return len(names) >= len(pattern) and all(map(fnmatch.fnmatchcase, names, pattern))
 
 
 def _config_text(path: Path, key: str, value: Any) -> str | None:
@@ -611,6 +681,8 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
         raise PostError(f"bad front matter value: {type(exc).__name__}: {_one_line(exc)}") from exc
     if not isinstance(meta, dict):
         raise PostError("front matter is not a key: value mapping")
+    if cfg.defaults:
+        meta = _with_defaults(cfg, rel_path, meta)
 
     published = meta.get("published", True)
     if published is False or str(published).strip().lower() == "false":

@@ -288,6 +288,10 @@ def _reading(cfg: ArchiveConfig) -> dict[str, Any]:
         "summary_chars": cfg.summary_chars,
         "future": cfg.future,
         "reader": jekyll.READER_VERSION,
+        # (front matter defaults: compared by a digest; their values may be dates, which JSON lacks)
+        "defaults": hashlib.blake2b(repr(cfg.defaults).encode(), digest_size=8).hexdigest()
+        if cfg.defaults
+        else "",
     }
 
 

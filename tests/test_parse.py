@@ -328,3 +328,47 @@ def test_a_post_is_indexed_held_or_taken_for_a_typo_by_its_date_alone(
         assert outcome == "held" and until == when.timestamp()
     else:
         assert outcome == "indexed" and post.date == when
+
+
+def test_front_matter_defaults_of_the_config_apply_to_posts_as_jekyll_ranks_them(archive):
+    archive.config(
+        """
+        url: https://news.example.org
+        defaults:
+          - scope: {path: "", type: posts}
+            values: {categories: [news], tags: [默认]}
+          - scope: {path: _posts/markets}
+            values: {categories: [markets]}
+          - scope: {path: "_posts/*/drafts"}
+            values: {published: false}
+          - scope: {path: "", type: pages}
+            values: {categories: [pages-only]}
+        """
+    )
+    plain = parse(archive, "2024-05-01-a.md", "---\ntitle: a\ndate: 2024-05-01\n---\nx\n")
+    assert (plain.categories, plain.tags) == (["news"], ["默认"])
+    nested = parse(archive, "markets/2024-05-01-b.md", "---\ntitle: b\ndate: 2024-05-01\n---\nx\n")
+    assert (nested.categories, nested.tags) == (["markets"], ["默认"])  # the longer path wins
+    own = parse(
+        archive, "markets/2024-05-01-c.md", "---\ntitle: c\ndate: 2024-05-01\ncategories: fx\n---\nx\n"
+    )
+    assert own.categories == ["fx"]  # the post's own front matter wins over them all
+    with pytest.raises(PostError, match="unpublished"):
+        parse(archive, "markets/drafts/2024-05-01-d.md", "---\ntitle: d\ndate: 2024-05-01\n---\nx\n")
+
+
+def test_front_matter_defaults_newsbot_cannot_use_are_ignored_as_jekyll_ignores_them(archive):
+    # not a list, an entry without values, a nested value (an author object; or lists of lists, which
+    # YAML aliases could expand): nothing a post is read with
+    post = "---\ntitle: a\ndate: 2024-05-01\n---\nx\n"
+    for defaults, tags in (
+        ("{path: ''}", []),
+        ("[{scope: {path: ''}}, {values: {tags: [a]}}]", ["a"]),  # (no scope: every file)
+        ("[{scope: {path: ''}, values: {categories: [[a, b]], author: {name: x}, tags: [b]}}]", ["b"]),
+    ):
+        archive.config(f"url: https://news.example.org\ndefaults: {defaults}\n")
+        parsed = parse(archive, "2024-05-01-a.md", post)
+        assert (parsed.categories, parsed.tags) == ([], tags)
+    archive.config("url: x\ndefaults: [" + ", ".join(["{values: {tags: a}}"] * 1001) + "]\n")
+    with pytest.raises(ArchiveError, match="over 1000 entries"):
+        open_archive(archive.root)

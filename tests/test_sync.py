@@ -727,3 +727,17 @@ async def test_a_new_reader_version_reads_every_post_again(store, archive, monke
     assert (await sync(store, archive)).unchanged == 1
     monkeypatch.setattr(jekyll_module, "READER_VERSION", jekyll_module.READER_VERSION + 1)
     assert (await sync(store, archive)).updated == 1
+
+
+async def test_changed_front_matter_defaults_apply_to_the_stored_posts(store, archive):
+    archive.write(
+        "2024-05-01-a.md", '---\ntitle: "没有分类"\ndate: 2024-05-01\n---\n\n正文。\n', dedent=False
+    )
+    await sync(store, archive)
+    assert (await store.get_post("2024-05-01-a")).categories == []
+    archive.config(
+        "url: https://news.example.org\ntimezone: Asia/Shanghai\n"
+        "defaults: [{scope: {path: ''}, values: {categories: [archive]}}]\n"
+    )
+    assert (await sync(store, archive)).updated == 1
+    assert (await store.get_post("2024-05-01-a")).categories == ["archive"]
