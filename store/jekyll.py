@@ -57,14 +57,19 @@ class ArchiveError(Exception):
 
 
 class PostError(Exception):
-    """One post cannot be indexed; the message is the reason shown to the user."""
+    """One post cannot be indexed; the message is the reason shown to the user. `kind`: "error", or what
+    is not one (a sync reports those apart); `until`: when the same bytes may give a post (a POSIX time),
+    or None: only once they change."""
+
+    kind = "error"
+    until: float | None = None
 
 
 class PostNotYet(PostError):
     """A post that cannot be indexed now but may be later without changing (dated too far ahead): a sync
     looks at it again once `until` (a POSIX time) has come, or when it changes."""
 
-    def __init__(self, reason: str, until: float = 0.0):
+    def __init__(self, reason: str, until: float):
         super().__init__(reason)
         self.until = until
 
@@ -73,10 +78,14 @@ class PostUnpublished(PostError):
     """A post its editors marked `published: false`: not an error, and not to be served (a post indexed
     before is taken out, as a deleted one)."""
 
+    kind = "unpublished"
+
 
 class PostHeld(PostNotYet):
     """A post dated in the future, which Jekyll does not publish before its date (`future: false`, its
     default): not an error, it is indexed (and pushed) at the first sync after its date."""
+
+    kind = "held"
 
 
 # --- YAML that survives real archives ------------------------------------------------------------

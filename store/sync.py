@@ -36,9 +36,6 @@ from .jekyll import (
     ArchiveConfig,
     Post,
     PostError,
-    PostHeld,
-    PostNotYet,
-    PostUnpublished,
     Walk,
     inside,
     iter_post_files,
@@ -121,6 +118,20 @@ class SyncResult:
     # posts marked `published: false` (not errors); an indexed one that gets it is taken out (`deleted`)
     unpublished: int = 0
 
+    def skip(self, rel: str, reason: str) -> None:
+        self.skipped += 1
+        self.errors.append({"path": rel, "reason": reason})
+
+    def not_indexed(self, rel: str, why: Failed) -> None:
+        """Count a file this sync did not index, by why (Failed.kind): held, unpublished, or skipped."""
+        if why.kind == "held":
+            self.held += 1
+            self.held_files.append({"path": rel, "reason": why.reason})
+        elif why.kind == "unpublished":
+            self.unpublished += 1
+        else:
+            self.skip(rel, why.reason)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "added": self.added,
@@ -194,9 +205,8 @@ def _prepare(
     cfg: ArchiveConfig, items: list[tuple[str, str, int, int, str | None]], parsing: Parsing | None = None
 ) -> list[tuple]:
     """Worker: read, hash and parse files. Returns per item ('ok', rel, IndexedPost) | ('same', rel, None)
-    | ('err', rel, (reason, a Failed record when the failure is a property of these bytes, else None))
-    | ('held' or 'unpublished', rel, Failed) for a post Jekyll does not publish (yet).
-    Notes each file in `parsing` while it is at it."""
+    | ('not', rel, (Failed, whether to remember it: the reason is a property of these bytes)) for a file
+    not indexed. Notes each file in `parsing` while it is at it."""
     out: list[tuple] = []
     for rel, abspath, mtime_ns, size, old_hash in items:
         if parsing is not None:
@@ -207,7 +217,7 @@ def _prepare(
             raw = _read(abspath, cfg)
         except (OSError, _Unusable) as exc:
             reason = str(exc) if isinstance(exc, _Unusable) else f"cannot read file: {exc.strerror or exc}"
-            out.append(("err", rel, (reason, None)))
+            out.append(("not", rel, (Failed(mtime_ns, size, reason), False)))
             continue
         digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
         if old_hash is not None and digest == old_hash:
@@ -218,17 +228,12 @@ def _prepare(
             grouped = cfg.story_window_hours > 0
             indexed = index_post(post, cfg.timezone, mtime_ns, len(raw), digest, grouped, cfg.pair_chars)
             out.append(("ok", rel, indexed))
-        except PostHeld as exc:  # looked at again once its date has come
-            out.append(("held", rel, Failed(mtime_ns, size, str(exc), math.ceil(exc.until), "held")))
-        except PostUnpublished as exc:
-            out.append(("unpublished", rel, Failed(mtime_ns, size, str(exc), None, "unpublished")))
-        except PostNotYet as exc:
-            out.append(("err", rel, (str(exc), Failed(mtime_ns, size, str(exc), math.ceil(exc.until)))))
-        except PostError as exc:  # looked at again when it changes
-            out.append(("err", rel, (str(exc), Failed(mtime_ns, size, str(exc)))))
+        except PostError as exc:  # looked at again when it changes, or once `until` has come
+            until = None if exc.until is None else math.ceil(exc.until)
+            out.append(("not", rel, (Failed(mtime_ns, size, str(exc), until, exc.kind), True)))
         except Exception as exc:  # a bug or an exotic file must not abort the sync
             reason = f"unexpected error: {type(exc).__name__}: {exc}"
-            out.append(("err", rel, (reason, Failed(mtime_ns, size, reason))))
+            out.append(("not", rel, (Failed(mtime_ns, size, reason), True)))
     if parsing is not None:
         parsing.file = None
     elif _slot is not None:
@@ -607,16 +612,9 @@ async def _sync(
     # files that fail to parse are remembered with their (mtime, size): not parsed again until they change
     failing: list[tuple[str, Failed]] = list(still_failing)
     for rel, reason in walk.problems:
-        result.errors.append({"path": rel, "reason": reason})
+        result.skip(rel, reason)
     for rel, bad in still_failing:
-        if bad.kind == "held":
-            result.held += 1
-            result.held_files.append({"path": rel, "reason": bad.reason})
-        elif bad.kind == "unpublished":
-            result.unpublished += 1
-        else:
-            result.errors.append({"path": rel, "reason": bad.reason})
-    result.skipped = len(result.errors)
+        result.not_indexed(rel, bad)
     if (
         not allow_mass_delete
         and len(gone_paths) >= MASS_DELETE_MIN
@@ -733,25 +731,19 @@ async def _sync(
                 if written is not None:
                     written.append((rel, state[0], st.st_mtime_ns, st.st_size))
                 result.unchanged += 1
-            elif kind == "held":
-                result.held += 1
-                result.held_files.append({"path": rel, "reason": value.reason})
-                failing.append((rel, value))
-                log.info("%s: %s", rel, value.reason)
-            elif kind == "unpublished":
-                result.unpublished += 1
-                failing.append((rel, value))
-                if rel in states:  # taken out, as a deleted post (its editors withdrew it)
+            else:
+                why, remember = value
+                result.not_indexed(rel, why)
+                if remember:
+                    failing.append((rel, why))
+                if why.kind == "held":
+                    log.info("%s: %s", rel, why.reason)
+                elif why.kind == "unpublished" and rel in states:
+                    # taken out, as a deleted post (its editors withdrew it)
                     deletes.append(states[rel][0])
                     gone_paths.append(rel)
                     result.deleted += 1
                     log.info("%s: unpublished (published: false): taken out of the index", rel)
-            else:
-                reason, bad = value
-                result.skipped += 1
-                result.errors.append({"path": rel, "reason": reason})
-                if bad is not None:
-                    failing.append((rel, bad))
 
     chunks = _chunks(todo)
     if pool is not None:
