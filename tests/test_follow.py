@@ -21,6 +21,19 @@ CHANNEL = -1009999999999
 FORUM = -1008888888888
 
 
+def first_lines(messages) -> list[str]:
+    return [m.text.split("\n")[0] for m in messages]
+
+
+async def take_back(env) -> None:
+    """The channel that refused the bot takes it back and an admin resumes its paused rule: what is still
+    queued for it goes out."""
+    env.api.refusing.pop(CHANNEL, None)
+    (rule,) = await env.svc.store.rules()
+    await env.api.ask(ADMIN, f"/autopost resume {rule['id']}", user_id=ADMIN)
+    await env.settle()
+
+
 class Env:
     def __init__(self, api, app, archive):
         self.api, self.app, self.archive = api, app, archive
@@ -163,7 +176,7 @@ async def test_rule_with_thread_posts_into_the_topic_and_filters_by_category(mak
     await env.svc.follower.sync()
     await env.settle()
     posts = env.channel_posts(FORUM)
-    assert [p.text.split("\n")[0] for p in posts] == ["科技新闻"]
+    assert first_lines(posts) == ["科技新闻"]
     assert posts[0].thread_id == 42
 
 
@@ -175,7 +188,7 @@ async def test_429_is_retried_after_the_wait(make_env):
     started = loop.time()
     await env.svc.follower.sync()
     await env.settle()
-    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["限流之后"]
+    assert first_lines(env.channel_posts()) == ["限流之后"]
     assert loop.time() - started >= 1.0
     assert ("sendMessage", "Too Many Requests: retry after 1") in env.api.errors
 
@@ -196,7 +209,7 @@ async def test_a_flood_wait_in_one_chat_does_not_hold_up_the_others(make_env):
     assert env.channel_posts() == []
     await env.api.wait_for(lambda: env.channel_posts(), timeout=15)
     assert loop.time() - started >= 3.0
-    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["限流的频道"]
+    assert first_lines(env.channel_posts()) == ["限流的频道"]
     await env.settle()
     assert env.api.errors.count(("sendMessage", "Too Many Requests: retry after 3")) == 1
     assert await env.svc.store.delivery_counts() == {"sent": 2}
@@ -237,8 +250,8 @@ async def test_new_posts_dated_long_ago_are_indexed_but_not_pushed(make_env):
     reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
     assert "4 added" in reply.text and "3 new post(s) dated more than 72 h ago" in reply.text
     await env.settle()
-    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["回填的近闻"]
-    assert [m.text.split("\n")[0] for m in env.api.sent_to(ALICE)[before:]] == ["回填的近闻"]
+    assert first_lines(env.channel_posts()) == ["回填的近闻"]
+    assert first_lines(env.api.sent_to(ALICE)[before:]) == ["回填的近闻"]
     page = await search(env.svc.store, "回填旧闻")  # (indexed all the same)
     assert page.total == 3
 
@@ -266,7 +279,7 @@ async def test_a_post_dated_in_the_future_is_pushed_once_its_date_has_come(make_
     )  # the next sync after its date
     await env.svc.follower.sync()
     await env.settle()
-    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["定时发布的新闻"]
+    assert first_lines(env.channel_posts()) == ["定时发布的新闻"]
 
 
 async def test_a_post_withdrawn_before_its_chat_could_take_it_is_not_sent(make_env):
@@ -282,11 +295,8 @@ async def test_a_post_withdrawn_before_its_chat_could_take_it_is_not_sent(make_e
     reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
     assert "1 deleted" in reply.text and "1 post(s) marked published: false" in reply.text
     assert not [m for m in env.api.sent_to(ADMIN) if "skipped" in m.text and "⚠️" in m.text]
-    del env.api.refusing[CHANNEL]
-    rules = await env.svc.store.rules()
-    await env.api.ask(ADMIN, f"/autopost resume {rules[0]['id']}", user_id=ADMIN)
-    await env.settle()
-    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["照常发布"]
+    await take_back(env)
+    assert first_lines(env.channel_posts()) == ["照常发布"]
     assert await env.svc.store.delivery_counts() == {"sent": 1, "withdrawn": 1}
     stats = await env.api.ask(ADMIN, "/stats", user_id=ADMIN)
     assert "0 failed" in stats.text and "1 withdrawn (their post left the archive first)" in stats.text
@@ -307,11 +317,8 @@ async def test_posts_grown_too_old_while_their_chat_refused_the_bot_are_not_sent
     assert await env.svc.store.delivery_counts() == {"pending": 2}  # (both still news when queued)
     later = deliver.now_ts() + 2 * 3600  # two hours later the bot is taken back
     monkeypatch.setattr(deliver, "now_ts", lambda: later)
-    del env.api.refusing[CHANNEL]
-    rules = await env.svc.store.rules()
-    await env.api.ask(ADMIN, f"/autopost resume {rules[0]['id']}", user_id=ADMIN)
-    await env.settle()
-    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["一小时前的新闻"]
+    await take_back(env)
+    assert first_lines(env.channel_posts()) == ["一小时前的新闻"]
     assert await env.svc.store.delivery_counts() == {"sent": 1, "expired": 1}
     stats = await env.api.ask(ADMIN, "/stats", user_id=ADMIN)
     assert "1 too old by the time the chat could take them" in stats.text
@@ -330,9 +337,8 @@ async def test_forbidden_pauses_the_rule_and_tells_admins(make_env):
     # the delivery is kept; resuming the rule sends it
     listing = await env.api.ask(ADMIN, "/autopost", user_id=ADMIN)
     assert "paused" in listing.text
-    await env.api.ask(ADMIN, f"/autopost resume {rules[0]['id']}", user_id=ADMIN)
-    await env.settle()
-    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["被踢出"]
+    await take_back(env)
+    assert first_lines(env.channel_posts()) == ["被踢出"]
 
 
 async def test_subscriptions_deliver_matching_posts_only(make_env):
@@ -350,8 +356,8 @@ async def test_subscriptions_deliver_matching_posts_only(make_env):
     env.archive.post("2024-05-03-c.md", "天气", "晴。", date="2024-05-03", categories="life")
     await env.svc.follower.sync()
     await env.settle()
-    alice = [m.text.split("\n")[0] for m in env.api.sent_to(ALICE)[before_alice:]]
-    wang = [m.text.split("\n")[0] for m in env.api.sent_to(WANG)[before_wang:]]
+    alice = first_lines(env.api.sent_to(ALICE)[before_alice:])
+    wang = first_lines(env.api.sent_to(WANG)[before_wang:])
     assert alice == ["股市收涨"] and wang == ["芯片出口"]
     r = await env.api.ask(ALICE, "/unsubscribe all", user_id=ALICE)
     assert "1 alert(s) removed" in r.text
@@ -370,7 +376,7 @@ async def test_autopost_add_list_remove_at_runtime(make_env):
     env.archive.post("2024-05-02-b.md", "其他世界新闻", "无关。", date="2024-05-02", categories="world")
     await env.svc.follower.sync()
     await env.settle()
-    assert [p.text.split("\n")[0] for p in env.channel_posts()] == ["利率决议"]
+    assert first_lines(env.channel_posts()) == ["利率决议"]
     rule_id = (await env.svc.store.rules())[0]["id"]
     r = await env.api.ask(ADMIN, f"/autopost remove {rule_id}", user_id=ADMIN)
     assert "removed" in r.text and await env.svc.store.rules() == []
@@ -651,10 +657,6 @@ async def test_a_sync_pauses_the_index_merge_and_it_goes_on_after(make_env, monk
 
 
 GROUP, SUPERGROUP = -4001, -1004001
-
-
-def first_lines(messages) -> list[str]:
-    return [m.text.split("\n")[0] for m in messages]
 
 
 async def test_a_group_upgraded_while_the_bot_was_away_is_followed_at_the_first_send(make_env):
