@@ -50,6 +50,12 @@ class Archive:
         os.utime(path, ns=(ago, ago))
         return path
 
+    @staticmethod
+    def touch(path: Path) -> None:
+        """Move a file's mtime a second on: an edit every sync sees, however coarse the file system's
+        timestamps."""
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+
     def post(
         self,
         name: str,

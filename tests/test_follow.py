@@ -4,7 +4,6 @@ subscriptions, overlapping syncs, git pull failures."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from datetime import datetime, timedelta, timezone
 
@@ -291,7 +290,7 @@ async def test_a_post_withdrawn_before_its_chat_could_take_it_is_not_sent(make_e
     await env.svc.deliverer.run_once()
     assert await env.svc.store.delivery_counts() == {"pending": 2}
     env.archive.post("2024-05-01-a.md", "将被撤回", "内容。", extra="published: false")
-    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    env.archive.touch(path)
     reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
     assert "1 deleted" in reply.text and "1 post(s) marked published: false" in reply.text
     assert not [m for m in env.api.sent_to(ADMIN) if "skipped" in m.text and "⚠️" in m.text]

@@ -34,7 +34,7 @@ async def test_add_edit_delete_rename(store, archive):
     assert counts(await sync(store, archive)) == (0, 0, 0, 2, 0)
 
     archive.post("2024-01-01-a.md", "第一篇改", "橙子发布新品。")
-    os.utime(a, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns + 10**9))
+    archive.touch(a)
     assert counts(await sync(store, archive)) == (0, 1, 0, 1, 0)
     assert await titles(store, "橙子") == ["第一篇改"]
     assert await titles(store, "苹果") == []
@@ -78,7 +78,7 @@ async def test_index_texts_reach_sqlite_as_utf8_bytes_and_are_indexed_as_their_t
 
     assert await index_tokens(store) == expected("银行 Café", "人民币汇率，今天上涨。", ["财经"])
     archive.post("2024-01-01-a.md", "保险 Cafe", "黄金价格下跌。", tags="[市场]")
-    os.utime(post, ns=(post.stat().st_atime_ns, post.stat().st_mtime_ns + 10**9))
+    archive.touch(post)
     await sync(store, archive)
     assert await index_tokens(store) == expected("保险 Cafe", "黄金价格下跌。", ["市场"])
 
@@ -115,7 +115,7 @@ async def test_post_broken_by_an_edit_keeps_its_last_good_version(store, archive
     p = archive.post("2024-01-01-a.md", "好的", "正常的文章。")
     await sync(store, archive)
     p.write_text("---\ntitle: [broken\n---\n", encoding="utf-8")
-    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
+    archive.touch(p)
     r = await sync(store, archive)
     assert counts(r) == (0, 0, 0, 0, 1)
     assert await titles(store, "正常") == ["好的"]
@@ -647,13 +647,9 @@ async def test_a_held_post_whose_date_is_corrected_is_indexed_at_once(store, arc
     archive.post(_dated(_in(8))["name"], "时区写错的文章", "正文。", date=_dated(_in(8))["date"])
     assert (await sync(store, archive)).held == 1
     path = archive.post(_dated(_in(8))["name"], "时区写错的文章", "正文。", date=_dated(_in(-0.1))["date"])
-    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    archive.touch(path)
     result = await sync(store, archive)
     assert (result.added, result.held) == (1, 0)
-
-
-def _touch(path):
-    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
 
 
 async def test_a_post_marked_unpublished_is_not_served_and_one_indexed_before_is_taken_out(store, archive):
@@ -664,14 +660,14 @@ async def test_a_post_marked_unpublished_is_not_served_and_one_indexed_before_is
     result = await sync(store, archive)
     assert (result.added, result.unpublished, result.skipped, result.errors) == (1, 1, 0, [])
     archive.post("2024-05-02-a.md", "要撤回的文章", "撤回的内容。", extra="published: false")
-    _touch(path)
+    archive.touch(path)
     result = await sync(store, archive)
     assert (result.deleted, result.unpublished, result.skipped) == (1, 2, 0)
     assert await store.latest(5) == [] and (await search(store, "撤回")).total == 0
     result = await sync(store, archive)  # remembered: not read again until they change
     assert (result.deleted, result.unchanged, result.unpublished) == (0, 0, 2)
     archive.post("2024-05-02-a.md", "要撤回的文章", "改过后重新发布。")
-    _touch(path)
+    archive.touch(path)
     result = await sync(store, archive)
     assert (result.added, result.unpublished) == (1, 1)
     assert await titles(store, "重新发布") == ["要撤回的文章"]
