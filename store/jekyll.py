@@ -281,7 +281,7 @@ def open_archive(
         if isinstance(loaded, dict):
             config = {key: _config_text(cfg_file, key, loaded.get(key)) for key in _CONFIG_KEYS}
             # as Jekyll (Ruby) reads it: anything but null or false is true
-            future = loaded.get("future") is not None and loaded.get("future") is not False
+            future = (value := loaded.get("future")) is not None and value is not False
             defaults = _post_defaults(cfg_file, loaded.get("defaults"))
 
     if site_url is None:
