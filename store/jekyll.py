@@ -43,7 +43,7 @@ _PLACEHOLDER = re.compile(r":([a-z_]+)")
 MAX_FUTURE = timedelta(days=366)
 # Raise it with a change here that changes what a post file gives (its title, date, summary, URL…): the
 # next sync then reads every stored post again (store.sync: what posts were read with)
-READER_VERSION = 1
+READER_VERSION = 2
 # A title is cut to this many characters (real ones: under 50 in both real archives). A scraper that puts
 # a whole article into the title would otherwise cost the sync dearly: three titles of 500,000 characters
 # took a 203-post sync from 0.3 to 5.4 s and 108 to 565 MB (story fingerprints hold every character
@@ -207,6 +207,22 @@ def fast_front_matter(text: str) -> dict[str, Any] | None:
 # --- the archive -------------------------------------------------------------------------------
 
 
+# Jekyll (4) leaves these out of every site, whatever `exclude` says
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    ".sass-cache",
+    ".jekyll-cache",
+    "gemfiles",
+    "Gemfile",
+    "Gemfile.lock",
+    "node_modules",
+    "vendor/bundle/",
+    "vendor/cache/",
+    "vendor/gems/",
+    "vendor/ruby/",
+)
+MAX_EXCLUDES = 1000
+
+
 @dataclass(frozen=True)
 class ArchiveConfig:
     root: Path
@@ -227,12 +243,21 @@ class ArchiveConfig:
     # `defaults` in _config.yml that apply to posts, in the order they take precedence (the last wins):
     # (scope path, its values as (key, value) pairs); a post's own front matter wins over them all
     defaults: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    # what the site leaves out (`exclude` in _config.yml, with Jekyll's own): paths from the root, or globs
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDES
+    # `collections_dir` in _config.yml: the folder below the root that holds the `_posts` folders
+    collections_dir: str = ""
 
     @property
     def roots(self) -> tuple[str, str]:
-        """The folders a post file's real path must lie in: the archive root, and `_posts` (which may be
-        a symlink to elsewhere)."""
+        """The folders a post file's real path must lie in: the archive root, and its `_posts` (which
+        may be a symlink to elsewhere)."""
         return str(self.root), str(self.posts_dir)
+
+    @property
+    def site_dir(self) -> Path:
+        """Where the walk looks for `_posts` folders: the root, or its `collections_dir`."""
+        return self.root / self.collections_dir if self.collections_dir else self.root
 
     @property
     def tz(self) -> ZoneInfo:
@@ -250,24 +275,28 @@ def open_archive(
     story_window_hours: int = 48,
     search_pairs: str = "auto",
 ) -> ArchiveConfig:
-    """Locate `_posts/` and read `_config.yml`. Explicit arguments override the config file."""
+    """Locate the archive and read `_config.yml`. Explicit arguments override the config file.
+
+    `path` is the archive root (a folder with `_posts/`, or with a `_config.yml`: a site whose posts are
+    all in `<folder>/_posts/` folders) or its `_posts` folder."""
     p = Path(path).expanduser()
     if not p.exists():
         raise ArchiveError(f"archive not found: {p}")
     if not p.is_dir():
         raise ArchiveError(f"archive is not a folder: {p}")
     if p.name == "_posts":
-        root, posts = p.parent, p
-    elif (p / "_posts").is_dir():
-        root, posts = p, p / "_posts"
+        root = p.parent
+    elif (p / "_posts").is_dir() or (p / "_config.yml").is_file():
+        root = p
     else:
-        raise ArchiveError(f"no _posts folder in {p} (give the archive root or its _posts folder)")
-    if not os.access(posts, os.R_OK | os.X_OK):
-        raise ArchiveError(f"cannot read {posts}")
+        raise ArchiveError(
+            f"no _posts folder or _config.yml in {p} (give the archive root or its _posts folder)"
+        )
 
     config: dict[str, Any] = {}
     future = False
     defaults: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    exclude = DEFAULT_EXCLUDES
     cfg_file = root / "_config.yml"
     if cfg_file.is_file():
         try:
@@ -283,6 +312,7 @@ def open_archive(
             # as Jekyll (Ruby) reads it: anything but null or false is true
             future = (value := loaded.get("future")) is not None and value is not False
             defaults = _post_defaults(cfg_file, loaded.get("defaults"))
+            exclude = _excludes(cfg_file, loaded.get("exclude"))
 
     if site_url is None:
         url = (config.get("url") or "").rstrip("/")
@@ -294,6 +324,10 @@ def open_archive(
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ArchiveError(f"unknown time zone {tz_name!r}") from exc
     style = permalink or config.get("permalink") or "date"
+    collections = _collections_dir(cfg_file, config.get("collections_dir"))
+    posts = root / collections / "_posts" if collections else root / "_posts"
+    if posts.is_dir() and not os.access(posts, os.R_OK | os.X_OK):
+        raise ArchiveError(f"cannot read {posts}")
     return ArchiveConfig(
         root=root.resolve(),
         posts_dir=posts.resolve(),
@@ -306,7 +340,61 @@ def open_archive(
         search_pairs=search_pairs,
         future=future,
         defaults=defaults,
+        exclude=exclude,
+        collections_dir=collections,
     )
+
+
+def _excludes(path: Path, value: Any) -> tuple[str, ...]:
+    """`exclude` of _config.yml with Jekyll's own (which Jekyll 4 adds to any list). As Jekyll, a list
+    is required (it refuses to build the site otherwise) and items that are not text are ignored."""
+    if value is None:
+        return DEFAULT_EXCLUDES
+    if not isinstance(value, list):
+        raise ArchiveError(f"cannot use {path}: `exclude` must be a list, not a {type(value).__name__}")
+    if len(value) > MAX_EXCLUDES:
+        raise ArchiveError(f"cannot use {path}: `exclude` has over {MAX_EXCLUDES} entries")
+    mine = (_relative(item) for item in value if isinstance(item, str))
+    return tuple(dict.fromkeys(item for item in (*mine, *DEFAULT_EXCLUDES) if item))
+
+
+def _relative(pattern: str) -> str:
+    """An `exclude` pattern or `collections_dir` as a path from the archive root."""
+    while pattern.startswith(("./", "/")):
+        pattern = pattern[1:] if pattern.startswith("/") else pattern[2:]
+    return pattern
+
+
+def _collections_dir(path: Path, value: str | None) -> str:
+    """`collections_dir` as a folder below the root ("" when unset); one that leaves the root is refused."""
+    folder = _relative(value or "").rstrip("/")
+    if folder in ("", "."):
+        return ""
+    if ".." in folder.split("/") or "\x00" in folder:
+        raise ArchiveError(f"cannot use {path}: `collections_dir` must be a folder inside the archive")
+    return folder
+
+
+class _Exclusion:
+    """Whether a path from the archive root (a folder's or a file's) is excluded, as Jekyll matches its
+    `exclude`: a pattern matches the paths it begins (a plain prefix: `news` leaves out `newsletter/`
+    too, as in Jekyll) or, with `*`, `?` or `[`, as a glob whose `*` crosses folders."""
+
+    def __init__(self, patterns: tuple[str, ...]):
+        self.prefixes = tuple(p for p in patterns if not any(c in p for c in "*?["))
+        globs = [p for p in patterns if p not in self.prefixes]
+        self.rx = re.compile("|".join(fnmatch.translate(p) for p in globs)) if globs else None
+
+    def __call__(self, rel: str, folder: bool) -> bool:
+        if (rel + "/" if folder else rel).startswith(self.prefixes):
+            return True
+        return self.rx is not None and self.rx.match(rel) is not None
+
+    def may_exclude_files_in(self, rel_folder: str) -> bool:
+        """Whether a file of a folder that is not excluded itself may be (the walk asks once a folder,
+        not once a file: most folders hold no pattern's target)."""
+        inside = rel_folder.rstrip("/") + "/" if rel_folder not in ("", ".") else ""
+        return self.rx is not None or any(p.startswith(inside) for p in self.prefixes)
 
 
 @dataclass
@@ -331,27 +419,36 @@ def inside(path: str, roots: tuple[str, ...]) -> bool:
 def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tuple[str, int, int]]:
     """Yield (path relative to the archive root, mtime_ns, size) of every post file, in no set order.
 
-    Only regular files whose real path is inside the archive are yielded. Symlinks are followed when
-    they stay inside the archive (each real folder is walked once, so a loop ends); anything else named
-    like a post (a symlink out of the archive, a dangling or looping symlink, a FIFO or device, a file
-    over the size cap) and every folder that cannot be read is reported in `walk`.
+    Posts are the files in the archive's `_posts` folders, as Jekyll finds them: the root's and those of
+    its folders at any depth (`news/_posts/`), leaving out what Jekyll leaves out (names starting with
+    `.`, `_` or `#` or ending with `~`, and `exclude` of _config.yml). Only regular files whose real path
+    is inside the archive are yielded. Symlinks are followed when they stay inside the archive (a real
+    folder is walked once, through its own path before any link to it, so a post's path does not
+    depend on the order folders are listed in and a loop ends); anything else named like a post (a
+    symlink out of the archive, a dangling or looping symlink, a FIFO or device, a file over the size
+    cap), a `_posts` symlink out of the archive and every folder that cannot be read are reported in
+    `walk`. Only the root's `_posts` may itself be a symlink to elsewhere.
     """
     walk = walk if walk is not None else Walk()
     root = str(cfg.root).rstrip(os.sep) + os.sep
     roots = cfg.roots
     cap = cfg.max_post_bytes
+    excluded = _Exclusion(cfg.exclude)
 
     def rel_of(path: str) -> str:
         return path[len(root) :] if path.startswith(root) else os.path.relpath(path, cfg.root)
 
-    seen_folders: set[str] = set()
-    stack = [str(cfg.posts_dir)]
-    while stack:
-        folder = stack.pop()
+    seen: set[tuple[str, bool]] = set()  # (real folder, walked as a posts folder)
+    # (folder, whether it is a posts folder or inside one): real folders first, symlinked ones after
+    site = str(cfg.site_dir)
+    stack: list[tuple[str, bool]] = [(site, False)]
+    linked: list[tuple[str, bool]] = []
+    while stack or linked:
+        folder, in_posts = stack.pop() if stack else linked.pop()
         real_folder = os.path.realpath(folder)
-        if real_folder in seen_folders:
+        if (real_folder, in_posts) in seen:
             continue
-        seen_folders.add(real_folder)
+        seen.add((real_folder, in_posts))
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:
@@ -361,29 +458,49 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
             )
             walk.kept_folders.append(rel.rstrip("/") + "/")
             continue
+        folders: list[tuple[str, bool]] = []
+        links: list[tuple[str, bool]] = []
+        check_files = in_posts and excluded.may_exclude_files_in(rel_of(folder))
         for entry in entries:
             name = entry.name
-            if name.startswith((".", "_", "#")) or name.endswith("~"):
+            posts_folder = not in_posts and name == "_posts"
+            if (name.startswith((".", "_", "#")) and not posts_folder) or name.endswith("~"):
                 continue
-            is_post = name.lower().endswith(POST_EXTENSIONS)
+            is_post = in_posts and name.lower().endswith(POST_EXTENSIONS)
             if not is_utf8(name):
-                _bad_name(entry, is_post, rel_of, walk)
+                if in_posts or posts_folder:
+                    _bad_name(entry, is_post, rel_of, walk)
                 continue
             try:
                 if entry.is_symlink():
-                    if not _follow_link(entry, is_post, roots, rel_of, walk, stack):
+                    if not in_posts and not posts_folder and not entry.is_dir():
+                        continue  # a site's page, asset or link to elsewhere: not a post
+                    if excluded(rel_of(entry.path), not is_post):
+                        continue
+                    target = _follow_link(entry, is_post, roots, rel_of, walk, in_posts or posts_folder)
+                    if target == "folder" and posts_folder and folder == site:
+                        # the root's own _posts, a link to elsewhere: its posts are named from their
+                        # real folder, as before newsbot read the site's other _posts folders (a new
+                        # name would make every post new)
+                        links.append((str(cfg.posts_dir), True))
+                    elif target == "folder":
+                        links.append((entry.path, in_posts or posts_folder))
+                    if target != "file":
                         continue
                     st = os.stat(entry.path)
                 elif entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+                    if not excluded(rel_of(entry.path), True):
+                        folders.append((entry.path, in_posts or posts_folder))
                     continue
-                elif not is_post:
+                elif not is_post or (check_files and excluded(rel_of(entry.path), False)):
                     continue
                 else:
                     st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # removed while we walk: it is gone
             except OSError as exc:
+                if not is_post:
+                    continue
                 rel = rel_of(entry.path)
                 walk.problems.append((rel, f"cannot read file: {exc.strerror or exc}"))
                 walk.kept_files.add(rel)
@@ -397,6 +514,10 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
                 walk.kept_files.add(rel)
                 continue
             yield rel, st.st_mtime_ns, st.st_size
+        # walked in name order (popped from the end): where two routes lead to one folder, the same one
+        # is taken at every sync
+        stack.extend(sorted(folders, reverse=True))
+        linked.extend(sorted(links, reverse=True))
 
 
 def _mb(size: int) -> str:
@@ -423,7 +544,13 @@ def _bad_name(entry: os.DirEntry, is_post: bool, rel_of, walk: Walk) -> None:
         walk.problems.append((rel, "file name is not valid UTF-8: skipped (rename the file)"))
 
 
-_CONFIG_KEYS = ("url", "baseurl", "timezone", "permalink")  # what newsbot reads of `_config.yml`
+_CONFIG_KEYS = (
+    "url",
+    "baseurl",
+    "timezone",
+    "permalink",
+    "collections_dir",
+)  # what newsbot reads of `_config.yml`
 MAX_CONFIG_BYTES = 1 << 20
 
 
@@ -473,12 +600,27 @@ def _default_value_ok(item: Any) -> bool:
 
 
 def _with_defaults(cfg: ArchiveConfig, rel_path: str, meta: dict[str, Any]) -> dict[str, Any]:
-    """A post's front matter over the defaults whose scope holds it (see `_post_defaults`)."""
+    """A post's front matter over the defaults whose scope holds it (see `_post_defaults`). Categories
+    add up, as in Jekyll: the defaults' first, then the post's own."""
     merged: dict[str, Any] = {}
     for where, pairs in cfg.defaults:
         if _in_scope(rel_path, where):
             merged.update((k, list(v) if isinstance(v, tuple) else v) for k, v in pairs)
-    return merged | meta if merged else meta
+    if not merged:
+        return meta
+    out = merged | meta
+    if merged.get("categories") is not None and meta.get("categories") is not None:
+        out["categories"] = _as_list(merged["categories"]) + _as_list(meta["categories"])
+    return out
+
+
+def _path_categories(cfg: ArchiveConfig, rel_path: str) -> list[str]:
+    """The folders above a post's `_posts` folder (below the `collections_dir`), which Jekyll makes its
+    first categories: `news/tech/_posts/x.md` is in news and tech."""
+    folders = rel_path.split("/")[:-1]
+    if cfg.collections_dir:
+        folders = folders[cfg.collections_dir.count("/") + 1 :]
+    return folders[: folders.index("_posts")] if "_posts" in folders else []
 
 
 def _in_scope(rel_path: str, where: str) -> bool:
@@ -501,10 +643,14 @@ def _config_text(path: Path, key: str, value: Any) -> str | None:
     raise ArchiveError(f"cannot use {path}: `{key}` must be text, not a {type(value).__name__}")
 
 
-def _follow_link(entry: os.DirEntry, is_post: bool, roots, rel_of, walk: Walk, stack: list[str]) -> bool:
-    """A symlink met by the walk. A folder inside the archive is queued; True for a post-named link to
-    something inside the archive (the caller checks it is a regular file); anything else named like a
-    post is reported (an indexed post of that name is then deleted: as a post, the file is gone)."""
+def _follow_link(
+    entry: os.DirEntry, is_post: bool, roots: tuple[str, ...], rel_of, walk: Walk, report: bool
+) -> str | None:
+    """A symlink met by the walk: "folder" for a folder inside the archive (to walk), "file" for a
+    post-named link to something inside the archive (the caller checks it is a regular file), else None.
+    When `report` (a link in or to a posts folder), a post-named link that cannot be used, or a folder
+    link out of the archive, is reported (an indexed post of that name is then deleted: as a post, the
+    file is gone)."""
     rel = rel_of(entry.path)
     try:
         real = os.path.realpath(entry.path, strict=True)
@@ -514,15 +660,15 @@ def _follow_link(entry: os.DirEntry, is_post: bool, roots, rel_of, walk: Walk, s
             walk.problems.append(
                 (rel, "symlink loop" if loop else "dangling symlink (its target is missing)")
             )
-        return False
+        return None
+    folder = os.path.isdir(real)
     if not inside(real, roots):
-        if is_post or os.path.isdir(real):
+        if is_post or (folder and report):
             walk.problems.append((rel, "symlink to outside the archive (not followed)"))
-        return False
-    if os.path.isdir(real):
-        stack.append(entry.path)
-        return False
-    return is_post
+        return None
+    if folder:
+        return "folder"
+    return "file" if is_post else None
 
 
 # --- one post ----------------------------------------------------------------------------------
@@ -771,7 +917,14 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
     if source is None and links:
         source = links[0]
 
-    categories = _as_list(meta.get("categories")) or _as_list(meta.get("category"))
+    # as Jekyll: the folders', then `categories`, then `category` (each name once)
+    categories = _as_list(
+        [
+            *_path_categories(cfg, rel_path),
+            *_as_list(meta.get("categories")),
+            *_as_list(meta.get("category")),
+        ]
+    )
     tags = _as_list(meta.get("tags")) or _as_list(meta.get("tag"))
 
     limit = cfg.summary_chars

@@ -37,8 +37,9 @@ class Archive:
     def config(self, text: str) -> None:
         (self.root / "_config.yml").write_text(textwrap.dedent(text), encoding="utf-8")
 
-    def write(self, name: str, text: str | bytes, dedent: bool = True) -> Path:
-        path = self.posts / name
+    def write(self, name: str, text: str | bytes, dedent: bool = True, folder: str = "_posts") -> Path:
+        """A file at `name` in `folder` (from the archive root: a posts folder by default)."""
+        path = self.root / folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(text, bytes):
             path.write_bytes(text)
@@ -66,6 +67,7 @@ class Archive:
         categories: str = "news",
         tags: str = "",
         extra: str = "",
+        folder: str = "_posts",
     ) -> Path:
         lines = ["---", "layout: post", f'title: "{title}"']
         if date is not None:
@@ -76,7 +78,7 @@ class Archive:
         if extra:
             lines.append(extra.strip("\n"))
         lines.append("---")
-        return self.write(name, "\n".join(lines) + "\n\n" + body + "\n", dedent=False)
+        return self.write(name, "\n".join(lines) + "\n\n" + body + "\n", dedent=False, folder=folder)
 
 
 @pytest.fixture

@@ -350,9 +350,13 @@ def test_front_matter_defaults_of_the_config_apply_to_posts_as_jekyll_ranks_them
     nested = parse(archive, "markets/2024-05-01-b.md", "---\ntitle: b\ndate: 2024-05-01\n---\nx\n")
     assert (nested.categories, nested.tags) == (["markets"], ["默认"])  # the longer path wins
     own = parse(
-        archive, "markets/2024-05-01-c.md", "---\ntitle: c\ndate: 2024-05-01\ncategories: fx\n---\nx\n"
+        archive,
+        "markets/2024-05-01-c.md",
+        "---\ntitle: c\ndate: 2024-05-01\ncategories: fx markets\ntags: [自己]\ncategory: 单数\n---\nx\n",
     )
-    assert own.categories == ["fx"]  # the post's own front matter wins over them all
+    # the post's own front matter wins over them all, except that categories add up as in Jekyll: the
+    # defaults', then the post's `categories`, then its `category`, each name once
+    assert (own.categories, own.tags) == (["markets", "fx", "单数"], ["自己"])
     with pytest.raises(PostError, match="unpublished"):
         parse(archive, "markets/drafts/2024-05-01-d.md", "---\ntitle: d\ndate: 2024-05-01\n---\nx\n")
 

@@ -1,0 +1,144 @@
+"""Which files of a Jekyll site are its posts: every `_posts` folder of the site, as Jekyll finds them
+(`news/_posts/` gives its posts the category news), minus what the site excludes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from store.jekyll import ArchiveError, Walk, iter_post_files, open_archive
+from store.sync import sync_archive
+
+from .conftest import sync
+
+
+async def paths(store) -> list[str]:
+    return sorted(r[0] for r in await store._fetch("SELECT path FROM posts"))
+
+
+def walked(archive) -> list[str]:
+    return sorted(rel for rel, _, _ in iter_post_files(open_archive(archive.root)))
+
+
+async def test_posts_in_the_sites_folders_are_read_with_the_folders_as_first_categories(store, archive):
+    archive.post("2024-05-01-root.md", "根目录", "正文。", categories="markets")
+    archive.post("2024-05-02-world.md", "国际", "正文。", categories="markets", folder="news/_posts")
+    archive.post("2024/2024-05-03-deep.md", "深层", "正文。", categories="news", folder="news/tech/_posts")
+    archive.write("about.md", "---\ntitle: 关于\n---\n\n一个页面。\n", folder="news")  # a page: no post
+    for hidden in ("_drafts/_posts", ".git/_posts", "#tmp/_posts", "old~/_posts", "node_modules/x/_posts"):
+        archive.post("2024-05-04-not.md", "不是文章", "正文。", folder=hidden)
+    result = await sync(store, archive)
+    assert (result.added, result.skipped) == (3, 0)
+    assert await paths(store) == [
+        "_posts/2024-05-01-root.md",
+        "news/_posts/2024-05-02-world.md",
+        "news/tech/_posts/2024/2024-05-03-deep.md",
+    ]
+    world = await store.get_post("2024-05-02-world")
+    assert world.categories == ["news", "markets"]
+    # the folders are categories for the permalink too, as on the site
+    assert world.archive_url == "https://news.example.org/news/markets/2024/05/01/world.html"
+    assert (await store.get_post("2024-05-03-deep")).categories == ["news", "tech"]
+    assert (await store.get_post("2024-05-01-root")).categories == ["markets"]
+
+
+async def test_an_archive_whose_posts_are_all_in_folders_is_an_archive(store, tmp_path, archive):
+    archive.posts.rmdir()
+    archive.post("2024-05-01-en.md", "English", "Text.", folder="en/_posts")
+    archive.post("2024-05-01-zh.md", "中文", "正文。", folder="zh/_posts")
+    assert (await sync(store, archive)).added == 2
+    assert (await store.get_post("2024-05-01-zh")).categories == ["zh", "news"]
+    (archive.root / "_config.yml").unlink()  # neither _posts nor _config.yml: not a Jekyll site
+    with pytest.raises(ArchiveError, match="no _posts folder or _config.yml"):
+        open_archive(archive.root)
+
+
+async def test_what_the_config_excludes_is_not_read_and_leaves_the_index(store, archive):
+    archive.post("2024-05-01-keep.md", "保留", "正文。")
+    archive.post("2019-01-01-old.md", "旧文", "正文。")
+    archive.post("2024-05-02-a.md", "归档", "正文。", folder="old/_posts")
+    archive.post("2024-05-03-b.md", "同名前缀", "正文。", folder="oldies/_posts")
+    archive.post("2024-05-04-c.md", "草稿", "正文。", folder="news/drafts/_posts")
+    archive.post("2024-05-05-d.md", "新闻", "正文。", folder="news/_posts")
+    assert (await sync(store, archive)).added == 6
+    archive.config(
+        "url: https://news.example.org\ntimezone: Asia/Shanghai\n"
+        "exclude: [/old, '_posts/2019-*', 'news/*/_posts', 42]\n"
+    )
+    result = await sync_archive(store, open_archive(archive.root), workers=1, allow_mass_delete=True)
+    assert result.deleted == 4
+    # `old` leaves out `oldies/` too: Jekyll matches a plain pattern as a prefix of the path
+    assert await paths(store) == ["_posts/2024-05-01-keep.md", "news/_posts/2024-05-05-d.md"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("old", "must be a list, not a str"), ("{a: 1}", "must be a list, not a dict")],
+)
+def test_an_exclude_that_is_not_a_list_is_refused_as_jekyll_does(archive, value, message):
+    archive.config(f"exclude: {value}\n")
+    with pytest.raises(ArchiveError, match=message):
+        open_archive(archive.root)
+
+
+def test_an_exclude_of_too_many_entries_is_refused(archive):
+    archive.config("exclude: [" + ", ".join(f"f{i}" for i in range(1001)) + "]\n")
+    with pytest.raises(ArchiveError, match="over 1000 entries"):
+        open_archive(archive.root)
+
+
+def test_jekylls_own_excludes_stay_with_the_sites(archive):
+    archive.post("2024-05-01-a.md", "供应商", "正文。", folder="vendor/bundle/gems/_posts")
+    archive.post("2024-05-01-b.md", "供应商", "正文。", folder="vendor/mine/_posts")
+    archive.config("exclude: [other]\n")
+    assert walked(archive) == ["vendor/mine/_posts/2024-05-01-b.md"]
+
+
+async def test_collections_dir_holds_the_posts_folders(store, archive):
+    archive.post("2024-05-01-root.md", "不读", "正文。")  # Jekyll reads no _posts outside collections_dir
+    archive.post("2024-05-02-a.md", "集合", "正文。", folder="content/_posts")
+    archive.post("2024-05-03-b.md", "集合分类", "正文。", folder="content/news/_posts")
+    archive.config("url: https://news.example.org\ncollections_dir: ./content/\n")
+    assert (await sync(store, archive)).added == 2
+    assert await paths(store) == ["content/_posts/2024-05-02-a.md", "content/news/_posts/2024-05-03-b.md"]
+    # the folder below collections_dir, and the post's own `categories: news`: one name once
+    assert (await store.get_post("2024-05-03-b")).categories == ["news"]
+    archive.config("collections_dir: ../elsewhere\n")
+    with pytest.raises(ArchiveError, match="collections_dir"):
+        open_archive(archive.root)
+
+
+def test_a_folder_reached_by_a_link_and_its_own_path_is_read_through_its_own(archive):
+    archive.post("2024-05-01-a.md", "新闻", "正文。", folder="news/_posts")
+    os.symlink("news", archive.root / "a-link")  # listed first, walked after every real folder
+    os.symlink("../_posts", archive.root / "news" / "b-link")
+    os.symlink("../news/_posts", archive.root / "_posts" / "c-link")
+    os.symlink("..", archive.root / "news" / "up")  # a loop: walked once
+    archive.post("2024-05-02-b.md", "根", "正文。")
+    for _ in range(3):
+        assert walked(archive) == ["_posts/2024-05-02-b.md", "news/_posts/2024-05-01-a.md"]
+
+
+def test_a_posts_folder_linked_from_outside_the_archive_is_reported(archive, tmp_path):
+    outside = tmp_path / "elsewhere" / "_posts"
+    outside.mkdir(parents=True)
+    (outside / "2024-05-01-x.md").write_text("---\ntitle: x\ndate: 2024-05-01\n---\n\nx\n")
+    (archive.root / "news").mkdir()
+    os.symlink(outside, archive.root / "news" / "_posts")
+    os.symlink(tmp_path / "elsewhere", archive.root / "assets")  # a site's shared assets: not a problem
+    walk = Walk()
+    assert list(iter_post_files(open_archive(archive.root), walk)) == []
+    assert walk.problems == [("news/_posts", "symlink to outside the archive (not followed)")]
+
+
+def test_the_root_posts_folder_may_still_be_a_link_to_elsewhere(archive, tmp_path):
+    outside = tmp_path / "store" / "posts"
+    outside.mkdir(parents=True)
+    (outside / "2024-05-01-x.md").write_text("---\ntitle: x\ndate: 2024-05-01\n---\n\nx\n")
+    archive.posts.rmdir()
+    os.symlink(outside, archive.posts)
+    # named from its real folder, as before the site's other _posts folders were read (new names would
+    # make every post of such an archive new at the upgrade)
+    assert walked(archive) == ["../store/posts/2024-05-01-x.md"]
+    assert walked(archive) == [rel for rel, _, _ in iter_post_files(open_archive(archive.posts))]
