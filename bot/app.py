@@ -164,18 +164,19 @@ async def _publish_commands(app: Application, i18n: I18n, settings: Settings) ->
 
 async def stop_work(app: Application) -> None:
     """After updates stop and before the bot's HTTP client closes: let the send in flight finish and be
-    recorded (the deliverer starts no other), and roll back a first sync still running."""
+    recorded (the deliverer starts no other), and roll back a sync still running (the first, or one a
+    schedule or /reload started: the next start syncs again)."""
     svc: Services | None = app.bot_data.get("svc")
     if svc is None:
         return
     if svc.first_sync is not None and not svc.first_sync.done():
-        svc.first_sync.cancel()  # its transactions roll back; the next start syncs again
+        svc.first_sync.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await svc.first_sync
+    if svc.follower is not None:
+        await svc.follower.stop()
     if svc.deliverer is not None:
         await svc.deliverer.stop()
-    if svc.follower is not None:
-        await svc.follower.stop_merging()
 
 
 async def teardown(app: Application) -> None:

@@ -274,6 +274,18 @@ class Follower:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.merging
 
+    async def stop(self) -> None:
+        """Stop the sync running, if any (its transaction in progress rolls back: the next start syncs
+        what it had not written), and the index merge. Callers of `sync` only stop waiting for it when
+        they are cancelled; without this it went on while the bot shut down, and failed on the closed
+        database with a "sync failed" error, and an alert, at every stop that came during a sync."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.stop_merging()
+
     def _on_progress(self, done: int, total: int) -> None:
         self.progress = (done, total)
 

@@ -41,3 +41,43 @@ async def test_the_bot_answers_while_the_first_sync_runs(tmp_path, archive):
     finally:
         await stop_bot(app)
         await api.stop()
+
+
+async def test_a_stop_during_the_first_sync_rolls_it_back_quietly_and_the_next_start_finishes_it(
+    tmp_path, archive, caplog
+):
+    import sqlite3
+
+    for i in range(3000):
+        day = f"2023-{i // 28 % 12 + 1:02d}-{i % 28 + 1:02d}"
+        archive.post(f"{day}-p{i}.md", f"第{i}条消息", "离岸人民币兑美元汇率走强。" * 5, date=day)
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    api.add_chat(ADMIN)
+    settings = bot_settings(
+        api,
+        tmp_path / "stop.sqlite3",
+        archive.root,
+        default_language="en",
+        admin_ids=[ADMIN],
+        sync_interval=0,
+    )
+    try:
+        app = await start_bot(settings, synced=False)
+        svc = app.bot_data["svc"]
+        await api.ask(ADMIN, "/start", user_id=ADMIN)
+        assert not svc.first_sync.done()
+        await stop_bot(app)  # as SIGTERM does, while the sync runs
+        assert svc.follower._task.cancelled()
+        failures = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert failures == [] and not any("sync failed" in (m.text or "") for m in api.sent_to(ADMIN))
+        with sqlite3.connect(tmp_path / "stop.sqlite3") as db:
+            assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            assert db.execute("SELECT COUNT(*) FROM posts").fetchone()[0] < 3000
+        app = await start_bot(settings)  # the next start syncs again: every post
+        try:
+            assert await app.bot_data["svc"].store.count_posts() == 3000
+        finally:
+            await stop_bot(app)
+    finally:
+        await api.stop()
