@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import re
 import secrets
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
 from store.db import Store, database_problem
@@ -199,18 +200,41 @@ def main_run(settings: Settings, *, webhook: bool = False) -> int:
             raise ConfigError("WEBHOOK_URL is required with --webhook")
     except ConfigError as exc:
         print(f"newsbot: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_SETUP
     setup_logging(token, settings.log_level, settings.log_format)
     try:
         app = build_application(settings)
         asyncio.run(serve(app, settings, webhook_secret(settings) if webhook else None))
     except Exception as exc:
-        # Start-up problems end in one line (never the token) and exit code 2; the traceback goes to the
-        # log at debug level only, through the redacting formatter.
+        # Start-up problems end in one line (never the token) and an exit code saying whether starting
+        # again may help; the traceback goes to the log at debug level only, through the redacting
+        # formatter.
         log.debug("start-up failed", exc_info=exc)
         print(f"newsbot: {redact(startup_problem(exc, settings), token)}", file=sys.stderr)
-        return 2
+        return startup_exit_code(exc)
     return 0
+
+
+# Exit codes of `newsbot run` when it cannot start. EXIT_SETUP: the setup must change first (a setting, the
+# token, the database file, a second bot on the same database); the systemd unit does not start it again
+# (RestartPreventExitStatus), where restarting every few seconds would only fill the journal.
+# EXIT_TEMPORARY (EX_TEMPFAIL): it may start by itself later (the network or Telegram down at boot, the
+# database busy or its disk full); the unit starts it again.
+EXIT_SETUP = 2
+EXIT_TEMPORARY = 75
+_TEMPORARY_DATABASE = ("locked", "busy", "disk is full", "disk i/o")
+_TEMPORARY_OS = (errno.EADDRINUSE, errno.ENOSPC, errno.EAGAIN, errno.ENETUNREACH, errno.ECONNREFUSED)
+
+
+def startup_exit_code(exc: BaseException) -> int:
+    """EXIT_TEMPORARY for a start-up problem that may go away by itself, else EXIT_SETUP."""
+    if isinstance(exc, (NetworkError, RetryAfter, Conflict)):  # (InvalidToken is none of them)
+        return EXIT_TEMPORARY
+    if isinstance(exc, sqlite3.OperationalError) and any(w in str(exc).lower() for w in _TEMPORARY_DATABASE):
+        return EXIT_TEMPORARY
+    if isinstance(exc, OSError) and exc.errno in _TEMPORARY_OS:
+        return EXIT_TEMPORARY
+    return EXIT_SETUP
 
 
 def webhook_secret(settings: Settings) -> str:

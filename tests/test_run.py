@@ -309,7 +309,9 @@ async def _start_failure(tmp_path, api_base: str, **settings) -> tuple[int, str]
     return proc.returncode, err.decode()
 
 
-async def test_start_up_problems_are_one_line_and_exit_2_without_the_token(tmp_path, archive):
+async def test_start_up_problems_are_one_line_without_the_token_and_say_whether_to_start_again(
+    tmp_path, archive
+):
     import socket
 
     archive.post("2024-05-01-a.md", "启动", "正文。")
@@ -325,21 +327,22 @@ async def test_start_up_problems_are_one_line_and_exit_2_without_the_token(tmp_p
     corrupt = tmp_path / "corrupt.sqlite3"
     corrupt.write_bytes(b"this is not a database" * 100)
     good = dict(ARCHIVE_DIR=str(archive.root), DATABASE_PATH=str(tmp_path / "ok.sqlite3"))
+    # exit code 2: the setup must change (systemd does not start it again); 75: it may start later
     cases = [
-        (other.base_url, good, "rejected the bot token"),
-        ("not a url", good, "TELEGRAM_BASE_URL"),
-        (other.base_url.replace("http://", "https://"), good, "cannot reach the Bot API"),
-        (f"http://127.0.0.1:{closed_port}/bot", good, "cannot reach the Bot API"),
-        (other.base_url, {**good, "AUTOPOST_CHATS": "[{"}, "AUTOPOST_CHATS"),
-        (other.base_url, {**good, "ADMIN_IDS": "[1,"}, "ADMIN_IDS"),
-        (api.base_url, {**good, "DATABASE_PATH": str(folder)}, "database"),
-        (api.base_url, {**good, "DATABASE_PATH": str(corrupt)}, "not a database"),
+        (other.base_url, good, "rejected the bot token", 2),
+        ("not a url", good, "TELEGRAM_BASE_URL", 2),
+        (other.base_url.replace("http://", "https://"), good, "cannot reach the Bot API", 75),
+        (f"http://127.0.0.1:{closed_port}/bot", good, "cannot reach the Bot API", 75),
+        (other.base_url, {**good, "AUTOPOST_CHATS": "[{"}, "AUTOPOST_CHATS", 2),
+        (other.base_url, {**good, "ADMIN_IDS": "[1,"}, "ADMIN_IDS", 2),
+        (api.base_url, {**good, "DATABASE_PATH": str(folder)}, "database", 2),
+        (api.base_url, {**good, "DATABASE_PATH": str(corrupt)}, "not a database", 2),
     ]
     try:
-        for base, settings, expected in cases:
+        for base, settings, expected, exit_code in cases:
             code, err = await _start_failure(tmp_path, base, **settings)
             lines = [line for line in err.splitlines() if line.startswith("newsbot:")]
-            assert code == 2 and len(lines) == 1 and expected in lines[0], (base, settings, err)
+            assert code == exit_code and len(lines) == 1 and expected in lines[0], (base, settings, err)
             assert "Traceback" not in err, err
     finally:
         await other.stop()
@@ -449,3 +452,34 @@ async def test_a_second_bot_on_the_same_database_refuses_to_start_and_a_killed_o
                 proc.kill()
                 await proc.wait()
         await api.stop()
+
+
+async def test_a_webhook_port_held_by_another_program_is_a_problem_that_may_go_away(tmp_path, archive):
+    import socket
+
+    archive.post("2024-05-01-a.md", "端口", "正文。")
+    api = await _api_with_alice()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = await _spawn_bot(
+            tmp_path,
+            api,
+            "--webhook",
+            ARCHIVE_DIR=str(archive.root),
+            DATABASE_PATH=str(tmp_path / "port.sqlite3"),
+            WEBHOOK_URL=f"http://127.0.0.1:{port}",
+            WEBHOOK_LISTEN="127.0.0.1",
+            WEBHOOK_PORT=str(port),
+        )
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            await api.stop()
+    lines = [line for line in err.decode().splitlines() if line.startswith("newsbot:")]
+    assert proc.returncode == 75 and len(lines) == 1, err.decode()[-2000:]
+    assert "in use" in lines[0] and "Traceback" not in err.decode()
