@@ -382,19 +382,29 @@ class _Exclusion:
 
     def __init__(self, patterns: tuple[str, ...]):
         self.prefixes = tuple(p for p in patterns if not any(c in p for c in "*?["))
-        globs = [p for p in patterns if p not in self.prefixes]
-        self.rx = re.compile("|".join(fnmatch.translate(p) for p in globs)) if globs else None
+        # each glob with the plain text before its first wildcard: only paths that begin with it match
+        self.globs = [(re.split(r"[*?\[]", p, maxsplit=1)[0], p) for p in patterns if p not in self.prefixes]
+        self.rx = _globs([p for _, p in self.globs])
 
     def __call__(self, rel: str, folder: bool) -> bool:
         if (rel + "/" if folder else rel).startswith(self.prefixes):
             return True
         return self.rx is not None and self.rx.match(rel) is not None
 
-    def may_exclude_files_in(self, rel_folder: str) -> bool:
-        """Whether a file of a folder that is not excluded itself may be (the walk asks once a folder,
-        not once a file: most folders hold no pattern's target)."""
+    def files_in(self, rel_folder: str) -> Callable[[str], bool] | None:
+        """What leaves out a file of a folder that is not left out itself: the patterns that can reach
+        into it, asked once a folder instead of every pattern once a file (most folders: none); None
+        when no pattern can."""
         inside = rel_folder.rstrip("/") + "/" if rel_folder not in ("", ".") else ""
-        return self.rx is not None or any(p.startswith(inside) for p in self.prefixes)
+        prefixes = tuple(p for p in self.prefixes if p.startswith(inside))
+        rx = _globs([p for lead, p in self.globs if lead.startswith(inside) or inside.startswith(lead)])
+        if not prefixes and rx is None:
+            return None
+        return lambda rel: rel.startswith(prefixes) or (rx is not None and rx.match(rel) is not None)
+
+
+def _globs(patterns: list[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)) if patterns else None
 
 
 @dataclass
@@ -460,7 +470,7 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
             continue
         folders: list[tuple[str, bool]] = []
         links: list[tuple[str, bool]] = []
-        check_files = in_posts and excluded.may_exclude_files_in(rel_of(folder))
+        excluded_file = excluded.files_in(rel_of(folder)) if in_posts else None
         for entry in entries:
             name = entry.name
             posts_folder = not in_posts and name == "_posts"
@@ -492,7 +502,7 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
                     if not excluded(rel_of(entry.path), True):
                         folders.append((entry.path, in_posts or posts_folder))
                     continue
-                elif not is_post or (check_files and excluded(rel_of(entry.path), False)):
+                elif not is_post or (excluded_file is not None and excluded_file(rel_of(entry.path))):
                     continue
                 else:
                     st = entry.stat(follow_symlinks=False)

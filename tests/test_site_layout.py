@@ -61,13 +61,14 @@ async def test_what_the_config_excludes_is_not_read_and_leaves_the_index(store, 
     archive.post("2024-05-03-b.md", "同名前缀", "正文。", folder="oldies/_posts")
     archive.post("2024-05-04-c.md", "草稿", "正文。", folder="news/drafts/_posts")
     archive.post("2024-05-05-d.md", "新闻", "正文。", folder="news/_posts")
-    assert (await sync(store, archive)).added == 6
+    archive.post("2024/2024-05-06-e.md", "任何地方", "正文。", folder="news/_posts")
+    assert (await sync(store, archive)).added == 7
     archive.config(
         "url: https://news.example.org\ntimezone: Asia/Shanghai\n"
-        "exclude: [/old, '_posts/2019-*', 'news/*/_posts', 42]\n"
+        "exclude: [/old, '_posts/2019-*', 'news/*/_posts', '*-e.md', 42]\n"
     )
     result = await sync_archive(store, open_archive(archive.root), workers=1, allow_mass_delete=True)
-    assert result.deleted == 4
+    assert result.deleted == 5
     # `old` leaves out `oldies/` too: Jekyll matches a plain pattern as a prefix of the path
     assert await paths(store) == ["_posts/2024-05-01-keep.md", "news/_posts/2024-05-05-d.md"]
 
