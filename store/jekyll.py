@@ -10,6 +10,7 @@ import fnmatch
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -784,11 +785,41 @@ _PLACEHOLDERS: dict[str, Callable[[datetime, str, list[str]], str]] = {
     "hour": lambda d, s, c: f"{d.hour:02d}",
     "minute": lambda d, s, c: f"{d.minute:02d}",
     "second": lambda d, s, c: f"{d.second:02d}",
-    "title": lambda d, s, c: quote(s),
-    "slug": lambda d, s, c: quote(s.lower()),
-    "categories": lambda d, s, c: "/".join(quote(x.lower()) for x in c),
+    "title": lambda d, s, c: quote(slugify(s, pretty=True, cased=True)),
+    "slug": lambda d, s, c: quote(slugify(s)),
+    "categories": lambda d, s, c: "/".join(quote(x) for x in dict.fromkeys(x.lower() for x in c)),
+    "slugified_categories": lambda d, s, c: "/".join(quote(x) for x in dict.fromkeys(map(slugify, c))),
+    "long_month": lambda d, s, c: d.strftime("%B"),
+    "long_day": lambda d, s, c: d.strftime("%A"),
+    "w_year": lambda d, s, c: f"{d.isocalendar()[0]:04d}",
+    "w_day": lambda d, s, c: str(d.isoweekday()),
     "output_ext": lambda d, s, c: ".html",
 }
+_PRETTY_KEEPS = frozenset("._~!$&'()+,;=@")
+_PLAIN_SLUG = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+
+
+def slugify(text: str, pretty: bool = False, cased: bool = False) -> str:
+    """Jekyll's slug of a text (Utils.slugify): every run of characters other than letters, marks and
+    digits (and, `pretty`, of ._~!$&'()+,;=@) becomes one hyphen, one at each end is dropped, and the
+    result is lower-cased unless `cased`. `:title` is the pretty cased slug of the file name's (or the
+    `slug` key's), `:slug` the plain one: `2024-05-01-Fed raises rates!.md` is at `Fed-raises-rates!`
+    and `fed-raises-rates` (before, `Fed%20raises%20rates%21`: not the page Jekyll wrote)."""
+    if _PLAIN_SLUG.fullmatch(text):  # (file names of scrapers: nothing to replace)
+        return text if cased else text.lower()
+    out: list[str] = []
+    for ch in text:
+        kind = unicodedata.category(ch)
+        if kind[0] in "LM" or kind == "Nd" or (pretty and ch in _PRETTY_KEEPS):
+            out.append(ch)
+        elif not out or out[-1] != "-":  # (a hyphen in `out` is always one put for a run)
+            out.append("-")
+    slug = "".join(out)
+    slug = slug[1:] if slug.startswith("-") else slug
+    slug = slug[:-1] if slug.endswith("-") else slug
+    return slug if cased else slug.lower()
+
+
 _SLASHES = re.compile(r"/{2,}")
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store.jekyll import ArchiveError, PostError, open_archive, parse_post
+from store.jekyll import ArchiveError, PostError, open_archive, parse_post, slugify
 from store.text import body_to_paragraphs, fold, summarize
 
 CST = timezone(timedelta(hours=8))
@@ -214,7 +216,43 @@ def test_permalink_styles_and_overrides(archive):
         "---\ntitle: h\ncategories: [A, B]\ndate: 2020-03-04\n---\nx\n",
         permalink="/:categories/:year/:unknown/:title:output_ext",
     )
-    assert u.archive_url == "https://x.example/blog/a/b/2020/:unknown/x%20y.html"
+    # Jekyll's :title is the file name's slug made a URL (Utils.slugify, pretty): x-y, not x%20y
+    assert u.archive_url == "https://x.example/blog/a/b/2020/:unknown/x-y.html"
+
+
+def test_permalink_placeholders_are_jekylls(archive):
+    archive.config("url: https://x.example\n")
+    post = (
+        "---\ntitle: h\ncategories: [Work 2 Progress, news, News]\ndate: 2021-01-01 10:00:00 +0000\n---\nx\n"
+    )
+    cases = {
+        "/:categories/:title:output_ext": "/work%202%20progress/news/Fed-raises-rates!.html",
+        "/:slugified_categories/:slug/": "/work-2-progress/news/fed-raises-rates/",
+        "/:long_month/:long_day/:w_year/W:week/:w_day/": "/January/Friday/2020/W53/5/",
+        "/:year/:i_month/:i_day/:short_month/:short_day/:y_day/": "/2021/1/1/Jan/Fri/001/",
+    }
+    for template, expected in cases.items():
+        p = parse(archive, "2021-01-01-Fed raises rates!.md", post, permalink=template)
+        assert p.archive_url == "https://x.example" + expected.replace("!", "%21"), template
+    chinese = parse(archive, "2021-01-01-汇率 走强.md", post, permalink="/:title/")
+    assert chinese.archive_url == "https://x.example/" + quote("汇率-走强") + "/"
+
+
+def _kept(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "LM" or unicodedata.category(ch) == "Nd"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_slugs_are_jekylls_for_any_text(text):
+    for pretty, cased in ((True, True), (False, False)):
+        slug = slugify(text, pretty=pretty, cased=cased)
+        extra = "._~!$&'()+,;=@" if pretty else ""
+        assert "--" not in slug and not slug.startswith("-") and not slug.endswith("-")
+        assert all(ch == "-" or ch in extra or _kept(ch) for ch in slug)
+        assert cased or slug == slug.lower()
+    # letters, marks and digits are kept, in order; every other run is one hyphen
+    assert [ch for ch in slugify(text, cased=True) if ch != "-"] == [ch for ch in text if _kept(ch)]
 
 
 def test_open_archive_accepts_root_or_posts_folder(archive, tmp_path):
