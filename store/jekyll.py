@@ -248,6 +248,9 @@ class ArchiveConfig:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDES
     # `collections_dir` in _config.yml: the folder below the root that holds the `_posts` folders
     collections_dir: str = ""
+    # the archive was given as its _posts folder: that folder alone is read (its site may be a folder of
+    # other things: a home folder, a mounted volume), not every _posts folder of the site
+    posts_only: bool = False
 
     @property
     def roots(self) -> tuple[str, str]:
@@ -285,7 +288,8 @@ def open_archive(
         raise ArchiveError(f"archive not found: {p}")
     if not p.is_dir():
         raise ArchiveError(f"archive is not a folder: {p}")
-    if p.name == "_posts":
+    posts_only = p.name == "_posts"
+    if posts_only:
         root = p.parent
     elif (p / "_posts").is_dir() or (p / "_config.yml").is_file():
         root = p
@@ -327,6 +331,8 @@ def open_archive(
     style = permalink or config.get("permalink") or "date"
     collections = _collections_dir(cfg_file, config.get("collections_dir"))
     posts = root / collections / "_posts" if collections else root / "_posts"
+    if posts_only:
+        posts = p
     if posts.is_dir() and not os.access(posts, os.R_OK | os.X_OK):
         raise ArchiveError(f"cannot read {posts}")
     return ArchiveConfig(
@@ -343,6 +349,7 @@ def open_archive(
         defaults=defaults,
         exclude=exclude,
         collections_dir=collections,
+        posts_only=posts_only,
     )
 
 
@@ -452,7 +459,7 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
     seen: set[tuple[str, bool]] = set()  # (real folder, walked as a posts folder)
     # (folder, whether it is a posts folder or inside one): real folders first, symlinked ones after
     site = str(cfg.site_dir)
-    stack: list[tuple[str, bool]] = [(site, False)]
+    stack: list[tuple[str, bool]] = [(str(cfg.posts_dir), True) if cfg.posts_only else (site, False)]
     linked: list[tuple[str, bool]] = []
     while stack or linked:
         folder, in_posts = stack.pop() if stack else linked.pop()

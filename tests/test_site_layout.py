@@ -143,3 +143,11 @@ def test_the_root_posts_folder_may_still_be_a_link_to_elsewhere(archive, tmp_pat
     # make every post of such an archive new at the upgrade)
     assert walked(archive) == ["../store/posts/2024-05-01-x.md"]
     assert walked(archive) == [rel for rel, _, _ in iter_post_files(open_archive(archive.posts))]
+
+
+def test_an_archive_given_as_its_posts_folder_is_that_folder_alone(archive):
+    archive.post("2024-05-01-a.md", "根", "正文。")
+    archive.post("2024-05-02-b.md", "新闻", "正文。", folder="news/_posts")
+    # (the folder above may be anything: a home folder, a mounted volume)
+    assert [rel for rel, _, _ in iter_post_files(open_archive(archive.posts))] == ["_posts/2024-05-01-a.md"]
+    assert walked(archive) == ["_posts/2024-05-01-a.md", "news/_posts/2024-05-02-b.md"]
