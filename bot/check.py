@@ -55,7 +55,11 @@ def _check_archive(settings: Settings, report: Report) -> None:
         report.fail("archive", str(exc))
         return
     walk = Walk()
-    files = sum(1 for _ in iter_post_files(cfg, walk))
+    folders: set[str] = set()  # the site's _posts folders that hold posts (news/_posts…)
+    files = 0
+    for rel, _, _ in iter_post_files(cfg, walk):
+        files += 1
+        folders.add(rel.split("/_posts/", 1)[0] if "/_posts/" in rel else "")
     config = "_config.yml found" if (cfg.root / "_config.yml").is_file() else "no _config.yml"
     # dates without offset are read in it (and held posts wait for it): a wrong zone shifts every post
     if settings.timezone:
@@ -64,7 +68,8 @@ def _check_archive(settings: Settings, report: Report) -> None:
         zone = f"dates without offset in {cfg.timezone} (_config.yml)"
     else:
         zone = "dates without offset in UTC (no other time zone in _config.yml or TIMEZONE)"
-    detail = f"{cfg.root} ({files:,} post files, {config}, {zone}"
+    where = f" in {len(folders)} _posts folders" if len(folders) > 1 else ""
+    detail = f"{cfg.root} ({files:,} post files{where}, {config}, {zone}"
     detail += f", {len(walk.problems)} skipped: newsbot sync lists them)" if walk.problems else ")"
     if files:
         report.ok("archive", detail)

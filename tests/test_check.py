@@ -47,6 +47,9 @@ async def test_check_a_good_setup_then_each_kind_of_bad_one(tmp_path, archive):
         assert "dates without offset in Asia/Shanghai (_config.yml)" in text
         r = await _check(tmp_path, api, **good, TIMEZONE="Europe/Berlin")
         assert "dates without offset in Europe/Berlin (TIMEZONE)" in r.stdout
+        archive.post("2024-05-02-b.md", "分目录", "正文。", folder="news/_posts")  # the site's folders count
+        assert "2 post files in 2 _posts folders, _config.yml" in (await _check(tmp_path, api, **good)).stdout
+        (archive.root / "news/_posts/2024-05-02-b.md").unlink()
         assert "schema" in text and "writable" in text and f"admin {ADMIN}: reachable" in text
         assert "no bot running on it" in text
         with sqlite3.connect(db) as conn:  # the channel took the bot's rights: its rule was paused
