@@ -11,7 +11,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
@@ -424,9 +424,20 @@ class Walk:
     problems: list[tuple[str, str]] = field(default_factory=list)
     kept_folders: list[str] = field(default_factory=list)  # relative folder paths, with a trailing "/"
     kept_files: set[str] = field(default_factory=set)
+    # folders of the site outside its _posts folders that cannot be read (a volume's lost+found, a
+    # private folder): kept, and reported only when indexed posts lie under them (`unread_problems`),
+    # rather than at every sync for folders that never held a post
+    unread_site_folders: list[tuple[str, str]] = field(default_factory=list)
 
     def keeps(self, rel: str) -> bool:
         return rel in self.kept_files or any(rel.startswith(f) for f in self.kept_folders)
+
+    def unread_problems(self, indexed: Iterable[str]) -> list[tuple[str, str]]:
+        """The unreadable site folders under which some of the `indexed` paths lie, as problems."""
+        if not self.unread_site_folders:
+            return []
+        holding = {f for rel in indexed for f, _ in self.unread_site_folders if rel.startswith(f)}
+        return [(f, why) for f, why in self.unread_site_folders if f in holding]
 
 
 def inside(path: str, roots: tuple[str, ...]) -> bool:
@@ -470,11 +481,13 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:
-            rel = rel_of(folder)
-            walk.problems.append(
-                (rel + "/", f"cannot read folder: {exc.strerror or exc}; its posts are kept")
-            )
-            walk.kept_folders.append(rel.rstrip("/") + "/")
+            rel = "" if folder == str(cfg.root) else rel_of(folder).rstrip("/") + "/"
+            problem = (rel or "./", f"cannot read folder: {exc.strerror or exc}; its posts are kept")
+            walk.kept_folders.append(rel)
+            if in_posts or folder == site:
+                walk.problems.append(problem)
+            else:
+                walk.unread_site_folders.append(problem)
             continue
         folders: list[tuple[str, bool]] = []
         links: list[tuple[str, bool]] = []

@@ -611,7 +611,7 @@ async def _sync(
         changed, result.unsettled = await _settled(cfg, changed, settle)
     # files that fail to parse are remembered with their (mtime, size): not parsed again until they change
     failing: list[tuple[str, Failed]] = list(still_failing)
-    for rel, reason in walk.problems:
+    for rel, reason in walk.problems + walk.unread_problems(states):
         result.skip(rel, reason)
     for rel, bad in still_failing:
         result.not_indexed(rel, bad)

@@ -151,3 +151,44 @@ def test_an_archive_given_as_its_posts_folder_is_that_folder_alone(archive):
     # (the folder above may be anything: a home folder, a mounted volume)
     assert [rel for rel, _, _ in iter_post_files(open_archive(archive.posts))] == ["_posts/2024-05-01-a.md"]
     assert walked(archive) == ["_posts/2024-05-01-a.md", "news/_posts/2024-05-02-b.md"]
+
+
+async def test_an_unreadable_site_folder_is_reported_only_when_it_held_posts(store, archive, monkeypatch):
+    import store.jekyll as jekyll
+
+    archive.post("2024-05-01-a.md", "根", "正文。")
+    archive.post("2024-05-02-b.md", "新闻", "正文。", folder="news/_posts")
+    (archive.root / "lost+found").mkdir()  # a volume's own folder, unreadable by the bot's user
+    assert (await sync(store, archive)).added == 2
+    real_scandir = os.scandir
+
+    def failing(path):
+        if str(path).endswith(("lost+found", "news")):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(jekyll.os, "scandir", failing)
+    result = await sync(store, archive)
+    # news/ held a post: kept and reported; lost+found never held one: not a problem at every sync
+    assert [e["path"] for e in result.errors] == ["news/"] and "its posts are kept" in result.errors[0][
+        "reason"
+    ]
+    assert (result.deleted, await store.count_posts()) == (0, 2)
+
+
+async def test_an_unreadable_archive_root_keeps_every_post(store, archive, monkeypatch):
+    import store.jekyll as jekyll
+
+    archive.post("2024-05-01-a.md", "根", "正文。")
+    assert (await sync(store, archive)).added == 1
+    real_scandir = os.scandir
+    root = str(archive.root.resolve())
+
+    def failing(path):
+        if str(path) == root:
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(jekyll.os, "scandir", failing)
+    result = await sync(store, archive)
+    assert [e["path"] for e in result.errors] == ["./"] and (result.deleted, result.refused_deletes) == (0, 0)
