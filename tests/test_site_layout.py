@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from store.jekyll import ArchiveError, Walk, iter_post_files, open_archive
+from store.jekyll import DEFAULT_EXCLUDES, ArchiveError, Walk, iter_post_files, open_archive
 from store.sync import sync_archive
 
 from .conftest import sync
@@ -192,3 +195,68 @@ async def test_an_unreadable_archive_root_keeps_every_post(store, archive, monke
     monkeypatch.setattr(jekyll.os, "scandir", failing)
     result = await sync(store, archive)
     assert [e["path"] for e in result.errors] == ["./"] and (result.deleted, result.refused_deletes) == (0, 0)
+
+
+# A generated site: folders (a name -> a folder) and files, the names drawn from what Jekyll treats apart
+_FOLDER_NAMES = (
+    ["_posts"] * 4 + ["news"] * 2 + ["a", ".git", "_drafts", "node_modules", "old~", "#x", "oldies"]
+)
+_FILE_NAMES = ["2024-05-01-a.md", "2024-05-02-b.html", "notes.txt", ".h.md", "_u.md", "c.md~"]
+_EXCLUDES = ["old", "a/_posts/2024-05-02-*", "*/node_modules/*"]
+_sites = st.recursive(
+    st.fixed_dictionaries({"files": st.lists(st.sampled_from(_FILE_NAMES), unique=True, max_size=3)}),
+    lambda inner: st.fixed_dictionaries(
+        {
+            "files": st.lists(st.sampled_from(_FILE_NAMES), unique=True, max_size=3),
+            "folders": st.dictionaries(st.sampled_from(_FOLDER_NAMES), inner, max_size=3),
+        }
+    ),
+    max_leaves=20,
+)
+
+
+def _build(folder, spec) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in spec["files"]:
+        (folder / name).write_text("---\ntitle: t\n---\nx\n")
+    for name, sub in spec.get("folders", {}).items():
+        _build(folder / name, sub)
+
+
+def _jekylls_posts(spec, excludes, path="", in_posts=False) -> list[str]:
+    """The files Jekyll reads as posts, from the description of the site alone."""
+
+    def left_out(rel: str) -> bool:
+        return any(
+            rel.startswith(p) if not any(c in p for c in "*?[") else fnmatch.fnmatchcase(rel, p)
+            for p in excludes
+        )
+
+    def special(name: str) -> bool:
+        return name.startswith((".", "_", "#")) or name.endswith("~")
+
+    out = []
+    for name in spec["files"]:
+        rel = path + name
+        if in_posts and not special(name) and name.endswith((".md", ".html")) and not left_out(rel):
+            out.append(rel)
+    for name, sub in spec.get("folders", {}).items():
+        rel = path + name
+        opens_posts = name == "_posts" and not in_posts
+        if (special(name) and not opens_posts) or name.endswith("~") or left_out(rel + "/"):
+            continue
+        out += _jekylls_posts(sub, excludes, rel + "/", in_posts or opens_posts)
+    return out
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    site=_sites.filter(lambda site: "folders" in site),
+    excludes=st.lists(st.sampled_from(_EXCLUDES), unique=True),
+)
+def test_the_walk_reads_what_jekyll_reads_for_any_site(tmp_path_factory, site, excludes):
+    root = tmp_path_factory.mktemp("site")
+    _build(root, site)
+    (root / "_config.yml").write_text("exclude: [" + ", ".join(f"'{p}'" for p in excludes) + "]\n")
+    walked = sorted(rel for rel, _, _ in iter_post_files(open_archive(root)))
+    assert walked == sorted(_jekylls_posts(site, [*excludes, *DEFAULT_EXCLUDES]))
