@@ -575,13 +575,8 @@ def _bad_name(entry: os.DirEntry, is_post: bool, rel_of, walk: Walk) -> None:
         walk.problems.append((rel, "file name is not valid UTF-8: skipped (rename the file)"))
 
 
-_CONFIG_KEYS = (
-    "url",
-    "baseurl",
-    "timezone",
-    "permalink",
-    "collections_dir",
-)  # what newsbot reads of `_config.yml`
+# what newsbot reads of `_config.yml` as text
+_CONFIG_KEYS = ("url", "baseurl", "timezone", "permalink", "collections_dir")
 MAX_CONFIG_BYTES = 1 << 20
 
 
