@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     common(s)
 
     s = sub.add_parser("show", help="one post in full")
-    s.add_argument("id", help="post id: the file name without extension")
+    s.add_argument(
+        "id", help="post id (the file name without extension) or its path (news/_posts/2024-05-01-x.md)"
+    )
     common(s)
 
     s = sub.add_parser("stories", help="recent stories (reports of one event) with their reports")
@@ -317,9 +319,15 @@ async def cmd_categories(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     store = await _open_existing(settings)
     try:
-        post = await store.get_post(args.id)
+        post, namesakes = await store.find_post(args.id)
         if post is None:
-            raise CliError(f"no post with id {args.id!r}")
+            raise CliError(f"no post with id or path {args.id!r}")
+        if namesakes:
+            print(
+                f"{len(namesakes)} posts have the id {args.id!r}; the newest is shown (give a path to"
+                f" choose): {', '.join(namesakes)}",
+                file=sys.stderr,
+            )
         await store.attach_stories([post])
         others = []
         if post.story is not None and post.reports > 1:

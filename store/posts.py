@@ -557,6 +557,19 @@ class PostsStore(StoreBase):
             )
         return PostRow.from_row(rows[0]) if rows else None
 
+    async def find_post(self, key: str) -> tuple[PostRow | None, list[str]]:
+        """A post by its path from the archive root (`news/_posts/2024-05-01-x.md`) or its id; with the
+        paths of every post sharing that id when there are several (`en/_posts/x.md` and
+        `zh/_posts/x.md`: the newest is returned)."""
+        rows = await self._fetch(f"SELECT {POST_COLUMNS} FROM posts WHERE path=?", (key,))
+        if rows:
+            return PostRow.from_row(rows[0]), []
+        rows = await self._fetch(
+            f"SELECT {POST_COLUMNS} FROM posts WHERE id=? ORDER BY ts DESC, rowid DESC LIMIT 50", (key,)
+        )
+        posts = [PostRow.from_row(r) for r in rows]
+        return (posts[0] if posts else None), ([p.path for p in posts] if len(posts) > 1 else [])
+
     async def term_count(self, kind: str, key: str) -> tuple[str, int] | None:
         rows = await self._fetch("SELECT name, n FROM term_counts WHERE kind=? AND key=?", (kind, key))
         return (rows[0][0], int(rows[0][1])) if rows else None

@@ -88,7 +88,7 @@ def test_sync_search_latest_categories_show_json(tmp_path, archive):
     r = run("show", "2024-05-01-a", "--db", db, cwd=tmp_path)
     assert "离岸人民币兑美元汇率走强。" in r.stdout and "https://src.example/a" in r.stdout
     r = run("show", "nope", "--db", db, cwd=tmp_path)
-    assert r.returncode == 1 and "no post with id 'nope'" in r.stderr
+    assert r.returncode == 1 and "no post with id or path 'nope'" in r.stderr
 
     # human search output: title, date, category, link
     r = run("search", "汇率", "--db", db, cwd=tmp_path)
@@ -299,3 +299,19 @@ def test_stories_in_json_show_and_the_stories_command(tmp_path, archive):
     assert run("stories", "--since", "0001-01-01", "--db", db, cwd=tmp_path).returncode == 0  # bounds nothing
     bad = run("stories", "--since", "yesterday", "--db", db, cwd=tmp_path)
     assert bad.returncode == 2 and "--since" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_show_takes_a_path_and_names_the_posts_that_share_an_id(tmp_path, archive):
+    archive.post(
+        "2024-05-01-x.md", "English report", "Text.", date="2024-05-01 09:00:00 +0000", folder="en/_posts"
+    )
+    archive.post(
+        "2024-05-01-x.md", "中文报道", "正文。", date="2024-05-01 10:00:00 +0000", folder="zh/_posts"
+    )
+    db = str(tmp_path / "n.sqlite3")
+    assert run("sync", "--archive", str(archive.root), "--db", db, cwd=tmp_path).returncode == 0
+    r = run("show", "2024-05-01-x", "--db", db, cwd=tmp_path)
+    assert r.returncode == 0 and "中文报道" in r.stdout  # the newest
+    assert "2 posts have the id '2024-05-01-x'" in r.stderr and "en/_posts/2024-05-01-x.md" in r.stderr
+    r = run("show", "en/_posts/2024-05-01-x.md", "--json", "--db", db, cwd=tmp_path)
+    assert json.loads(r.stdout)["title"] == "English report" and r.stderr == ""
