@@ -22,6 +22,7 @@ from store.jekyll import ArchiveError
 from store.search import warm_up
 from store.settings import Settings, archive_config
 
+from . import version
 from .deliver import Deliverer
 from .flood import ChatFloodLimiter, FairUpdates
 from .follow import Follower, sync_settings_rules
@@ -202,6 +203,7 @@ def main_run(settings: Settings, *, webhook: bool = False) -> int:
         print(f"newsbot: configuration error: {exc}", file=sys.stderr)
         return EXIT_SETUP
     setup_logging(token, settings.log_level, settings.log_format)
+    log.info("newsbot %s starting (%s)", version(), "webhooks" if webhook else "polling")
     try:
         app = build_application(settings)
         asyncio.run(serve(app, settings, webhook_secret(settings) if webhook else None))

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot import version
 from bot.render import fmt_date
 from store.db import PostRow, Store, backup, database_problem
 from store.jekyll import ArchiveError
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="newsbot", description="A Jekyll news archive in the terminal and on Telegram."
     )
+    p.add_argument("--version", action="version", version=f"newsbot {version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser, json_flag: bool = True) -> None:

@@ -315,3 +315,11 @@ def test_show_takes_a_path_and_names_the_posts_that_share_an_id(tmp_path, archiv
     assert "2 posts have the id '2024-05-01-x'" in r.stderr and "en/_posts/2024-05-01-x.md" in r.stderr
     r = run("show", "en/_posts/2024-05-01-x.md", "--json", "--db", db, cwd=tmp_path)
     assert json.loads(r.stdout)["title"] == "English report" and r.stderr == ""
+
+
+def test_version_is_the_projects():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    r = run("--version", cwd=REPO)
+    assert r.returncode == 0 and r.stdout.strip() == f"newsbot {project['version']}"

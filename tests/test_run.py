@@ -367,6 +367,7 @@ async def test_json_logs_from_a_real_run(tmp_path, archive):
     lines = [line for line in err.decode().splitlines() if line.strip()]
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     assert any(e["level"] == "DEBUG" for e in entries) and any("sync" in e["message"] for e in entries)
+    assert any(e["message"].startswith("newsbot ") and "starting (polling)" in e["message"] for e in entries)
     assert TOKEN not in (out + err).decode() and TOKEN.split(":")[1] not in (out + err).decode()
 
 
