@@ -164,10 +164,11 @@ async def _publish_commands(app: Application, i18n: I18n, settings: Settings) ->
             log.warning("could not set the admin menu for %s: %s", admin, exc)
 
 
-async def stop_work(app: Application) -> None:
-    """After updates stop and before the bot's HTTP client closes: let the send in flight finish and be
-    recorded (the deliverer starts no other), and roll back a sync still running (the first, or one a
-    schedule or /reload started: the next start syncs again)."""
+async def stop_syncing(app: Application) -> None:
+    """Roll back a sync still running (the first, or one a schedule or /reload started: the next start
+    syncs again). `newsbot run` does it as soon as it is told to stop, before the application waits for
+    its jobs and updates: they would otherwise wait for the sync to end (minutes for a large one, past
+    the service manager's patience)."""
     svc: Services | None = app.bot_data.get("svc")
     if svc is None:
         return
@@ -177,6 +178,15 @@ async def stop_work(app: Application) -> None:
             await svc.first_sync
     if svc.follower is not None:
         await svc.follower.stop()
+
+
+async def stop_work(app: Application) -> None:
+    """After updates stop and before the bot's HTTP client closes: let the send in flight finish and be
+    recorded (the deliverer starts no other), and roll back a sync still running (`stop_syncing`)."""
+    svc: Services | None = app.bot_data.get("svc")
+    if svc is None:
+        return
+    await stop_syncing(app)
     if svc.deliverer is not None:
         await svc.deliverer.stop()
 
@@ -206,7 +216,9 @@ def main_run(settings: Settings, *, webhook: bool = False) -> int:
     log.info("newsbot %s starting (%s)", version(), "webhooks" if webhook else "polling")
     try:
         app = build_application(settings)
-        asyncio.run(serve(app, settings, webhook_secret(settings) if webhook else None))
+        asyncio.run(
+            serve(app, settings, webhook_secret(settings) if webhook else None, before_stop=stop_syncing)
+        )
     except Exception as exc:
         # Start-up problems end in one line (never the token) and an exit code saying whether starting
         # again may help; the traceback goes to the log at debug level only, through the redacting

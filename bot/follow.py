@@ -47,6 +47,9 @@ class SyncReport:
     too_old: int = 0  # new posts not pushed for their date (enqueue_new_posts)
 
 
+STOPPED = "stopped: the bot is stopping (the next start syncs again)"
+
+
 def deliveries_kept(settings: Settings) -> int:
     """How long finished deliveries are kept, in seconds."""
     return max(DELIVERIES_KEPT_DAYS * 86400, (settings.story_window_hours + 24) * 3600)
@@ -151,13 +154,23 @@ class Follower:
         self.progress: tuple[int, int] | None = None  # (files done, files to do) of the sync running
         self.parsing = Parsing()  # the files the sync running is parsing
         self.merging: asyncio.Task | None = None  # the index merge a large sync left
+        self._stopping = False  # the bot is stopping: a sync stopped for it is not a failure
 
     async def sync(self, pull: bool | None = None) -> SyncReport:
+        """Run a sync, or wait for the one running. When the bot stops it (`stop`), its waiters (a
+        /reload, the schedule) get a report saying so instead of a cancellation: a handler cancelled
+        half-way would leave its update unfinished, and the application waits for every update."""
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(
                 self._run(self.settings.archive_git_pull if pull is None else pull)
             )
-        return await asyncio.shield(self._task)
+        task = self._task
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if self._stopping and task.cancelled():
+                return SyncReport(None, 0.0, None, STOPPED)
+            raise
 
     async def _run(self, pull: bool) -> SyncReport:
         started = time.monotonic()
@@ -279,6 +292,7 @@ class Follower:
         what it had not written), and the index merge. Callers of `sync` only stop waiting for it when
         they are cancelled; without this it went on while the bot shut down, and failed on the closed
         database with a "sync failed" error, and an alert, at every stop that came during a sync."""
+        self._stopping = True
         task = self._task
         if task is not None and not task.done():
             task.cancel()

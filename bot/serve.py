@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import tornado.httpserver
@@ -141,9 +141,14 @@ async def watch_token(app: Application, stop: asyncio.Event, every: float = TOKE
             continue
 
 
-async def serve(app: Application, settings: Settings, webhook_secret: str | None = None) -> None:
+async def serve(
+    app: Application,
+    settings: Settings,
+    webhook_secret: str | None = None,
+    before_stop: Callable[[Application], Awaitable[None]] | None = None,
+) -> None:
     """Initialize the application, poll (or, given a secret, serve webhooks) until SIGINT/SIGTERM, then
-    shut down."""
+    shut down; `before_stop` runs first (work the application would otherwise wait for)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -186,6 +191,8 @@ async def serve(app: Application, settings: Settings, webhook_secret: str | None
             await stop.wait()
         finally:
             token_watch.cancel()
+            if before_stop is not None:
+                await before_stop(app)
             if server is not None:
                 server.stop()
             elif app.updater is not None and app.updater.running:

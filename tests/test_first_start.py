@@ -81,3 +81,47 @@ async def test_a_stop_during_the_first_sync_rolls_it_back_quietly_and_the_next_s
             await stop_bot(app)
     finally:
         await api.stop()
+
+
+async def test_a_stop_during_a_reload_rolls_the_sync_back_instead_of_waiting_for_it(
+    tmp_path, archive, monkeypatch
+):
+    """`newsbot run` told to stop while a /reload's sync runs: the application waits for every update it
+    handles, and the /reload handler waited for the sync, so the bot stopped only once the sync ended
+    (minutes for a large one; the service manager kills it first). Here the sync never ends."""
+    import asyncio
+    import os
+    import signal
+
+    import bot.follow as follow
+    from bot.app import build_application, stop_syncing
+    from bot.serve import serve
+
+    archive.post("2024-05-01-a.md", "已经收录", "正文。")
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    api.add_chat(ADMIN)
+    settings = bot_settings(
+        api, tmp_path / "r.sqlite3", archive.root, default_language="en", admin_ids=[ADMIN], sync_interval=0
+    )
+    app = build_application(settings)
+    running = asyncio.ensure_future(serve(app, settings, before_stop=stop_syncing))
+    try:
+        await api.ask_until(ADMIN, "/latest", "已经收录", user_id=ADMIN)  # the first sync is done
+        started = asyncio.Event()
+
+        async def never_ends(*args, **kwargs):
+            started.set()
+            await asyncio.Event().wait()
+
+        monkeypatch.setattr(follow, "sync_archive", never_ends)
+        api.send_text(ADMIN, "/reload", user_id=ADMIN)
+        await asyncio.wait_for(started.wait(), 10)
+        os.kill(os.getpid(), signal.SIGTERM)  # (serve's handler takes it, as in newsbot run)
+        await asyncio.wait_for(running, 15)
+        replies = [m.text for m in api.sent_to(ADMIN)]
+        assert any("the bot is stopping" in t for t in replies), replies  # the /reload was answered
+    finally:
+        if not running.done():
+            running.cancel()
+        await api.stop()
