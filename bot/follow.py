@@ -82,7 +82,7 @@ async def enqueue_new_posts(store: Store, max_age: float = 0) -> Queued:
     """Record a pending delivery for every (rule, post first indexed after the rule existed) match.
 
     A new post dated more than `max_age` seconds ago (0: any date) is indexed but not pushed: a backfill
-    of old posts, or files renamed or moved (a post under a new path is a new post), would otherwise
+    of old posts, or files edited and moved (one moved unchanged keeps its post: store.sync), would otherwise
     push the archive's past to every chat as news, one digest after another. Their number is returned.
 
     Rules with the same filter (readers subscribe to the same categories and words) are matched once, over

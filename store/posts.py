@@ -152,6 +152,15 @@ class PostsStore(StoreBase):
         return {r[0]: (r[1], r[2]) for r in rows}
 
     @_locked
+    async def move_posts(self, moves: Sequence[tuple[int, str]]) -> None:
+        """Give posts (rowid, new path) the path their file moved to: the same posts, their rowids,
+        first-seen sync, deliveries and stories kept."""
+        async with self._transaction():
+            await self.conn.executemany("UPDATE posts SET path=? WHERE rowid=?", [(p, r) for r, p in moves])
+            await self.conn.executemany("DELETE FROM failed_files WHERE path=?", [(p,) for _, p in moves])
+        self._states_cache = None
+
+    @_locked
     async def begin_sync(self) -> int:
         """Start a sync: returns its sequence number (posts first indexed in it carry it)."""
         seq = int(await self.get_meta("sync_seq", "0") or 0) + 1

@@ -117,6 +117,9 @@ class SyncResult:
     held_files: list[dict[str, str]] = field(default_factory=list)  # their paths and reasons (the date)
     # posts marked `published: false` (not errors); an indexed one that gets it is taken out (`deleted`)
     unpublished: int = 0
+    # indexed posts whose file moved or was renamed, its bytes unchanged: the same post at its new path
+    # (counted as updated, not as deleted and added: not new, not pushed again)
+    moved: int = 0
 
     def skip(self, rel: str, reason: str) -> None:
         self.skipped += 1
@@ -144,6 +147,7 @@ class SyncResult:
             "unsettled": self.unsettled,
             "held": self.held,
             "unpublished": self.unpublished,
+            "moved": self.moved,
         }
 
 
@@ -609,6 +613,18 @@ async def _sync(
     )
     if settle > 0 and len(changed) < BULK_LOAD_AT:
         changed, result.unsettled = await _settled(cfg, changed, settle)
+    moved_to: set[str] = set()  # new paths of moved posts: parsed again (their folders may say more)
+    if gone_paths and changed:
+        moves = await _moves(store, cfg, changed, gone_paths, states)
+        if moves:
+            await store.move_posts([(states[old][0], new) for old, new in moves])
+            for old, new in moves:
+                states[new] = states.pop(old)
+                moved_to.add(new)
+            moved_from = {old for old, _ in moves}
+            gone_paths = [path for path in gone_paths if path not in moved_from]
+            result.moved = len(moves)
+            log.info("%d posts moved or renamed: kept as the same posts at their new paths", len(moves))
     # files that fail to parse are remembered with their (mtime, size): not parsed again until they change
     failing: list[tuple[str, Failed]] = list(still_failing)
     for rel, reason in walk.problems + walk.unread_problems(states):
@@ -632,7 +648,7 @@ async def _sync(
             os.path.join(root, rel),
             mtime_ns,
             size,
-            known[rel][0] if rel in known and not reread else None,
+            known[rel][0] if rel in known and not reread and rel not in moved_to else None,
         )
         for rel, mtime_ns, size in changed
     ]
@@ -791,6 +807,51 @@ async def _sync(
         states.clear()
         _return_freed_memory()
     return result
+
+
+async def _moves(
+    store: Store,
+    cfg: ArchiveConfig,
+    changed: list[tuple[str, int, int]],
+    gone_paths: list[str],
+    states: dict[str, tuple[int, int, int]],
+) -> list[tuple[str, str]]:
+    """(old path, new path) of the indexed posts whose file is gone and whose exact bytes are at a new
+    path: a file moved into another folder (a scraper sorting posts into `_posts/2024/05/`) or renamed.
+    Before, such a post was deleted and indexed again as a new one: a new identity (its deliveries and
+    story lost) and, when recent, pushed to every chat again; moving a whole archive looked like a mass
+    deletion. Only new files of a gone post's size are read (once each)."""
+    by_size: dict[int, list[str]] = {}
+    for path in gone_paths:
+        by_size.setdefault(states[path][2], []).append(path)
+    candidates = [(rel, size) for rel, _, size in changed if rel not in states and size in by_size]
+    if not candidates:
+        return []
+    hashes = await store.hashes([path for rel, size in candidates for path in by_size[size]])
+    return await asyncio.get_running_loop().run_in_executor(
+        None, _match_moves, cfg, candidates, by_size, {path: h for path, (h, _) in hashes.items()}
+    )
+
+
+def _match_moves(
+    cfg: ArchiveConfig,
+    candidates: list[tuple[str, int]],
+    by_size: dict[int, list[str]],
+    hashes: dict[str, str],
+) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    taken: set[str] = set()
+    for rel, size in candidates:  # (in path order: the same pairs at every try)
+        try:
+            raw = _read(os.path.join(cfg.root, rel), cfg)
+        except (OSError, _Unusable):
+            continue  # (the sync reports it when it parses it)
+        digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        old = next((p for p in by_size[size] if p not in taken and hashes.get(p) == digest), None)
+        if old is not None:
+            taken.add(old)
+            out.append((old, rel))
+    return out
 
 
 def _chunks(

@@ -54,6 +54,7 @@ def test_sync_search_latest_categories_show_json(tmp_path, archive):
         "unsettled": 0,
         "held": 0,
         "unpublished": 0,
+        "moved": 0,
     }
     assert "no usable date" in out["errors"][0]["reason"]
 

@@ -39,11 +39,12 @@ async def test_add_edit_delete_rename(store, archive):
     assert await titles(store, "橙子") == ["第一篇改"]
     assert await titles(store, "苹果") == []
 
+    before = (await store.get_post("2024-01-02-b")).rowid
     (archive.posts / "2024-01-02-b.md").rename(archive.posts / "2024-01-03-b.md")
     r = await sync(store, archive)
-    assert counts(r) == (1, 0, 1, 1, 0)
+    assert counts(r) == (0, 1, 0, 1, 0) and r.moved == 1  # renamed: the same post under its new name
     got = (await search(store, "香蕉")).hits
-    assert [h.post.id for h in got] == ["2024-01-03-b"]
+    assert [(h.post.id, h.post.rowid) for h in got] == [("2024-01-03-b", before)]
 
     (archive.posts / "2024-01-03-b.md").unlink()
     assert counts(await sync(store, archive)) == (0, 0, 1, 1, 0)
@@ -737,3 +738,53 @@ async def test_changed_front_matter_defaults_apply_to_the_stored_posts(store, ar
     )
     assert (await sync(store, archive)).updated == 1
     assert (await store.get_post("2024-05-01-a")).categories == ["archive"]
+
+
+async def test_a_post_moved_into_another_folder_stays_the_same_post(store, archive):
+    """A scraper sorting posts into dated folders, or a site moving them under a category folder: the
+    same bytes at a new path are the same post (rowid, first-seen sync, story), its folders read again."""
+    path = archive.post("2024-05-01-a.md", "搬家的文章", "正文。", categories="markets")
+    archive.post("2024-05-01-b.md", "留下的文章", "正文。")
+    await sync(store, archive)
+    before = await store.get_post("2024-05-01-a")
+    seq = await store.current_seq()
+    (archive.root / "news/_posts/2024").mkdir(parents=True)
+    path.rename(archive.root / "news/_posts/2024/2024-05-01-a.md")
+    result = await sync(store, archive)
+    assert (result.added, result.updated, result.deleted, result.moved) == (0, 1, 0, 1)
+    after = await store.get_post("2024-05-01-a")
+    assert after.rowid == before.rowid and after.path == "news/_posts/2024/2024-05-01-a.md"
+    assert after.categories == ["news", "markets"]  # its new folder is read
+    assert await store.new_posts_since(seq) == []  # not new: nothing to push again
+
+
+async def test_an_archive_reorganized_into_folders_is_not_a_mass_deletion(store, archive):
+    from store.sync import MASS_DELETE_MIN
+
+    paths = [
+        archive.post(f"2024-05-{i + 1:02d}-p{i}.md", f"文章{i}", f"正文{i}。")
+        for i in range(MASS_DELETE_MIN + 5)
+    ]
+    await sync(store, archive)
+    rowids = {p.id: p.rowid for p in await store.latest(100)}
+    for path in paths:
+        (archive.posts / "2024" / "05").mkdir(parents=True, exist_ok=True)
+        path.rename(archive.posts / "2024" / "05" / path.name)
+    result = await sync(store, archive)
+    assert (result.moved, result.deleted, result.added, result.refused_deletes) == (len(paths), 0, 0, 0)
+    assert {p.id: p.rowid for p in await store.latest(100)} == rowids
+
+
+async def test_two_copies_of_a_moved_file_are_one_post_moved_and_one_new(store, archive):
+    path = archive.post("2024-05-01-a.md", "复制的文章", "正文。")
+    await sync(store, archive)
+    raw = path.read_bytes()
+    path.unlink()
+    for folder in ("a/_posts", "b/_posts"):
+        archive.write("2024-05-01-a.md", raw, folder=folder)
+    result = await sync(store, archive)
+    assert (result.moved, result.added, result.deleted) == (1, 1, 0)
+    assert sorted(r[0] for r in await store._fetch("SELECT path FROM posts")) == [
+        "a/_posts/2024-05-01-a.md",  # (the first in path order keeps the post)
+        "b/_posts/2024-05-01-a.md",
+    ]
