@@ -154,9 +154,12 @@ class PostsStore(StoreBase):
     @_locked
     async def move_posts(self, moves: Sequence[tuple[int, str]]) -> None:
         """Give posts (rowid, new path) the path their file moved to: the same posts, their rowids,
-        first-seen sync, deliveries and stories kept."""
+        first-seen sync, deliveries and stories kept. Their file state is cleared (mtime -1: sync.MOVED),
+        so a sync stopped before it read them again at their new paths reads them the next time."""
         async with self._transaction():
-            await self.conn.executemany("UPDATE posts SET path=? WHERE rowid=?", [(p, r) for r, p in moves])
+            await self.conn.executemany(
+                "UPDATE posts SET path=?, mtime_ns=-1 WHERE rowid=?", [(p, r) for r, p in moves]
+            )
             await self.conn.executemany("DELETE FROM failed_files WHERE path=?", [(p,) for _, p in moves])
         self._states_cache = None
 

@@ -613,14 +613,13 @@ async def _sync(
     )
     if settle > 0 and len(changed) < BULK_LOAD_AT:
         changed, result.unsettled = await _settled(cfg, changed, settle)
-    moved_to: set[str] = set()  # new paths of moved posts: parsed again (their folders may say more)
     if gone_paths and changed:
         moves = await _moves(store, cfg, changed, gone_paths, states)
         if moves:
             await store.move_posts([(states[old][0], new) for old, new in moves])
             for old, new in moves:
-                states[new] = states.pop(old)
-                moved_to.add(new)
+                rowid, _, size = states.pop(old)
+                states[new] = (rowid, MOVED, size)  # (as stored: read again even if this sync stops)
             moved_from = {old for old, _ in moves}
             gone_paths = [path for path in gone_paths if path not in moved_from]
             result.moved = len(moves)
@@ -648,7 +647,8 @@ async def _sync(
             os.path.join(root, rel),
             mtime_ns,
             size,
-            known[rel][0] if rel in known and not reread and rel not in moved_to else None,
+            # (a moved post is parsed again, its bytes unchanged: its folders may give it more)
+            known[rel][0] if rel in known and not reread and states[rel][1] != MOVED else None,
         )
         for rel, mtime_ns, size in changed
     ]
@@ -807,6 +807,9 @@ async def _sync(
         states.clear()
         _return_freed_memory()
     return result
+
+
+MOVED = -1  # the file state (mtime) of a post moved to a new path and not read there yet (move_posts)
 
 
 async def _moves(

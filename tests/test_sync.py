@@ -788,3 +788,25 @@ async def test_two_copies_of_a_moved_file_are_one_post_moved_and_one_new(store, 
         "a/_posts/2024-05-01-a.md",  # (the first in path order keeps the post)
         "b/_posts/2024-05-01-a.md",
     ]
+
+
+async def test_a_move_is_read_at_its_new_path_even_when_the_sync_that_found_it_stopped(
+    store, archive, monkeypatch
+):
+    from store import sync as sync_module
+
+    path = archive.post("2024-05-01-a.md", "搬家的文章", "正文。", categories="markets")
+    await sync(store, archive)
+    (archive.root / "news/_posts").mkdir(parents=True)
+    path.rename(archive.root / "news/_posts/2024-05-01-a.md")  # (mv keeps the file's mtime)
+
+    def stops(*args, **kwargs):
+        raise RuntimeError("the sync stops here")
+
+    monkeypatch.setattr(sync_module, "_chunks", stops)
+    with pytest.raises(RuntimeError):
+        await sync(store, archive)
+    monkeypatch.undo()
+    result = await sync(store, archive)
+    assert (result.updated, result.added, result.deleted) == (1, 0, 0)
+    assert (await store.get_post("2024-05-01-a")).categories == ["news", "markets"]
