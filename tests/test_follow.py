@@ -114,6 +114,20 @@ async def test_new_post_and_admin_reload_posts_exactly_once(make_env):
     assert len(env.channel_posts()) == 1
 
 
+async def test_a_pushed_post_moved_into_a_folder_is_not_pushed_again(make_env):
+    env = await make_env()
+    path = env.archive.post("2024-05-01-new.md", "新文章来了", "新的内容。", date="2024-05-01")
+    await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
+    await env.settle()
+    assert len(env.channel_posts()) == 1
+    (env.archive.root / "news" / "_posts").mkdir(parents=True)
+    path.rename(env.archive.root / "news" / "_posts" / path.name)  # the site sorts it into a folder
+    reply = await env.api.ask(ADMIN, "/reload", user_id=ADMIN)
+    assert "1 post(s) moved or renamed" in reply.text and "0 added" in reply.text
+    await env.settle()
+    assert len(env.channel_posts()) == 1  # before: deleted and added again, so pushed again
+
+
 async def test_non_admin_reload_is_refused_and_nothing_syncs(make_env):
     env = await make_env()
     env.archive.post("2024-05-01-new.md", "不该同步", "内容。", date="2024-05-01")

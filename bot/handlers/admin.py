@@ -64,6 +64,8 @@ async def reload_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             lines.append(svc.i18n.t(lang, "reload.unsettled", count=r.unsettled))
         if r.unpublished:
             lines.append(svc.i18n.t(lang, "reload.unpublished", count=r.unpublished))
+        if r.moved:
+            lines.append(svc.i18n.t(lang, "reload.moved", count=r.moved))
         if r.held:
             lines.append(svc.i18n.t(lang, "reload.held", count=r.held))
         if report.too_old:
