@@ -5,6 +5,7 @@ Parsing is pure and picklable so a sync can run it in worker processes.
 
 from __future__ import annotations
 
+import email.utils
 import errno
 import fnmatch
 import os
@@ -28,7 +29,7 @@ from .text import body_to_paragraphs, extract_source_links, is_utf8, leading_dig
 POST_EXTENSIONS = (".md", ".markdown", ".mkd", ".mkdn", ".html", ".htm")
 _FILENAME = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})-(.+)$")
 _DATE_STR = re.compile(
-    r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"^\s*(\d{4})([-/.])(\d{1,2})\2(\d{1,2})"
     r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?"
     r"\s*(Z|[+-]\d{2}:?\d{2}|[+-]\d{1,2})?\s*$",
     re.I,
@@ -766,8 +767,8 @@ def parse_date(value: Any, tz: ZoneInfo) -> datetime | None:
         return None
     m = _DATE_STR.match(value)
     if not m:
-        return None
-    y, mo, d, hh, mi, ss, frac, off = m.groups()
+        return _rfc2822_date(value, tz)
+    y, _, mo, d, hh, mi, ss, frac, off = m.groups()
     try:
         micro = int((frac or "0")[:6].ljust(6, "0"))
         naive = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0), micro)
@@ -783,6 +784,21 @@ def parse_date(value: Any, tz: ZoneInfo) -> datetime | None:
     if hours > 23 or minutes > 59:
         return None
     return naive.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
+
+
+def _rfc2822_date(value: str, tz: ZoneInfo) -> datetime | None:
+    """A date as RSS and e-mail write it (`Wed, 01 May 2024 10:00:00 +0800`: scrapers copy a feed's
+    pubDate), which Jekyll reads too (Ruby's Time.parse); without a zone (`-0000`), in `tz`."""
+    if not (_RFC2822_HINT.match(value) and len(value) <= 100):
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=tz)
+
+
+_RFC2822_HINT = re.compile(r"^\s*(?:[A-Za-z]{3},?\s+)?\d{1,2}\s+[A-Za-z]{3}\s+\d{4}\b")
 
 
 # Jekyll's permalink placeholders: (local date, slug, categories) -> text.

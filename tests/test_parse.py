@@ -91,11 +91,25 @@ def test_createtime_when_no_file_name_date(archive):
         ("2021-12-29T00:30:55Z", datetime(2021, 12, 29, 0, 30, 55, tzinfo=timezone.utc)),
         ("2021-12-29", datetime(2021, 12, 29, tzinfo=CST)),
         ("'2021-12-29 08:30'", datetime(2021, 12, 29, 8, 30, tzinfo=CST)),
+        # forms Jekyll reads too (Ruby's Time.parse): slashes or dots, and RSS/e-mail dates
+        ("2021/12/29 08:30", datetime(2021, 12, 29, 8, 30, tzinfo=CST)),
+        ("2021.12.29", datetime(2021, 12, 29, tzinfo=CST)),
+        ("Wed, 29 Dec 2021 08:30:55 +0800", datetime(2021, 12, 29, 8, 30, 55, tzinfo=CST)),
+        ("29 Dec 2021 00:30:55 GMT", datetime(2021, 12, 29, 0, 30, 55, tzinfo=timezone.utc)),
+        ("Wed, 29 Dec 2021 08:30:55 -0000", datetime(2021, 12, 29, 8, 30, 55, tzinfo=CST)),  # no zone
     ],
 )
 def test_date_forms(archive, value, expected):
     p = parse(archive, "post.md", f"---\ntitle: t\ndate: {value}\n---\nbody\n")
     assert p.date == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["Wed, 32 Dec 2021 08:30:55 +0800", "2021/12-29", "29 Foo 2021 08:30", "Wed, 29 Dec 99999 08:30"]
+)
+def test_dates_that_are_not_dates_are_reported(archive, value):
+    with pytest.raises(PostError, match="no usable date"):
+        parse(archive, "post.md", f"---\ntitle: t\ndate: {value}\n---\nbody\n")
 
 
 def test_categories_list_or_string_and_singular(archive):
@@ -414,3 +428,22 @@ def test_front_matter_defaults_newsbot_cannot_use_are_ignored_as_jekyll_ignores_
     archive.config("url: x\ndefaults: [" + ", ".join(["{values: {tags: a}}"] * 1001) + "]\n")
     with pytest.raises(ArchiveError, match="over 1000 entries"):
         open_archive(archive.root)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.from_regex(
+            r"\A(Mon, )?[0-3]?\d (Jan|Feb|Dec) \d{4}( \d\d:\d\d(:\d\d)?)?( [+-]\d{4}| GMT| EST)?\Z"
+        ),
+        st.from_regex(r"\A\d{4}[-/.]\d{1,2}[-/.]\d{1,2}( \d{1,2}:\d\d)?\Z"),
+    )
+)
+def test_any_date_text_is_a_date_in_a_zone_or_none(text):
+    from zoneinfo import ZoneInfo
+
+    from store.jekyll import parse_date
+
+    when = parse_date(text, ZoneInfo("Asia/Shanghai"))
+    assert when is None or when.tzinfo is not None
