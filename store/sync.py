@@ -117,8 +117,8 @@ class SyncResult:
     held_files: list[dict[str, str]] = field(default_factory=list)  # their paths and reasons (the date)
     # posts marked `published: false` (not errors); an indexed one that gets it is taken out (`deleted`)
     unpublished: int = 0
-    # indexed posts whose file moved or was renamed, its bytes unchanged: the same post at its new path
-    # (counted as updated, not as deleted and added: not new, not pushed again)
+    # indexed posts whose file moved or was renamed (found by its bytes, or by its name when edited on the
+    # way): the same post at its new path (counted as updated, not deleted and added: not pushed again)
     moved: int = 0
 
     def skip(self, rel: str, reason: str) -> None:
@@ -819,21 +819,46 @@ async def _moves(
     gone_paths: list[str],
     states: dict[str, tuple[int, int, int]],
 ) -> list[tuple[str, str]]:
-    """(old path, new path) of the indexed posts whose file is gone and whose exact bytes are at a new
-    path: a file moved into another folder (a scraper sorting posts into `_posts/2024/05/`) or renamed.
-    Before, such a post was deleted and indexed again as a new one: a new identity (its deliveries and
-    story lost) and, when recent, pushed to every chat again; moving a whole archive looked like a mass
-    deletion. Only new files of a gone post's size are read (once each)."""
+    """(old path, new path) of the indexed posts whose file is gone and is at a new path: a file moved
+    into another folder (a scraper sorting posts into `_posts/2024/05/`) or renamed, found by its exact
+    bytes; or moved and edited at once, found by its file name when no other file gone or new has that
+    name. Before, such a post was deleted and indexed again as a new one: a new identity (its deliveries
+    and story lost) and, when recent, pushed to every chat again; moving a whole archive looked like a
+    mass deletion. Only new files of a gone post's size are read (once each)."""
+    new_files = [(rel, size) for rel, _, size in changed if rel not in states]
     by_size: dict[int, list[str]] = {}
     for path in gone_paths:
         by_size.setdefault(states[path][2], []).append(path)
-    candidates = [(rel, size) for rel, _, size in changed if rel not in states and size in by_size]
-    if not candidates:
-        return []
-    hashes = await store.hashes([path for rel, size in candidates for path in by_size[size]])
-    return await asyncio.get_running_loop().run_in_executor(
-        None, _match_moves, cfg, candidates, by_size, {path: h for path, (h, _) in hashes.items()}
-    )
+    candidates = [(rel, size) for rel, size in new_files if size in by_size]
+    moves: list[tuple[str, str]] = []
+    if candidates:
+        hashes = await store.hashes([path for rel, size in candidates for path in by_size[size]])
+        moves = await asyncio.get_running_loop().run_in_executor(
+            None, _match_moves, cfg, candidates, by_size, {path: h for path, (h, _) in hashes.items()}
+        )
+    return moves + _moves_by_name(gone_paths, [rel for rel, _ in new_files], moves)
+
+
+def _moves_by_name(
+    gone_paths: list[str], new_files: list[str], found: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Gone posts and new files left unmatched by their bytes that share a file name no other of them
+    has (`_posts/2024-05-01-x.md` gone, `news/_posts/2024-05-01-x.md` new, edited on the way)."""
+    matched_old = {old for old, _ in found}
+    matched_new = {new for _, new in found}
+    gone_by_name: dict[str, list[str]] = {}
+    for path in gone_paths:
+        if path not in matched_old:
+            gone_by_name.setdefault(os.path.basename(path), []).append(path)
+    new_by_name: dict[str, list[str]] = {}
+    for rel in new_files:
+        if rel not in matched_new and os.path.basename(rel) in gone_by_name:
+            new_by_name.setdefault(os.path.basename(rel), []).append(rel)
+    return [
+        (gone_by_name[name][0], rels[0])
+        for name, rels in sorted(new_by_name.items())
+        if len(rels) == 1 and len(gone_by_name[name]) == 1
+    ]
 
 
 def _match_moves(

@@ -810,3 +810,21 @@ async def test_a_move_is_read_at_its_new_path_even_when_the_sync_that_found_it_s
     result = await sync(store, archive)
     assert (result.updated, result.added, result.deleted) == (1, 0, 0)
     assert (await store.get_post("2024-05-01-a")).categories == ["news", "markets"]
+
+
+async def test_a_post_moved_and_edited_at_once_is_found_by_its_file_name_when_unambiguous(store, archive):
+    a = archive.post("2024-05-01-a.md", "搬家又改", "正文。")
+    b1 = archive.post("2024-05-02-b.md", "同名之一", "正文。", folder="en/_posts")
+    b2 = archive.post("2024-05-02-b.md", "同名之二", "正文。", folder="zh/_posts")
+    await sync(store, archive)
+    rowid = (await store.get_post("2024-05-01-a")).rowid
+    a.unlink()
+    archive.post("2024-05-01-a.md", "搬家又改了标题", "正文改了。", folder="news/_posts")
+    # two gone files of one name and one new file of it: which one moved is not known, so none did
+    b1.unlink()
+    b2.unlink()
+    archive.post("2024-05-02-b.md", "同名新的", "正文。", folder="fr/_posts")
+    result = await sync_archive(store, open_archive(archive.root), workers=1, allow_mass_delete=True)
+    assert (result.moved, result.added, result.deleted) == (1, 1, 2)
+    moved = await store.get_post("2024-05-01-a")
+    assert (moved.rowid, moved.title, moved.path) == (rowid, "搬家又改了标题", "news/_posts/2024-05-01-a.md")
