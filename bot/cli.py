@@ -187,6 +187,8 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {result.unsettled} file(s) still being written: left for the next sync")
         if result.unpublished:
             print(f"  {result.unpublished} post(s) marked published: false: not indexed")
+        if result.moved:
+            print(f"  {result.moved} post(s) moved or renamed: kept as the same posts (in `updated`)")
         if result.held:
             print(
                 f"  {result.held} post(s) dated in the future: held until their date (Jekyll's `future: false`)"

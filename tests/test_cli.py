@@ -324,3 +324,13 @@ def test_version_is_the_projects():
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     r = run("--version", cwd=REPO)
     assert r.returncode == 0 and r.stdout.strip() == f"newsbot {project['version']}"
+
+
+def test_sync_says_how_many_posts_moved(tmp_path, archive):
+    path = archive.post("2024-05-01-a.md", "搬家", "正文。")
+    db = str(tmp_path / "m.sqlite3")
+    assert run("sync", "--archive", str(archive.root), "--db", db, cwd=tmp_path).returncode == 0
+    (archive.posts / "2024").mkdir()
+    path.rename(archive.posts / "2024" / path.name)
+    r = run("sync", "--archive", str(archive.root), "--db", db, cwd=tmp_path)
+    assert "added 0, updated 1, deleted 0" in r.stdout and "1 post(s) moved or renamed" in r.stdout
