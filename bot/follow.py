@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -48,6 +49,23 @@ class SyncReport:
 
 
 STOPPED = "stopped: the bot is stopping (the next start syncs again)"
+GIT_STOP_WAIT = 5.0  # seconds git is given to end on SIGTERM (removing its lock files) before SIGKILL
+
+
+async def _end_git(proc: asyncio.subprocess.Process) -> None:
+    """Stop a git pull that timed out or whose sync the bot stops: SIGTERM to its process group first,
+    which git answers by removing its lock files (`.git/index.lock`) and exiting; SIGKILL only if it is
+    still there GIT_STOP_WAIT seconds later. Killed at once, or left running when the bot exited, it
+    could leave the lock behind, and every later pull failed with "index.lock exists" until someone
+    removed it by hand."""
+    for sig, wait in ((signal.SIGTERM, GIT_STOP_WAIT), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), wait)
+            return
+        except asyncio.TimeoutError:
+            continue
 
 
 def deliveries_kept(settings: Settings) -> int:
@@ -363,13 +381,16 @@ class Follower:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            start_new_session=True,  # (its own process group: git pull runs fetch and merge as children)
         )
         try:
             _, err = await asyncio.wait_for(proc.communicate(), self.settings.git_pull_timeout)
         except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
+            await _end_git(proc)
             return f"git pull timed out after {self.settings.git_pull_timeout}s"
+        except asyncio.CancelledError:  # the bot is stopping (Follower.stop)
+            await _end_git(proc)
+            raise
         if proc.returncode != 0:
             lines = [line.strip() for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
             return (lines[0] if lines else f"exit code {proc.returncode}")[:300]

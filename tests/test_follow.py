@@ -4,6 +4,7 @@ subscriptions, overlapping syncs, git pull failures."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from datetime import datetime, timedelta, timezone
 
@@ -426,6 +427,36 @@ async def test_failed_git_pull_is_reported_and_sync_continues(make_env):
     for _ in range(2):  # the next syncs fail the same way: the admins were told already
         await env.svc.follower.sync()
     assert len([m for m in env.api.sent_to(ADMIN) if "⚠️ git pull failed" in m.text]) == 1
+
+
+async def test_a_git_pull_stopped_with_the_bot_is_ended_gracefully_and_leaves_no_lock(
+    make_env, tmp_path, monkeypatch
+):
+    """A git that takes its lock and hangs (a slow remote): when the bot stops the sync, git gets SIGTERM
+    and removes its lock, as git does; left running, or killed at once, it could leave the lock behind
+    and every later pull failed."""
+    env = await make_env(archive_git_pull=True)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    lock = env.archive.root / "index.lock"
+    (fake / "git").write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        "  *rev-parse*) echo true; exit 0;;\n"
+        f"  *pull*) touch '{lock}'; trap \"rm -f '{lock}'; exit 143\" TERM; sleep 60 & wait $!; exit 0;;\n"
+        "esac\n"
+    )
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    syncing = asyncio.ensure_future(env.svc.follower.sync())
+    for _ in range(200):
+        if lock.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert lock.exists()
+    await env.svc.follower.stop()
+    assert not lock.exists()  # git ended on SIGTERM and removed its lock
+    assert (await syncing).error is not None and "stopping" in (await syncing).error
 
 
 async def test_periodic_sync_picks_up_new_posts_without_reload(make_env):
