@@ -177,7 +177,10 @@ class Follower:
     async def sync(self, pull: bool | None = None) -> SyncReport:
         """Run a sync, or wait for the one running. When the bot stops it (`stop`), its waiters (a
         /reload, the schedule) get a report saying so instead of a cancellation: a handler cancelled
-        half-way would leave its update unfinished, and the application waits for every update."""
+        half-way would leave its update unfinished, and the application waits for every update. Once
+        the bot is stopping, no sync starts (a schedule's turn coming meanwhile)."""
+        if self._stopping:
+            return SyncReport(None, 0.0, None, STOPPED)
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(
                 self._run(self.settings.archive_git_pull if pull is None else pull)

@@ -457,6 +457,9 @@ async def test_a_git_pull_stopped_with_the_bot_is_ended_gracefully_and_leaves_no
     await env.svc.follower.stop()
     assert not lock.exists()  # git ended on SIGTERM and removed its lock
     assert (await syncing).error is not None and "stopping" in (await syncing).error
+    seq = await env.svc.store.current_seq()
+    assert "stopping" in ((await env.svc.follower.sync()).error or "")  # none starts from then on
+    assert await env.svc.store.current_seq() == seq
 
 
 async def test_periodic_sync_picks_up_new_posts_without_reload(make_env):
