@@ -832,7 +832,8 @@ async def _moves(
     candidates = [(rel, size) for rel, size in new_files if size in by_size]
     moves: list[tuple[str, str]] = []
     if candidates:
-        hashes = await store.hashes([path for rel, size in candidates for path in by_size[size]])
+        sizes = {size for _, size in candidates}
+        hashes = await store.hashes([path for size in sizes for path in by_size[size]])
         moves = await asyncio.get_running_loop().run_in_executor(
             None, _match_moves, cfg, candidates, by_size, {path: h for path, (h, _) in hashes.items()}
         )
@@ -867,18 +868,20 @@ def _match_moves(
     by_size: dict[int, list[str]],
     hashes: dict[str, str],
 ) -> list[tuple[str, str]]:
+    gone_by_content: dict[tuple[int, str], list[str]] = {}
+    for size, paths in by_size.items():
+        for path in reversed(paths):  # (popped from the end: the first gone path first)
+            if path in hashes:
+                gone_by_content.setdefault((size, hashes[path]), []).append(path)
     out: list[tuple[str, str]] = []
-    taken: set[str] = set()
     for rel, size in candidates:  # (in path order: the same pairs at every try)
         try:
             raw = _read(os.path.join(cfg.root, rel), cfg)
         except (OSError, _Unusable):
             continue  # (the sync reports it when it parses it)
-        digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
-        old = next((p for p in by_size[size] if p not in taken and hashes.get(p) == digest), None)
-        if old is not None:
-            taken.add(old)
-            out.append((old, rel))
+        same = gone_by_content.get((size, hashlib.blake2b(raw, digest_size=16).hexdigest()))
+        if same:
+            out.append((same.pop(), rel))
     return out
 
 

@@ -828,3 +828,23 @@ async def test_a_post_moved_and_edited_at_once_is_found_by_its_file_name_when_un
     assert (result.moved, result.added, result.deleted) == (1, 1, 2)
     moved = await store.get_post("2024-05-01-a")
     assert (moved.rowid, moved.title, moved.path) == (rowid, "搬家又改了标题", "news/_posts/2024-05-01-a.md")
+
+
+def test_among_thousands_of_files_of_one_size_each_moved_file_finds_its_own(tmp_path):
+    """A regenerated archive can have thousands of files of one size gone and as many new: each new
+    file is looked up by its size and content hash (not compared with every gone file of its size)."""
+    import hashlib
+
+    from store.sync import _match_moves
+
+    (tmp_path / "_posts").mkdir()
+    cfg = open_archive(tmp_path)
+    gone, new, hashes = [], [], {}
+    for i in range(3000):
+        raw = f"---\ntitle: t\n---\n{i:05d}\n".encode()
+        (tmp_path / "_posts" / f"{i:05d}.md").write_bytes(raw)
+        gone.append(f"_posts/old/{i:05d}.md")
+        new.append((f"_posts/{i:05d}.md", len(raw)))
+        hashes[gone[-1]] = hashlib.blake2b(raw, digest_size=16).hexdigest()
+    moves = _match_moves(cfg, new, {len(raw): gone}, hashes)
+    assert sorted(moves) == [(old, rel) for old, (rel, _) in zip(gone, new, strict=True)]
