@@ -628,10 +628,13 @@ def _default_value_ok(item: Any) -> bool:
 
 def _with_defaults(cfg: ArchiveConfig, rel_path: str, meta: dict[str, Any]) -> dict[str, Any]:
     """A post's front matter over the defaults whose scope holds it (see `_post_defaults`). Categories
-    add up, as in Jekyll: the defaults' first, then the post's own."""
+    add up, as in Jekyll: the defaults' first, then the post's own. Below a `collections_dir`, paths are
+    matched from that folder, as Jekyll matches them (a scope may name it or not: `news` and
+    `content/news` both hold `content/news/_posts/x.md`)."""
     merged: dict[str, Any] = {}
+    path = _below_collections(cfg, rel_path)
     for where, pairs in cfg.defaults:
-        if _in_scope(rel_path, where):
+        if _in_scope(path, where if "*" in where else _below_collections(cfg, where)):
             merged.update((k, list(v) if isinstance(v, tuple) else v) for k, v in pairs)
     if not merged:
         return meta
@@ -641,12 +644,16 @@ def _with_defaults(cfg: ArchiveConfig, rel_path: str, meta: dict[str, Any]) -> d
     return out
 
 
+def _below_collections(cfg: ArchiveConfig, path: str) -> str:
+    """A path from the archive root as a path from its `collections_dir`, when it lies below it."""
+    prefix = cfg.collections_dir + "/"
+    return path[len(prefix) :] if cfg.collections_dir and path.startswith(prefix) else path
+
+
 def _path_categories(cfg: ArchiveConfig, rel_path: str) -> list[str]:
     """The folders above a post's `_posts` folder (below the `collections_dir`), which Jekyll makes its
     first categories: `news/tech/_posts/x.md` is in news and tech."""
-    folders = rel_path.split("/")[:-1]
-    if cfg.collections_dir:
-        folders = folders[cfg.collections_dir.count("/") + 1 :]
+    folders = _below_collections(cfg, rel_path).split("/")[:-1]
     return folders[: folders.index("_posts")] if "_posts" in folders else []
 
 

@@ -108,6 +108,14 @@ async def test_collections_dir_holds_the_posts_folders(store, archive):
     assert await paths(store) == ["content/_posts/2024-05-02-a.md", "content/news/_posts/2024-05-03-b.md"]
     # the folder below collections_dir, and the post's own `categories: news`: one name once
     assert (await store.get_post("2024-05-03-b")).categories == ["news"]
+    # front matter defaults are matched from collections_dir too, named with it or not, as in Jekyll
+    archive.config(
+        "url: https://news.example.org\ncollections_dir: content\ndefaults:\n"
+        "  - {scope: {path: news}, values: {tags: [新闻]}}\n"
+        "  - {scope: {path: content/_posts}, values: {tags: [集合]}}\n"
+    )
+    assert (await sync(store, archive)).updated == 2
+    assert [(await store.get_post(i)).tags for i in ("2024-05-02-a", "2024-05-03-b")] == [["集合"], ["新闻"]]
     archive.config("collections_dir: ../elsewhere\n")
     with pytest.raises(ArchiveError, match="collections_dir"):
         open_archive(archive.root)
