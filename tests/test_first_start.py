@@ -9,22 +9,29 @@ from .test_bot import ALICE, TOKEN
 ADMIN = 777
 
 
-async def test_the_bot_answers_while_the_first_sync_runs(tmp_path, archive):
-    for i in range(8000):  # several seconds of indexing on these machines
+def _slow_archive(archive, posts: int, title: str) -> None:
+    """Posts that take a while to index (8,000: several seconds on these machines)."""
+    for i in range(posts):
         day = f"2023-{i // 28 % 12 + 1:02d}-{i % 28 + 1:02d}"
-        archive.post(f"{day}-p{i}.md", f"第{i}条汇率消息", "离岸人民币兑美元汇率走强。" * 5, date=day)
+        archive.post(f"{day}-p{i}.md", f"第{i}条{title}", "离岸人民币兑美元汇率走强。" * 5, date=day)
+
+
+async def _api_and_settings(tmp_path, archive, database: str, *chats: int):
+    """A started test Bot API server knowing `chats` and ADMIN, and English settings for a bot with
+    ADMIN as its admin and no scheduled sync."""
     api = FakeBotAPI(TOKEN)
     await api.start()
-    api.add_chat(ALICE)
-    api.add_chat(ADMIN)
+    for chat in (*chats, ADMIN):
+        api.add_chat(chat)
     settings = bot_settings(
-        api,
-        tmp_path / "first.sqlite3",
-        archive.root,
-        default_language="en",
-        admin_ids=[ADMIN],
-        sync_interval=0,
+        api, tmp_path / database, archive.root, default_language="en", admin_ids=[ADMIN], sync_interval=0
     )
+    return api, settings
+
+
+async def test_the_bot_answers_while_the_first_sync_runs(tmp_path, archive):
+    _slow_archive(archive, 8000, "汇率消息")
+    api, settings = await _api_and_settings(tmp_path, archive, "first.sqlite3", ALICE)
     app = await start_bot(settings, synced=False)
     svc = app.bot_data["svc"]
     try:
@@ -48,20 +55,8 @@ async def test_a_stop_during_the_first_sync_rolls_it_back_quietly_and_the_next_s
 ):
     import sqlite3
 
-    for i in range(3000):
-        day = f"2023-{i // 28 % 12 + 1:02d}-{i % 28 + 1:02d}"
-        archive.post(f"{day}-p{i}.md", f"第{i}条消息", "离岸人民币兑美元汇率走强。" * 5, date=day)
-    api = FakeBotAPI(TOKEN)
-    await api.start()
-    api.add_chat(ADMIN)
-    settings = bot_settings(
-        api,
-        tmp_path / "stop.sqlite3",
-        archive.root,
-        default_language="en",
-        admin_ids=[ADMIN],
-        sync_interval=0,
-    )
+    _slow_archive(archive, 3000, "消息")
+    api, settings = await _api_and_settings(tmp_path, archive, "stop.sqlite3")
     try:
         app = await start_bot(settings, synced=False)
         svc = app.bot_data["svc"]
@@ -98,12 +93,7 @@ async def test_a_stop_during_a_reload_rolls_the_sync_back_instead_of_waiting_for
     from bot.serve import serve
 
     archive.post("2024-05-01-a.md", "已经收录", "正文。")
-    api = FakeBotAPI(TOKEN)
-    await api.start()
-    api.add_chat(ADMIN)
-    settings = bot_settings(
-        api, tmp_path / "r.sqlite3", archive.root, default_language="en", admin_ids=[ADMIN], sync_interval=0
-    )
+    api, settings = await _api_and_settings(tmp_path, archive, "r.sqlite3")
     app = build_application(settings)
     running = asyncio.ensure_future(serve(app, settings, before_stop=stop_syncing))
     try:
