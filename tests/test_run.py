@@ -93,15 +93,17 @@ def test_webhook_mode_needs_a_url(tmp_path):
     assert r.returncode == 2 and "WEBHOOK_URL" in r.stderr and TOKEN not in r.stderr
 
 
-async def _webhook_bot(tmp_path, archive, **settings):
-    """`newsbot run --webhook` on a free port, talking to a new test server: (api, proc, update URL)."""
+async def _webhook_bot(tmp_path, archive, port: int | None = None, **settings):
+    """`newsbot run --webhook` on `port` (by default a free one), talking to a new test server: (api,
+    proc, update URL)."""
     import socket
 
     archive.post("2024-05-01-a.md", "网络钩子", "正文内容。", categories="demo")
     api = await _api_with_alice()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
     proc = await _spawn_bot(
         tmp_path,
         api,
@@ -460,21 +462,11 @@ async def test_a_second_bot_on_the_same_database_refuses_to_start_and_a_killed_o
 async def test_a_webhook_port_held_by_another_program_is_a_problem_that_may_go_away(tmp_path, archive):
     import socket
 
-    archive.post("2024-05-01-a.md", "端口", "正文。")
-    api = await _api_with_alice()
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        port = holder.getsockname()[1]
-        proc = await _spawn_bot(
-            tmp_path,
-            api,
-            "--webhook",
-            ARCHIVE_DIR=str(archive.root),
-            DATABASE_PATH=str(tmp_path / "port.sqlite3"),
-            WEBHOOK_URL=f"http://127.0.0.1:{port}",
-            WEBHOOK_LISTEN="127.0.0.1",
-            WEBHOOK_PORT=str(port),
+        api, proc, _ = await _webhook_bot(
+            tmp_path, archive, port=holder.getsockname()[1], WEBHOOK_LISTEN="127.0.0.1"
         )
         try:
             _, err = await asyncio.wait_for(proc.communicate(), 60)
