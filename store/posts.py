@@ -59,6 +59,10 @@ class Failed(NamedTuple):
     kind: str = "error"
 
 
+# the file state (mtime) of a post moved to a new path and not read there yet (move_posts): any file's
+# differs from it, so the post is read again whatever its hash
+MOVED = -1
+
 POST_COLUMNS = "rowid, id, path, title, date, ts, categories, tags, url, archive_url, summary, body"
 
 
@@ -154,14 +158,13 @@ class PostsStore(StoreBase):
     @_locked
     async def move_posts(self, moves: Sequence[tuple[int, str]]) -> None:
         """Give posts (rowid, new path) the path their file moved to: the same posts, their rowids,
-        first-seen sync, deliveries and stories kept. Their file state is cleared (mtime -1: sync.MOVED),
-        so a sync stopped before it read them again at their new paths reads them the next time."""
+        first-seen sync, deliveries and stories kept. Their file state is cleared (mtime MOVED), so a
+        sync stopped before it read them again at their new paths reads them the next time."""
         async with self._transaction():
             await self.conn.executemany(
-                "UPDATE posts SET path=?, mtime_ns=-1 WHERE rowid=?", [(p, r) for r, p in moves]
+                "UPDATE posts SET path=?, mtime_ns=? WHERE rowid=?", [(p, MOVED, r) for r, p in moves]
             )
             await self.conn.executemany("DELETE FROM failed_files WHERE path=?", [(p,) for _, p in moves])
-        self._states_cache = None
 
     @_locked
     async def begin_sync(self) -> int:

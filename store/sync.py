@@ -41,7 +41,7 @@ from .jekyll import (
     iter_post_files,
     parse_post,
 )
-from .posts import BULK_LOAD_AT, Failed, IndexEntry, index_entries
+from .posts import BULK_LOAD_AT, MOVED, Failed, IndexEntry, index_entries
 from .segment import ALL_PAIRS, PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars, warm_up
 from .stories import (
     Grouper,
@@ -807,9 +807,6 @@ async def _sync(
         states.clear()
         _return_freed_memory()
     return result
-
-
-MOVED = -1  # the file state (mtime) of a post moved to a new path and not read there yet (move_posts)
 
 
 async def _moves(
