@@ -41,6 +41,8 @@ class StoreBase:
         self._pair_chars: str | None = None
         self._label_chars: frozenset[str] | None = None  # see PostsStore.label_chars
         self._states_cache: tuple[str | None, dict[str, tuple[int, int, int]]] | None = None
+        # while a sync writes a fresh index (PostsStore.begin_fresh_index): the rowids written to it
+        self._fresh: set[int] | None = None
         # each post's story in memory for search (store.story_map), and how many times this store has
         # written stories since it opened: the map is read again when the count moved
         self._story_map = StoryMap()

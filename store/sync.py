@@ -41,7 +41,7 @@ from .jekyll import (
     iter_post_files,
     parse_post,
 )
-from .posts import BULK_LOAD_AT, MOVED, Failed, IndexEntry, index_entries
+from .posts import BULK_LOAD_AT, FRESH_SHARE, MOVED, Failed, IndexEntry, index_entries
 from .segment import ALL_PAIRS, PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars, warm_up
 from .stories import (
     Grouper,
@@ -427,6 +427,7 @@ async def sync_archive(
     if parsing is not None:
         parsing.workers = procs
     try:
+        await store.drop_leftovers()
         if not await store.index_is_current():
             # after an upgrade that changed the index format: a rebuild that "auto" chooses anew for
             posts = await store.count_posts()
@@ -441,6 +442,7 @@ async def sync_archive(
             store, cfg, states, procs, progress, parsing, started, allow_mass_delete, merge, settle
         )
     finally:
+        store.abandon_fresh_index()  # (a sync that stopped while writing one)
         procs.close()
 
 
@@ -666,6 +668,10 @@ async def _sync(
     bulk = total + len(deletes) >= BULK_LOAD_AT
     if total or deletes:
         await store.set_bulk_load(bulk)
+    # most stored posts written again (every one, when the archive is read otherwise): into a fresh index
+    fresh = bulk and sum(rel in states for rel, _, _, _, _ in todo) >= FRESH_SHARE * len(states) > 0
+    if fresh:
+        await store.begin_fresh_index()
     if progress:
         progress(0, total)
 
@@ -777,6 +783,8 @@ async def _sync(
                 progress(done, total)
             await flush()
     await flush(final=True)
+    if fresh:
+        await store.end_fresh_index()
     result.searchable = round(time.monotonic() - started, 3)
 
     if bulk or (merge and await store.merge_pending()):
