@@ -37,6 +37,7 @@ REBUILD_AHEAD = 4
 # again for that.
 FRESH = "_fresh"
 OLD = "_old"  # the index a fresh one replaced, until it is dropped
+FRESH_PENDING = "fresh_index_pending"  # meta key: a fresh index is being filled (the stored one is stale)
 FTS_TABLES = ("posts_fts", "heads_fts")
 FRESH_SHARE = 0.5
 
@@ -365,6 +366,8 @@ class PostsStore(StoreBase):
 
     async def index_is_current(self) -> bool:
         """False when the FTS texts were built by another segmenter/folding version than this one."""
+        if await self.get_meta(FRESH_PENDING) is not None:
+            return False  # a sync stopped while it filled a fresh index (begin_fresh_index)
         got = await self.get_meta("index_format")
         if got is None:
             return await self.count_posts() == 0
@@ -420,6 +423,7 @@ class PostsStore(StoreBase):
                 if progress:
                     progress(done, len(ids))
             await self._put_meta("index_format", INDEX_FORMAT)
+            await self._drop_meta(FRESH_PENDING)
         if bulk:
             await self._end_bulk_load(merge)
         return len(ids)
@@ -530,8 +534,9 @@ class PostsStore(StoreBase):
         old entries deleted, which needs its old index texts made again (FTS5's contentless tables only
         delete what they are given): on 20,000 finews-sized posts that was 8.3 of a 13.8 s sync.
 
-        Until `end_fresh_index` the stored index is marked stale: a sync that stops before (its posts
-        written again are only in the fresh tables) has the next one rebuild it, which drops them."""
+        Until `end_fresh_index` the stored index is marked stale (FRESH_PENDING): a sync that stops before
+        (its posts written again are only in the fresh tables) has the next one drop them and rebuild it.
+        The sync must be the only one writing the database meanwhile (store.sync_lock)."""
         await self._drop_tables(FRESH)  # (what a stopped sync left)
         async with self._transaction():
             for table in FTS_TABLES:
@@ -544,7 +549,7 @@ class PostsStore(StoreBase):
                     raise RuntimeError(f"unexpected definition of {table}: {rows[0][0]!r}")
                 await self.conn.execute(f"CREATE VIRTUAL TABLE {table}{FRESH} {definition[1]}")
             await self._fts_merging(True, FTS_TABLES[0] + FRESH)
-            await self._drop_meta("index_format")
+            await self._put_meta(FRESH_PENDING, "1")
         self._fresh = set()
 
     @_locked
@@ -561,7 +566,7 @@ class PostsStore(StoreBase):
             for table in FTS_TABLES:
                 await self.conn.execute(f"ALTER TABLE {table} RENAME TO {table}{OLD}")
                 await self.conn.execute(f"ALTER TABLE {table}{FRESH} RENAME TO {table}")
-            await self._put_meta("index_format", INDEX_FORMAT)
+            await self._drop_meta(FRESH_PENDING)
         self._fresh = None
         await self._drop_tables(OLD)
 

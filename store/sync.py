@@ -52,6 +52,7 @@ from .stories import (
     process_hold,
     process_start,
 )
+from .sync_lock import SyncLock
 
 log = logging.getLogger("newsbot.sync")
 
@@ -426,8 +427,10 @@ async def sync_archive(
     procs = _Workers(n_workers)
     if parsing is not None:
         parsing.workers = procs
+    lock = SyncLock(store.path)
     try:
-        await store.drop_leftovers()
+        await lock.share(lambda: log.info("waiting for another process's sync, which writes the index anew"))
+        await store.drop_leftovers()  # (no other sync is filling a fresh index: this one could not share)
         if not await store.index_is_current():
             # after an upgrade that changed the index format: a rebuild that "auto" chooses anew for
             posts = await store.count_posts()
@@ -439,10 +442,11 @@ async def sync_archive(
             await store.regroup(cfg.story_window_hours, progress)  # after the upgrade that added stories
         states = await store.file_states()
         return await _sync(
-            store, cfg, states, procs, progress, parsing, started, allow_mass_delete, merge, settle
+            store, cfg, states, procs, lock, progress, parsing, started, allow_mass_delete, merge, settle
         )
     finally:
         store.abandon_fresh_index()  # (a sync that stopped while writing one)
+        lock.release()
         procs.close()
 
 
@@ -587,6 +591,7 @@ async def _sync(
     cfg: ArchiveConfig,
     states: dict[str, tuple[int, int, int]],
     workers: _Workers,
+    lock: SyncLock,
     progress: ProgressFn | None,
     parsing: Parsing | None,
     started: float,
@@ -669,7 +674,11 @@ async def _sync(
     if total or deletes:
         await store.set_bulk_load(bulk)
     # most stored posts written again (every one, when the archive is read otherwise): into a fresh index
+    # (and no other process syncing meanwhile: see store.sync_lock)
     fresh = bulk and sum(rel in states for rel, _, _, _, _ in todo) >= FRESH_SHARE * len(states) > 0
+    if fresh and not await lock.alone():
+        log.info("another process is syncing this database: the posts are written again one by one")
+        fresh = False
     if fresh:
         await store.begin_fresh_index()
     if progress:

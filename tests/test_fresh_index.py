@@ -15,6 +15,7 @@ from store.db import Store
 from store.jekyll import open_archive
 from store.search import search
 from store.sync import sync_archive
+from store.sync_lock import SyncLock
 
 from .conftest import Archive
 from .test_merge import many_batches, nothing_left_to_merge, write_posts  # noqa: F401 (a fixture)
@@ -211,3 +212,69 @@ async def test_an_index_left_behind_by_a_swap_is_dropped_by_the_next_sync(tmp_pa
         await sync(store, archive)
         assert await index_tables(store) == {"posts_fts", "heads_fts"}
         assert await results(store) == expected
+
+
+def pause_writes_of(store: Store, monkeypatch, after: int) -> tuple[asyncio.Event, asyncio.Event]:
+    """`store`'s sync stops before its write number `after` + 1 until `go` is set (`paused` says so)."""
+    paused, go = asyncio.Event(), asyncio.Event()
+    real_write, writes = Store.write_batch, [0]
+
+    async def write(self, *args, **kwargs):
+        if self is store:
+            writes[0] += 1
+            if writes[0] == after + 1:
+                paused.set()
+                await go.wait()
+        await real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "write_batch", write)
+    return paused, go
+
+
+def count_fresh(monkeypatch) -> list[Store]:
+    began: list[Store] = []
+    real_begin = Store.begin_fresh_index
+
+    async def begin(self):
+        began.append(self)
+        await real_begin(self)
+
+    monkeypatch.setattr(Store, "begin_fresh_index", begin)
+    return began
+
+
+async def test_syncs_in_two_processes_never_write_the_index_two_ways_at_once(tmp_path, archive, monkeypatch):
+    # (two stores in one process hold the lock file as two processes do: flock locks an open file)
+    write_posts(archive, 40)
+    path = tmp_path / "s.sqlite3"
+    async with await Store.open(path) as first, await Store.open(path) as other:
+        await sync(first, archive)
+        began = count_fresh(monkeypatch)
+        # a sync that reads every post again while another process syncs: post by post
+        archive.config("url: https://news.example.org\ntimezone: UTC\n")
+        syncing = SyncLock(str(path))  # (the lock another process's sync holds)
+        await syncing.share()
+        assert (await sync(first, archive)).updated == 40
+        assert began == []
+        syncing.release()
+
+        # while a sync fills a fresh index, one in another process waits for it
+        archive.config("url: https://news.example.org\ntimezone: Asia/Tokyo\n")
+        paused, go = pause_writes_of(first, monkeypatch, after=2)
+        running = asyncio.ensure_future(sync(first, archive))
+        await paused.wait()
+        assert began == [first]
+        edited = sorted(archive.posts.iterdir())[0]
+        archive.post(edited.name, "第0号橙子报告", "正文改了。", date="2024-06-01 10:00:00 +0800")
+        archive.touch(edited)
+        waiting = asyncio.ensure_future(sync(other, archive))
+        await asyncio.sleep(1)
+        assert not waiting.done()
+        go.set()
+        assert (await running).updated == 40
+        assert (await waiting).updated == 1
+        got = await results(other)
+        await other.conn.execute("INSERT INTO posts_fts(posts_fts) VALUES ('integrity-check')")
+    async with await Store.open(tmp_path / "from-scratch.sqlite3") as store:
+        await sync(store, archive)
+        assert got == await results(store)
