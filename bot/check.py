@@ -33,6 +33,10 @@ class Report:
     def ok(self, what: str, detail: str) -> None:
         self.out(f"ok    {what}: {detail}")
 
+    def warn(self, what: str, detail: str) -> None:
+        """Something readers notice, which the bot runs with (not a failure: the exit code stays 0)."""
+        self.out(f"warn  {what}: {detail}")
+
     def fail(self, what: str, detail: str) -> None:
         self.failed += 1
         self.out(f"FAIL  {what}: {detail}")
@@ -102,6 +106,7 @@ async def _check_database(settings: Settings, report: Report) -> list[str]:
             report.fail("database", f"{path}: not writable ({database_problem(exc)})")
         stats = await store.stats()
         rules = [r for r in await store.rules() if r["origin"] != "subscription"]
+        shared, examples = await store.shared_archive_urls()
     finally:
         await store.close()
     if writable:
@@ -111,6 +116,16 @@ async def _check_database(settings: Settings, report: Report) -> list[str]:
             f"{path} (schema {SCHEMA_VERSION}, {stats['db_bytes'] / 2**20:.1f} MB, {stats['posts']:,} posts,"
             f" {writable}; "
             + (f"a bot is running on it: pid {running})" if running else "no bot running on it)"),
+        )
+    if shared:
+        report.warn(
+            "archive URLs",
+            (f"{shared:,} archive URLs are each" if shared > 1 else "1 archive URL is")
+            + " given to several posts (Jekyll publishes one page at each"
+            " and reports a conflict; the other posts' links lead to it: change their file names or"
+            " permalink): "
+            + "; ".join(f"{url} <- {', '.join(paths)}" for url, paths in examples)
+            + ("; …" if shared > len(examples) else ""),
         )
     for rule in rules:  # (an auto-post rule paused: why a chat gets nothing)
         if rule["paused"]:

@@ -708,6 +708,16 @@ class PostsStore(StoreBase):
 
     # --- statistics --------------------------------------------------------------------------
 
+    async def shared_archive_urls(self, limit: int = 3) -> tuple[int, list[tuple[str, list[str]]]]:
+        """Archive URLs that several posts have: Jekyll writes one page at such a URL ("Conflict: the
+        following destination is shared by multiple files"), so the links of all but one lead to another
+        post. How many such URLs there are, and the first `limit` with their posts' paths."""
+        rows = await self._fetch(
+            "SELECT archive_url, json_group_array(path) FROM posts GROUP BY archive_url"
+            " HAVING COUNT(*) > 1 ORDER BY archive_url"
+        )
+        return len(rows), [(url, sorted(json.loads(paths))) for url, paths in rows[:limit]]
+
     async def stats(self) -> dict[str, Any]:
         posts = await self.count_posts()
         cats = await self._fetch("SELECT COUNT(*) FROM term_counts WHERE kind='c'")

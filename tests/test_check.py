@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 
 from .botapi import FakeBotAPI
@@ -76,6 +77,21 @@ async def test_check_a_good_setup_then_each_kind_of_bad_one(tmp_path, archive):
         finally:
             lock.release()
         assert f"auto-post chat {CHANNEL}: reachable (channel, News)" in text
+        # posts Jekyll publishes at one URL: readers following one's link land on the other
+        for folder in ("_posts", "zh/_posts"):
+            archive.post("2024-05-03-same.md", "同名", "正文。", folder=folder, extra="permalink: /same.html")
+        assert run("sync", "--db", str(db), cwd=tmp_path, env=good).returncode == 0
+        r = await _check(tmp_path, api, **good)
+        warned = [line for line in r.stdout.splitlines() if not line.startswith("ok")]
+        assert r.returncode == 0 and warned == [
+            "warn  archive URLs: 1 archive URL is given to several posts (Jekyll publishes one page"
+            " at each and reports a conflict; the other posts' links lead to it: change their file names or"
+            " permalink): https://news.example.org/same.html <- _posts/2024-05-03-same.md,"
+            " zh/_posts/2024-05-03-same.md"
+        ]
+        for path in (archive.posts / "2024-05-03-same.md", archive.root / "zh"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        assert run("sync", "--db", str(db), cwd=tmp_path, env=good).returncode == 0
 
         cases = [
             (
