@@ -49,7 +49,10 @@ class Store(PostsStore, StoriesStore, LedgerStore, ChatStore):
     async def open(cls, path: str | os.PathLike[str]) -> Store:
         path = str(path)
         if path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            # `~` as a shell would (DATABASE_PATH=~/newsbot/news.sqlite3 in .env or a unit file): SQLite
+            # itself would look for a folder named `~`
+            path = str(Path(path).expanduser())
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
             # a database that cannot be opened (a folder, not a database) fails here, before aiosqlite
             # starts its thread (which, failing, could outlive the event loop and print a traceback)
             await asyncio.to_thread(_probe, path)

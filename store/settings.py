@@ -140,6 +140,13 @@ class Settings(BaseSettings):
             raise ValueError("not valid UTF-8 (bytes of another encoding?)")
         return value
 
+    @field_validator("archive_dir", "database_path")
+    @classmethod
+    def _home(cls, value: Path) -> Path:
+        # `~` as a shell would: nothing expands it in a .env file or a systemd unit, and SQLite would
+        # look for a folder named `~`
+        return value.expanduser()
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _case(cls, value, info):

@@ -217,6 +217,20 @@ def test_hostile_cli_input_gets_answers_not_tracebacks(tmp_path, archive):
     assert "deleted 11" in r.stdout
 
 
+def test_a_database_path_from_home_is_read_as_a_shell_reads_it(tmp_path, archive):
+    # DATABASE_PATH=~/… in a .env file or a systemd unit is not expanded by any shell
+    archive.post("2024-05-01-a.md", "家目录里的数据库", "正文。")
+    env = {"HOME": str(tmp_path / "home"), "DATABASE_PATH": "~/newsbot/news.sqlite3"}
+    r = run("sync", "--archive", str(archive.root), cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "home/newsbot/news.sqlite3").is_file() and not (tmp_path / "~").exists()
+    r = run("search", "家目录", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "家目录里的数据库" in r.stdout
+    archive.root.rename(tmp_path / "home/site")  # ARCHIVE_DIR too
+    r = run("sync", "--json", cwd=tmp_path, env={**env, "ARCHIVE_DIR": "~/site"})
+    assert r.returncode == 0 and json.loads(r.stdout)["unchanged"] == 1
+
+
 def test_database_faults_are_one_line_and_exit_2(tmp_path):
     folder = tmp_path / "folder.sqlite3"
     folder.mkdir()
