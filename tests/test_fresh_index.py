@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import store.posts as posts_module
 import store.sync as sync_module
@@ -278,3 +280,58 @@ async def test_syncs_in_two_processes_never_write_the_index_two_ways_at_once(tmp
     async with await Store.open(tmp_path / "from-scratch.sqlite3") as store:
         await sync(store, archive)
         assert got == await results(store)
+
+
+CHANGES = st.lists(st.sampled_from(["edit", "touch", "delete", "break", "same"]), min_size=12, max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=CHANGES, added=st.integers(0, 3), zone=st.booleans())
+def test_any_mix_of_changes_indexes_the_same_with_a_fresh_index_and_post_by_post(
+    tmp_path_factory, monkeypatch, changes, added, zone
+):
+    """For any mix of edited, touched, deleted and broken posts (a fresh index whenever at least half
+    the stored posts are written again), the index finds what writing post by post finds."""
+    monkeypatch.setattr(sync_module, "BULK_LOAD_AT", 4)
+    monkeypatch.setattr(posts_module, "BULK_LOAD_AT", 4)
+    monkeypatch.setattr(sync_module, "BATCH", 3)
+    monkeypatch.setattr(sync_module, "CHUNK", 3)
+    began = count_fresh(monkeypatch)
+    tmp = tmp_path_factory.mktemp("mix")
+
+    async def run(share: float) -> tuple:
+        monkeypatch.setattr(sync_module, "FRESH_SHARE", share)
+        site = Archive(tmp / f"site-{share}")
+        site.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
+        write_posts(site, len(changes))
+        async with await Store.open(tmp / f"{share}.sqlite3") as store:
+            await sync(store, site)
+            if zone:
+                site.config("url: https://news.example.org\ntimezone: UTC\n")
+            for i, (change, path) in enumerate(zip(changes, sorted(site.posts.iterdir()), strict=True)):
+                if change == "edit":
+                    site.post(
+                        path.name, f"改写{i}号新闻", f"新的正文{i}：市场。", date="2024-07-01 10:00:00 +0800"
+                    )
+                if change in ("edit", "touch", "break"):
+                    if change == "break":
+                        path.write_text("---\ntitle: [坏\n---\n", encoding="utf-8")
+                    site.touch(path)
+                elif change == "delete":
+                    path.unlink()
+            for i in range(added):
+                site.post(f"2024-08-0{i + 1}-new{i}.md", f"新来的{i}号橙子报告", "全新的一篇。")
+            result = await sync(store, site)
+            await store.conn.execute("INSERT INTO posts_fts(posts_fts) VALUES ('integrity-check')")
+            assert await index_tables(store) == {"posts_fts", "heads_fts"} and await store.index_is_current()
+            return await results(store), result.updated, result.deleted, result.added
+
+    began.clear()
+    fresh = asyncio.run(run(posts_module.FRESH_SHARE))
+    went_fresh = bool(began)
+    by_post = asyncio.run(run(2.0))
+    assert fresh == by_post
+    # (the stored files the sync reads again: the changed ones, or every one left when the zone changed)
+    deleted = changes.count("delete")
+    read_again = len(changes) - deleted if zone else sum(c in ("edit", "touch", "break") for c in changes)
+    assert went_fresh == (read_again + added + deleted >= 4 and read_again >= len(changes) / 2)
