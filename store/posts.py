@@ -33,13 +33,11 @@ MERGE_STEP_PAGES = 2000
 REBUILD_CHUNK = 100
 REBUILD_AHEAD = 4
 # The FTS tables a sync that writes most posts again fills beside the index searches read, and puts in
-# its place at the end (PostsStore.begin_fresh_index), and the share of the stored posts it must write
-# again for that.
+# its place at the end (PostsStore.begin_fresh_index)
 FRESH = "_fresh"
 OLD = "_old"  # the index a fresh one replaced, until it is dropped
 FRESH_PENDING = "fresh_index_pending"  # meta key: a fresh index is being filled (the stored one is stale)
 FTS_TABLES = ("posts_fts", "heads_fts")
-FRESH_SHARE = 0.5
 
 IndexEntry = tuple[int, IndexTexts, HeadTexts, str]  # rowid, index texts, title texts, ranking text
 IndexTextsFn = Callable[[list[tuple]], Awaitable[list[IndexEntry]]]

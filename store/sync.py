@@ -41,7 +41,7 @@ from .jekyll import (
     iter_post_files,
     parse_post,
 )
-from .posts import BULK_LOAD_AT, FRESH_SHARE, MOVED, Failed, IndexEntry, index_entries
+from .posts import BULK_LOAD_AT, MOVED, Failed, IndexEntry, index_entries
 from .segment import ALL_PAIRS, PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars, warm_up
 from .stories import (
     Grouper,
@@ -80,6 +80,9 @@ CHUNK_BYTES = 512 << 10
 # 30.6-34.2, grouped and merged in 37.7-40.5 instead of 35.3-39.1; for ~35 MB more peak memory.)
 GROUP_APART_AT = BULK_LOAD_AT
 MAX_GROUPING_BEHIND = 40
+# A bulk load that writes at least this share of the stored posts again writes a fresh index
+# (PostsStore.begin_fresh_index) instead of deleting their old entries one by one
+FRESH_SHARE = 0.5
 PAIR_SAMPLE_BYTES = 20_000  # of each sampled file, when choosing the pair characters
 # A file changed less than SETTLE_SECONDS before the walk looked at it may still be being written (a scraper
 # writing into the archive, a post copied in): the sync waits until it is that old and reads it only if it
@@ -430,7 +433,7 @@ async def sync_archive(
     lock = SyncLock(store.path)
     try:
         await lock.share(lambda: log.info("waiting for another process's sync, which writes the index anew"))
-        await store.drop_leftovers()  # (no other sync is filling a fresh index: this one could not share)
+        await store.drop_leftovers()  # (none is being filled: a sync filling one holds the lock alone)
         if not await store.index_is_current():
             # after an upgrade that changed the index format: a rebuild that "auto" chooses anew for
             posts = await store.count_posts()

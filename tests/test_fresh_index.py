@@ -24,6 +24,7 @@ from .test_merge import many_batches, nothing_left_to_merge, write_posts  # noqa
 
 # 40 posts make a bulk load written in batches of 5 (test_merge.many_batches)
 pytestmark = pytest.mark.usefixtures("many_batches")
+FRESH_SHARE = sync_module.FRESH_SHARE  # (as shipped: tests patch it)
 
 QUERIES = [
     "橙子",
@@ -108,7 +109,7 @@ async def both_ways(tmp_path, archive: Archive, monkeypatch, change) -> tuple[di
         await real_begin(self)
 
     monkeypatch.setattr(Store, "begin_fresh_index", begin)
-    for share in (posts_module.FRESH_SHARE, 2.0):  # (2.0: never a fresh index)
+    for share in (FRESH_SHARE, 2.0):  # (2.0: never a fresh index)
         monkeypatch.setattr(sync_module, "FRESH_SHARE", share)
         root = tmp_path / f"site-{share}"
         site = Archive(root)
@@ -327,7 +328,7 @@ def test_any_mix_of_changes_indexes_the_same_with_a_fresh_index_and_post_by_post
             return await results(store), result.updated, result.deleted, result.added
 
     began.clear()
-    fresh = asyncio.run(run(posts_module.FRESH_SHARE))
+    fresh = asyncio.run(run(FRESH_SHARE))
     went_fresh = bool(began)
     by_post = asyncio.run(run(2.0))
     assert fresh == by_post
