@@ -432,7 +432,10 @@ async def sync_archive(
         parsing.workers = procs
     lock = SyncLock(store.path)
     try:
-        await lock.share(lambda: log.info("waiting for another process's sync, which writes the index anew"))
+        # (a warning: `newsbot sync` shows it, instead of a silent wait of minutes)
+        await lock.share(
+            lambda: log.warning("waiting for another process's sync, which writes the index anew")
+        )
         await store.drop_leftovers()  # (none is being filled: a sync filling one holds the lock alone)
         if not await store.index_is_current():
             # after an upgrade that changed the index format: a rebuild that "auto" chooses anew for

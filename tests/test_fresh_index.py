@@ -246,7 +246,9 @@ def count_fresh(monkeypatch) -> list[Store]:
     return began
 
 
-async def test_syncs_in_two_processes_never_write_the_index_two_ways_at_once(tmp_path, archive, monkeypatch):
+async def test_syncs_in_two_processes_never_write_the_index_two_ways_at_once(
+    tmp_path, archive, monkeypatch, caplog
+):
     # (two stores in one process hold the lock file as two processes do: flock locks an open file)
     write_posts(archive, 40)
     path = tmp_path / "s.sqlite3"
@@ -273,6 +275,7 @@ async def test_syncs_in_two_processes_never_write_the_index_two_ways_at_once(tmp
         waiting = asyncio.ensure_future(sync(other, archive))
         await asyncio.sleep(1)
         assert not waiting.done()
+        assert "waiting for another process's sync, which writes the index anew" in caplog.text
         go.set()
         assert (await running).updated == 40
         assert (await waiting).updated == 1
