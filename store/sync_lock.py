@@ -50,6 +50,10 @@ class SyncLock:
                     waiting()
                 told = True
                 await asyncio.sleep(WAIT_STEP)
+            except OSError as exc:  # a file system without locks (some network ones: ENOLCK)
+                log.warning("cannot lock %s (%s): this sync writes post by post", self.path, exc)
+                self.release()
+                return
 
     async def alone(self) -> bool:
         """Whether this sync now holds the lock alone (no other process is syncing): it may write a fresh
@@ -62,6 +66,8 @@ class SyncLock:
             return True
         except BlockingIOError:
             await self.share()
+            return False
+        except OSError:
             return False
 
     def release(self) -> None:

@@ -339,3 +339,23 @@ def test_any_mix_of_changes_indexes_the_same_with_a_fresh_index_and_post_by_post
     deleted = changes.count("delete")
     read_again = len(changes) - deleted if zone else sum(c in ("edit", "touch", "break") for c in changes)
     assert went_fresh == (read_again + added + deleted >= 4 and read_again >= len(changes) / 2)
+
+
+async def test_a_file_system_without_locks_syncs_post_by_post(tmp_path, archive, monkeypatch, caplog):
+    import errno
+
+    import store.sync_lock as sync_lock_module
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    write_posts(archive, 40)
+    async with await Store.open(tmp_path / "s.sqlite3") as store:
+        await sync(store, archive)
+        expected = await results(store)
+        began = count_fresh(monkeypatch)
+        monkeypatch.setattr(sync_lock_module.fcntl, "flock", no_locks)
+        archive.config("url: https://news.example.org\ntimezone: UTC\n")
+        assert (await sync(store, archive)).updated == 40
+        assert began == [] and await results(store) == expected
+        assert "No locks available): this sync writes post by post" in caplog.text
