@@ -21,6 +21,17 @@ except ImportError:  # (not POSIX: no lock, and so no fresh index)
 log = logging.getLogger("newsbot.sync")
 
 WAIT_STEP = 0.2  # seconds between two looks at a lock another process holds
+_told: set[str] = set()  # lock files this process could not use, said once (the bot syncs every few minutes)
+
+
+def _cannot(path: str, why: object) -> None:
+    log.log(
+        logging.DEBUG if path in _told else logging.WARNING,
+        "cannot lock %s (%s): this sync writes post by post",
+        path,
+        why,
+    )
+    _told.add(path)
 
 
 class SyncLock:
@@ -38,7 +49,7 @@ class SyncLock:
             try:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
-                log.warning("cannot create %s (%s): this sync writes post by post", self.path, exc)
+                _cannot(self.path, exc)
                 return
         told = False
         while True:
@@ -51,7 +62,7 @@ class SyncLock:
                 told = True
                 await asyncio.sleep(WAIT_STEP)
             except OSError as exc:  # a file system without locks (some network ones: ENOLCK)
-                log.warning("cannot lock %s (%s): this sync writes post by post", self.path, exc)
+                _cannot(str(self.path), exc)
                 self.release()
                 return
 
