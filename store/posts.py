@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -38,6 +38,12 @@ FRESH = "_fresh"
 OLD = "_old"  # the index a fresh one replaced, until it is dropped
 FRESH_PENDING = "fresh_index_pending"  # meta key: a fresh index is being filled (the stored one is stale)
 FTS_TABLES = ("posts_fts", "heads_fts")
+
+
+def _fts_tables(fresh: bool) -> tuple[str, str]:
+    """The posts' and titles' FTS tables: those searches read, or the fresh ones a sync fills."""
+    return (FTS_TABLES[0] + FRESH, FTS_TABLES[1] + FRESH) if fresh else FTS_TABLES
+
 
 IndexEntry = tuple[int, IndexTexts, HeadTexts, str]  # rowid, index texts, title texts, ranking text
 IndexTextsFn = Callable[[list[tuple]], Awaitable[list[IndexEntry]]]
@@ -284,7 +290,7 @@ class PostsStore(StoreBase):
     async def _index(self, entries: Sequence[IndexEntry]) -> None:
         """Add (rowid, index texts, title texts, ranking text) to both FTS indexes (the fresh ones while
         a sync writes them) and post_heads."""
-        posts_fts, heads_fts = (t + FRESH for t in FTS_TABLES) if self._fresh is not None else FTS_TABLES
+        posts_fts, heads_fts = _fts_tables(self._fresh is not None)
         await self.conn.executemany(
             f"INSERT INTO {posts_fts} (rowid, title, tags, body, sub, chars, pairs) VALUES (?,?,?,?,?,?,?)",
             [(rowid, *fts) for rowid, fts, _, _ in entries],
@@ -304,7 +310,7 @@ class PostsStore(StoreBase):
         existing = await self._stored_entries(rowids)
         if not existing:
             return
-        posts_fts, heads_fts = (t + FRESH for t in FTS_TABLES) if fresh else FTS_TABLES
+        posts_fts, heads_fts = _fts_tables(fresh)
         await self.conn.executemany(
             f"INSERT INTO {posts_fts} ({posts_fts}, rowid, title, tags, body, sub, chars, pairs)"
             " VALUES ('delete',?,?,?,?,?,?,?)",
@@ -332,8 +338,24 @@ class PostsStore(StoreBase):
         table is contentless: deleting an entry needs the texts it was built from). Made in a thread:
         a batch of edited posts took the event loop for ~0.5 s (1,000–2,000 of them at ~0.25 ms each),
         and the bot's replies waited; in a thread they wait for the interpreter's switch interval."""
-        rows = await self._stored_rows(rowids)
+        return await self._texts_in_thread(await self._stored_rows(rowids))
+
+    async def _texts_in_thread(self, rows: list[tuple]) -> list[IndexEntry]:
+        """`index_entries` of stored posts' rows, in a thread (see `_stored_entries`)."""
         return await asyncio.to_thread(index_entries, rows, await self.pair_chars()) if rows else []
+
+    def _stored_entries_ahead(
+        self, ids: list[int], index_texts: IndexTextsFn | None = None
+    ) -> AsyncIterator[list[IndexEntry]]:
+        """The index entries of the stored posts `ids`, REBUILD_CHUNK at a time, in order, made by
+        `index_texts` (default: in a thread) up to REBUILD_AHEAD chunks ahead of the one taken."""
+        make = index_texts or self._texts_in_thread
+
+        async def texts(chunk: list[int]) -> list[IndexEntry]:
+            return await make(await self._stored_rows(chunk))
+
+        chunks = (texts(ids[i : i + REBUILD_CHUNK]) for i in range(0, len(ids), REBUILD_CHUNK))
+        return in_order(chunks, REBUILD_AHEAD + 1)
 
     async def _stored_rows(self, rowids: Sequence[int]) -> list[tuple]:
         """(rowid, title, body, categories JSON, tags JSON) of the stored posts among `rowids`: what
@@ -396,26 +418,15 @@ class PostsStore(StoreBase):
         (rowid, title, body, categories JSON, tags JSON) into their (rowid, index texts, title texts,
         ranking text); up to REBUILD_AHEAD chunks are in its hands while earlier ones are written. Without
         it, they are made in a thread, a chunk at a time."""
-        pair_chars = await self.pair_chars()
-        if index_texts is None:
-
-            async def index_texts(rows: list[tuple]) -> list[IndexEntry]:
-                return await asyncio.to_thread(index_entries, rows, pair_chars)
-
         ids = [r[0] for r in await self._fetch("SELECT rowid FROM posts ORDER BY rowid")]
         bulk = len(ids) >= BULK_LOAD_AT
-
-        async def texts(chunk: list[int]) -> list[IndexEntry]:
-            return await index_texts(await self._stored_rows(chunk))
-
         async with self._transaction():
             if bulk:
                 await self._fts_merging(bulk=True)
             await self.conn.execute("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')")
             await self.conn.execute("INSERT INTO heads_fts (heads_fts) VALUES ('delete-all')")
-            chunks = (texts(ids[i : i + REBUILD_CHUNK]) for i in range(0, len(ids), REBUILD_CHUNK))
             done = 0
-            async for entries in in_order(chunks, REBUILD_AHEAD + 1):
+            async for entries in self._stored_entries_ahead(ids, index_texts):
                 await self._index(entries)
                 done += len(entries)
                 if progress:
@@ -534,8 +545,8 @@ class PostsStore(StoreBase):
 
         Until `end_fresh_index` the stored index is marked stale (FRESH_PENDING): a sync that stops before
         (its posts written again are only in the fresh tables) has the next one drop them and rebuild it.
-        The sync must be the only one writing the database meanwhile (store.sync_lock)."""
-        await self._drop_tables(FRESH)  # (what a stopped sync left)
+        The sync must be the only one writing the database meanwhile (store.sync_lock), and have dropped
+        what a stopped one left (`drop_leftovers`)."""
         async with self._transaction():
             for table in FTS_TABLES:
                 rows = await self._fetch(
@@ -546,7 +557,7 @@ class PostsStore(StoreBase):
                 if definition is None:
                     raise RuntimeError(f"unexpected definition of {table}: {rows[0][0]!r}")
                 await self.conn.execute(f"CREATE VIRTUAL TABLE {table}{FRESH} {definition[1]}")
-            await self._fts_merging(True, FTS_TABLES[0] + FRESH)
+            await self._fts_merging(True, _fts_tables(fresh=True)[0])
             await self._put_meta(FRESH_PENDING, "1")
         self._fresh = set()
 
@@ -556,9 +567,8 @@ class PostsStore(StoreBase):
         not write again (unchanged, or failing to parse now: their stored version stays)."""
         assert self._fresh is not None
         rest = [r for (r,) in await self._fetch("SELECT rowid FROM posts") if r not in self._fresh]
-        for i in range(0, len(rest), REBUILD_CHUNK * 10):
-            entries = await self._stored_entries(rest[i : i + REBUILD_CHUNK * 10])
-            async with self._transaction():
+        async with self._transaction():
+            async for entries in self._stored_entries_ahead(rest):
                 await self._index(entries)
         async with self._transaction():
             for table in FTS_TABLES:
