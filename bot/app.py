@@ -10,7 +10,6 @@ import re
 import secrets
 import sqlite3
 import sys
-from pathlib import Path
 
 from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -85,7 +84,7 @@ async def setup(app: Application) -> None:
     settings: Settings = app.bot_data["settings"]
     i18n = I18n(default=settings.default_language)
     if str(settings.database_path) != ":memory:":
-        lock = app.bot_data["lock"] = InstanceLock(Path(settings.database_path).expanduser())
+        lock = app.bot_data["lock"] = InstanceLock(settings.database_path)
         try:
             lock.acquire()
         except AlreadyRunning as exc:

@@ -83,9 +83,9 @@ def _check_archive(settings: Settings, report: Report) -> None:
 
 async def _check_database(settings: Settings, report: Report) -> list[str]:
     """Checks the database is usable and writable; returns the chats its rules post to."""
-    path = Path(settings.database_path)
+    path = settings.database_path  # (`~` expanded by the settings)
     if not path.exists():
-        parent = path.expanduser().resolve().parent
+        parent = path.resolve().parent
         if parent.is_dir() and _writable(parent):
             report.ok("database", f"{path} does not exist yet (the first sync creates it)")
         else:
@@ -110,7 +110,7 @@ async def _check_database(settings: Settings, report: Report) -> list[str]:
     finally:
         await store.close()
     if writable:
-        running = InstanceLock(path.expanduser()).holder()
+        running = InstanceLock(path).holder()
         report.ok(
             "database",
             f"{path} (schema {SCHEMA_VERSION}, {stats['db_bytes'] / 2**20:.1f} MB, {stats['posts']:,} posts,"
