@@ -102,13 +102,7 @@ async def test_a_sync_that_reads_every_post_again_fills_a_fresh_index(tmp_path, 
 async def both_ways(tmp_path, archive: Archive, monkeypatch, change) -> tuple[dict, dict]:
     """The search results after `change(archive)` and a sync, with a fresh index and post by post."""
     got = []
-    began, real_begin = [0], Store.begin_fresh_index
-
-    async def begin(self):
-        began[0] += 1
-        await real_begin(self)
-
-    monkeypatch.setattr(Store, "begin_fresh_index", begin)
+    began = count_fresh(monkeypatch)
     for share in (FRESH_SHARE, 2.0):  # (2.0: never a fresh index)
         monkeypatch.setattr(sync_module, "FRESH_SHARE", share)
         root = tmp_path / f"site-{share}"
@@ -121,7 +115,7 @@ async def both_ways(tmp_path, archive: Archive, monkeypatch, change) -> tuple[di
             result = await sync(store, site)
             assert await index_tables(store) == {"posts_fts", "heads_fts"}
             got.append((await results(store), result.updated, result.deleted, len(result.errors)))
-            assert began[0] == 1
+            assert len(began) == 1
     return got[0], got[1]
 
 
