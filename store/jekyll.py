@@ -30,8 +30,8 @@ POST_EXTENSIONS = (".md", ".markdown", ".mkd", ".mkdn", ".html", ".htm")
 _FILENAME = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})-(.+)$")
 _DATE_STR = re.compile(
     r"^\s*(\d{4})([-/.])(\d{1,2})\2(\d{1,2})"
-    r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?"
-    r"\s*(Z|[+-]\d{2}:?\d{2}|[+-]\d{1,2})?\s*$",
+    r"(?:[ \tT]+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d*))?)?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2}|[+-]\d{1,2}(?::\d{2})?)?\s*$",
     re.I,
 )
 _PERMALINK_STYLES = {
@@ -129,7 +129,16 @@ def _construct_plain(loader: yaml.SafeLoader, suffix_or_node: Any, node: Any = N
     return value
 
 
+def _construct_timestamp(loader: yaml.SafeLoader, node: Any) -> Any:
+    """A timestamp as the text it is written as: dates are read from text by `parse_date` (the fast path
+    gives text too, so both read a post alike), a title or tag that looks like a date is shown as
+    written, and one that is no real date (`2021-02-30`, `0000-00-00`) does not fail the whole front
+    matter (Ruby's YAML, which Jekyll uses, keeps it as text too)."""
+    return loader.construct_scalar(node)
+
+
 ArchiveYAMLLoader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_plain)
+ArchiveYAMLLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 ArchiveYAMLLoader.add_constructor(None, _construct_plain)
 
 
@@ -173,13 +182,18 @@ _HANDLER = ArchiveYAMLHandler()
 
 # Fast path for the common front matter of scraped archives: only `key: value` lines whose value is a
 # plain word-ish scalar or a simple quoted string. Such a block means the same under YAML, except that
-# YAML would type numbers, booleans and timestamps; values here stay strings, which every consumer below
-# accepts (dates are parsed from strings; booleans and nulls are not taken by the fast path at all).
+# YAML would type timestamps; values here stay strings, which every consumer below accepts (dates are
+# parsed from strings; booleans, nulls and numbers are not taken by the fast path at all).
 # Anything else goes through YAML. tests/test_parse.py checks both paths agree on real archives.
 _SIMPLE_LINE = re.compile(
     r"""^([A-Za-z_][A-Za-z0-9_-]*):(?:[ \t]+(?:"([^"\\]*)"|'([^']*)'|([^\s\-?:,\[\]{}#&*!|>'"%@`](?:[^#:]|:(?!\s|$)|(?<!\s)#)*?)))?[ \t]*$"""
 )
 _YAML_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"})
+# YAML's own rules for what a plain scalar is: a number in YAML 1.1 is not always its text (`0x1F`, `017`,
+# `1_000`, `10:30` are 31, 15, 1000 and 630; `.inf` is inf), so such a value goes through YAML
+_RESOLVER = yaml.resolver.Resolver()
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+_NUMBERISH = re.compile(r"[-+]?\.?[0-9][0-9a-fA-FxXoObB_.:,eE+-]*|[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)")
 
 
 def fast_front_matter(text: str) -> dict[str, Any] | None:
@@ -198,6 +212,11 @@ def fast_front_matter(text: str) -> dict[str, Any] | None:
             value = sq
         elif plain is not None:
             if plain.lower() in _YAML_WORDS:
+                return None
+            if (
+                _NUMBERISH.fullmatch(plain)
+                and _RESOLVER.resolve(yaml.ScalarNode, plain, (True, False)) in _NUMBER_TAGS
+            ):
                 return None
             value = plain
         else:
@@ -742,7 +761,13 @@ def _scalars(value: Any, depth: int = 0) -> Iterator[str]:
             for v in value:
                 yield from _scalars(v, depth + 1)
         return
-    yield str(value)
+    yield ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _text(value: Any) -> str:
+    """A front-matter value shown as text (a title): its scalars joined by spaces, whitespace collapsed;
+    a list is not shown as Python's repr of it (`['a', 'b']`), and a mapping is no text."""
+    return " ".join(" ".join(_scalars(value)).split())
 
 
 def _as_list(value: Any) -> list[str]:
@@ -786,8 +811,10 @@ def parse_date(value: Any, tz: ZoneInfo) -> datetime | None:
     if off.upper() == "Z":
         return naive.replace(tzinfo=timezone.utc)
     sign = -1 if off[0] == "-" else 1
-    digits = off[1:].replace(":", "")
-    hours, minutes = (int(digits[:2]), int(digits[2:] or 0)) if len(digits) > 2 else (int(digits), 0)
+    hours_text, colon, minutes_text = off[1:].partition(":")
+    if not colon and len(hours_text) > 2:  # +0800
+        hours_text, minutes_text = hours_text[:2], hours_text[2:]
+    hours, minutes = int(hours_text), int(minutes_text or 0)
     if hours > 23 or minutes > 59:
         return None
     return naive.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
@@ -858,9 +885,6 @@ def slugify(text: str, pretty: bool = False, cased: bool = False) -> str:
     return slug if cased else slug.lower()
 
 
-_SLASHES = re.compile(r"/{2,}")
-
-
 @lru_cache(maxsize=64)
 def _template_parts(template: str) -> tuple[tuple[str, bool], ...]:
     """A permalink template as (text, is a placeholder) pieces; unknown `:names` stay literal."""
@@ -873,13 +897,20 @@ def _template_parts(template: str) -> tuple[tuple[str, bool], ...]:
     return tuple(parts)
 
 
+# what a URL path may hold as it is (RFC 3986's pchar and "/"); the rest of a permalink's own text (a
+# space, `?`, `#`, `%`, other scripts) is percent-encoded, as a browser asks for that page
+_PATH_CHARS = "/!$&'()*+,;=:@~"
+
+
 def _permalink(cfg: ArchiveConfig, template: str, post_date: datetime, slug: str, cats: list[str]) -> str:
     local = post_date.astimezone(cfg.tz)
     path = "".join(
-        _PLACEHOLDERS[text](local, slug, cats) if is_name else text
+        _PLACEHOLDERS[text](local, slug, cats) if is_name else quote(text, safe=_PATH_CHARS)
         for text, is_name in _template_parts(template)
     )
-    return cfg.site_url + _SLASHES.sub("/", "/" + path.lstrip("/"))
+    # as Jekyll: no empty or dots-only segments (`/../`, `/./`), a leading slash, a trailing one kept
+    segments = [part for part in path.split("/") if part.strip(".")]
+    return cfg.site_url + "/" + "/".join(segments) + ("/" if segments and path.endswith("/") else "")
 
 
 def now_utc() -> datetime:
@@ -933,8 +964,10 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
             file_day = date(int(fm.group(1)), int(fm.group(2)), int(fm.group(3)))
         except ValueError:
             file_day = None
-    if meta.get("slug"):
-        slug = str(meta["slug"])
+    meta_slug = meta.get("slug")
+    if meta_slug is not None and not isinstance(meta_slug, (dict, list, tuple, set, bool)) and str(meta_slug):
+        # a list or mapping is no slug (its repr would be the page's URL): the file name's slug stays
+        slug = str(meta_slug)
 
     tz = cfg.tz
     post_date = parse_date(meta.get("date"), tz)
@@ -979,12 +1012,13 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
     body_without_links, links = extract_source_links(content)
     paragraphs = body_to_paragraphs(content)
 
-    title = truncate(" ".join(str(meta.get("title") or "").split()), MAX_TITLE_CHARS)
+    meta_title = _text(meta.get("title"))
+    title = truncate(meta_title, MAX_TITLE_CHARS)
     if not title and paragraphs:
         title = truncate(paragraphs[0], 80)
     if not title:
         title = slug
-    if not paragraphs and not str(meta.get("title") or "").strip():
+    if not paragraphs and not meta_title:
         raise PostError("empty post (no title and no body text)")
 
     source = None

@@ -196,6 +196,59 @@ def test_nested_category_lists_are_flattened_not_stored_as_reprs(archive):
     assert "[" not in post.archive_url and "'" not in post.archive_url
 
 
+def test_a_title_or_slug_that_is_a_list_mapping_or_boolean_is_text_not_a_repr(archive):
+    cfg = open_archive(archive.root)
+
+    def parsed(front: str):
+        return parse_post(
+            cfg, "_posts/2024-05-01-x.md", f"---\ndate: 2024-05-01\n{front}\n---\nbody\n".encode()
+        )
+
+    post = parsed("title: [人民币, [汇率, 新闻]]\nslug: [a, b]")
+    assert post.title == "人民币 汇率 新闻"
+    assert post.slug == "x" and post.archive_url.endswith("/2024/05/01/x.html")
+    assert parsed("title: {a: 1}").title == "body"  # a mapping is no title: the body's first line
+    assert parsed("title: true\ntags: [yes, no]").title == "true"
+    assert parsed("title: t\ntags: [yes, no]").tags == ["true", "false"]
+    assert parsed("title: t\nslug: {a: 1}").archive_url.endswith("/2024/05/01/x.html")
+    assert parsed("title: 0\nslug: 7").title == "0" and parsed("title: t\nslug: 7").slug == "7"
+
+
+_SCALAR = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(), st.text(max_size=12), st.dates()
+)
+_VALUE = st.recursive(
+    _SCALAR,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_KEYS = ("title", "date", "categories", "category", "tags", "slug", "permalink", "published", "description")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(_KEYS), _VALUE, max_size=5), st.sampled_from(["2024-05-01-x.md", "x.md"])
+)
+def test_front_matter_values_of_any_shape_give_a_post_or_a_reason_never_a_repr(meta, name):
+    import yaml
+
+    from store.jekyll import PostError
+
+    raw = ("---\n" + yaml.safe_dump(meta, allow_unicode=True) + "---\nbody\n").encode(
+        "utf-8", "surrogatepass"
+    )
+    try:
+        post = parse_post(_CFG, "_posts/" + name, raw)
+    except PostError as exc:
+        assert str(exc)
+        return
+    for text in (post.title, post.slug, post.archive_url, *post.categories, *post.tags):
+        assert "['" not in text and "{'" not in text and "[None" not in text, (meta, post)
+    assert post.title and "\n" not in post.title
+
+
 def test_label_count_and_length_are_capped(archive):
     cfg = open_archive(archive.root)
     many = " ".join(f"t{i}" for i in range(500))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -252,6 +253,21 @@ def test_permalink_placeholders_are_jekylls(archive):
     assert chinese.archive_url == "https://x.example/" + quote("汇率-走强") + "/"
 
 
+def test_a_permalinks_own_text_makes_a_valid_url_as_jekyll_serves_it(archive):
+    """Spaces, `?`, `#`, `%` and other scripts in a permalink's literal text are percent-encoded (the
+    page Jekyll writes is asked for so), and `..` or `.` segments are dropped, as Jekyll drops them."""
+    archive.config("url: https://x.example\n")
+
+    def url(permalink: str) -> str:
+        front = f"---\ntitle: h\ndate: 2021-01-01\npermalink: {permalink!r}\n---\nx\n"
+        return parse(archive, "2021-01-01-a.md", front).archive_url
+
+    assert url("/新闻 一/:title?x#y%z") == "https://x.example/" + quote("新闻 一") + "/a%3Fx%23y%25z"
+    assert url("/../../etc/./:title/") == "https://x.example/etc/a/"
+    assert url(" ") == "https://x.example/%20"
+    assert url("/a//b/...:title") == "https://x.example/a/b/...a"
+
+
 def _kept(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LM" or unicodedata.category(ch) == "Nd"
 
@@ -447,3 +463,113 @@ def test_any_date_text_is_a_date_in_a_zone_or_none(text):
 
     when = parse_date(text, ZoneInfo("Asia/Shanghai"))
     assert when is None or when.tzinfo is not None
+
+
+# YAML 1.1's timestamps, real dates or not
+_TIMESTAMP = (
+    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+    r"(([Tt]| +)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\.[0-9]{0,7})?( *(Z|[-+][0-9]{1,2}(:[0-9]{2})?))?)?"
+)
+
+
+# what a scraper writes in a simple front-matter line: numbers in YAML 1.1's spellings, times, dates, words
+_PLAIN_VALUE = st.one_of(
+    st.from_regex(
+        r"[-+]?(0x[0-9a-fA-F]{1,3}|0b[01]{1,4}|0[0-7]{1,3}|[0-9][0-9_]{0,4}(\.[0-9]{0,3})?(e[+-]?[0-9])?)",
+        fullmatch=True,
+    ),
+    st.from_regex(
+        r"[0-9]{1,3}(:[0-5]?[0-9]){1,2}|\.(inf|Inf|nan|NaN)|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}( [0-9]{1,2}:[0-9]{2}(:[0-9]{2})?)?",
+        fullmatch=True,
+    ),
+    st.from_regex(_TIMESTAMP, fullmatch=True),
+    st.text(alphabet="0123456789.:_-+eExX abc汇率", min_size=1, max_size=10),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["title", "tags", "categories", "slug", "date"]), _PLAIN_VALUE), max_size=4
+    )
+)
+def test_the_fast_front_matter_path_reads_a_post_as_yaml_does(lines):
+    """The fast path for simple `key: value` lines gives the post YAML gives, or the same reason:
+    values YAML 1.1 reads as numbers (`0x1F`, `017`, `10:30`, `.inf`) go through YAML."""
+    from pathlib import Path
+
+    from store.jekyll import ArchiveConfig
+
+    cfg = ArchiveConfig(
+        root=Path("/nonexistent"), posts_dir=Path("/nonexistent/_posts"), timezone="Asia/Shanghai"
+    )
+    front = "".join(f"{key}: {value}\n" for key, value in dict(lines).items())
+    raw = f"---\n{front}---\nbody\n".encode()
+    outcomes = []
+    for fast in (True, False):
+        try:
+            outcomes.append(parse_post(cfg, "_posts/2024-05-01-x.md", raw, use_fast_path=fast))
+        except PostError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1], front
+
+
+def _spelled_timestamp(year, month, day, time, zone):
+    text = f"{year:04d}-{month:0{1 + (day % 2)}d}-{day:02d}"
+    if time is not None:
+        sep, hh, mm, ss, frac = time
+        text += f"{sep}{hh:0{1 + (mm % 2)}d}:{mm:02d}:{ss:02d}{frac}"
+        if zone is not None:
+            space, sign, zh, zm = zone
+            text += space + (
+                "Z" if zh is None else f"{sign}{zh:0{1 + (zh % 2)}d}{'' if zm is None else f':{zm:02d}'}"
+            )
+    return text
+
+
+_SPELLED_TIMESTAMPS = st.builds(
+    _spelled_timestamp,
+    st.integers(1, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.none()
+    | st.tuples(
+        st.sampled_from(["T", "t", " ", "  "]),
+        st.integers(0, 24),
+        st.integers(0, 60),
+        st.integers(0, 60),
+        st.sampled_from(["", ".", ".5", ".123456789"]),
+    ),
+    st.none()
+    | st.tuples(
+        st.sampled_from(["", " "]),
+        st.sampled_from("+-"),
+        st.none() | st.integers(0, 24),
+        st.none() | st.integers(0, 60),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.from_regex(_TIMESTAMP, fullmatch=True) | _SPELLED_TIMESTAMPS)
+def test_a_yaml_timestamp_is_read_as_yaml_reads_it(text):
+    """Timestamps reach parse_date as their text (both front-matter paths); what it makes of them is what
+    YAML's own timestamp reading makes, and a text that is no real date is no date, not an error."""
+    import yaml
+
+    from store.jekyll import parse_date
+
+    tz = ZoneInfo("Asia/Shanghai")
+    try:
+        expected = yaml.safe_load(f"d: {text}")["d"]
+    except (ValueError, OverflowError):
+        expected = None  # no real date or time: YAML fails, Ruby's YAML keeps the text
+    got = parse_date(text, tz)
+    if expected is None or isinstance(expected, str):
+        assert got is None or isinstance(expected, str)
+        return
+    if not isinstance(expected, datetime):
+        expected = datetime.combine(expected, datetime.min.time(), tz)
+    elif expected.tzinfo is None:
+        expected = expected.replace(tzinfo=tz)
+    assert got == expected, text
