@@ -18,6 +18,7 @@ from telegram.error import InvalidToken, TelegramError
 from store.db import SCHEMA_VERSION, Store, database_problem
 from store.jekyll import ArchiveError, Walk, iter_post_files
 from store.settings import Settings, archive_config
+from store.text import escaped_controls
 
 from .app import ConfigError, check_token
 from .deliver import chat_ref
@@ -28,7 +29,11 @@ from .serve import PATH
 
 class Report:
     def __init__(self, out: Callable[[str], None]):
-        self.out, self.failed = out, 0
+        self._out, self.failed = out, 0
+
+    def out(self, line: str) -> None:
+        """One line, whatever a chat's title or a remote error holds (control characters escaped)."""
+        self._out(escaped_controls(line))
 
     def ok(self, what: str, detail: str) -> None:
         self.out(f"ok    {what}: {detail}")

@@ -1,11 +1,15 @@
 """Logging for operators: text or JSON lines (LOG_FORMAT), a level (LOG_LEVEL), and the bot token
-redacted from every line in both formats, tracebacks included."""
+redacted from every line in both formats, tracebacks included. A message is one line: control characters
+in it (a line break or an escape sequence in a name or an error from outside) are escaped, so nothing can
+forge a log line or reach the terminal that shows the log."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+
+from store.text import escaped_controls
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -26,6 +30,10 @@ class RedactingFormatter(logging.Formatter):
         super().__init__(fmt)
         self.token = token
 
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = escaped_controls(record.message)
+        return super().formatMessage(record)
+
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record), self.token)
 
@@ -43,7 +51,7 @@ class JsonFormatter(RedactingFormatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": escaped_controls(record.getMessage()),
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

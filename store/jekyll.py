@@ -24,7 +24,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
-from .text import body_to_paragraphs, extract_source_links, is_utf8, leading_digest, summarize, truncate
+from .text import (
+    body_to_paragraphs,
+    escaped_controls,
+    extract_source_links,
+    has_controls,
+    is_utf8,
+    leading_digest,
+    summarize,
+    truncate,
+    without_controls,
+)
 
 POST_EXTENSIONS = (".md", ".markdown", ".mkd", ".mkdn", ".html", ".htm")
 _FILENAME = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})-(.+)$")
@@ -44,8 +54,10 @@ _PERMALINK_STYLES = {
 _PLACEHOLDER = re.compile(r":([a-z_]+)")
 MAX_FUTURE = timedelta(days=366)
 # Raise it with a change here that changes what a post file gives (its title, date, summary, URL…): the
-# next sync then reads every stored post again (store.sync: what posts were read with)
-READER_VERSION = 2
+# next sync then reads every stored post again (store.sync: what posts were read with). 2: categories and
+# slugs as Jekyll makes them; 3: front-matter values of any shape as text (lists, booleans, numbers,
+# timestamps), permalinks' own text encoded, control characters dropped
+READER_VERSION = 3
 # A title is cut to this many characters (real ones: under 50 in both real archives). A scraper that puts
 # a whole article into the title would otherwise cost the sync dearly: three titles of 500,000 characters
 # took a 203-post sync from 0.3 to 5.4 s and 108 to 565 MB (story fingerprints hold every character
@@ -518,7 +530,7 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
             if (name.startswith((".", "_", "#")) and not posts_folder) or name.endswith("~"):
                 continue
             is_post = in_posts and name.lower().endswith(POST_EXTENSIONS)
-            if not is_utf8(name):
+            if not is_utf8(name) or has_controls(name):
                 if in_posts or posts_folder:
                     _bad_name(entry, is_post, rel_of, walk)
                 continue
@@ -576,23 +588,27 @@ def _mb(size: int) -> str:
 
 
 def printable_path(path: str) -> str:
-    """A path as text that can be stored and shown: bytes that are not UTF-8 as `\\xff` escapes."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A path as text that can be stored and shown on one line: bytes that are not UTF-8 as `\\xff`
+    escapes, control characters (a line break, an escape sequence) as `\\x0a`, `\\x1b`."""
+    return escaped_controls(path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 def _bad_name(entry: os.DirEntry, is_post: bool, rel_of, walk: Walk) -> None:
     """A post or folder whose name is not valid UTF-8 (a slug cut in the middle of a character, a file
-    copied from a system with another encoding) is reported, with the name escaped, and skipped: it
-    cannot be stored, and a sync that tried stopped at it. Other files are ignored, as ever."""
+    copied from a system with another encoding) or holds a control character (a line break, an escape
+    sequence: it would forge log lines and reach terminals) is reported, with the name escaped, and
+    skipped: it cannot be stored or shown as it is, and a sync that tried stopped at it. Other files are
+    ignored, as ever."""
     try:
         folder = entry.is_dir()
     except OSError:
         folder = False
+    what = "is not valid UTF-8" if not is_utf8(entry.name) else "holds control characters"
     rel = printable_path(rel_of(entry.path))
     if folder:
-        walk.problems.append((rel + "/", "folder name is not valid UTF-8: its posts are skipped (rename it)"))
+        walk.problems.append((rel + "/", f"folder name {what}: its posts are skipped (rename it)"))
     elif is_post:
-        walk.problems.append((rel, "file name is not valid UTF-8: skipped (rename the file)"))
+        walk.problems.append((rel, f"file name {what}: skipped (rename the file)"))
 
 
 # what newsbot reads of `_config.yml` as text
@@ -692,6 +708,8 @@ def _config_text(path: Path, key: str, value: Any) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if has_controls(str(value)):  # a line break or an escape sequence in every post's URL
+            raise ArchiveError(f"cannot use {path}: `{key}` holds control characters")
         return str(value)
     raise ArchiveError(f"cannot use {path}: `{key}` must be text, not a {type(value).__name__}")
 
@@ -761,7 +779,8 @@ def _scalars(value: Any, depth: int = 0) -> Iterator[str]:
             for v in value:
                 yield from _scalars(v, depth + 1)
         return
-    yield ("true" if value else "false") if isinstance(value, bool) else str(value)
+    # YAML's escapes ("\x1b") make control characters the file did not hold as such
+    yield ("true" if value else "false") if isinstance(value, bool) else without_controls(str(value))
 
 
 def _text(value: Any) -> str:
@@ -924,6 +943,8 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise PostError(f"not UTF-8 text (bad byte at offset {exc.start})") from exc
+    # control characters (an escape sequence in a scraped title) would reach terminals, logs and chats
+    text = without_controls(text)
     if not text.strip():
         raise PostError("empty file")
     # Leading blank lines before the opening --- are tolerated (Jekyll itself would not publish such a
@@ -967,7 +988,7 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
     meta_slug = meta.get("slug")
     if meta_slug is not None and not isinstance(meta_slug, (dict, list, tuple, set, bool)) and str(meta_slug):
         # a list or mapping is no slug (its repr would be the page's URL): the file name's slug stays
-        slug = str(meta_slug)
+        slug = without_controls(str(meta_slug))
 
     tz = cfg.tz
     post_date = parse_date(meta.get("date"), tz)
@@ -1025,7 +1046,7 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
     for key in _SOURCE_KEYS:
         value = meta.get(key)
         if isinstance(value, str) and value.strip().lower().startswith(("http://", "https://")):
-            source = value.strip()
+            source = without_controls(value).strip()
             break
     if source is None and links:
         source = links[0]
@@ -1044,7 +1065,7 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
     description = meta.get("description") or meta.get("excerpt")
     summary = ""
     if isinstance(description, str) and description.strip():
-        summary = summarize(body_to_paragraphs(description), limit)
+        summary = summarize(body_to_paragraphs(without_controls(description)), limit)
     if not summary:
         digest = leading_digest(body_without_links)
         if digest:

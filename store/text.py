@@ -182,6 +182,31 @@ def is_utf8(text: str) -> bool:
     return True
 
 
+# C0 and C1 control characters but tab, line feed and carriage return: no post's text holds them, and in a
+# title they reach terminals (`newsbot search` printing an escape sequence), logs and chats
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL_SPACES = frozenset("\x0b\x0c\x1c\x1d\x1e\x1f\x85")  # what Python takes for whitespace
+# every control character, tab and line breaks too: in a file name they forge log lines
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def without_controls(text: str) -> str:
+    """Text with its control characters dropped (those that separate words, as spaces)."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: " " if m.group() in _CONTROL_SPACES else "", text)
+
+
+def has_controls(name: str) -> bool:
+    """Whether a name (of a file or folder) holds a control character, tab and line breaks included."""
+    return _ANY_CONTROL.search(name) is not None
+
+
+def escaped_controls(text: str) -> str:
+    """Text for a log line or a terminal: every control character as `\\xNN`."""
+    return _ANY_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def has_cjk(text: str) -> bool:
     return _CJK_RE.search(text) is not None
 

@@ -389,6 +389,32 @@ def test_json_log_lines_are_one_object_each_and_redacted():
     assert TOKEN not in text and TOKEN.split(":")[1] not in text
 
 
+def test_a_log_message_is_one_line_whatever_its_arguments_hold():
+    """A line break or an escape sequence in a logged name or error (from a file name, an archive, a
+    remote error) cannot forge a log line or reach the terminal showing the log, in either format."""
+    import io
+    import json
+
+    from bot.logs import LOG_FORMAT, JsonFormatter, RedactingFormatter
+
+    for formatter in (RedactingFormatter(LOG_FORMAT, TOKEN), JsonFormatter(TOKEN)):
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(formatter)
+        log = logging.getLogger("newsbot.test-controls")
+        log.addHandler(handler)
+        try:
+            log.warning("skipped %s", "a.md\n2026-12-01 ERROR forged\x1b]0;owned\x07\x9b2J")
+        finally:
+            log.removeHandler(handler)
+        text = stream.getvalue()
+        assert len(text.splitlines()) == 1, text
+        assert not any(ord(c) < 0x20 and c != "\n" or 0x7F <= ord(c) <= 0x9F for c in text), text
+        if isinstance(formatter, JsonFormatter):
+            text = json.loads(text)["message"]
+        assert "a.md\\x0a2026-12-01 ERROR forged\\x1b]0;owned\\x07\\x9b2J" in text
+
+
 async def test_a_story_shows_once_with_its_other_reports(bot):
     from .test_stories import CUT, CUT_REWRITE
 

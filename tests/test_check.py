@@ -123,5 +123,14 @@ async def test_check_a_good_setup_then_each_kind_of_bad_one(tmp_path, archive):
         assert r.returncode == 1 and "Telegram posts to https://elsewhere.example.org/telegram" in r.stdout
         r = run("check", cwd=tmp_path, env={**good, "AUTOPOST_CHATS": "[{"})
         assert r.returncode == 2 and "AUTOPOST_CHATS" in r.stderr
+
+        # a channel's title is anyone's text: a line break in it forged an `ok` line, an escape sequence
+        # reached the terminal
+        api.add_chat(-1001, "channel", "Feed\nok    telegram: forged\x1b]0;owned\x07")
+        r = await _check(tmp_path, api, **{**good, "AUTOPOST_CHATS": json.dumps([{"chat_id": -1001}])})
+        assert "\x1b" not in r.stdout
+        assert not [line for line in r.stdout.splitlines() if line.startswith("ok    telegram: forged")]
+        (line,) = [line for line in r.stdout.splitlines() if "-1001" in line]
+        assert line.endswith("reachable (channel, Feed\\x0aok    telegram: forged\\x1b]0;owned\\x07)"), line
     finally:
         await api.stop()

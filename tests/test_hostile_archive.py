@@ -418,6 +418,76 @@ async def test_file_and_folder_names_that_are_not_utf8_are_reported_and_the_sync
         ]
 
 
+async def test_names_with_control_characters_are_reported_escaped_and_skipped(store, archive):
+    # (a line break in a file name forged a line of the sync's log and report; an escape sequence reached
+    # the terminal of whoever ran `newsbot sync`)
+    archive.post("2024-05-01-ok.md", "好的文章", "正文。")
+    text = (archive.posts / "2024-05-01-ok.md").read_text()
+    (archive.posts / "2024-05-02-a\nERROR forged.md").write_text(text)
+    (archive.posts / "2024-05-03-\x1b]0;owned\x07.md").write_text(text)
+    (archive.posts / "2024\t05").mkdir()
+    (archive.posts / "2024\t05" / "2024-05-04-inside.md").write_text(text)
+    for _ in range(2):
+        result = await sync(store, archive)
+        assert await store.count_posts() == 1
+        assert sorted((e["path"], e["reason"]) for e in result.errors) == [
+            (
+                "_posts/2024-05-02-a\\x0aERROR forged.md",
+                "file name holds control characters: skipped (rename the file)",
+            ),
+            (
+                "_posts/2024-05-03-\\x1b]0;owned\\x07.md",
+                "file name holds control characters: skipped (rename the file)",
+            ),
+            (
+                "_posts/2024\\x0905/",
+                "folder name holds control characters: its posts are skipped (rename it)",
+            ),
+        ]
+
+
+def test_control_characters_in_a_post_never_reach_its_text(archive):
+    cfg = open_archive(archive.root)
+    raw = (
+        '---\ntitle: "汇率\\e[31m\\x00新闻\\x9b"\ndate: 2024-05-01\ntags: ["a\\x07b"]\n'
+        'categories: "x\\x0by"\ndescription: "摘要\\x1b]0;t\\x07"\nsource: "https://e.example/\\x1bp"\n'
+        "---\n正文\x1b[2J第一段\x00。\n\n第二\x0c段\x85。\n"
+    ).encode()
+    post = parse_post(cfg, "_posts/2024-05-01-x.md", raw)
+    assert post.title == "汇率[31m新闻" and post.tags == ["ab"] and post.categories == ["x", "y"]
+    assert post.summary.replace(" ", "") == "摘要]0;t" and post.url == "https://e.example/p"
+    assert post.body == "正文[2J第一段。\n第二段 。"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0xA0) | st.sampled_from("汇率新闻"), max_size=40))
+def test_no_control_character_survives_parsing_anywhere(noise):
+    import yaml
+
+    from store.jekyll import PostError
+
+    meta = {
+        "title": "t" + noise,
+        "date": "2024-05-01",
+        "tags": [noise],
+        "categories": noise,
+        "description": noise,
+    }
+    raw = ("---\n" + yaml.safe_dump(meta, allow_unicode=True) + "---\n" + noise + "\n正文 " + noise).encode(
+        "utf-8", "surrogatepass"
+    )
+    try:
+        post = parse_post(_CFG, "_posts/2024-05-01-x.md", raw)
+    except PostError:
+        return
+    for text in (post.title, post.summary, *post.tags, *post.categories, post.archive_url):
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text), (noise, post)
+    assert not any((ord(c) < 0x20 and c not in "\n") or 0x7F <= ord(c) <= 0x9F for c in post.body), (
+        noise,
+        post,
+    )
+
+
 async def test_a_config_built_to_explode_or_of_the_wrong_shape_is_one_clear_error(store, archive):
     # (aliases are allowed in _config.yml, as real configs use them; but `url: *h` made into text expanded
     # to gigabytes and the sync never started)
@@ -427,6 +497,7 @@ async def test_a_config_built_to_explode_or_of_the_wrong_shape_is_one_clear_erro
         (bomb, "`url` must be text, not a list"),
         ("url: https://x.example\ntimezone: {zone: Asia/Shanghai}\n", "`timezone` must be text, not a dict"),
         ("url: x\n" + "# padding\n" * 150_000, "over 1 MB"),
+        ('url: "https://x.example\\n\\e[2J"\n', "`url` holds control characters"),
     ):
         archive.config(text)
         started = time.monotonic()
