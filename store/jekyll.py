@@ -904,27 +904,28 @@ def slugify(text: str, pretty: bool = False, cased: bool = False) -> str:
     return slug if cased else slug.lower()
 
 
-@lru_cache(maxsize=64)
-def _template_parts(template: str) -> tuple[tuple[str, bool], ...]:
-    """A permalink template as (text, is a placeholder) pieces; unknown `:names` stay literal."""
-    parts, pos = [], 0
-    for m in _PLACEHOLDER.finditer(template):
-        if m.group(1) in _PLACEHOLDERS:
-            parts += [(template[pos : m.start()], False), (m.group(1), True)]
-            pos = m.end()
-    parts.append((template[pos:], False))
-    return tuple(parts)
-
-
 # what a URL path may hold as it is (RFC 3986's pchar and "/"); the rest of a permalink's own text (a
 # space, `?`, `#`, `%`, other scripts) is percent-encoded, as a browser asks for that page
 _PATH_CHARS = "/!$&'()*+,;=:@~"
 
 
+@lru_cache(maxsize=64)
+def _template_parts(template: str) -> tuple[tuple[str, bool], ...]:
+    """A permalink template as (text, is a placeholder) pieces; unknown `:names` stay literal, and literal
+    text is percent-encoded where a URL path cannot hold it as it is."""
+    parts, pos = [], 0
+    for m in _PLACEHOLDER.finditer(template):
+        if m.group(1) in _PLACEHOLDERS:
+            parts += [(quote(template[pos : m.start()], safe=_PATH_CHARS), False), (m.group(1), True)]
+            pos = m.end()
+    parts.append((quote(template[pos:], safe=_PATH_CHARS), False))
+    return tuple(parts)
+
+
 def _permalink(cfg: ArchiveConfig, template: str, post_date: datetime, slug: str, cats: list[str]) -> str:
     local = post_date.astimezone(cfg.tz)
     path = "".join(
-        _PLACEHOLDERS[text](local, slug, cats) if is_name else quote(text, safe=_PATH_CHARS)
+        _PLACEHOLDERS[text](local, slug, cats) if is_name else text
         for text, is_name in _template_parts(template)
     )
     # as Jekyll: no empty or dots-only segments (`/../`, `/./`), a leading slash, a trailing one kept
@@ -943,8 +944,6 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise PostError(f"not UTF-8 text (bad byte at offset {exc.start})") from exc
-    # control characters (an escape sequence in a scraped title) would reach terminals, logs and chats
-    text = without_controls(text)
     if not text.strip():
         raise PostError("empty file")
     # Leading blank lines before the opening --- are tolerated (Jekyll itself would not publish such a
@@ -955,6 +954,9 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
         fm_text, content = _HANDLER.split(text.strip())
     except ValueError as exc:
         raise PostError("front matter is not closed by a --- line") from exc
+    # control characters (an escape sequence in a scraped title) would reach terminals, logs and chats:
+    # dropped here from the front matter, and from the body's text by body_to_paragraphs
+    fm_text = without_controls(fm_text)
     meta = fast_front_matter(fm_text) if use_fast_path else None
     try:
         if meta is None:
@@ -1049,7 +1051,7 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
             source = without_controls(value).strip()
             break
     if source is None and links:
-        source = links[0]
+        source = without_controls(links[0])
 
     # as Jekyll: the folders', then `categories`, then `category` (each name once)
     categories = _as_list(
@@ -1065,7 +1067,7 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
     description = meta.get("description") or meta.get("excerpt")
     summary = ""
     if isinstance(description, str) and description.strip():
-        summary = summarize(body_to_paragraphs(without_controls(description)), limit)
+        summary = summarize(body_to_paragraphs(description), limit)
     if not summary:
         digest = leading_digest(body_without_links)
         if digest:

@@ -396,7 +396,9 @@ def body_to_paragraphs(body: str) -> list[str]:
     text = _BLANK_LINE.sub(_PARA_MARK, text)
     if "&" in text or ("<" in text and (_HTML_TAG.search(text) or _has_comment(text))):
         text = _html_to_text(text)
-    return _clean_lines(text)
+    # control characters, raw or decoded from entities (`&#27;`), after the markup is gone: the scan costs
+    # what the text is, not what its HTML was
+    return _clean_lines(without_controls(text))
 
 
 # --- summaries ---------------------------------------------------------------------------------

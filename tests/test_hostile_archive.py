@@ -451,12 +451,12 @@ def test_control_characters_in_a_post_never_reach_its_text(archive):
     raw = (
         '---\ntitle: "汇率\\e[31m\\x00新闻\\x9b"\ndate: 2024-05-01\ntags: ["a\\x07b"]\n'
         'categories: "x\\x0by"\ndescription: "摘要\\x1b]0;t\\x07"\nsource: "https://e.example/\\x1bp"\n'
-        "---\n正文\x1b[2J第一段\x00。\n\n第二\x0c段\x85。\n"
+        "---\n正文\x1b[2J第一段\x00。\n\n第二\x0c段\x85。\n\n<p>第三&#27;]0;t&#x7;段</p>\n"
     ).encode()
     post = parse_post(cfg, "_posts/2024-05-01-x.md", raw)
     assert post.title == "汇率[31m新闻" and post.tags == ["ab"] and post.categories == ["x", "y"]
     assert post.summary.replace(" ", "") == "摘要]0;t" and post.url == "https://e.example/p"
-    assert post.body == "正文[2J第一段。\n第二段 。"
+    assert post.body == "正文[2J第一段。\n第二段 。\n第三]0;t段"
 
 
 @settings(max_examples=200, deadline=None)
