@@ -597,18 +597,22 @@ def _bad_name(entry: os.DirEntry, is_post: bool, rel_of, walk: Walk) -> None:
     """A post or folder whose name is not valid UTF-8 (a slug cut in the middle of a character, a file
     copied from a system with another encoding) or holds a control character (a line break, an escape
     sequence: it would forge log lines and reach terminals) is reported, with the name escaped, and
-    skipped: it cannot be stored or shown as it is, and a sync that tried stopped at it. Other files are
-    ignored, as ever."""
+    skipped: it cannot be stored or shown as it is, and a sync that tried stopped at it. A post indexed
+    under such a name before (control characters were once taken) is kept as it was, never taken for
+    deleted: renamed, it is found moved. Other files are ignored, as ever."""
     try:
         folder = entry.is_dir()
     except OSError:
         folder = False
     what = "is not valid UTF-8" if not is_utf8(entry.name) else "holds control characters"
-    rel = printable_path(rel_of(entry.path))
+    raw = rel_of(entry.path)
+    rel = printable_path(raw)
     if folder:
         walk.problems.append((rel + "/", f"folder name {what}: its posts are skipped (rename it)"))
+        walk.kept_folders.append(raw + "/")
     elif is_post:
         walk.problems.append((rel, f"file name {what}: skipped (rename the file)"))
+        walk.kept_files.add(raw)
 
 
 # what newsbot reads of `_config.yml` as text

@@ -446,6 +446,30 @@ async def test_names_with_control_characters_are_reported_escaped_and_skipped(st
         ]
 
 
+async def test_a_post_indexed_under_a_name_with_control_characters_is_kept_until_renamed(
+    store, archive, monkeypatch
+):
+    import store.jekyll as jekyll_module
+
+    archive.post("2024-05-01-ok.md", "好的文章", "正文。")
+    archive.post("2024-05-02-a\tb.md", "旧名字的文章", "正文。")
+    with monkeypatch.context() as before:  # as a sync before names with control characters were refused
+        before.setattr(jekyll_module, "has_controls", lambda name: False)
+        assert (await sync(store, archive)).added == 2
+    old, _ = await store.find_post("_posts/2024-05-02-a\tb.md")
+    assert old is not None and old.title == "旧名字的文章"
+    result = await sync(store, archive)
+    assert reasons(result) == {
+        "_posts/2024-05-02-a\\x09b.md": "file name holds control characters: skipped (rename the file)"
+    }
+    assert result.deleted == 0 and await store.count_posts() == 2
+    (archive.posts / "2024-05-02-a\tb.md").rename(archive.posts / "2024-05-02-ab.md")
+    result = await sync(store, archive)
+    assert result.moved == 1 and not result.errors
+    kept, _ = await store.find_post("_posts/2024-05-02-ab.md")
+    assert kept is not None and kept.rowid == old.rowid
+
+
 def test_control_characters_in_a_post_never_reach_its_text(archive):
     cfg = open_archive(archive.root)
     raw = (
