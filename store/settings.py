@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from .candidates import SEARCH_TIME_LIMIT
-from .text import is_utf8
+from .text import has_controls, is_utf8
 
 
 class SettingsError(Exception):
@@ -138,6 +139,9 @@ class Settings(BaseSettings):
         # (first of the validators: the others may quote the value)
         if not is_text(value):
             raise ValueError("not valid UTF-8 (bytes of another encoding?)")
+        if any(has_controls(text) for text in _strings(value)):
+            # (a quoted "\n" in .env: a line break in every archive URL, or in a log line)
+            raise ValueError("holds a control character (a line break, a tab or an escape sequence)")
         return value
 
     @field_validator("archive_dir", "database_path")
@@ -188,15 +192,21 @@ class Settings(BaseSettings):
 def is_text(value: object) -> bool:
     """Whether a setting's strings are all text (store.text.is_utf8): a SITE_URL of other bytes failed
     every sync, at the first post written. (Paths are left alone: a folder's name may be any bytes.)"""
+    return all(is_utf8(text) for text in _strings(value))
+
+
+def _strings(value: object) -> Iterator[str]:
+    """The strings of a setting's value (in lists and models too; not paths)."""
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     if isinstance(value, str):
-        return is_utf8(value)
-    if isinstance(value, (list, tuple)):
-        return all(is_text(item) for item in value)
-    if isinstance(value, BaseModel):
-        return all(is_text(item) for item in value.__dict__.values())
-    return True
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, BaseModel):
+        for item in value.__dict__.values():
+            yield from _strings(item)
 
 
 def load_settings(**overrides) -> Settings:

@@ -134,6 +134,16 @@ def test_settings_arguments_and_query_lines_that_cannot_be_read_get_a_clear_answ
             r.stderr.strip()
             == f"newsbot: configuration error: {key}: not valid UTF-8 (bytes of another encoding?)"
         )
+    for key, value in (
+        ("SITE_URL", "https://news.example/\n"),
+        ("PERMALINK", "/:title\x1b[2J"),
+        ("BOT_TOKEN", "1:a\tb"),
+    ):
+        r = run(*sync_args, cwd=tmp_path, env={key: value})
+        assert r.returncode == 2 and r.stderr.strip() == (
+            f"newsbot: configuration error: {key}: holds a control character (a line break, a tab or an escape"
+            " sequence)"
+        ), (key, r.stderr)
     (tmp_path / ".env").write_bytes(b"SITE_URL=https://news.example/\xff\n")
     r = run(*sync_args, cwd=tmp_path)
     assert (
