@@ -16,7 +16,7 @@ from telegram import Bot
 from telegram.error import InvalidToken, TelegramError
 
 from store.db import SCHEMA_VERSION, Store, database_problem
-from store.jekyll import ArchiveError, Walk, iter_post_files
+from store.jekyll import ArchiveError, Walk, dated_name, iter_post_files
 from store.settings import Settings, archive_config
 from store.text import escaped_controls
 
@@ -66,9 +66,12 @@ def _check_archive(settings: Settings, report: Report) -> None:
     walk = Walk()
     folders: set[str] = set()  # the site's _posts folders that hold posts (news/_posts…)
     files = 0
+    undated: list[str] = []  # post files Jekyll itself does not publish (no YYYY-MM-DD- name)
     for rel, _, _ in iter_post_files(cfg, walk):
         files += 1
         folders.add(rel.split("/_posts/", 1)[0] if "/_posts/" in rel else "")
+        if not dated_name(rel):
+            undated.append(rel)
     config = "_config.yml found" if (cfg.root / "_config.yml").is_file() else "no _config.yml"
     # dates without offset are read in it (and held posts wait for it): a wrong zone shifts every post
     if settings.timezone:
@@ -84,6 +87,16 @@ def _check_archive(settings: Settings, report: Report) -> None:
         report.ok("archive", detail)
     else:
         report.fail("archive", detail + ": no posts to serve")
+    if undated:
+        # newsbot serves them (dated by their front matter): sites with a plugin that drops Jekyll's rule
+        # (jekyll-theme-chirpy's no_date.rb) publish them, plain Jekyll skips them without a word
+        examples = ", ".join(sorted(undated)[:3])
+        report.warn(
+            "post names",
+            f"{len(undated):,} post file{'s' if len(undated) > 1 else ''} without YYYY-MM-DD- in the name"
+            f" ({examples}): Jekyll publishes such posts only with a plugin, else their archive links"
+            " lead nowhere (rename them)",
+        )
 
 
 async def _check_database(settings: Settings, report: Report) -> list[str]:

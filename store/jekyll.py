@@ -472,6 +472,12 @@ class Walk:
         return [(f, why) for f, why in self.unread_site_folders if f in holding]
 
 
+def dated_name(rel: str) -> bool:
+    """Whether a post file's name is one Jekyll itself publishes: `YYYY-MM-DD-slug.ext` (its posts
+    reader skips other names; a site's plugin may not)."""
+    return _FILENAME.match(os.path.basename(rel).rsplit(".", 1)[0]) is not None
+
+
 def inside(path: str, roots: tuple[str, ...]) -> bool:
     """Whether a resolved path lies inside one of the resolved root folders."""
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)

@@ -92,6 +92,16 @@ async def test_check_a_good_setup_then_each_kind_of_bad_one(tmp_path, archive):
         for path in (archive.posts / "2024-05-03-same.md", archive.root / "zh"):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         assert run("sync", "--db", str(db), cwd=tmp_path, env=good).returncode == 0
+        # a post file without a date in its name: newsbot serves it, plain Jekyll skips it
+        archive.post("fed-raises-rates.md", "加息", "正文。")
+        r = await _check(tmp_path, api, **good)
+        warned = [line for line in r.stdout.splitlines() if not line.startswith("ok")]
+        assert r.returncode == 0 and warned == [
+            "warn  post names: 1 post file without YYYY-MM-DD- in the name (_posts/fed-raises-rates.md):"
+            " Jekyll publishes such posts only with a plugin, else their archive links lead nowhere (rename"
+            " them)"
+        ]
+        (archive.posts / "fed-raises-rates.md").unlink()
 
         cases = [
             (
