@@ -33,7 +33,7 @@ from .candidates import Reads, TooCostly
 from .db import PostRow, SearchFilters, Store
 from .segment import pair_phrase, words
 from .segment import warm_up as warm_up_segmenter
-from .text import CJK_CHAR, fold, may_fold_into
+from .text import CJK_CHAR, fold, may_fold_into, without_controls
 
 MAX_RESULTS = 1000  # reachable by paging; the count is exact up to this
 VERIFY_LIMIT = 120  # title candidates checked against the whole query (older than the newest matches)
@@ -110,7 +110,9 @@ def parse_query(text: str) -> Query:
     """Parse a user query. Any string is accepted: over-long queries are cut to MAX_QUERY_CHARS, and
     terms/filters beyond MAX_TERMS/MAX_FILTERS are dropped (`cut` says which happened)."""
     q = Query()
-    text = (text or "").replace("\x00", " ")
+    # (control characters and invisible ones dropped as from the posts: `人民\u200b币` pasted from a page
+    # is 人民币)
+    text = without_controls((text or "").replace("\x00", " "))
     if len(text) > MAX_QUERY_CHARS:
         text, q.cut = text[:MAX_QUERY_CHARS], "length"
     _parse_into(q, text)

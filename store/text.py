@@ -183,15 +183,19 @@ def is_utf8(text: str) -> bool:
 
 
 # C0 and C1 control characters but tab, line feed and carriage return: no post's text holds them, and in a
-# title they reach terminals (`newsbot search` printing an escape sequence), logs and chats
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# title they reach terminals (`newsbot search` printing an escape sequence), logs and chats. With them,
+# the invisible characters that split a word where the eye sees none (zero-width space, word joiner, a
+# byte order mark inside the text, soft hyphen: scraped pages hold them), which no search for the word
+# would find: `人民\u200b币` is not 人民币 to the segmenter or the index.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u200b\u2060\ufeff]")
 _CONTROL_SPACES = frozenset("\x0b\x0c\x1c\x1d\x1e\x1f\x85")  # what Python takes for whitespace
 # every control character, tab and line breaks too: in a file name they forge log lines
 _ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def without_controls(text: str) -> str:
-    """Text with its control characters dropped (those that separate words, as spaces)."""
+    """Text with its control characters and invisible word-splitting characters dropped (the controls
+    that separate words, as spaces)."""
     if _CONTROL.search(text) is None:
         return text
     return _CONTROL.sub(lambda m: " " if m.group() in _CONTROL_SPACES else "", text)
