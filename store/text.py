@@ -186,11 +186,14 @@ def is_utf8(text: str) -> bool:
 # title they reach terminals (`newsbot search` printing an escape sequence), logs and chats. With them,
 # the invisible characters that split a word where the eye sees none (zero-width space, word joiner, a
 # byte order mark inside the text, soft hyphen: scraped pages hold them), which no search for the word
-# would find: `人民\u200b币` is not 人民币 to the segmenter or the index.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u200b\u2060\ufeff]")
+# would find: `人民\u200b币` is not 人民币 to the segmenter or the index. And the bidirectional embeddings
+# and overrides (U+202A-U+202E), which make a title or a name show its characters in another order than
+# they are (`‮lmth.txt` looks like `txt.html`), a spoofing trick with no place in news text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u200b\u202a-\u202e\u2060\ufeff]")
 _CONTROL_SPACES = frozenset("\x0b\x0c\x1c\x1d\x1e\x1f\x85")  # what Python takes for whitespace
-# every control character, tab and line breaks too: in a file name they forge log lines
-_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# every control character, tab and line breaks too, and the bidirectional overrides: in a file name
+# they forge log lines or disguise the name
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e]")
 
 
 def without_controls(text: str) -> str:
@@ -202,13 +205,20 @@ def without_controls(text: str) -> str:
 
 
 def has_controls(name: str) -> bool:
-    """Whether a name (of a file or folder) holds a control character, tab and line breaks included."""
+    """Whether a name (of a file or folder) holds a control character (tab and line breaks included) or
+    a bidirectional override."""
     return _ANY_CONTROL.search(name) is not None
 
 
+def _escaped(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def escaped_controls(text: str) -> str:
-    """Text for a log line or a terminal: every control character as `\\xNN`."""
-    return _ANY_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Text for a log line or a terminal: every control character as `\\xNN`, a bidirectional override
+    as `\\u202e`."""
+    return _ANY_CONTROL.sub(_escaped, text)
 
 
 def has_cjk(text: str) -> bool:

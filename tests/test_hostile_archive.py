@@ -425,6 +425,7 @@ async def test_names_with_control_characters_are_reported_escaped_and_skipped(st
     text = (archive.posts / "2024-05-01-ok.md").read_text()
     (archive.posts / "2024-05-02-a\nERROR forged.md").write_text(text)
     (archive.posts / "2024-05-03-\x1b]0;owned\x07.md").write_text(text)
+    (archive.posts / "2024-05-05-\u202egpj.md").write_text(text)  # shown as 2024-05-05-md.jpg
     (archive.posts / "2024\t05").mkdir()
     (archive.posts / "2024\t05" / "2024-05-04-inside.md").write_text(text)
     for _ in range(2):
@@ -437,6 +438,10 @@ async def test_names_with_control_characters_are_reported_escaped_and_skipped(st
             ),
             (
                 "_posts/2024-05-03-\\x1b]0;owned\\x07.md",
+                "file name holds control characters: skipped (rename the file)",
+            ),
+            (
+                "_posts/2024-05-05-\\u202egpj.md",
                 "file name holds control characters: skipped (rename the file)",
             ),
             (
@@ -487,7 +492,9 @@ async def test_invisible_characters_inside_a_word_do_not_hide_the_post(store, ar
     # (a zero-width space or a soft hyphen pasted from a web page split 人民币 for the segmenter and the
     # index: neither a search for the word nor for its characters found the post)
     archive.post(
-        "2024-05-01-zw.md", "\u200b央行\u00ad公告", "人民\u200b币汇\ufeff率走强，infor\u00admation 公布。"
+        "2024-05-01-zw.md",
+        "\u200b央行\u00ad公告\u202e",
+        "人民\u200b币汇\ufeff率走强，infor\u00admation 公布。",
     )
     assert (await sync(store, archive)).added == 1
     (post,) = await store.latest(1)
@@ -500,7 +507,8 @@ async def test_invisible_characters_inside_a_word_do_not_hide_the_post(store, ar
 @settings(max_examples=200, deadline=None)
 @given(
     st.text(
-        alphabet=st.characters(max_codepoint=0xAD) | st.sampled_from("汇率新闻\u200b\u2060\ufeff"),
+        alphabet=st.characters(max_codepoint=0xAD)
+        | st.sampled_from("汇率新闻\u200b\u2060\ufeff\u202a\u202e"),
         max_size=40,
     )
 )
@@ -525,7 +533,7 @@ def test_no_control_character_survives_parsing_anywhere(noise):
         return
 
     def shown(c: str) -> bool:  # (tab and line feed aside) no control or invisible character
-        return not (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\xad\u200b\u2060\ufeff")
+        return not (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\xad\u200b\u2060\ufeff\u202a\u202e")
 
     for text in (post.title, post.summary, *post.tags, *post.categories, post.archive_url):
         assert all(map(shown, text)), (noise, post)
