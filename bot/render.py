@@ -17,6 +17,13 @@ from store.search import SearchHit
 from store.text import truncate
 
 MESSAGE_LIMIT = 4096
+# Telegram's limits on a message's formatting: past 100 entities (bold, italic, links…) the rest of the
+# formatting is dropped without a word, and a message whose entities carry too much (the URLs of its
+# links: ~9,500 characters in all, said Telegram's tdlib maintainer) is refused ("entities too long").
+# A list of posts with long tracking URLs hit the second: /latest 20 was an apology, a digest never sent.
+MAX_ENTITIES = 100
+MAX_LINK_CHARS = 6000
+SNIPPET_MARKS = 8  # matched words in bold in one snippet, at most
 TITLE_CHARS = 120
 LINE_CHARS = 160
 CARD_SUMMARY_CHARS = 600
@@ -36,6 +43,30 @@ def attr(text: str) -> str:
 def visible_len(markup: str) -> int:
     """Length of the text Telegram shows for an HTML message (what its 4096 limit counts)."""
     return len(html.unescape(_TAG.sub("", markup)))
+
+
+_START_TAG = re.compile(r"<[a-z]")
+_HREF = re.compile(r'<a href="([^"]*)"')
+
+
+def entities(markup: str) -> int:
+    """The formatting entities of an HTML message: one per start tag (`<b><a …>` is two)."""
+    return len(_START_TAG.findall(markup))
+
+
+def link_chars(markup: str) -> int:
+    """The characters of the URLs its links carry, as Telegram counts them (unescaped)."""
+    return sum(len(html.unescape(href)) for href in _HREF.findall(markup))
+
+
+def fits(markup: str, limit: int = MESSAGE_LIMIT) -> bool:
+    """Whether Telegram takes an HTML message whole: its text within `limit`, its formatting within
+    MAX_ENTITIES entities and MAX_LINK_CHARS characters of link URLs."""
+    return (
+        visible_len(markup) <= limit
+        and entities(markup) <= MAX_ENTITIES
+        and link_chars(markup) <= MAX_LINK_CHARS
+    )
 
 
 def fmt_date(iso: str) -> str:
@@ -125,9 +156,21 @@ def report_line(post: PostRow) -> str:
     return line
 
 
+_MARK = re.compile(r"</?b>")
+
+
 def snippet_html(hit: SearchHit) -> str:
-    """The hit's snippet on one line with the matched terms in bold."""
-    return " ".join(hit.marked_snippet("<b>", "</b>", esc, limit=LINE_CHARS).split())
+    """The hit's snippet on one line with the matched terms in bold (the first SNIPPET_MARKS of them: a
+    common character matched twenty times would take a message's entities)."""
+    markup = " ".join(hit.marked_snippet("<b>", "</b>", esc, limit=LINE_CHARS).split())
+    marks = 0
+
+    def keep(m: re.Match[str]) -> str:
+        nonlocal marks
+        marks += 1
+        return m.group() if marks <= 2 * SNIPPET_MARKS else ""
+
+    return _MARK.sub(keep, markup)
 
 
 def post_card(post: PostRow, others: Sequence[PostRow] = (), others_header: str = "") -> str:
@@ -151,11 +194,12 @@ def post_card(post: PostRow, others: Sequence[PostRow] = (), others_header: str 
 
 
 def join_blocks(header: str, blocks: list[str], limit: int = MESSAGE_LIMIT, separator: str = "\n\n") -> str:
-    """Header and blocks separated by blank lines, keeping only whole blocks that fit the limit."""
+    """Header and blocks separated by blank lines, keeping only whole blocks that fit a message (its
+    text within the limit, its formatting within Telegram's: `fits`)."""
     out = header
     for block in blocks:
         candidate = out + (separator if out else "") + block
-        if visible_len(candidate) > limit:
+        if not fits(candidate, limit):
             break
         out = candidate
     return out
@@ -170,11 +214,12 @@ def digest_item(post: PostRow) -> str:
 
 
 def split_blocks(header: str, blocks: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Header and blocks (one per line) in as many messages as needed, each within the limit."""
+    """Header and blocks (one per line) in as many messages as needed, each one Telegram takes whole
+    (`fits`)."""
     messages, current = [], header
     for block in blocks:
         candidate = current + "\n" + block
-        if visible_len(candidate) > limit and current != header:
+        if not fits(candidate, limit) and current != header:
             messages.append(current)
             current = header + "\n" + block
         else:

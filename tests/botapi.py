@@ -3,7 +3,11 @@
 It plays Telegram: it queues updates the test creates (the test plays the user), serves them through
 getUpdates, records what the bot sends, edits and answers, and rejects what Telegram rejects: text over
 4096 characters, broken or unsupported HTML, callback data over 64 bytes, more than 100 buttons, unknown
-chats, and edits that change nothing ("message is not modified").
+chats, and edits that change nothing ("message is not modified"). Also formatting Telegram does not
+take whole: links whose URLs add up to more than ~9,000 characters ("entities too long", as Telegram
+refuses them: its tdlib maintainer puts the limit near 9,500), and more than 100 entities, which
+Telegram takes but whose formatting past the 100th it drops without a word (refused here, so a test
+sees it).
 """
 
 from __future__ import annotations
@@ -93,14 +97,22 @@ class ApiError(Exception):
         self.migrate_to = migrate_to
 
 
+MAX_ENTITIES = 100
+MAX_ENTITY_LINK_CHARS = 9000
+
+
 class _Checker(HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.stack: list[str] = []
         self.text: list[str] = []
+        self.entities = 0
+        self.link_chars = 0
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
+        self.entities += 1
+        self.link_chars += len(attrs.get("href") or "") if tag == "a" else 0
         if tag not in ALLOWED_TAGS:
             raise ApiError(f'Bad Request: can\'t parse entities: Unsupported start tag "{tag}"')
         if tag == "a" and not attrs.get("href"):
@@ -131,6 +143,12 @@ def parse_html(markup: str) -> str:
     checker.close()
     if checker.stack:
         raise ApiError(f"Bad Request: can't parse entities: unclosed tag {checker.stack[-1]}")
+    if checker.link_chars > MAX_ENTITY_LINK_CHARS:
+        raise ApiError("Bad Request: entities too long")
+    if checker.entities > MAX_ENTITIES:
+        raise ApiError(
+            f"Bad Request: {checker.entities} entities: Telegram drops the formatting past the 100th"
+        )
     return "".join(checker.text)
 
 

@@ -332,6 +332,32 @@ async def test_posts_with_links_telegram_refuses_are_still_shown(bot, archive):
     assert not [e for e in api.errors if "BUTTON_URL_INVALID" in e[1]], api.errors
 
 
+async def test_lists_of_posts_with_long_links_and_many_matches_are_messages_telegram_takes(bot, archive):
+    """/latest 20 of posts whose source links carry long tracking queries was refused by Telegram
+    ("entities too long": the test server refuses it too) and answered with an apology; a search for a
+    character every snippet holds many times bolded each, past the 100 entities whose formatting
+    Telegram keeps."""
+    from store.jekyll import open_archive
+    from store.sync import sync_archive
+
+    api, app = bot
+    store = app.bot_data["svc"].store
+    for i in range(20):
+        archive.post(
+            f"2024-06-{i + 1:02d}-u.md",
+            f"长链接{i}",
+            "的" * 3 + "。的的，的" * 30,
+            categories="long",
+            extra=f"source: https://src.example/{i}?ref=" + "y" * 1500,
+        )
+    await sync_archive(store, open_archive(archive.root), workers=0)
+    listing = await api.ask(ALICE, "/latest 20 long")
+    assert listing.text.count("长链接") >= 3 and not api.errors, api.errors
+    assert len(listing.buttons()) >= 20  # every post still opens from its button
+    found = await api.ask(ALICE, "/search 的")
+    assert "长链接" in found.text and found.html.count("<b>") <= 100 and not api.errors, api.errors
+
+
 async def test_a_flood_of_inline_queries_is_cut_off_and_others_are_still_answered(bot):
     from bot.handlers.guard import Flood
 

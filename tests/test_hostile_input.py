@@ -189,6 +189,7 @@ def test_snippets_are_valid_html_on_one_line(body, terms):
     hit = SearchHit(_post("t", body, [], [], None), "word", snippet, spans)
     markup = render.snippet_html(hit)
     assert "\n" not in markup and render.visible_len(markup) <= render.LINE_CHARS + 2
+    assert markup.count("<b>") == markup.count("</b>") <= render.SNIPPET_MARKS
     parse_html(markup)
 
 
