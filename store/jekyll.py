@@ -254,6 +254,9 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "vendor/ruby/",
 )
 MAX_EXCLUDES = 1000
+# `include` of Jekyll's own config: names it reads although they start with `.`, `_` or `#`, end with `~` or
+# are excluded (a site's own list replaces it)
+DEFAULT_INCLUDES: tuple[str, ...] = (".htaccess",)
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,8 @@ class ArchiveConfig:
     defaults: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     # what the site leaves out (`exclude` in _config.yml, with Jekyll's own): paths from the root, or globs
     exclude: tuple[str, ...] = DEFAULT_EXCLUDES
+    # `include` in _config.yml: names (at any depth, as Jekyll matches them) read all the same
+    include: tuple[str, ...] = DEFAULT_INCLUDES
     # `collections_dir` in _config.yml: the folder below the root that holds the `_posts` folders
     collections_dir: str = ""
     # the archive was given as its _posts folder: that folder alone is read (its site may be a folder of
@@ -333,7 +338,7 @@ def open_archive(
     config: dict[str, Any] = {}
     future = False
     defaults: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
-    exclude = DEFAULT_EXCLUDES
+    exclude, include = DEFAULT_EXCLUDES, DEFAULT_INCLUDES
     cfg_file = root / "_config.yml"
     if cfg_file.is_file():
         try:
@@ -350,6 +355,7 @@ def open_archive(
             future = (value := loaded.get("future")) is not None and value is not False
             defaults = _post_defaults(cfg_file, loaded.get("defaults"))
             exclude = _excludes(cfg_file, loaded.get("exclude"))
+            include = _includes(cfg_file, loaded.get("include"))
 
     if site_url is None:
         url = (config.get("url") or "").rstrip("/")
@@ -380,6 +386,7 @@ def open_archive(
         future=future,
         defaults=defaults,
         exclude=exclude,
+        include=include,
         collections_dir=collections,
         posts_only=posts_only,
     )
@@ -396,6 +403,32 @@ def _excludes(path: Path, value: Any) -> tuple[str, ...]:
         raise ArchiveError(f"cannot use {path}: `exclude` has over {MAX_EXCLUDES} entries")
     mine = (_relative(item) for item in value if isinstance(item, str))
     return tuple(dict.fromkeys(item for item in (*mine, *DEFAULT_EXCLUDES) if item))
+
+
+def _includes(path: Path, value: Any) -> tuple[str, ...]:
+    """`include` of _config.yml: a list, as Jekyll requires (items that are not text ignored); it replaces
+    Jekyll's own."""
+    if value is None:
+        return DEFAULT_INCLUDES
+    if not isinstance(value, list):
+        raise ArchiveError(f"cannot use {path}: `include` must be a list, not a {type(value).__name__}")
+    if len(value) > MAX_EXCLUDES:
+        raise ArchiveError(f"cannot use {path}: `include` has over {MAX_EXCLUDES} entries")
+    return tuple(
+        dict.fromkeys(item.lstrip("/") for item in value if isinstance(item, str) and item.strip("/"))
+    )
+
+
+class _Inclusion:
+    """Whether an entry's name is in `include`, as Jekyll's entry filter matches it: the name alone
+    (whatever folder it is in), against each pattern as a glob or as a prefix (`_arch` takes `_archive`)."""
+
+    def __init__(self, patterns: tuple[str, ...]):
+        self.prefixes = patterns
+        self.rx = _globs(list(patterns))
+
+    def __call__(self, name: str) -> bool:
+        return name.startswith(self.prefixes) or (self.rx is not None and self.rx.match(name) is not None)
 
 
 def _relative(pattern: str) -> str:
@@ -501,6 +534,7 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
     roots = cfg.roots
     cap = cfg.max_post_bytes
     excluded = _Exclusion(cfg.exclude)
+    included = _Inclusion(cfg.include)
 
     def rel_of(path: str) -> str:
         return path[len(root) :] if path.startswith(root) else os.path.relpath(path, cfg.root)
@@ -533,7 +567,8 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
         for entry in entries:
             name = entry.name
             posts_folder = not in_posts and name == "_posts"
-            if (name.startswith((".", "_", "#")) and not posts_folder) or name.endswith("~"):
+            special = (name.startswith((".", "_", "#")) and not posts_folder) or name.endswith("~")
+            if special and not included(name):
                 continue
             is_post = in_posts and name.lower().endswith(POST_EXTENSIONS)
             if not is_utf8(name) or has_controls(name):
@@ -544,7 +579,7 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
                 if entry.is_symlink():
                     if not in_posts and not posts_folder and not entry.is_dir():
                         continue  # a site's page, asset or link to elsewhere: not a post
-                    if excluded(rel_of(entry.path), not is_post):
+                    if excluded(rel_of(entry.path), not is_post) and not included(name):
                         continue
                     target = _follow_link(entry, is_post, roots, rel_of, walk, in_posts or posts_folder)
                     if target == "folder" and posts_folder and folder == site:
@@ -558,10 +593,12 @@ def iter_post_files(cfg: ArchiveConfig, walk: Walk | None = None) -> Iterator[tu
                         continue
                     st = os.stat(entry.path)
                 elif entry.is_dir(follow_symlinks=False):
-                    if not excluded(rel_of(entry.path), True):
+                    if not excluded(rel_of(entry.path), True) or included(name):
                         folders.append((entry.path, in_posts or posts_folder))
                     continue
-                elif not is_post or (excluded_file is not None and excluded_file(rel_of(entry.path))):
+                elif not is_post or (
+                    excluded_file is not None and excluded_file(rel_of(entry.path)) and not included(name)
+                ):
                     continue
                 else:
                     st = entry.stat(follow_symlinks=False)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store.jekyll import DEFAULT_EXCLUDES, ArchiveError, Walk, iter_post_files, open_archive
+from store.jekyll import DEFAULT_EXCLUDES, DEFAULT_INCLUDES, ArchiveError, Walk, iter_post_files, open_archive
 from store.sync import sync_archive
 
 from .conftest import sync
@@ -90,6 +90,30 @@ def test_an_exclude_of_too_many_entries_is_refused(archive):
     archive.config("exclude: [" + ", ".join(f"f{i}" for i in range(1001)) + "]\n")
     with pytest.raises(ArchiveError, match="over 1000 entries"):
         open_archive(archive.root)
+
+
+async def test_what_the_config_includes_is_read_although_special_or_excluded(store, archive):
+    # (`include:` was not read: posts in an underscore folder the site includes were missing)
+    archive.post("2024-05-01-keep.md", "保留", "正文。")
+    archive.post("2024-05-02-a.md", "归档", "正文。", folder="_archive/_posts")
+    archive.post("_pinned.md", "置顶", "正文。", extra="date: 2024-05-03")
+    archive.post("2024-05-04-b.md", "旧的", "正文。", folder="old/_posts")
+    archive.config("exclude: [old]\ninclude: [_archive, _pinned.md]\n")
+    assert (await sync(store, archive)).added == 3
+    assert await paths(store) == [
+        "_archive/_posts/2024-05-02-a.md",
+        "_posts/2024-05-01-keep.md",
+        "_posts/_pinned.md",
+    ]
+    (post,) = [p for p in await store.latest(5) if p.title == "归档"]
+    assert post.categories == ["_archive", "news"]  # the folder's name first, as Jekyll's path categories
+    for value, message in (
+        ("_archive", "must be a list, not a str"),
+        ("{a: 1}", "must be a list, not a dict"),
+    ):
+        archive.config(f"include: {value}\n")
+        with pytest.raises(ArchiveError, match=message):
+            open_archive(archive.root)
 
 
 def test_jekylls_own_excludes_stay_with_the_sites(archive):
@@ -211,6 +235,7 @@ _FOLDER_NAMES = (
 )
 _FILE_NAMES = ["2024-05-01-a.md", "2024-05-02-b.html", "notes.txt", ".h.md", "_u.md", "c.md~"]
 _EXCLUDES = ["old", "a/_posts/2024-05-02-*", "*/node_modules/*"]
+_INCLUDES = ["_drafts", "_u", ".h.md", "old", "*~", "#*"]
 _sites = st.recursive(
     st.fixed_dictionaries({"files": st.lists(st.sampled_from(_FILE_NAMES), unique=True, max_size=3)}),
     lambda inner: st.fixed_dictionaries(
@@ -231,8 +256,9 @@ def _build(folder, spec) -> None:
         _build(folder / name, sub)
 
 
-def _jekylls_posts(spec, excludes, path="", in_posts=False) -> list[str]:
-    """The files Jekyll reads as posts, from the description of the site alone."""
+def _jekylls_posts(spec, excludes, includes=(), path="", in_posts=False) -> list[str]:
+    """The files Jekyll reads as posts, from the description of the site alone. An included name (the
+    name alone, as a prefix or a glob) is read although it is special or excluded."""
 
     def left_out(rel: str) -> bool:
         return any(
@@ -240,20 +266,26 @@ def _jekylls_posts(spec, excludes, path="", in_posts=False) -> list[str]:
             for p in excludes
         )
 
+    def included(name: str) -> bool:
+        return any(name.startswith(p) or fnmatch.fnmatchcase(name, p) for p in includes)
+
     def special(name: str) -> bool:
         return name.startswith((".", "_", "#")) or name.endswith("~")
 
     out = []
     for name in spec["files"]:
         rel = path + name
-        if in_posts and not special(name) and name.endswith((".md", ".html")) and not left_out(rel):
+        kept = included(name) or (not special(name) and not left_out(rel))
+        if in_posts and kept and name.endswith((".md", ".html")):
             out.append(rel)
     for name, sub in spec.get("folders", {}).items():
         rel = path + name
         opens_posts = name == "_posts" and not in_posts
-        if (special(name) and not opens_posts) or name.endswith("~") or left_out(rel + "/"):
+        if not included(name) and (
+            (special(name) and not opens_posts) or name.endswith("~") or left_out(rel + "/")
+        ):
             continue
-        out += _jekylls_posts(sub, excludes, rel + "/", in_posts or opens_posts)
+        out += _jekylls_posts(sub, excludes, includes, rel + "/", in_posts or opens_posts)
     return out
 
 
@@ -261,10 +293,17 @@ def _jekylls_posts(spec, excludes, path="", in_posts=False) -> list[str]:
 @given(
     site=_sites.filter(lambda site: "folders" in site),
     excludes=st.lists(st.sampled_from(_EXCLUDES), unique=True),
+    includes=st.none() | st.lists(st.sampled_from(_INCLUDES), unique=True),
 )
-def test_the_walk_reads_what_jekyll_reads_for_any_site(tmp_path_factory, site, excludes):
+def test_the_walk_reads_what_jekyll_reads_for_any_site(tmp_path_factory, site, excludes, includes):
     root = tmp_path_factory.mktemp("site")
     _build(root, site)
-    (root / "_config.yml").write_text("exclude: [" + ", ".join(f"'{p}'" for p in excludes) + "]\n")
+    config = "exclude: [" + ", ".join(f"'{p}'" for p in excludes) + "]\n"
+    if includes is not None:
+        config += "include: [" + ", ".join(f"'{p}'" for p in includes) + "]\n"
+    (root / "_config.yml").write_text(config)
     walked = sorted(rel for rel, _, _ in iter_post_files(open_archive(root)))
-    assert walked == sorted(_jekylls_posts(site, [*excludes, *DEFAULT_EXCLUDES]))
+    jekylls = _jekylls_posts(
+        site, [*excludes, *DEFAULT_EXCLUDES], DEFAULT_INCLUDES if includes is None else includes
+    )
+    assert walked == sorted(jekylls)
