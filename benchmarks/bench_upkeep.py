@@ -66,6 +66,10 @@ async def timed(what: str, work: Awaitable[SyncResult | int]) -> SyncResult | in
 
 async def run(archive: Path, db: Path, edit: int) -> None:
     cfg = open_archive(archive)
+    # as the bot starts: the segmenter loaded beforehand (its first load holds the event loop ~90 ms)
+    from store.search import warm_up
+
+    await asyncio.to_thread(warm_up)
     async with await Store.open(db) as store:
         # as the bot runs them: syncs leave a bulk load's index merge to merge_index
         await timed("full sync", sync_archive(store, cfg, merge=False))
