@@ -193,15 +193,28 @@ def post_card(post: PostRow, others: Sequence[PostRow] = (), others_header: str 
     return card
 
 
+_LINK_TAG = re.compile(r'<a href="[^"]*">|</a>')
+
+
+def unformatted(block: str) -> str:
+    """A block without its formatting: the text Telegram would show, still escaped."""
+    return _TAG.sub("", block)
+
+
 def join_blocks(header: str, blocks: list[str], limit: int = MESSAGE_LIMIT, separator: str = "\n\n") -> str:
     """Header and blocks separated by blank lines, keeping only whole blocks that fit a message (its
-    text within the limit, its formatting within Telegram's: `fits`)."""
+    text within the limit, its formatting within Telegram's: `fits`). Once the formatting is spent (100
+    entities, or link URLs long enough), a block goes on without its links, then without any formatting,
+    rather than not at all: a list keeps every post's line (its button still opens the post)."""
     out = header
     for block in blocks:
-        candidate = out + (separator if out else "") + block
-        if not fits(candidate, limit):
+        for form in (block, _LINK_TAG.sub("", block), unformatted(block)):
+            candidate = out + (separator if out else "") + form
+            if fits(candidate, limit):
+                out = candidate
+                break
+        else:
             break
-        out = candidate
     return out
 
 

@@ -40,6 +40,27 @@ def test_digest_splits_into_valid_messages_within_the_limit():
     assert shown == 300
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(0, 2000),
+    st.lists(st.sampled_from(["<b>", "</b>", "&", "<", "链"]), max_size=5).map("".join),
+)
+def test_a_list_keeps_every_post_it_can_show_within_telegrams_formatting_limits(n, url_length, title):
+    """A list of posts past Telegram's formatting limits (100 entities, link URLs of ~9,500 characters)
+    keeps listing them, their links or formatting left out, until the text itself is full."""
+    items = []
+    for i in range(n):
+        p = post(i, title=f"{title}{i}")
+        p.url = f"https://src.example/{i}?ref=" + "u" * url_length
+        items.append(render.post_item(p, "source", number=i + 1, more="+1"))
+    markup = render.join_blocks("<b>latest</b>", items)
+    plain = check_text(markup, "HTML")  # the test server's Telegram rules, formatting limits included
+    assert render.fits(markup)
+    shown = sum(f"{i + 1}. {title}{i}\n" in plain for i in range(n))
+    assert shown == n or render.visible_len(markup) > render.MESSAGE_LIMIT - 300, (shown, n)
+
+
 def test_lists_and_cards_escape_and_cut_cleanly():
     items = [
         render.post_item(post(i, "<script>" * 100, "&amp;" * 2000), "Source", number=i) for i in range(40)
