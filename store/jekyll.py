@@ -392,31 +392,32 @@ def open_archive(
     )
 
 
-def _excludes(path: Path, value: Any) -> tuple[str, ...]:
-    """`exclude` of _config.yml with Jekyll's own (which Jekyll 4 adds to any list). As Jekyll, a list
-    is required (it refuses to build the site otherwise) and items that are not text are ignored."""
+def _patterns(path: Path, key: str, value: Any) -> list[str] | None:
+    """The text items of `exclude` or `include` in _config.yml (None when unset). As Jekyll, a list is
+    required (it refuses to build the site otherwise) and items that are not text are ignored."""
     if value is None:
-        return DEFAULT_EXCLUDES
+        return None
     if not isinstance(value, list):
-        raise ArchiveError(f"cannot use {path}: `exclude` must be a list, not a {type(value).__name__}")
+        raise ArchiveError(f"cannot use {path}: `{key}` must be a list, not a {type(value).__name__}")
     if len(value) > MAX_EXCLUDES:
-        raise ArchiveError(f"cannot use {path}: `exclude` has over {MAX_EXCLUDES} entries")
-    mine = (_relative(item) for item in value if isinstance(item, str))
-    return tuple(dict.fromkeys(item for item in (*mine, *DEFAULT_EXCLUDES) if item))
+        raise ArchiveError(f"cannot use {path}: `{key}` has over {MAX_EXCLUDES} entries")
+    return [item for item in value if isinstance(item, str)]
+
+
+def _excludes(path: Path, value: Any) -> tuple[str, ...]:
+    """`exclude` of _config.yml with Jekyll's own (which Jekyll 4 adds to any list)."""
+    items = _patterns(path, "exclude", value)
+    if items is None:
+        return DEFAULT_EXCLUDES
+    return tuple(dict.fromkeys(item for item in (*map(_relative, items), *DEFAULT_EXCLUDES) if item))
 
 
 def _includes(path: Path, value: Any) -> tuple[str, ...]:
-    """`include` of _config.yml: a list, as Jekyll requires (items that are not text ignored); it replaces
-    Jekyll's own."""
-    if value is None:
+    """`include` of _config.yml, which replaces Jekyll's own."""
+    items = _patterns(path, "include", value)
+    if items is None:
         return DEFAULT_INCLUDES
-    if not isinstance(value, list):
-        raise ArchiveError(f"cannot use {path}: `include` must be a list, not a {type(value).__name__}")
-    if len(value) > MAX_EXCLUDES:
-        raise ArchiveError(f"cannot use {path}: `include` has over {MAX_EXCLUDES} entries")
-    return tuple(
-        dict.fromkeys(item.lstrip("/") for item in value if isinstance(item, str) and item.strip("/"))
-    )
+    return tuple(dict.fromkeys(item.lstrip("/") for item in items if item.strip("/")))
 
 
 class _Inclusion:
@@ -505,10 +506,15 @@ class Walk:
         return [(f, why) for f, why in self.unread_site_folders if f in holding]
 
 
+def _stem(rel: str) -> str:
+    """A post file's name without its extension: the post's id (`2024-05-01-slug`)."""
+    return os.path.basename(rel).rsplit(".", 1)[0]
+
+
 def dated_name(rel: str) -> bool:
     """Whether a post file's name is one Jekyll itself publishes: `YYYY-MM-DD-slug.ext` (its posts
     reader skips other names; a site's plugin may not)."""
-    return _FILENAME.match(os.path.basename(rel).rsplit(".", 1)[0]) is not None
+    return _FILENAME.match(_stem(rel)) is not None
 
 
 def inside(path: str, roots: tuple[str, ...]) -> bool:
@@ -1023,8 +1029,7 @@ def parse_post(cfg: ArchiveConfig, rel_path: str, raw: bytes, use_fast_path: boo
     if published is False or str(published).strip().lower() == "false":
         raise PostUnpublished("unpublished (published: false)")
 
-    filename = os.path.basename(rel_path)
-    stem = filename.rsplit(".", 1)[0]
+    stem = _stem(rel_path)
     fm = _FILENAME.match(stem)
     file_day: date | None = None
     slug = stem
