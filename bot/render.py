@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from urllib.parse import quote, urlsplit
 
@@ -156,21 +156,10 @@ def report_line(post: PostRow) -> str:
     return line
 
 
-_MARK = re.compile(r"</?b>")
-
-
 def snippet_html(hit: SearchHit) -> str:
     """The hit's snippet on one line with the matched terms in bold (the first SNIPPET_MARKS of them: a
     common character matched twenty times would take a message's entities)."""
-    markup = " ".join(hit.marked_snippet("<b>", "</b>", esc, limit=LINE_CHARS).split())
-    marks = 0
-
-    def keep(m: re.Match[str]) -> str:
-        nonlocal marks
-        marks += 1
-        return m.group() if marks <= 2 * SNIPPET_MARKS else ""
-
-    return _MARK.sub(keep, markup)
+    return " ".join(hit.marked_snippet("<b>", "</b>", esc, limit=LINE_CHARS, marks=SNIPPET_MARKS).split())
 
 
 def post_card(post: PostRow, others: Sequence[PostRow] = (), others_header: str = "") -> str:
@@ -196,9 +185,11 @@ def post_card(post: PostRow, others: Sequence[PostRow] = (), others_header: str 
 _LINK_TAG = re.compile(r'<a href="[^"]*">|</a>')
 
 
-def unformatted(block: str) -> str:
-    """A block without its formatting: the text Telegram would show, still escaped."""
-    return _TAG.sub("", block)
+def _plainer(block: str) -> Iterator[str]:
+    """A block as it is, then without its links, then without any formatting (made only when asked)."""
+    yield block
+    yield _LINK_TAG.sub("", block)
+    yield _TAG.sub("", block)
 
 
 def join_blocks(header: str, blocks: list[str], limit: int = MESSAGE_LIMIT, separator: str = "\n\n") -> str:
@@ -208,7 +199,7 @@ def join_blocks(header: str, blocks: list[str], limit: int = MESSAGE_LIMIT, sepa
     rather than not at all: a list keeps every post's line (its button still opens the post)."""
     out = header
     for block in blocks:
-        for form in (block, _LINK_TAG.sub("", block), unformatted(block)):
+        for form in _plainer(block):
             candidate = out + (separator if out else "") + form
             if fits(candidate, limit):
                 out = candidate

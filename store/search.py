@@ -301,14 +301,21 @@ class SearchHit:
     highlights: list[tuple[int, int]]
 
     def marked_snippet(
-        self, open_mark: str = "**", close_mark: str = "**", escape=lambda s: s, limit: int | None = None
+        self,
+        open_mark: str = "**",
+        close_mark: str = "**",
+        escape=lambda s: s,
+        limit: int | None = None,
+        marks: int | None = None,
     ) -> str:
-        """The snippet with matched terms between marks; cut to `limit` characters (as plain text, before
-        marking and escaping, so a cut never splits a mark or an entity)."""
+        """The snippet with matched terms between marks (the first `marks` of them); cut to `limit`
+        characters (as plain text, before marking and escaping, so a cut never splits a mark or an
+        entity)."""
         text, spans = self.snippet, self.highlights
         if limit is not None and len(text) > limit:
             text = text[: limit - 1] + "…"
             spans = [(s, e) for s, e in spans if e < limit]
+        spans = spans[:marks]
         out, pos = [], 0
         for start, end in spans:
             out.append(escape(text[pos:start]))
