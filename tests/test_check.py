@@ -24,6 +24,13 @@ async def _check(tmp_path, api, *args, **env):
     return r
 
 
+async def _warnings(tmp_path, api, **env) -> list[str]:
+    """The lines of a check that passes (exit code 0) that are not `ok`."""
+    r = await _check(tmp_path, api, **env)
+    assert r.returncode == 0, r.stdout
+    return [line for line in r.stdout.splitlines() if not line.startswith("ok")]
+
+
 async def test_check_a_good_setup_then_each_kind_of_bad_one(tmp_path, archive):
     archive.post("2024-05-01-a.md", "检查", "正文。")
     api = FakeBotAPI(TOKEN)
@@ -81,9 +88,7 @@ async def test_check_a_good_setup_then_each_kind_of_bad_one(tmp_path, archive):
         for folder in ("_posts", "zh/_posts"):
             archive.post("2024-05-03-same.md", "同名", "正文。", folder=folder, extra="permalink: /same.html")
         assert run("sync", "--db", str(db), cwd=tmp_path, env=good).returncode == 0
-        r = await _check(tmp_path, api, **good)
-        warned = [line for line in r.stdout.splitlines() if not line.startswith("ok")]
-        assert r.returncode == 0 and warned == [
+        assert await _warnings(tmp_path, api, **good) == [
             "warn  archive URLs: 1 archive URL is given to several posts (Jekyll publishes one page"
             " at each and reports a conflict; the other posts' links lead to it: change their file names or"
             " permalink): https://news.example.org/same.html <- _posts/2024-05-03-same.md,"
@@ -94,9 +99,7 @@ async def test_check_a_good_setup_then_each_kind_of_bad_one(tmp_path, archive):
         assert run("sync", "--db", str(db), cwd=tmp_path, env=good).returncode == 0
         # a post file without a date in its name: newsbot serves it, plain Jekyll skips it
         archive.post("fed-raises-rates.md", "加息", "正文。")
-        r = await _check(tmp_path, api, **good)
-        warned = [line for line in r.stdout.splitlines() if not line.startswith("ok")]
-        assert r.returncode == 0 and warned == [
+        assert await _warnings(tmp_path, api, **good) == [
             "warn  post names: 1 post file without YYYY-MM-DD- in the name (_posts/fed-raises-rates.md):"
             " Jekyll publishes such posts only with a plugin, else their archive links lead nowhere (rename"
             " them)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store.jekyll import ArchiveError, PostError, open_archive, parse_post, slugify
+from store.jekyll import ArchiveConfig, ArchiveError, PostError, open_archive, parse_post, slugify
 from store.text import body_to_paragraphs, fold, summarize
 
 CST = timezone(timedelta(hours=8))
@@ -465,6 +466,11 @@ def test_any_date_text_is_a_date_in_a_zone_or_none(text):
     assert when is None or when.tzinfo is not None
 
 
+# a configuration for parsing posts alone (hypothesis tests: no archive folder per example)
+_NO_ARCHIVE = ArchiveConfig(
+    root=Path("/nonexistent"), posts_dir=Path("/nonexistent/_posts"), timezone="Asia/Shanghai"
+)
+
 # YAML 1.1's timestamps, real dates or not
 _TIMESTAMP = (
     r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
@@ -496,19 +502,12 @@ _PLAIN_VALUE = st.one_of(
 def test_the_fast_front_matter_path_reads_a_post_as_yaml_does(lines):
     """The fast path for simple `key: value` lines gives the post YAML gives, or the same reason:
     values YAML 1.1 reads as numbers (`0x1F`, `017`, `10:30`, `.inf`) go through YAML."""
-    from pathlib import Path
-
-    from store.jekyll import ArchiveConfig
-
-    cfg = ArchiveConfig(
-        root=Path("/nonexistent"), posts_dir=Path("/nonexistent/_posts"), timezone="Asia/Shanghai"
-    )
     front = "".join(f"{key}: {value}\n" for key, value in dict(lines).items())
     raw = f"---\n{front}---\nbody\n".encode()
     outcomes = []
     for fast in (True, False):
         try:
-            outcomes.append(parse_post(cfg, "_posts/2024-05-01-x.md", raw, use_fast_path=fast))
+            outcomes.append(parse_post(_NO_ARCHIVE, "_posts/2024-05-01-x.md", raw, use_fast_path=fast))
         except PostError as exc:
             outcomes.append(str(exc))
     assert outcomes[0] == outcomes[1], front
