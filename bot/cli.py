@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -161,12 +163,13 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
 
     store = await Store.open(settings.database_path)
     try:
-        result: SyncResult = await sync_archive(
-            store,
-            cfg,
-            progress=progress,
-            allow_mass_delete=args.allow_mass_delete or settings.allow_mass_delete,
-        )
+        with _stopped_by_sigterm():
+            result: SyncResult = await sync_archive(
+                store,
+                cfg,
+                progress=progress,
+                allow_mass_delete=args.allow_mass_delete or settings.allow_mass_delete,
+            )
     finally:
         await store.close()
         if bar is not None:
@@ -201,6 +204,39 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
     return 0
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM (`timeout`, `kill`, a service manager) stops the sync in the block as Ctrl-C does: its
+    task is cancelled, so the batch being written is rolled back and its worker processes are stopped,
+    where the process used to die at once and leave them running. Then a one-line CliError (exit code
+    143, as a process killed by SIGTERM): the next sync goes on from there."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    got: list[bool] = []
+
+    def stop() -> None:
+        got.append(True)
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, stop)
+    except (NotImplementedError, RuntimeError, ValueError):  # (not the main thread; no signals there)
+        yield
+        return
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not got or task is None:
+            raise
+        raise CliError(
+            "stopped by SIGTERM; what was written stays, and the next sync goes on from there",
+            code=128 + signal.SIGTERM,
+        ) from None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _limit(value: int) -> int:

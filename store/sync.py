@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import ctypes
 import dataclasses
 import errno
@@ -22,11 +23,13 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from . import jekyll
@@ -472,6 +475,26 @@ async def _rebuild_index(store: Store, workers: _Workers, progress: ProgressFn |
     await store.rebuild_index(progress, index_texts, merge)
 
 
+# Signals a sync's worker processes leave to the main process (see _child_start)
+_PARENTS_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+class _Processes(concurrent.futures.ProcessPoolExecutor):
+    """A process pool whose processes start with SIGINT and SIGTERM blocked, until `_child_start`
+    ignores them: one still importing its modules when Ctrl-C reached the terminal's process group
+    printed a traceback, and one killed by SIGTERM broke the pool. (The pool starts its processes as
+    tasks are submitted; a process started with signals blocked keeps them blocked.)"""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        if not hasattr(signal, "pthread_sigmask"):
+            return super().submit(fn, *args, **kwargs)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENTS_SIGNALS)
+        try:
+            return super().submit(fn, *args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 class _Workers:
     """A sync's worker processes: the parsing workers, started when the archive walk finds enough
     changed files (they load their dictionaries while the walk goes on) and stopped when all files are
@@ -479,33 +502,42 @@ class _Workers:
 
     def __init__(self, n: int):
         self.n = n
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._grouping: concurrent.futures.ProcessPoolExecutor | None = None
+        self._pool: _Processes | None = None
+        self._grouping: _Processes | None = None
         self._slots: Any = None  # shared memory: the file each parsing worker is at (see _note_file)
+        self._numbers: Any = None  # the pipe the parsing workers take their slot numbers from
 
     def grouping(self, window: int, next_story: int) -> concurrent.futures.Executor:
         """A process of its own with a story grouper (store.stories.process_*); one process, so its
         tasks run in the order they are given."""
         if self._grouping is None:
-            self._grouping = concurrent.futures.ProcessPoolExecutor(
+            self._grouping = _Processes(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_grouper_start,
-                initargs=(window, next_story),
+                initargs=(os.getpid(), window, next_story),
             )
         return self._grouping
 
-    def pool_for(self, items: int) -> concurrent.futures.ProcessPoolExecutor | None:
+    def pool_for(self, items: int) -> _Processes | None:
         """The parsing workers (started) when `items` are enough to parse there; None: in this process."""
         return self.start() if self.n > 0 and items >= PARALLEL_THRESHOLD else None
 
-    def start(self) -> concurrent.futures.ProcessPoolExecutor:
+    def start(self) -> _Processes:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
             self._slots = ctx.Array(ctypes.c_char, self.n * SLOT_BYTES, lock=False)
-            claimed = ctx.Value(ctypes.c_int, 0)
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.n, mp_context=ctx, initializer=_worker_start, initargs=(self._slots, claimed)
+            # each worker takes the number of its slot from a pipe, one byte each: a worker reads one
+            # whole, and nothing of the main process need still exist when it does (a shared counter's
+            # lock did: a sync stopped while its workers started left them failing to find it)
+            self._numbers, give = ctx.Pipe(duplex=False)
+            with give:
+                os.write(give.fileno(), bytes(range(min(self.n, 256))))
+            self._pool = _Processes(
+                max_workers=self.n,
+                mp_context=ctx,
+                initializer=_worker_start,
+                initargs=(os.getpid(), self._slots, self._numbers),
             )
             for _ in range(self.n):
                 self._pool.submit(warm_up)  # (the dictionaries load while the walk goes on)
@@ -530,6 +562,9 @@ class _Workers:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
             self._slots = None
+            if self._numbers is not None:
+                self._numbers.close()
+                self._numbers = None
 
     def close(self) -> None:
         self.stop()
@@ -566,16 +601,43 @@ SLOT_BYTES = 4096
 _slot: tuple[Any, int] | None = None  # (the shared slots, this worker's offset in them)
 
 
-def _worker_start(slots: Any, claimed: Any) -> None:
-    """A parsing worker: below the main process, with a slot of `slots` to note its file in (the first
-    one not `claimed` yet)."""
+# A worker process looks this often whether the process that started it is still there
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _child_start(parent: int) -> None:
+    """What each of a sync's worker processes does first (`parent`: the main process's pid).
+    - SIGINT and SIGTERM are ignored: they are the main process's to handle (it stops the sync, then its
+      workers). Ctrl-C reaches the terminal's whole process group, and a worker used to print a
+      KeyboardInterrupt traceback there; a worker killed by SIGTERM broke the pool under the stopping sync.
+    - The process exits once the main process is gone (SIGKILL, the OOM killer). It used to wait for its
+      next task forever, 80–100 MB each: concurrent.futures' workers hold their task queue's writing end
+      too, so they never see it close."""
+    for number in _PARENTS_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENTS_SIGNALS)  # (blocked by _Processes)
+    threading.Thread(target=_exit_without, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _exit_without(parent: int) -> None:
+    """Exit this process once `parent` is no longer its parent (it died: the process was handed on; it
+    may have died before this process got this far)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
+
+
+def _worker_start(parent: int, slots: Any, numbers: Any) -> None:
+    """A parsing worker: below the main process, with a slot of `slots` to note its file in (its number
+    read from the pipe `numbers`, one byte each: a read of one byte is never shared)."""
     global _slot
+    _child_start(parent)
     _lower_priority(WORKER_NICE)
-    with claimed.get_lock():
-        index = claimed.value
-        claimed.value += 1
-    if (index + 1) * SLOT_BYTES <= len(slots):  # (a worker past the slots made notes nothing)
-        _slot = (slots, index * SLOT_BYTES)
+    number = os.read(numbers.fileno(), 1)
+    numbers.close()
+    if number and (number[0] + 1) * SLOT_BYTES <= len(slots):  # (a worker past the slots notes nothing)
+        _slot = (slots, number[0] * SLOT_BYTES)
 
 
 def _note_file(note: bytes) -> None:
@@ -587,7 +649,8 @@ def _note_file(note: bytes) -> None:
     slots[at : at + len(note) + 1] = note + b"\0"  # (the reader stops at the first NUL)
 
 
-def _grouper_start(window: int, next_story: int) -> None:
+def _grouper_start(parent: int, window: int, next_story: int) -> None:
+    _child_start(parent)
     _lower_priority(19, idle=True)
     process_start(window, next_story)
 
@@ -783,21 +846,30 @@ async def _sync(
                     log.info("%s: unpublished (published: false): taken out of the index", rel)
 
     chunks = _chunks(todo)
-    if pool is not None:
-        parsed = (loop.run_in_executor(pool, _prepare, cfg, chunk) for chunk in chunks)
-        async for outcomes in in_order(parsed, workers.n * 3):
-            take(outcomes)
-            if progress:
-                progress(done, total)
-            await flush()
-        workers.stop()
-    else:
-        for chunk in chunks:
-            take(await loop.run_in_executor(None, _prepare, cfg, chunk, parsing))
-            if progress:
-                progress(done, total)
-            await flush()
-    await flush(final=True)
+    try:
+        if pool is not None:
+            parsed = (loop.run_in_executor(pool, _prepare, cfg, chunk) for chunk in chunks)
+            async for outcomes in in_order(parsed, workers.n * 3):
+                take(outcomes)
+                if progress:
+                    progress(done, total)
+                await flush()
+            workers.stop()
+        else:
+            for chunk in chunks:
+                take(await loop.run_in_executor(None, _prepare, cfg, chunk, parsing))
+                if progress:
+                    progress(done, total)
+                await flush()
+        await flush(final=True)
+    except BaseException:
+        # stopped (the bot stopping, SIGTERM) or failed: the batch being written is rolled back before
+        # the sync returns, not left running on a store its caller then closes ("no active connection")
+        if writing is not None:
+            writing.cancel()
+            with contextlib.suppress(BaseException):
+                await writing
+        raise
     if fresh:
         await store.end_fresh_index()
     result.searchable = round(time.monotonic() - started, 3)
@@ -967,7 +1039,7 @@ class _StoryWindow:
             return [assign_batch(self._grouper, items)], None
         if items and not self.failed:
             loop = asyncio.get_running_loop()
-            self._grouping.append(loop.run_in_executor(self._process, process_assign, items))
+            self._grouping.append(_quiet(loop.run_in_executor(self._process, process_assign, items)))
         return await self._take(self.max_behind)
 
     def caught_up(self) -> bool:
@@ -1017,7 +1089,18 @@ class _StoryWindow:
                 hold_stored(self._grouper, posts, spans)
             elif posts and not self.failed:
                 loop = asyncio.get_running_loop()
-                self._grouping.append(loop.run_in_executor(self._process, process_hold, posts, spans))
+                self._grouping.append(_quiet(loop.run_in_executor(self._process, process_hold, posts, spans)))
+
+
+T = TypeVar("T")
+
+
+def _quiet(future: asyncio.Future[T]) -> asyncio.Future[T]:
+    """`future`, whose exception is not logged as never retrieved when nothing awaits it any more (the
+    grouper's pending tasks of a sync that was stopped, their process killed with it); awaiting it
+    still raises it."""
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
 
 
 async def _choose_pair_chars(
