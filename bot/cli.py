@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from bot import version
 from bot.render import fmt_date
-from store.db import PostRow, Store, backup, database_problem
+from store.db import BackupError, PostRow, Store, backup, database_problem
 from store.jekyll import ArchiveError
 from store.search import MAX_QUERY_CHARS, MAX_RESULTS, MAX_TERMS, day_start, parse_day, search
 from store.settings import Settings, SettingsError, archive_config, is_text, load_settings
@@ -424,10 +424,11 @@ async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     source = Path(settings.database_path)
     if not source.exists():
         raise CliError(f"no database at {source}", code=2)
-    if Path(args.path).expanduser().resolve() == source.resolve():
-        raise CliError("the backup cannot be the database itself", code=2)
-    size = await asyncio.to_thread(backup, source, args.path)
-    print(f"backed up {source} → {args.path} ({size / 2**20:.1f} MB)")
+    try:
+        copy, size = await asyncio.to_thread(backup, source, args.path)
+    except BackupError as exc:
+        raise CliError(f"backup to {args.path} failed: {exc}; the database itself is untouched", 2) from None
+    print(f"backed up {source} → {copy} ({size / 2**20:.1f} MB)")
     return 0
 
 

@@ -87,29 +87,77 @@ def _probe(path: str) -> None:
         conn.close()
 
 
-def backup(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> int:
-    """Copy a live database to `dest` with SQLite's online backup API, from a connection of its own: the
-    copy is one consistent snapshot while the bot and syncs go on writing (WAL lets them). Written to a
-    temporary file first and checked, then renamed into place. Returns the copy's size in bytes.
+class BackupError(Exception):
+    """The copy could not be written where it was asked for (the live database is untouched)."""
+
+
+def backup(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tuple[Path, int]:
+    """Copy a live database to `dest` (into it, named as the database, when it is a folder, as `cp`
+    does) with SQLite's online backup API, from a connection of its own: the copy is one consistent
+    snapshot while the bot and syncs go on writing (WAL lets them). Written to a temporary file first,
+    checked and flushed to disk, then renamed into place. Returns where the copy is and its size in
+    bytes. A copy that cannot be written (a full disk, a folder that cannot be written) raises
+    BackupError and leaves no partial file behind: one that was left filled a full disk further.
     Synchronous: run it in a thread."""
+    source = Path(source).expanduser()
     dest = Path(dest).expanduser()
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_dir():
+        dest = dest / source.name
+    if dest.resolve() == source.resolve():
+        raise BackupError("the copy cannot be the database itself")
     tmp = dest.with_name(dest.name + ".partial")
-    tmp.unlink(missing_ok=True)
-    src = sqlite3.connect(f"file:{Path(source).expanduser()}?mode=ro", uri=True)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
-        src.execute("PRAGMA schema_version").fetchone()
-        out = sqlite3.connect(tmp)
+        src.execute("PRAGMA schema_version").fetchone()  # (a problem of the database itself: raised as is)
         try:
-            src.backup(out)  # all pages in one step: one read transaction, one snapshot
-            out.execute("PRAGMA journal_mode=DELETE")  # a self-contained file (no -wal beside it)
-            problem = out.execute("PRAGMA quick_check").fetchone()[0]
-        finally:
-            out.close()
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError as exc:  # (a file where a folder of the path should be)
+                raise BackupError(f"{exc.filename} is a file, not a folder") from None
+            _remove(tmp)
+            out = sqlite3.connect(tmp)
+            try:
+                src.backup(out)  # all pages in one step: one read transaction, one snapshot
+                out.execute("PRAGMA journal_mode=DELETE")  # a self-contained file (no -wal beside it)
+                problem = out.execute("PRAGMA quick_check").fetchone()[0]
+            finally:
+                out.close()
+            if problem != "ok":
+                raise BackupError(f"the copy failed its check: {problem}")
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # (on disk before it takes the name of a good copy)
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)
+        except BaseException as exc:
+            _remove(tmp)
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise BackupError(_copy_problem(exc)) from None
+            raise
     finally:
         src.close()
-    if problem != "ok":
-        tmp.unlink(missing_ok=True)
-        raise sqlite3.DatabaseError(f"the copy failed its check: {problem}")
-    os.replace(tmp, dest)
-    return dest.stat().st_size
+    return dest, dest.stat().st_size
+
+
+def _remove(tmp: Path) -> None:
+    """A partial copy and its rollback journal, if there are any."""
+    for path in (tmp, tmp.with_name(tmp.name + "-journal")):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _copy_problem(exc: sqlite3.Error | OSError) -> str:
+    """One line about a copy that could not be written, with what usually causes it."""
+    if isinstance(exc, OSError):
+        text = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    else:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+    low = text.lower()
+    if any(k in low for k in ("disk is full", "disk i/o", "no space", "file too large", "quota")):
+        return f"{text} (free some space where the copy goes)"
+    if any(k in low for k in ("readonly", "read-only", "unable to open", "permission", "not a directory")):
+        return f"{text} (can the copy's folder be written?)"
+    return text

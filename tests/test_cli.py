@@ -12,7 +12,7 @@ from pathlib import Path
 from .conftest import REPO
 
 
-def run(*args, cwd, stdin=None, env=None):
+def run(*args, cwd, stdin=None, env=None, **popen):
     e = {
         k: v for k, v in os.environ.items() if not k.startswith(("ARCHIVE_", "DATABASE_", "BOT_", "SUMMARY_"))
     }
@@ -25,6 +25,7 @@ def run(*args, cwd, stdin=None, env=None):
         text=True,
         env=e,
         timeout=120,
+        **popen,
     )
 
 
@@ -292,6 +293,65 @@ async def test_a_backup_taken_while_a_sync_writes_is_complete_and_opens(tmp_path
     again = sqlite3.connect(tmp_path / "again.sqlite3")
     assert again.execute("SELECT COUNT(*) FROM posts").fetchone()[0] == 630
     again.close()
+
+
+def _files_at_most(size: int):
+    """For a process that may write files of at most `size` bytes: a write past that fails as on a
+    full disk (EFBIG, the signal it would raise ignored)."""
+
+    def limit() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return limit
+
+
+def test_a_backup_that_cannot_be_written_says_where_and_leaves_nothing_behind(tmp_path, archive):
+    for i in range(60):
+        archive.post(f"2024-05-{i % 28 + 1:02d}-p{i}.md", f"文章{i}", "正文内容。" * 200)
+    db = tmp_path / "live.sqlite3"
+    assert run("sync", "--archive", str(archive.root), "--db", str(db), cwd=tmp_path).returncode == 0
+    backups = tmp_path / "backups"
+    r = run("backup", str(backups / "copy.sqlite3"), "--db", str(db), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    good = (backups / "copy.sqlite3").read_bytes()
+
+    # the disk fills up halfway through the copy
+    r = run(
+        "backup",
+        str(backups / "copy.sqlite3"),
+        "--db",
+        str(db),
+        cwd=tmp_path,
+        preexec_fn=_files_at_most(100_000),
+    )
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"newsbot: backup to {backups / 'copy.sqlite3'} failed: ")
+    assert "free some space" in r.stderr and "untouched" in r.stderr
+    assert sorted(p.name for p in backups.iterdir()) == ["copy.sqlite3"]  # no partial copy left
+    assert (backups / "copy.sqlite3").read_bytes() == good  # the last good copy is kept
+
+    # a folder as the copy: the copy goes into it, named as the database (as `cp` does)
+    r = run("backup", str(backups), "--db", str(db), cwd=tmp_path)
+    assert r.returncode == 0 and f"→ {backups / 'live.sqlite3'}" in r.stdout, r.stdout + r.stderr
+    with sqlite3.connect(backups / "live.sqlite3") as copy:
+        assert copy.execute("SELECT COUNT(*) FROM posts").fetchone()[0] == 60
+
+    # a path that cannot be a file, the database itself (by its folder): one line each, nothing written
+    for dest, says in [
+        (backups / "copy.sqlite3" / "x", "copy.sqlite3 is a file, not a folder"),
+        (tmp_path, "cannot be the database itself"),
+        (db, "cannot be the database itself"),
+    ]:
+        r = run("backup", str(dest), "--db", str(db), cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert f"backup to {dest} failed" in r.stderr and says in r.stderr, r.stderr
+    assert sorted(p.name for p in backups.iterdir()) == ["copy.sqlite3", "live.sqlite3"]
+    assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
 
 
 def test_stories_in_json_show_and_the_stories_command(tmp_path, archive):
