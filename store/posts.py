@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .base import StoreBase, _bounded, _json_list, _locked, in_order
-from .segment import INDEX_FORMAT, HeadTexts, IndexTexts, analyse
+from .segment import HeadTexts, IndexTexts, analyse, index_format
 from .stories import OPENING_READ, Grouper, StoryKey, StoryWrites, fingerprint, take_writes
 
 _FTS_DEFAULTS = {"automerge": 4, "crisismerge": 16, "hashsize": 1 << 20}
@@ -391,7 +391,7 @@ class PostsStore(StoreBase):
         got = await self.get_meta("index_format")
         if got is None:
             return await self.count_posts() == 0
-        return got == INDEX_FORMAT
+        return got == index_format(await self.pair_chars())
 
     @_locked
     async def set_pair_chars(self, chars: str | None) -> None:
@@ -431,7 +431,7 @@ class PostsStore(StoreBase):
                 done += len(entries)
                 if progress:
                     progress(done, len(ids))
-            await self._put_meta("index_format", INDEX_FORMAT)
+            await self._put_meta("index_format", index_format(await self.pair_chars()))
             await self._drop_meta(FRESH_PENDING)
         if bulk:
             await self._end_bulk_load(merge)
@@ -499,7 +499,7 @@ class PostsStore(StoreBase):
                 )
                 await self._put_meta("term_counts_stale", "0")
             await self._put_meta("last_sync", json.dumps(summary, ensure_ascii=False))
-            await self._put_meta("index_format", INDEX_FORMAT)
+            await self._put_meta("index_format", index_format(await self.pair_chars()))
 
     @_locked
     async def set_bulk_load(self, on: bool) -> None:

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from .candidates import Reads, TooCostly
 from .db import PostRow, SearchFilters, Store
-from .segment import pair_phrase, words
+from .segment import ALL_PAIRS, pair_phrase, words
 from .segment import warm_up as warm_up_segmenter
 from .text import CJK_CHAR, fold, may_fold_into, without_controls
 
@@ -238,7 +238,10 @@ class _Term:
         toks = words(folded)
         runs = _CJK_RUN.findall(folded)
         latin = words(_CJK_RUN.sub(" ", folded)) if runs else toks
-        word = _word_expr(toks, "{title tags body}", "{title tags body sub}")
+        # with every pair indexed, bodies hold no CJK words (store.segment): a term with CJK characters
+        # is matched as a substring there, and as words only among the labels
+        body_words = not runs or pair_chars != ALL_PAIRS
+        word = _word_expr(toks, "{title tags body}", "{title tags body sub}") if body_words else None
         chars = _char_expr(runs, latin, "{title body}", pair_chars)
         in_labels = label_chars is None or all(ch in label_chars for tok in toks for ch in tok)
         label = _word_expr(toks, "tags") if in_labels else None
@@ -256,6 +259,10 @@ class _Term:
             # A term of CJK only is a substring of the title or body wherever it is one of their words,
             # so its words are only looked for among the labels: one phrase to evaluate, not two.
             any_ = _either(label, chars)
+        elif not body_words:
+            # Latin and CJK: as words in the title or labels; in a body, each CJK run as a substring and
+            # the Latin words as a phrase (adjacent once its CJK text is left out: `a不a` finds a是a…不)
+            any_ = _either(_word_expr(toks, "{title tags}"), chars)
         else:
             any_ = _either(word, chars)
         return cls(
