@@ -393,6 +393,35 @@ async def test_past_the_cap_the_newest_matches_are_ranked_though_few_are_words(s
     assert [h.post.id for h in page.hits] == [f"2024-01-0{i + 1}-s{i}" for i in range(7, 2, -1)]
 
 
+async def test_with_every_pair_many_matches_are_counted_and_banded_without_body_words(
+    store, archive, monkeypatch
+):
+    # every pair indexed (SEARCH_PAIRS=all): bodies hold no Chinese words, so a query with Chinese has
+    # no word count; one term is counted, several are read, and past the cap the bands are read in order
+    from store import search as search_mod
+
+    for i in range(3):
+        archive.post(f"2020-01-0{i + 1}-t{i}.md", f"汇率标题{i}", "人民币走势。", date=f"2020-01-0{i + 1}")
+    archive.post("2020-03-01-label.md", "其他", "人民币汇率。", date="2020-03-01", tags="汇率")
+    for i in range(12):
+        archive.post(
+            f"2024-01-{i + 1:02d}-b{i}.md", f"新闻{i}", "人民币汇率走强。", date=f"2024-01-{i + 1:02d}"
+        )
+    await sync(store, archive, search_pairs="all", story_window_hours=0)
+    assert await store.pair_chars() == "*"
+    for query in ("汇率", "汇率 人民币"):
+        few = await search(store, query, limit=20)
+        assert (
+            few.total == 16 and [h.tier for h in few.hits] == ["title"] * 3 + ["label"] + ["substring"] * 12
+        )
+        newest_first = [f"2024-01-{i + 1:02d}-b{i}" for i in range(11, -1, -1)]
+        assert [h.post.id for h in few.hits][4:] == newest_first
+        monkeypatch.setattr(search_mod, "MAX_RESULTS", 5)  # now "many": the band-by-band path
+        many = await search(store, query, limit=6)
+        assert many.total_text == "5+" and [h.post.id for h in many.hits] == [h.post.id for h in few.hits][:5]
+        monkeypatch.setattr(search_mod, "MAX_RESULTS", 1000)
+
+
 def test_snippets_find_terms_in_plain_and_in_folded_text():
     from store.search import make_snippet
 
