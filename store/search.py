@@ -691,7 +691,7 @@ def _rank(
         # cheap (pairs and single characters, no phrase of characters), so one term is counted first;
         # else every match is read in FTS5's own order, up to the cap. Past it the bands below read only
         # as far as the page needs. (Paired A/B on 100,000 large posts, 200 queries a class: one word
-        # p50 +28% when the newest 1,001 matches were read and all ranked instead; 2–3 words p99 −33%
+        # p50 +28% when the newest 1,001 matches were read and all ranked instead; 2–3 words p99 −26 to −33%
         # against the layout with body words. Where a term is a phrase of characters, reading it twice
         # costs: finews-sized posts keep the path below.)
         if len(terms) == 1 and r.count_matches(expr, filters, MAX_RESULTS + 1) > MAX_RESULTS:
