@@ -53,6 +53,13 @@ if TYPE_CHECKING:
 _TOKEN_OK = re.compile(r"\w", re.UNICODE)
 _NON_CJK_RUN = re.compile(f"[^{CJK_RANGES}]+")
 _CJK_RUN = re.compile(f"[{CJK_RANGES}]+")
+# What a body's Latin words are segmented without (ALL_PAIRS): its CJK runs, and the whitespace and
+# punctuation around them, which the segmenter would yield one by one for `_index_words` to drop (the
+# same words, 0.44 → 0.34 ms a large post's analysis)
+_NOT_LATIN_WORDS = re.compile(
+    f"[{CJK_RANGES}\\s\u3000-\u303f\u2010-\u2027\u2030-\u205e"
+    "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]+"
+)
 # Stands between two CJK runs in the chars text, so a phrase never matches across other text.
 CHARS_GAP = "0"
 
@@ -313,7 +320,7 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str], pair_
         # every run of the body's CJK characters is found as a phrase of pairs (one character among the
         # chars): its CJK words would only tell a word match from a substring match within the body's
         # band, and cost a large post most of its segmenting and a third of its index writing
-        b_words = jieba.cut(_CJK_RUN.sub(" ", f_body), False)
+        b_words = jieba.cut(_NOT_LATIN_WORDS.sub(" ", f_body), False)
     else:
         b_words = jieba.cut(f_body, False)
     seen = set(t_words)

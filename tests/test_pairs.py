@@ -314,6 +314,18 @@ def test_an_archive_with_every_pair_indexes_no_cjk_words_in_bodies():
     assert "手机" in every.title.decode().split()
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="中国人口ab1.-_+#&% ，。、“”—…！？：（）ａ１\u3000\n\tあア한éж·", max_size=60))
+def test_with_every_pair_a_body_keeps_exactly_its_latin_words(text):
+    # the words of the body with its CJK runs left out (the definition), though more is left out before
+    # segmenting: the whitespace and punctuation the segmenter would yield one by one
+    f = fold(text)
+    want = segment_module._index_words(
+        segment_module._jieba().cut(segment_module._CJK_RUN.sub(" ", f), False)
+    )
+    assert analyse("", text, [], [], ALL_PAIRS).fts.body.decode().split() == want.split()
+
+
 def test_an_archive_with_every_pair_indexes_each_character_once():
     text = "中国人，人口。a 中"
     assert (
