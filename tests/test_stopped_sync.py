@@ -39,7 +39,7 @@ store.sync.GROUP_APART_AT = 200  # the story grouper in a process of its own
 store.sync.BULK_LOAD_AT = int(sys.argv[1])
 write_batch = Store.write_batch
 
-async def slowly(self, *args, **kwargs):  # a batch every 50 ms at most: time to stop it halfway
+async def slowly(self, *args, **kwargs):  # each batch waits 50 ms first: time to stop it halfway
     await asyncio.sleep(0.05)
     return await write_batch(self, *args, **kwargs)
 
@@ -48,7 +48,7 @@ from bot.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
-# how far a sync must have come before it is stopped: (what it writes, a statement counting it, at least)
+# how far a sync has come: statements counting what it has written (see `halfway`)
 FIRST_SYNC = "SELECT COUNT(*) FROM posts"
 FRESH_INDEX = "SELECT COUNT(*) FROM posts_fts_fresh_data"  # (a sync that reads every post again)
 
