@@ -110,10 +110,7 @@ def backup(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tupl
     try:
         src.execute("PRAGMA schema_version").fetchone()  # (a problem of the database itself: raised as is)
         try:
-            try:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-            except FileExistsError as exc:  # (a file where a folder of the path should be)
-                raise BackupError(f"{exc.filename} is a file, not a folder") from None
+            dest.parent.mkdir(parents=True, exist_ok=True)
             _remove(tmp)
             out = sqlite3.connect(tmp)
             try:
@@ -151,6 +148,8 @@ def _remove(tmp: Path) -> None:
 
 def _copy_problem(exc: sqlite3.Error | OSError) -> str:
     """One line about a copy that could not be written, with what usually causes it."""
+    if isinstance(exc, FileExistsError):  # (from mkdir: a file where a folder of the path should be)
+        return f"{exc.filename} is a file, not a folder"
     if isinstance(exc, OSError):
         text = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     else:
