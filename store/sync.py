@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import stat
@@ -515,7 +516,7 @@ class _Workers:
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_grouper_start,
-                initargs=(os.getpid(), window, next_story),
+                initargs=(window, next_story),
             )
         return self._grouping
 
@@ -537,7 +538,7 @@ class _Workers:
                 max_workers=self.n,
                 mp_context=ctx,
                 initializer=_worker_start,
-                initargs=(os.getpid(), self._slots, self._numbers),
+                initargs=(self._slots, self._numbers),
             )
             for _ in range(self.n):
                 self._pool.submit(warm_up)  # (the dictionaries load while the walk goes on)
@@ -601,12 +602,8 @@ SLOT_BYTES = 4096
 _slot: tuple[Any, int] | None = None  # (the shared slots, this worker's offset in them)
 
 
-# A worker process looks this often whether the process that started it is still there
-PARENT_CHECK_SECONDS = 0.5
-
-
-def _child_start(parent: int) -> None:
-    """What each of a sync's worker processes does first (`parent`: the main process's pid).
+def _child_start() -> None:
+    """What each of a sync's worker processes does first.
     - SIGINT and SIGTERM are ignored: they are the main process's to handle (it stops the sync, then its
       workers). Ctrl-C reaches the terminal's whole process group, and a worker used to print a
       KeyboardInterrupt traceback there; a worker killed by SIGTERM broke the pool under the stopping sync.
@@ -617,22 +614,24 @@ def _child_start(parent: int) -> None:
         signal.signal(number, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENTS_SIGNALS)  # (blocked by _Processes)
-    threading.Thread(target=_exit_without, args=(parent,), name="parent-watch", daemon=True).start()
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), name="parent-watch", daemon=True).start()
 
 
-def _exit_without(parent: int) -> None:
-    """Exit this process once `parent` is no longer its parent (it died: the process was handed on; it
-    may have died before this process got this far)."""
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_SECONDS)
+def _exit_with(sentinel: int) -> None:
+    """Exit this process once the main process is gone: `sentinel` (multiprocessing's, the pipe it
+    started this process through) then reads as closed, also when it died before this process got
+    this far."""
+    multiprocessing.connection.wait([sentinel])
     os._exit(1)
 
 
-def _worker_start(parent: int, slots: Any, numbers: Any) -> None:
+def _worker_start(slots: Any, numbers: Any) -> None:
     """A parsing worker: below the main process, with a slot of `slots` to note its file in (its number
     read from the pipe `numbers`, one byte each: a read of one byte is never shared)."""
     global _slot
-    _child_start(parent)
+    _child_start()
     _lower_priority(WORKER_NICE)
     number = os.read(numbers.fileno(), 1)
     numbers.close()
@@ -649,8 +648,8 @@ def _note_file(note: bytes) -> None:
     slots[at : at + len(note) + 1] = note + b"\0"  # (the reader stops at the first NUL)
 
 
-def _grouper_start(parent: int, window: int, next_story: int) -> None:
-    _child_start(parent)
+def _grouper_start(window: int, next_story: int) -> None:
+    _child_start()
     _lower_priority(19, idle=True)
     process_start(window, next_story)
 
