@@ -700,9 +700,7 @@ def _rank(
         else:
             matches = r.match_set(expr, filters, limit=MAX_RESULTS + 1)
             total = len(matches)
-            if total > MAX_RESULTS:
-                matches = []
-            matches.sort(reverse=True)
+            matches = sorted(matches, reverse=True) if total <= MAX_RESULTS else []
     elif total <= MAX_RESULTS:
         matches = _newest_matches(r, expr, filters, likely_few=wexpr is not None)
         total = len(matches)
