@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 from .conftest import REPO
@@ -400,6 +403,41 @@ def test_show_takes_a_path_and_names_the_posts_that_share_an_id(tmp_path, archiv
     assert "2 posts have the id '2024-05-01-x'" in r.stderr and "en/_posts/2024-05-01-x.md" in r.stderr
     r = run("show", "en/_posts/2024-05-01-x.md", "--json", "--db", db, cwd=tmp_path)
     assert json.loads(r.stdout)["title"] == "English report" and r.stderr == ""
+
+
+def test_ctrl_c_while_the_command_loads_exits_quietly(tmp_path):
+    """A Ctrl-C in the first ~0.25 s of any `newsbot` command, while its modules load, exits 130 with
+    nothing printed, as a later one does: it printed Python's traceback of the imports. The installed
+    command and `python -m bot` both start at bot.entry; here a real SIGINT arrives while one of the
+    command line's modules is loading (held there until it comes)."""
+    scripts = [e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "newsbot"]
+    assert [e.value for e in scripts] == ["bot.entry:main"]
+    program = textwrap.dedent(
+        """
+        import os, sys, time
+
+        class HeldWhileLoading:
+            def find_spec(self, name, path=None, target=None):
+                if name == "store.settings":
+                    os.write(1, b"loading\\n")
+                    time.sleep(60)
+
+        sys.meta_path.insert(0, HeldWhileLoading())
+        from bot.entry import main
+
+        sys.exit(main(["search", "x"]))
+        """
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", program], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert p.stdout.readline() == b"loading\n"
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert (p.returncode, out, err) == (130, b"", b"")
 
 
 def test_version_is_the_projects():
