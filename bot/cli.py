@@ -10,6 +10,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -207,11 +208,14 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
 
 
 @contextlib.contextmanager
-def _stopped_by_sigterm() -> Iterator[None]:
-    """SIGTERM (`timeout`, `kill`, a service manager) stops the sync in the block as Ctrl-C does: its
-    task is cancelled, so the batch being written is rolled back and its worker processes are stopped,
-    where the process used to die at once and leave them running. Then a one-line CliError (exit code
-    143, as a process killed by SIGTERM): the next sync goes on from there."""
+def _stopped_by_sigterm(
+    message: str = "stopped by SIGTERM; what was written stays, and the next sync goes on from there",
+) -> Iterator[None]:
+    """SIGTERM (`timeout`, `kill`, a service manager) stops the command in the block as Ctrl-C does: its
+    task is cancelled, so a sync's batch being written is rolled back and its worker processes are
+    stopped, where the process used to die at once and leave them running (and a backup left its
+    partial copy). Then a one-line CliError with `message` (exit code 143, as a process killed by
+    SIGTERM)."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     got: list[bool] = []
@@ -231,10 +235,7 @@ def _stopped_by_sigterm() -> Iterator[None]:
     except asyncio.CancelledError:
         if not got or task is None:
             raise
-        raise CliError(
-            "stopped by SIGTERM; what was written stays, and the next sync goes on from there",
-            code=128 + signal.SIGTERM,
-        ) from None
+        raise CliError(message, code=128 + signal.SIGTERM) from None
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
 
@@ -424,8 +425,22 @@ async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     source = Path(settings.database_path)
     if not source.exists():
         raise CliError(f"no database at {source}", code=2)
+    stop = threading.Event()
+    copying = asyncio.ensure_future(asyncio.to_thread(backup, source, args.path, stop))
     try:
-        copy, size = await asyncio.to_thread(backup, source, args.path)
+        with _stopped_by_sigterm(
+            "backup stopped by SIGTERM; no copy was made, the database itself is untouched"
+        ):
+            try:
+                copy, size = await asyncio.shield(copying)
+            except asyncio.CancelledError:
+                # Ctrl-C or SIGTERM: the copy stops within a step (a few MB) and removes what it wrote,
+                # where it used to go on to the end before the command exited
+                stop.set()
+                await asyncio.wait([copying])
+                if copying.exception() is not None:
+                    raise
+                copy, size = copying.result()  # (it was done already: the copy is whole, and kept)
     except BackupError as exc:
         raise CliError(f"backup to {args.path} failed: {exc}; the database itself is untouched", 2) from None
     print(f"backed up {source} → {copy} ({size / 2**20:.1f} MB)")

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import aiosqlite
@@ -91,14 +93,24 @@ class BackupError(Exception):
     """The copy could not be written where it was asked for (the live database is untouched)."""
 
 
-def backup(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tuple[Path, int]:
+class BackupStopped(Exception):
+    """The copy was stopped (`backup`'s `stop`) and what it had written removed."""
+
+
+BACKUP_STEP_PAGES = 1024  # pages copied between two looks at `stop` (8 MB of 8 KB pages)
+
+
+def backup(
+    source: str | os.PathLike[str], dest: str | os.PathLike[str], stop: threading.Event | None = None
+) -> tuple[Path, int]:
     """Copy a live database to `dest` (into it, named as the database, when it is a folder, as `cp`
     does) with SQLite's online backup API, from a connection of its own: the copy is one consistent
-    snapshot while the bot and syncs go on writing (WAL lets them). Written to a temporary file first,
-    checked and flushed to disk, then renamed into place. Returns where the copy is and its size in
-    bytes. A copy that cannot be written (a full disk, a folder that cannot be written) raises
-    BackupError and leaves no partial file behind: one that was left filled a full disk further.
-    Synchronous: run it in a thread."""
+    snapshot (one read transaction, held across its steps) while the bot and syncs go on writing (WAL
+    lets them). Written to a temporary file first, checked and flushed to disk, then renamed into place.
+    Returns where the copy is and its size in bytes. A copy that cannot be written (a full disk, a
+    folder that cannot be written) raises BackupError, and one stopped by `stop` (looked at every
+    BACKUP_STEP_PAGES pages) BackupStopped; either leaves no partial file behind: one that was left
+    filled a full disk further. Synchronous: run it in a thread."""
     source = Path(source).expanduser()
     dest = Path(dest).expanduser()
     if dest.is_dir():
@@ -106,15 +118,16 @@ def backup(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tupl
     if dest.resolve() == source.resolve():
         raise BackupError("the copy cannot be the database itself")
     tmp = dest.with_name(dest.name + ".partial")
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, isolation_level=None)
     try:
+        src.execute("BEGIN")  # (the snapshot: without it, a write between two steps restarts the copy)
         src.execute("PRAGMA schema_version").fetchone()  # (a problem of the database itself: raised as is)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             _remove(tmp)
             out = sqlite3.connect(tmp)
             try:
-                src.backup(out)  # all pages in one step: one read transaction, one snapshot
+                src.backup(out, pages=BACKUP_STEP_PAGES, progress=_step(stop))
                 out.execute("PRAGMA journal_mode=DELETE")  # a self-contained file (no -wal beside it)
                 problem = out.execute("PRAGMA quick_check").fetchone()[0]
             finally:
@@ -126,6 +139,8 @@ def backup(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tupl
                 os.fsync(fd)  # (on disk before it takes the name of a good copy)
             finally:
                 os.close(fd)
+            if stop is not None and stop.is_set():
+                raise BackupStopped
             os.replace(tmp, dest)
         except BaseException as exc:
             _remove(tmp)
@@ -135,6 +150,16 @@ def backup(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tupl
     finally:
         src.close()
     return dest, dest.stat().st_size
+
+
+def _step(stop: threading.Event | None) -> Callable[[int, int, int], None]:
+    """The backup's progress callback: raises BackupStopped, which ends the copy, once `stop` is set."""
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        if stop is not None and stop.is_set():
+            raise BackupStopped
+
+    return progress
 
 
 def _remove(tmp: Path) -> None:

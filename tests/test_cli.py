@@ -357,6 +357,67 @@ def test_a_backup_that_cannot_be_written_says_where_and_leaves_nothing_behind(tm
     assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
 
 
+def test_a_backup_stopped_by_ctrl_c_or_sigterm_stops_at_once_and_leaves_nothing_behind(tmp_path, archive):
+    """A Ctrl-C or SIGTERM during `newsbot backup` stops the copy at its next step and removes what it
+    wrote: the copy used to go on to its end (minutes for a large database) and, on SIGTERM, leave its
+    partial file. The copy's steps are made one page each, and slow, to stop it halfway for sure."""
+    for i in range(60):
+        archive.post(f"2024-05-{i % 28 + 1:02d}-p{i}.md", f"文章{i}", "正文内容。" * 200)
+    db = tmp_path / "live.sqlite3"
+    assert run("sync", "--archive", str(archive.root), "--db", str(db), cwd=tmp_path).returncode == 0
+    with sqlite3.connect(db) as conn:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    assert pages > 50
+    backups = tmp_path / "backups"
+    assert run("backup", str(backups / "copy.sqlite3"), "--db", str(db), cwd=tmp_path).returncode == 0
+    good = (backups / "copy.sqlite3").read_bytes()
+    program = textwrap.dedent(
+        """
+        import os, sys, time
+        import store.db
+
+        store.db.BACKUP_STEP_PAGES = 1
+        stepping = store.db._step
+
+        def slow_steps(stop):
+            check = stepping(stop)
+
+            def progress(status, remaining, total):
+                os.write(1, b"step\\n")
+                time.sleep(0.02)
+                check(status, remaining, total)
+
+            return progress
+
+        store.db._step = slow_steps
+        from bot.entry import main
+
+        sys.exit(main(sys.argv[1:]))
+        """
+    )
+    stopped = "newsbot: backup stopped by SIGTERM; no copy was made, the database itself is untouched\n"
+    for sig, code, says in [(signal.SIGINT, 130, ""), (signal.SIGTERM, 143, stopped)]:
+        p = subprocess.Popen(
+            [sys.executable, "-c", program, "backup", str(backups / "copy.sqlite3"), "--db", str(db)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert p.stdout.readline() == b"step\n"
+            p.send_signal(sig)
+            out, err = p.communicate(timeout=60)
+        finally:
+            p.kill()
+        assert (p.returncode, err.decode()) == (code, says)
+        assert out.count(b"step\n") <= 2  # (of one step a page)
+        assert sorted(x.name for x in backups.iterdir()) == ["copy.sqlite3"]  # nothing partial left
+        assert (backups / "copy.sqlite3").read_bytes() == good  # the last good copy is kept
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT COUNT(*) FROM posts").fetchone()[0] == 60
+
+
 def test_stories_in_json_show_and_the_stories_command(tmp_path, archive):
     from .test_stories import CUT, CUT_REWRITE, OTHER
 
