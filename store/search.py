@@ -547,8 +547,13 @@ def _rank_all(
 
 
 # A term's titles are read from heads_fts up to this many per match (and 100): past that, reading every
-# match's title and labels costs less (~0.4 µs a title's rowid, ~2.5 µs a post's title and labels).
-TITLES_PER_MATCH = 2
+# match's title and labels costs less. A title's rowid costs 0.3–0.7 µs; a post's title and labels
+# (post_heads, read by rowid) ~2.5 µs when its pages are in SQLite's cache, 6–60 µs when they are not
+# (2–3 words on 100,000 large posts: `数据 李彦宏 支付` read 854 of them in 5.0 ms, where the three
+# terms' 2,600 titles take 2.3 ms). It was 2; paired A/B at 8, same results for all 1,600 queries:
+# 2–3 words mean −2% warm, −17 to −32% with the database cold; single characters −6% (large) and −20%
+# (finews-sized); the other classes unchanged.
+TITLES_PER_MATCH = 8
 
 
 def _title_hits(r: Reads, terms: list[_Term], matches: list[int]) -> dict[int, tuple[int, bool]]:
