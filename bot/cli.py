@@ -425,26 +425,31 @@ async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     source = Path(settings.database_path)
     if not source.exists():
         raise CliError(f"no database at {source}", code=2)
-    stop = threading.Event()
-    copying = asyncio.ensure_future(asyncio.to_thread(backup, source, args.path, stop))
     try:
         with _stopped_by_sigterm(
             "backup stopped by SIGTERM; no copy was made, the database itself is untouched"
         ):
-            try:
-                copy, size = await asyncio.shield(copying)
-            except asyncio.CancelledError:
-                # Ctrl-C or SIGTERM: the copy stops within a step (a few MB) and removes what it wrote,
-                # where it used to go on to the end before the command exited
-                stop.set()
-                await asyncio.wait([copying])
-                if copying.exception() is not None:
-                    raise
-                copy, size = copying.result()  # (it was done already: the copy is whole, and kept)
+            copy, size = await _copied_unless_stopped(source, args.path)
     except BackupError as exc:
         raise CliError(f"backup to {args.path} failed: {exc}; the database itself is untouched", 2) from None
     print(f"backed up {source} → {copy} ({size / 2**20:.1f} MB)")
     return 0
+
+
+async def _copied_unless_stopped(source: Path, dest: str) -> tuple[Path, int]:
+    """store.db.backup in a thread. Cancelled (Ctrl-C, SIGTERM), it stops the copy within a step (a few
+    MB), waits until the copy has removed what it wrote, and raises CancelledError; the copy used to go
+    on to its end before the command exited. A copy that was complete by then is kept and returned."""
+    stop = threading.Event()
+    copying = asyncio.ensure_future(asyncio.to_thread(backup, source, dest, stop))
+    try:
+        return await asyncio.shield(copying)
+    except asyncio.CancelledError:
+        stop.set()
+        await asyncio.wait([copying])
+        if copying.exception() is not None:
+            raise
+        return copying.result()
 
 
 async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
