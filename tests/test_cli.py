@@ -298,13 +298,36 @@ async def test_a_backup_taken_while_a_sync_writes_is_complete_and_opens(tmp_path
     again.close()
 
 
+def _synced_60_posts(tmp_path, archive) -> Path:
+    """live.sqlite3 in `tmp_path`, synced from 60 posts of ~1,000 characters."""
+    for i in range(60):
+        archive.post(f"2024-05-{i % 28 + 1:02d}-p{i}.md", f"文章{i}", "正文内容。" * 200)
+    db = tmp_path / "live.sqlite3"
+    assert run("sync", "--archive", str(archive.root), "--db", str(db), cwd=tmp_path).returncode == 0
+    return db
+
+
+def _signalled(program: str, args: list[str], cwd, ready: bytes, sig: int) -> tuple[int, bytes, bytes]:
+    """Run a Python `program` with `args`, send it `sig` once its first line of output is `ready`;
+    its exit code, the rest of its output and its error output."""
+    p = subprocess.Popen(
+        [sys.executable, "-c", program, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert p.stdout.readline() == ready
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    return p.returncode, out, err
+
+
 def _files_at_most(size: int):
     """For a process that may write files of at most `size` bytes: a write past that fails as on a
     full disk (EFBIG, the signal it would raise ignored)."""
 
     def limit() -> None:
         import resource
-        import signal
 
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
@@ -313,10 +336,7 @@ def _files_at_most(size: int):
 
 
 def test_a_backup_that_cannot_be_written_says_where_and_leaves_nothing_behind(tmp_path, archive):
-    for i in range(60):
-        archive.post(f"2024-05-{i % 28 + 1:02d}-p{i}.md", f"文章{i}", "正文内容。" * 200)
-    db = tmp_path / "live.sqlite3"
-    assert run("sync", "--archive", str(archive.root), "--db", str(db), cwd=tmp_path).returncode == 0
+    db = _synced_60_posts(tmp_path, archive)
     backups = tmp_path / "backups"
     r = run("backup", str(backups / "copy.sqlite3"), "--db", str(db), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -361,10 +381,7 @@ def test_a_backup_stopped_by_ctrl_c_or_sigterm_stops_at_once_and_leaves_nothing_
     """A Ctrl-C or SIGTERM during `newsbot backup` stops the copy at its next step and removes what it
     wrote: the copy used to go on to its end (minutes for a large database) and, on SIGTERM, leave its
     partial file. The copy's steps are made one page each, and slow, to stop it halfway for sure."""
-    for i in range(60):
-        archive.post(f"2024-05-{i % 28 + 1:02d}-p{i}.md", f"文章{i}", "正文内容。" * 200)
-    db = tmp_path / "live.sqlite3"
-    assert run("sync", "--archive", str(archive.root), "--db", str(db), cwd=tmp_path).returncode == 0
+    db = _synced_60_posts(tmp_path, archive)
     with sqlite3.connect(db) as conn:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
     assert pages > 50
@@ -397,19 +414,9 @@ def test_a_backup_stopped_by_ctrl_c_or_sigterm_stops_at_once_and_leaves_nothing_
     )
     stopped = "newsbot: backup stopped by SIGTERM; no copy was made, the database itself is untouched\n"
     for sig, code, says in [(signal.SIGINT, 130, ""), (signal.SIGTERM, 143, stopped)]:
-        p = subprocess.Popen(
-            [sys.executable, "-c", program, "backup", str(backups / "copy.sqlite3"), "--db", str(db)],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            assert p.stdout.readline() == b"step\n"
-            p.send_signal(sig)
-            out, err = p.communicate(timeout=60)
-        finally:
-            p.kill()
-        assert (p.returncode, err.decode()) == (code, says)
+        args = ["backup", str(backups / "copy.sqlite3"), "--db", str(db)]
+        returncode, out, err = _signalled(program, args, tmp_path, b"step\n", sig)
+        assert (returncode, err.decode()) == (code, says)
         assert out.count(b"step\n") <= 2  # (of one step a page)
         assert sorted(x.name for x in backups.iterdir()) == ["copy.sqlite3"]  # nothing partial left
         assert (backups / "copy.sqlite3").read_bytes() == good  # the last good copy is kept
@@ -489,16 +496,7 @@ def test_ctrl_c_while_the_command_loads_exits_quietly(tmp_path):
         sys.exit(main(["search", "x"]))
         """
     )
-    p = subprocess.Popen(
-        [sys.executable, "-c", program], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        assert p.stdout.readline() == b"loading\n"
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
-    finally:
-        p.kill()
-    assert (p.returncode, out, err) == (130, b"", b"")
+    assert _signalled(program, [], tmp_path, b"loading\n", signal.SIGINT) == (130, b"", b"")
 
 
 def test_version_is_the_projects():
