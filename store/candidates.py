@@ -4,6 +4,7 @@ themselves are built by store.search from quoted tokens."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -119,9 +120,14 @@ class Reads:
         if before is not None:
             sql += " AND f.rowid < ?"
             params.append(before)
-        sql += " ORDER BY f.rowid DESC LIMIT ?" if newest_first else " LIMIT ?"
         params.append(_bounded(limit))
-        return [r[0] for r in self._all(sql, params)]
+        if newest_first:
+            return [r[0] for r in self._all(sql + " ORDER BY f.rowid DESC LIMIT ?", params)]
+        # One row, a JSON array of them all: Python's sqlite3 makes a tuple and an int of every row
+        # fetched (~0.17 µs a row), json.loads only the ints (~0.07): a term in 3,800 titles was read in
+        # 0.39 instead of 0.78 ms. (Their order is not relied on: these are read as sets, or sorted.)
+        (array,) = self._all(f"SELECT json_group_array(rowid) FROM ({sql} LIMIT ?)", params)[0]
+        return json.loads(array)
 
     def match_set(self, match: str, filters: SearchFilters | None, limit: int) -> list[int]:
         """Up to `limit` posts matching an FTS5 expression over the main index (and the filters), in
