@@ -102,12 +102,17 @@ class StoreBase:
                 for statement in _statements(MIGRATIONS[version]):
                     await self.conn.execute(statement)
                 version += 1
+                await self._migrated_to(version)
                 await self.conn.execute(
                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
                 )
                 await self.conn.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version),)
                 )
+
+    async def _migrated_to(self, version: int) -> None:
+        """What a migration needs beyond its SQL, run in its transaction right after it (see the parts
+        of the store that override this)."""
 
     def _stories_written(self) -> None:
         """Called after every write to `post_story` (even inside a transaction that may roll back): the

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .base import StoreBase, _bounded, _json_list, _locked, in_order
-from .segment import HeadTexts, IndexTexts, analyse, index_format
+from .segment import HeadTexts, IndexTexts, analyse, index_format, title_head_texts
 from .stories import OPENING_READ, Grouper, StoryKey, StoryWrites, fingerprint, take_writes
 
 _FTS_DEFAULTS = {"automerge": 4, "crisismerge": 16, "hashsize": 1 << 20}
@@ -47,6 +47,10 @@ def _fts_tables(fresh: bool) -> tuple[str, str]:
 
 IndexEntry = tuple[int, IndexTexts, HeadTexts, str]  # rowid, index texts, title texts, ranking text
 IndexTextsFn = Callable[[list[tuple]], Awaitable[list[IndexEntry]]]
+
+
+def _title_head_texts(titles: list[str]) -> list[HeadTexts]:
+    return [title_head_texts(title) for title in titles]
 
 
 def index_entries(rows: list[tuple], pair_chars: str) -> list[IndexEntry]:
@@ -296,7 +300,7 @@ class PostsStore(StoreBase):
             [(rowid, *fts) for rowid, fts, _, _ in entries],
         )
         await self.conn.executemany(
-            f"INSERT INTO {heads_fts} (rowid, title, chars) VALUES (?,?,?)",
+            f"INSERT INTO {heads_fts} (rowid, title, chars, pairs) VALUES (?,?,?,?)",
             [(rowid, *heads) for rowid, _, heads, _ in entries],
         )
         await self.conn.executemany(
@@ -317,7 +321,7 @@ class PostsStore(StoreBase):
             [(rowid, *fts) for rowid, fts, _, _ in existing],
         )
         await self.conn.executemany(
-            f"INSERT INTO {heads_fts} ({heads_fts}, rowid, title, chars) VALUES ('delete',?,?,?)",
+            f"INSERT INTO {heads_fts} ({heads_fts}, rowid, title, chars, pairs) VALUES ('delete',?,?,?,?)",
             [(rowid, *heads) for rowid, _, heads, _ in existing],
         )
         await self._drop_rows([entry[0] for entry in existing])
@@ -332,6 +336,26 @@ class PostsStore(StoreBase):
         await self.conn.executemany("DELETE FROM post_story WHERE rowid=?", params)
         self._stories_written()
         await self.conn.executemany("DELETE FROM posts WHERE rowid=?", params)
+
+    async def _migrated_to(self, version: int) -> None:
+        if version == 16:  # the titles' index, made again with its pairs column (store.schema)
+            await self._refill_heads()
+
+    async def _refill_heads(self) -> None:
+        """Fill the (emptied) titles' index from the stored titles, inside the caller's transaction; a
+        fresh index a stopped sync left is dropped by the next sync (`drop_leftovers`), which then
+        rebuilds the index as a whole."""
+        after = 0
+        while rows := await self._fetch(
+            "SELECT rowid, title FROM posts WHERE rowid > ? ORDER BY rowid LIMIT 2000", (after,)
+        ):
+            texts = await asyncio.to_thread(_title_head_texts, [title for _, title in rows])
+            await self.conn.executemany(
+                "INSERT INTO heads_fts (rowid, title, chars, pairs) VALUES (?,?,?,?)",
+                [(rowid, *heads) for (rowid, _), heads in zip(rows, texts, strict=True)],
+            )
+            after = rows[-1][0]
+        await self.conn.execute("INSERT INTO heads_fts(heads_fts) VALUES ('optimize')")
 
     async def _stored_entries(self, rowids: Sequence[int]) -> list[IndexEntry]:
         """The index entries of the stored posts among `rowids`, made again from their text (the FTS

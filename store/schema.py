@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 # Each entry upgrades the schema from version i to i+1. Append, never edit a released step.
 MIGRATIONS: list[str] = [
@@ -216,6 +216,19 @@ MIGRATIONS: list[str] = [
     DROP INDEX deliveries_done;
     CREATE INDEX deliveries_done ON deliveries (updated)
         WHERE status IN ('sent', 'failed', 'merged', 'expired', 'withdrawn');
+    """,
+    # 15 -> 16: the titles' index gets a `pairs` column (every two adjacent CJK characters of a title as
+    # one token, store.segment.HeadTexts): a title substring is read from one short doclist instead of a
+    # phrase of characters. Refilled from the stored titles in the same transaction
+    # (PostsStore._migrated_to: ~3 s for 100,000 posts).
+    """
+    DROP TABLE heads_fts;
+    CREATE VIRTUAL TABLE heads_fts USING fts5(
+        title, chars, pairs,
+        content = '',
+        columnsize = 0,
+        tokenize = 'ascii'
+    );
     """,
 ]
 

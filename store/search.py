@@ -224,9 +224,9 @@ class _Term:
     # every post matching `word` matches `any` too (not so for a CJK term of several words, whose words
     # may be adjacent in the index but apart in the text: 汇率，人民 for 汇率人民)
     words_within_any: bool
-    # One run of CJK characters (no space): the heads_fts phrase of its characters, which finds exactly
-    # the titles holding it (`head` finds more: its words, adjacent in the title's words, may be apart
-    # in the title, `汇率，人民` for 汇率人民)
+    # One run of CJK characters (no space): the heads_fts phrase of its pairs (of its character, for one),
+    # which finds exactly the titles holding it (`head` finds more: its words, adjacent in the title's
+    # words, may be apart in the title, `汇率，人民` for 汇率人民)
     title_chars: str | None
     every_pair: bool = False  # the archive indexes every pair (SEARCH_PAIRS all; auto on long posts)
 
@@ -271,13 +271,13 @@ class _Term:
             folded,
             word,
             chars,
-            _either(_word_expr(toks, "title"), _char_expr(runs, latin, "title")),
+            _either(_word_expr(toks, "title"), _char_expr(runs, latin, "title", ALL_PAIRS)),
             label,
             any_,
             len(toks) > 1 and all(len(t) == 1 for t in toks),
             cjk_only,
             not cjk_only or len(toks) <= 1,
-            f"chars : {_phrase(list(folded))}" if one_run else None,
+            _char_expr(runs, [], "", ALL_PAIRS) if one_run else None,
             pair_chars == ALL_PAIRS,
         )
 

@@ -291,6 +291,10 @@ def test_the_pairs_text_is_exactly_its_definition(text, chars):
     # every CJK character a pair character (SEARCH_PAIRS=all): as if the text's own were chosen
     own = set(re.findall(CJK_CHAR, text))
     assert pairs(text, ALL_PAIRS) == reference_pairs(text, "".join(own))
+    # both ways of making them (short texts run by run, long ones on code points) make that text
+    if len(text) >= 2:
+        for which in (chars, ALL_PAIRS):
+            assert segment_module._short_pairs(text, which) == segment_module._long_pairs(text, which)
     # and its chars text holds each of them once (in code point order)
     assert distinct_chars(text) == " ".join(sorted(own))
 
@@ -299,6 +303,8 @@ def test_the_pairs_text_is_exactly_its_definition(text, chars):
 def test_every_pair_s_texts_of_any_text_are_their_definitions(text):
     own = set(re.findall(CJK_CHAR, text))
     assert pairs(text, ALL_PAIRS) == reference_pairs(text, "".join(own))
+    if len(text) >= 2:
+        assert segment_module._short_pairs(text, ALL_PAIRS) == segment_module._long_pairs(text, ALL_PAIRS)
     assert distinct_chars(text) == " ".join(sorted(own))
 
 

@@ -316,6 +316,42 @@ async def test_a_version_1_database_is_migrated_and_reindexed(tmp_path, archive)
         assert await titles(s, "迁移") == ["迁移测试"]
 
 
+async def test_a_version_15_database_gets_its_titles_index_again_with_pairs(tmp_path, archive):
+    import sqlite3
+
+    # an older report with the words in its title, newer ones with them in the body only
+    archive.post("2024-01-01-a.md", "谈谈房源价值", "正文没有那几个字。", date="2024-01-01 10:00:00 +0800")
+    topics = {2: "天气晴朗股市上涨", 3: "足球比赛结束", 4: "新款手机发布", 5: "电影票房创新高"}
+    for day, topic in topics.items():  # (other events: not one story with each other)
+        when = f"2024-01-0{day} 10:00:00 +0800"
+        archive.post(f"2024-01-0{day}-b.md", topic, f"{topic}。我们谈谈房源价值。", date=when)
+    path = tmp_path / "v15.sqlite3"
+    async with await Store.open(path) as s:
+        assert counts(await sync(s, archive)) == (5, 0, 0, 0, 0)
+    with sqlite3.connect(path) as conn:  # the titles' index as version 15 had it (two columns), emptied
+        conn.execute("DROP TABLE heads_fts")
+        conn.execute(
+            "CREATE VIRTUAL TABLE heads_fts USING fts5(title, chars, content='', columnsize=0, tokenize='ascii')"
+        )
+        conn.execute("UPDATE meta SET value = '15' WHERE key = 'schema_version'")
+    async with await Store.open(path) as s:
+        assert await s.get_meta("schema_version") == "16"
+        in_titles = await s._fetch(
+            "SELECT rowid FROM heads_fts WHERE heads_fts MATCH 'pairs : \"房源 源价\"'"
+        )
+        assert len(in_titles) == 1  # filled again from the stored titles, pairs included
+        for query in ("房源价", "谈谈", "房源 价值"):
+            page = await search(s, query)
+            assert [h.tier for h in page.hits][:1] == ["title"], query
+            assert page.hits[0].post.title == "谈谈房源价值" and page.total == 5
+        # the index needs no rebuild, and later edits delete and add the same title texts
+        assert await s.index_is_current()
+        archive.post("2024-01-01-a.md", "房源价值再谈", "正文。", date="2024-01-01 10:00:00 +0800")
+        assert counts(await sync(s, archive)) == (0, 1, 0, 4, 0)
+        assert (await search(s, "谈谈")).hits[0].tier == "word"
+        assert [h.post.title for h in (await search(s, "再谈")).hits] == ["房源价值再谈"]
+
+
 async def test_category_counts_follow_changes_and_survive_unchanged_syncs(store, archive):
     archive.post("2024-01-01-a.md", "甲", "一。", categories="markets")
     archive.post("2024-01-02-b.md", "乙", "二。", categories="markets")
