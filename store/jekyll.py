@@ -271,7 +271,7 @@ class ArchiveConfig:
     story_window_hours: int = 48  # reports of one event within this window form a story (0: off)
     # "common": pairs of the archive's most common characters are indexed; "all": every adjacent pair;
     # "auto": "all" when the archive's posts are long, else "common" (store.segment.pair_chars)
-    search_pairs: str = "auto"
+    search_pairs: str = "all"
     pair_chars: str = ""  # the database's pair characters (store.segment), set by the sync
     # `future` in _config.yml: Jekyll publishes posts dated in the future only when it is true (its
     # default is false); other posts are held until their date (PostHeld)
@@ -314,7 +314,7 @@ def open_archive(
     summary_chars: int = 200,
     max_post_bytes: int = 2 << 20,
     story_window_hours: int = 48,
-    search_pairs: str = "auto",
+    search_pairs: str = "all",
 ) -> ArchiveConfig:
     """Locate the archive and read `_config.yml`. Explicit arguments override the config file.
 

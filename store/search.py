@@ -13,6 +13,8 @@ adjacent ones as pairs (store.segment), so a phrase of characters or of pairs is
 2. label: a term among the categories/tags;
 3. word: every term as a word in the body;
 4. substring: the rest (a term only inside a longer word of the body).
+With every pair indexed (SEARCH_PAIRS=all, the default) bodies hold no Chinese words: for a query with
+Chinese terms 3 and 4 are one band.
 "Newest" is the most recently indexed (archives are indexed in date order; a backfill counts as new):
 that order is the FTS index's own, so bands 2-4 are read in order and stop at the page, whatever the
 number of matches. No decay between bands: a title hit from years ago beats today's body mention, as a
@@ -228,7 +230,7 @@ class _Term:
     # which finds exactly the titles holding it (`head` finds more: its words, adjacent in the title's
     # words, may be apart in the title, `汇率，人民` for 汇率人民)
     title_chars: str | None
-    every_pair: bool = False  # the archive indexes every pair (SEARCH_PAIRS all; auto on long posts)
+    every_pair: bool = False  # the archive indexes every pair (SEARCH_PAIRS=all, the default)
 
     @classmethod
     def of(cls, text: str, pair_chars: str = "", label_chars: frozenset[str] | None = None) -> _Term:

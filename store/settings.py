@@ -55,9 +55,9 @@ class Settings(BaseSettings):
         description="reports of one event within this many hours form one story (0: off)",
     )
     search_pairs: Literal["auto", "common", "all"] = Field(
-        "auto",
-        description="adjacent Chinese characters indexed as pairs: the archive's most common ones, or all;"
-        " auto: all for long posts",
+        "all",
+        description="adjacent Chinese characters indexed as pairs: all, or the archive's most common ones;"
+        " auto: all for long posts, common for short ones",
     )
 
     # --- Telegram ---

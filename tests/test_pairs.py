@@ -212,11 +212,15 @@ async def test_an_archive_chooses_its_pair_characters_once_it_is_large_enough(tm
     async with await Store.open(tmp_path / "grow.sqlite3") as store:
         for i in range(5):
             add(i)
-        await sync_archive(store, open_archive(archive.root, story_window_hours=0), workers=0)
+        await sync_archive(
+            store, open_archive(archive.root, story_window_hours=0, search_pairs="auto"), workers=0
+        )
         assert await store.get_meta("pair_chars") is None  # too small to need them
         for i in range(5, 15):
             add(i)
-        await sync_archive(store, open_archive(archive.root, story_window_hours=0), workers=0)
+        await sync_archive(
+            store, open_archive(archive.root, story_window_hours=0, search_pairs="auto"), workers=0
+        )
         chosen = await store.pair_chars()
         assert "不" in chosen and "能" in chosen  # in every post
         # the posts indexed before the choice were indexed again, with pairs: a pairs query finds all
@@ -225,7 +229,9 @@ async def test_an_archive_chooses_its_pair_characters_once_it_is_large_enough(tm
         assert page.total == 15
         for i in range(15, 20):
             add(i)
-        await sync_archive(store, open_archive(archive.root, story_window_hours=0), workers=0)
+        await sync_archive(
+            store, open_archive(archive.root, story_window_hours=0, search_pairs="auto"), workers=0
+        )
         assert await store.pair_chars() == chosen  # chosen once
         assert (await search(store, "不能", limit=100)).total == 20
         rows = await store._fetch("SELECT id, title, body FROM posts")
@@ -241,7 +247,7 @@ async def test_an_upgraded_database_chooses_them_from_its_stored_posts(tmp_path,
     archive.config("url: https://news.example.org\ntimezone: Asia/Shanghai\n")
     for i in range(15):
         archive.post(f"2024-04-{i % 28 + 1:02d}-u{i}.md", random_text(rng, 6), random_text(rng, 30) + "是了")
-    cfg = open_archive(archive.root, story_window_hours=0)
+    cfg = open_archive(archive.root, story_window_hours=0, search_pairs="auto")
     async with await Store.open(tmp_path / "old.sqlite3") as store:
         await sync_archive(store, cfg, workers=0)
         assert await store.get_meta("pair_chars") is None
@@ -377,7 +383,7 @@ async def test_auto_chooses_every_pair_for_long_posts_once(tmp_path, monkeypatch
     cfg = functools.partial(archive_cfg, archive)
 
     async with await Store.open(tmp_path / "auto.sqlite3") as store:
-        assert cfg("auto").search_pairs == open_archive(archive.root).search_pairs  # the default
+        assert open_archive(archive.root).search_pairs == "all"  # the default (auto was, until session 26)
         with caplog.at_level("INFO", logger="newsbot.sync"):
             await sync_archive(store, cfg("auto"), workers=0)
         assert await store.pair_chars() == ALL_PAIRS and await store.index_is_current()

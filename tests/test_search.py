@@ -15,6 +15,12 @@ from store.text import fold
 
 from .conftest import Archive, LoopStore, sync
 
+# The index layout whose bodies hold their Chinese words (SEARCH_PAIRS=common): there a body's word
+# matches are a band of their own, above its substring-only matches. (With every pair indexed, the
+# default, a body's matches are one band: test_with_every_pair_many_matches_are_counted_and_banded_without_body_words and
+# tests/test_pairs.py.)
+WORD_BANDS = {"search_pairs": "common"}
+
 
 async def ids(store, q, **kw):
     page = await search(store, q, limit=kw.pop("limit", 50), **kw)
@@ -160,7 +166,7 @@ async def test_equal_scores_newer_first(store, archive):
 async def test_word_hits_rank_above_substring_hits(store, archive):
     archive.post("2024-01-01-a.md", "甲", "他们知道答案。", date="2024-01-01")  # 知 only inside 知道
     archive.post("2023-01-01-b.md", "乙", "求 知 若渴，知 也。", date="2023-01-01")  # 知 as a word
-    await sync(store, archive)
+    await sync(store, archive, **WORD_BANDS)
     page = await search(store, "知")
     assert [h.post.id for h in page.hits] == ["2023-01-01-b", "2024-01-01-a"]
     assert [h.tier for h in page.hits] == ["word", "substring"]
@@ -171,7 +177,7 @@ async def test_with_several_terms_only_posts_with_every_term_as_a_word_are_in_th
     archive.post("2024-02-01-c.md", "丙", "知，答案。", date="2024-02-01")  # 知 a word, 答 not
     archive.post("2023-01-01-b.md", "乙", "知，答。", date="2023-01-01")  # both as words
     archive.post("2022-01-01-d.md", "丁", "只有知。", date="2022-01-01")  # 答 missing: no match
-    await sync(store, archive)
+    await sync(store, archive, **WORD_BANDS)
     page = await search(store, "知 答")
     assert [h.post.id for h in page.hits] == ["2023-01-01-b", "2024-03-01-a", "2024-02-01-c"]
     assert [h.tier for h in page.hits] == ["word", "substring", "substring"]
@@ -290,7 +296,7 @@ async def test_older_title_hits_beat_hundreds_of_newer_body_hits(store, archive)
     for i in range(330):  # many newer posts that merely mention it (more than the 300-post window of old)
         day = f"2024-{i // 28 + 1:02d}-{i % 28 + 1:02d}"
         archive.post(f"{day}-m{i}.md", f"新闻{i}", "据第一季度报告，市场平稳。", date=day)
-    await sync(store, archive, story_window_hours=0)  # look-alike posts: not stories here
+    await sync(store, archive, **WORD_BANDS, story_window_hours=0)  # look-alike posts: not stories here
     page = await search(store, "第一季度", limit=5)
     assert [h.post.id for h in page.hits[:3]] == [f"2020-01-0{i}-about{i - 1}" for i in (3, 2, 1)]
     assert [h.tier for h in page.hits] == ["title"] * 3 + ["word"] * 2
@@ -306,7 +312,7 @@ async def test_a_substring_title_hit_outranks_a_body_word_hit_and_labels_sit_bet
         "2024-01-01-b.md", "正文里有", "求 知 若渴，知 也。", date="2024-01-01"
     )  # the word 知 in the body
     archive.post("2024-02-01-s.md", "另一篇", "我们知道。", date="2024-02-01")  # 知 inside 知道, in the body
-    await sync(store, archive)
+    await sync(store, archive, **WORD_BANDS)
     page = await search(store, "知")
     assert [(h.post.id, h.tier) for h in page.hits] == [
         ("2020-01-01-t", "title"),
@@ -363,7 +369,7 @@ async def test_with_many_matches_the_bands_are_read_in_order_as_with_few(store, 
         archive.post(
             f"2024-01-{i + 1:02d}-b{i}.md", f"新闻{i}", "人民币汇率走强。", date=f"2024-01-{i + 1:02d}"
         )
-    await sync(store, archive)
+    await sync(store, archive, **WORD_BANDS)
     few = await ids(store, "汇率 人民币")
     monkeypatch.setattr(search_mod, "MAX_RESULTS", 5)  # now "many": the band-by-band path
     many = await ids(store, "汇率 人民币", limit=5)
@@ -384,7 +390,7 @@ async def test_past_the_cap_the_newest_matches_are_ranked_though_few_are_words(s
     archive.post("2020-01-02-w1.md", "乙", "知 也。", date="2020-01-02")
     for i in range(8):
         archive.post(f"2024-01-0{i + 1}-s{i}.md", f"丙{i}", f"我们知道第{i}件事。", date=f"2024-01-0{i + 1}")
-    await sync(store, archive, story_window_hours=0)
+    await sync(store, archive, **WORD_BANDS, story_window_hours=0)
     few = await search(store, "知", limit=10)
     assert [h.post.id for h in few.hits][:2] == ["2020-01-02-w1", "2020-01-01-w0"]  # the word band first
     monkeypatch.setattr(search_mod, "MAX_RESULTS", 5)
@@ -574,7 +580,7 @@ async def test_a_title_holds_a_term_only_as_a_substring(store, archive):
     # substring of it (not a title match)
     archive.post("2024-01-01-a.md", "汇率，人民", "正文汇率人民币。", date="2024-01-01")
     archive.post("2024-01-02-b.md", "谈汇率人民币", "正文。", date="2024-01-02")
-    await sync(store, archive, story_window_hours=0)
+    await sync(store, archive, **WORD_BANDS, story_window_hours=0)
     page = await search(store, "汇率人民")
     assert [(h.post.id, h.tier) for h in page.hits] == [
         ("2024-01-02-b", "title"),
@@ -588,7 +594,7 @@ async def test_word_matches_are_known_from_their_count_only_when_they_are_among_
     archive.post("2024-01-01-a.md", "甲", "汇率，人民。", date="2024-01-01")
     archive.post("2024-01-02-b.md", "乙", "汇率人民币。", date="2024-01-02")
     archive.post("2024-01-03-c.md", "丙", "人民币汇率。", date="2024-01-03")
-    await sync(store, archive, story_window_hours=0)
+    await sync(store, archive, **WORD_BANDS, story_window_hours=0)
     page = await search(store, "汇率人民")
     assert [(h.post.id, h.tier) for h in page.hits] == [("2024-01-02-b", "substring")]
     # one word: every word match is a match, and here all matches are word matches
