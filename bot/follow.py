@@ -219,7 +219,7 @@ class Follower:
             queued, broken, too_old = await enqueue_new_posts(
                 self.store, self.settings.deliver_max_age_hours * 3600
             )
-            await self.store.load_story_map()  # (not by the first search after the sync)
+            await self.store.load_maps()  # (not by the first search after the sync)
             await self._merge_in_background()  # after the new posts' deliveries are queued
         except ArchiveError as exc:
             log.error("sync: %s", exc)

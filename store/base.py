@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from .head_map import HeadMap
 from .schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from .story_map import StoryMap
 
@@ -43,10 +44,10 @@ class StoreBase:
         self._states_cache: tuple[str | None, dict[str, tuple[int, int, int]]] | None = None
         # while a sync writes a fresh index (PostsStore.begin_fresh_index): the rowids written to it
         self._fresh: set[int] | None = None
-        # each post's story in memory for search (store.story_map), and how many times this store has
-        # written stories since it opened: the map is read again when the count moved
+        # tables search reads on every query, in memory (store.table_map): each post's story, each
+        # post's folded title and labels
         self._story_map = StoryMap()
-        self._story_generation = 0
+        self._head_map = HeadMap()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -117,7 +118,11 @@ class StoreBase:
     def _stories_written(self) -> None:
         """Called after every write to `post_story` (even inside a transaction that may roll back): the
         story map is read again by the next search that finds no transaction open."""
-        self._story_generation += 1
+        self._story_map.changed()
+
+    def _heads_written(self) -> None:
+        """Called after every write to `post_heads`, as `_stories_written`."""
+        self._head_map.changed()
 
     async def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         """All rows of a statement, as a list (aiosqlite's execute_fetchall, typed)."""

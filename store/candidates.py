@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .base import StoreBase, _bounded, chunked
+from .head_map import HeadMap
 from .posts import POST_COLUMNS, PostRow
 from .story_map import StoryMap
 
@@ -35,19 +36,30 @@ class Reads:
     a search is one hop from the event loop (`SearchStore.read`) instead of one per statement (each
     aiosqlite call costs ~0.2 ms of thread hand-over, more than most of these statements)."""
 
-    def __init__(self, conn: sqlite3.Connection, stories: StoryMap | None = None, generation: int = 0):
+    def __init__(
+        self, conn: sqlite3.Connection, stories: StoryMap | None = None, heads: HeadMap | None = None
+    ):
         self.conn = conn
-        self._stories, self._generation = stories, generation
-        self._map_checked = False
+        self._stories, self._heads = stories, heads
+        self._stories_checked = self._heads_checked = False
 
     def _story_map(self) -> StoryMap | None:
         """The store's story map when it can answer (store.story_map), checked once per read; else None:
         the table is read."""
-        if not self._map_checked:
-            self._map_checked = True
-            if self._stories is not None and not self._stories.ready(self.conn, self._generation):
+        if not self._stories_checked:
+            self._stories_checked = True
+            if self._stories is not None and not self._stories.ready(self.conn):
                 self._stories = None
         return self._stories
+
+    def _head_map(self) -> HeadMap | None:
+        """The store's titles and labels in memory when they can answer (store.head_map), checked once
+        per read; else None: the table is read."""
+        if not self._heads_checked:
+            self._heads_checked = True
+            if self._heads is not None and not self._heads.ready(self.conn):
+                self._heads = None
+        return self._heads
 
     def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
         return self.conn.execute(sql, params).fetchall()
@@ -148,6 +160,8 @@ class Reads:
 
     def rank_texts(self, rowids: Sequence[int]) -> dict[int, str]:
         """rowid -> folded title, a unit separator, folded categories and tags."""
+        if (known := self._head_map()) is not None:
+            return known.rank_texts(rowids)
         rows = self._rows_in("SELECT rowid, rank_text FROM post_heads WHERE rowid IN ({})", rowids)
         return {r[0]: r[1] for r in rows}
 
@@ -268,19 +282,19 @@ class SearchStore(StoreBase):
         for the work a user's query asks for, stopped (TooCostly) after that many `search_time_limit`s
         (0: never stopped)."""
         conn = self.conn
-        stories, generation = self._story_map, self._story_generation
+        stories, heads = self._story_map, self._head_map
         seconds = self.search_time_limit * time_limits
 
         def work() -> T:
-            reads = Reads(conn._conn, stories, generation)
+            reads = Reads(conn._conn, stories, heads)
             return _within(conn._conn, seconds, lambda: fn(reads)) if seconds > 0 else fn(reads)
 
         return await conn._execute(work)
 
-    async def load_story_map(self) -> None:
-        """Read the story map now if the stories changed (store.story_map), so that the first search
-        after a sync does not wait for it (~30–60 ms at 100,000 posts)."""
-        await self.read(lambda r: r._story_map())
+    async def load_maps(self) -> None:
+        """Read the story map and the titles' map now if their tables changed (store.table_map), so that
+        the first search after a sync does not wait for them (~30–60 and ~90 ms at 100,000 posts)."""
+        await self.read(lambda r: (r._story_map(), r._head_map()))
 
     async def get_posts(self, rowids: Sequence[int]) -> list[PostRow]:
         """The posts, in the order of `rowids` (those that still exist)."""

@@ -6,7 +6,8 @@
 - `ledger.py`  auto-post rules and the delivery ledger;
 - `chats.py`   chat languages and saved search queries;
 - `story_rows.py` the reads of stories, and the newest posts a story at a time (grouping: `stories.py`);
-- `story_map.py` each post's story and each story's size in memory, for search.
+- `table_map.py` what search reads on every query, in memory: `story_map.py` each post's story and
+  each story's size, `head_map.py` each post's folded title and labels.
 
 Nothing outside the store package writes SQL.
 """

@@ -307,6 +307,7 @@ class PostsStore(StoreBase):
             "INSERT OR REPLACE INTO post_heads (rowid, rank_text) VALUES (?,?)",
             [(rowid, rank) for rowid, _, _, rank in entries],
         )
+        self._heads_written()
 
     async def _unindex(self, rowids: list[int], fresh: bool = False) -> None:
         """Remove posts (those of `rowids` that exist) from posts, post_terms and the FTS index (`fresh`:
@@ -333,6 +334,7 @@ class PostsStore(StoreBase):
             return
         await self.conn.executemany("DELETE FROM post_terms WHERE post=?", params)
         await self.conn.executemany("DELETE FROM post_heads WHERE rowid=?", params)
+        self._heads_written()
         await self.conn.executemany("DELETE FROM post_story WHERE rowid=?", params)
         self._stories_written()
         await self.conn.executemany("DELETE FROM posts WHERE rowid=?", params)

@@ -2,11 +2,9 @@
 1,000) in its story, and reading those from `post_story` cost one B-tree lookup per match (~0.7 ms for
 800 matches; up to a third of a one-word query on 100,000 large posts). The map answers from two arrays
 of 64-bit integers (8 bytes per post and per story: 1.6 MB at 100,000 posts; the standard library's
-`array`: the map brings no numpy, ~15 MB, into a process that does not load it otherwise) and is loaded
-again from `post_story` (~30–60 ms at 100,000 posts) by the first search after the stories changed:
-after this store wrote them (`StoreBase._stories_written`, a generation count) or another connection
-committed anything (`PRAGMA data_version`). Inside an open transaction, where what is read may still be
-rolled back, and for an archive whose rowids or story numbers are too large to index an array by,
+`array`: the map brings no numpy, ~15 MB, into a process that does not load it otherwise), read again
+from `post_story` (~30–60 ms at 100,000 posts) by the first search after the stories changed
+(store.table_map). For an archive whose rowids or story numbers are too large to index an array by,
 searches read the table."""
 
 from __future__ import annotations
@@ -16,43 +14,32 @@ import sqlite3
 from array import array
 from collections.abc import Iterable, Sequence
 
-# Past this rowid or story number (an archive that has had millions of posts: rowids are never reused, so
-# deleted posts count too) the arrays would take more than 32 MB each: the table is read instead.
-MAX_ID = 4_000_000
+from .table_map import MAX_ID, TableMap
+
+__all__ = ["MAX_ID", "StoryMap"]
 
 
-class StoryMap:
+class StoryMap(TableMap):
     def __init__(self) -> None:
+        super().__init__()
         self._story: array[int] | None = None  # rowid -> story (-rowid: none, the post is its own story)
         self._size: array[int] | None = None  # story -> number of reports
-        self._built: tuple[int, int] | None = None  # (generation, data_version) it was read at
-        self.loads = 0  # how many times it was read (for tests)
 
-    def ready(self, conn: sqlite3.Connection, generation: int) -> bool:
-        """Whether the map answers for `conn` now, reading it again first if the stories changed."""
-        if conn.in_transaction:
-            return False
-        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
-        if self._built != (generation, version):
-            self._load(conn)
-            self._built = (generation, version)
-        return self._story is not None
-
-    def _load(self, conn: sqlite3.Connection) -> None:
-        self.loads += 1
+    def _load(self, conn: sqlite3.Connection) -> bool:
         self._story = self._size = None
         flat = array("q", itertools.chain.from_iterable(conn.execute("SELECT rowid, story FROM post_story")))
         rowids, stories = flat[0::2], flat[1::2]
         # (a post past the last story row has none: `story_ids` answers -rowid for it)
         top, top_story = max(rowids, default=0), max(stories, default=0)
         if max(top, top_story) > MAX_ID or min(rowids, default=0) < 0 or min(stories, default=0) < 0:
-            return
+            return False
         story = array("q", range(0, -top - 1, -1))
         size = array("q", bytes(8 * (top_story + 1)))
         for rowid, of in zip(rowids, stories, strict=True):
             story[rowid] = of
             size[of] += 1
         self._story, self._size = story, size
+        return True
 
     def story_ids(self, rowids: Sequence[int]) -> dict[int, int]:
         """rowid -> story; a post without a story row is its own story (-rowid)."""

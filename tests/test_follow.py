@@ -629,11 +629,12 @@ async def test_a_channel_hears_a_story_once(make_env):
     # a later sync: a rewrite of the first event, and a look-alike that is another event
     env.archive.post("2024-05-01-cut-rewrite.md", *CUT_REWRITE, date="2024-05-01 10:40:00 +0800")
     env.archive.post("2024-05-01-rating-b.md", *RATING_B, date="2024-05-01 10:45:00 +0800")
-    loads = env.svc.store._story_map.loads
+    loads, heads = env.svc.store._story_map.loads, env.svc.store._head_map.loads
     await env.svc.follower.sync()
     await env.settle()
-    # the sync read the story map again (the first search after it does not wait for that)
+    # the sync read the story map and the titles' map again (the first search after it does not wait)
     assert env.svc.store._story_map.loads == loads + 1
+    assert env.svc.store._head_map.loads == heads + 1
     page = await search(env.svc.store, "存款准备金")
     assert [h.post.reports for h in page.hits] == [2]
     texts = [m.text for m in env.channel_posts()]
@@ -647,6 +648,7 @@ async def test_a_channel_hears_a_story_once(make_env):
     assert len(env.channel_posts()) == 3
     await search(env.svc.store, "存款准备金")
     assert env.svc.store._story_map.loads == loads + 1  # the stories did not change
+    assert env.svc.store._head_map.loads == heads + 1  # nor did the posts
 
 
 def write_a_bulk_load(env: Env, monkeypatch, n: int, title: str, body: str = "正文。") -> None:

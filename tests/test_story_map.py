@@ -39,7 +39,7 @@ ids = st.integers(min_value=1, max_value=400)
 )
 def test_the_map_answers_as_the_table_does(rows, posts, asked, stories):
     conn = tables(rows, sorted(set(posts) | set(rows)))
-    table, known = Reads(conn), Reads(conn, StoryMap(), 0)
+    table, known = Reads(conn), Reads(conn, StoryMap())
     assert known._story_map() is not None  # (the map answers here, not the table)
     rowids = list(rows) + posts + asked
     assert known.story_ids(rowids) == table.story_ids(rowids)
@@ -50,7 +50,7 @@ def test_the_map_answers_as_the_table_does(rows, posts, asked, stories):
 
 def test_ids_too_large_for_an_array_are_read_from_the_table():
     conn = tables({5: 5, MAX_ID + 7: 5, 9: MAX_ID + 3}, [5, 9, MAX_ID + 7])
-    known = Reads(conn, StoryMap(), 0)
+    known = Reads(conn, StoryMap())
     assert known._story_map() is None
     assert known.stories([5, 9, MAX_ID + 7, 11]) == {
         5: (5, 2),
