@@ -64,9 +64,14 @@ class Store(PostsStore, StoriesStore, LedgerStore, ChatStore):
         try:
             # 8 KB pages (for a new database; an existing one keeps its own): FTS5's index pages and the
             # posts' text fit them better than 4 KB pages; a bulk load indexes ~10% faster.
+            # secure_delete=FAST: some builds of SQLite (Debian's, which Python uses there) overwrite
+            # every freed page with zeros, and the FTS5 merges of a sync free a great many: 15% of the
+            # bytes a full sync writes (20,000 large posts: 2,370 → 1,980 MB, the same time). FAST still
+            # clears deleted content where that costs no extra write (the archive is public anyway).
             await conn.executescript(
                 "PRAGMA page_size=8192; PRAGMA busy_timeout=5000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
                 " PRAGMA wal_autocheckpoint=16384; PRAGMA cache_size=-32000; PRAGMA temp_store=MEMORY;"
+                " PRAGMA secure_delete=FAST;"
             )
             await store._use_wal()
             await store._migrate()
