@@ -49,6 +49,16 @@ def test_an_empty_table_and_ids_too_large_for_an_array():
     assert known.rank_texts([3, MAX_ID + 1, 4]) == {3: "a\x1fb", MAX_ID + 1: "c\x1f"}
 
 
+def test_texts_too_large_for_memory_are_read_from_the_table(monkeypatch):
+    import store.head_map
+
+    rows = {1: "标题\x1f分类", 2: "title\x1fnews"}
+    monkeypatch.setattr(store.head_map, "MAX_BYTES", len("标题\x1f分类".encode()))
+    known = Reads(heads_table(rows), heads=HeadMap())
+    assert known._head_map() is None
+    assert known.rank_texts([1, 2, 3]) == rows
+
+
 async def ranked(store: Store, query: str) -> list[tuple[str, str]]:
     return [(h.post.id, h.tier) for h in (await search(store, query)).hits]
 
