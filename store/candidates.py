@@ -15,8 +15,10 @@ from .base import StoreBase, _bounded, chunked
 from .head_map import HeadMap
 from .posts import POST_COLUMNS, PostRow
 from .story_map import StoryMap
+from .table_map import TableMap
 
 T = TypeVar("T")
+M = TypeVar("M", bound=TableMap)
 
 # A search's (or an alert query's) statements stop after this many seconds by default
 # (SEARCH_TIME_LIMIT): its reply then says so. Readers' queries take milliseconds (p99 ~10-20 ms on
@@ -41,25 +43,25 @@ class Reads:
     ):
         self.conn = conn
         self._stories, self._heads = stories, heads
-        self._stories_checked = self._heads_checked = False
+        self._ready: dict[int, bool] = {}  # id of a map -> whether it answers for this read
+
+    def _answering(self, table_map: M | None) -> M | None:
+        """`table_map` when it can answer (store.table_map), asked once per read; else None: its table
+        is read."""
+        if table_map is None:
+            return None
+        ok = self._ready.get(id(table_map))
+        if ok is None:
+            ok = self._ready[id(table_map)] = table_map.ready(self.conn)
+        return table_map if ok else None
 
     def _story_map(self) -> StoryMap | None:
-        """The store's story map when it can answer (store.story_map), checked once per read; else None:
-        the table is read."""
-        if not self._stories_checked:
-            self._stories_checked = True
-            if self._stories is not None and not self._stories.ready(self.conn):
-                self._stories = None
-        return self._stories
+        """The store's story map (store.story_map), when it can answer."""
+        return self._answering(self._stories)
 
     def _head_map(self) -> HeadMap | None:
-        """The store's titles and labels in memory when they can answer (store.head_map), checked once
-        per read; else None: the table is read."""
-        if not self._heads_checked:
-            self._heads_checked = True
-            if self._heads is not None and not self._heads.ready(self.conn):
-                self._heads = None
-        return self._heads
+        """The store's titles and labels in memory (store.head_map), when they can answer."""
+        return self._answering(self._heads)
 
     def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
         return self.conn.execute(sql, params).fetchall()

@@ -35,11 +35,12 @@ class HeadMap(TableMap):
         ).fetchone()
         rowids, lengths = json.loads(ids), json.loads(sizes)
         data = (text or "").encode()
-        if max(rowids, default=0) > MAX_ID or min(rowids, default=0) < 0 or len(data) > MAX_BYTES:
+        top = max(rowids, default=0)
+        if top > MAX_ID or min(rowids, default=0) < 0 or len(data) > MAX_BYTES:
             return False
         if sum(lengths) != len(data):  # (texts that are not valid UTF-8 as stored: read the table)
             return False
-        start = array("q", [-1]) * (max(rowids, default=0) + 1)
+        start = array("q", [-1]) * (top + 1)
         end = array("q", bytes(8 * len(start)))
         at = 0
         for rowid, size in zip(rowids, lengths, strict=True):

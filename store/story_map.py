@@ -16,8 +16,6 @@ from collections.abc import Iterable, Sequence
 
 from .table_map import MAX_ID, TableMap
 
-__all__ = ["MAX_ID", "StoryMap"]
-
 
 class StoryMap(TableMap):
     def __init__(self) -> None:

@@ -63,33 +63,37 @@ async def ranked(store: Store, query: str) -> list[tuple[str, str]]:
     return [(h.post.id, h.tier) for h in (await search(store, query)).hits]
 
 
-async def test_ranking_sees_a_changed_title_at_once(store: Store, archive: Archive):
-    # two posts mention the word in their bodies; the older one's title gets it in a later edit
-    old = archive.post(
-        "2024-05-01-old.md",
-        "Harbour traffic slows",
-        "Ships carrying Apple phones waited for berths.",
-        date="2024-05-01 10:00:00 +0800",
-    )
+HARBOUR = "Ships carrying Apple phones waited for berths."  # fixture posts written for these tests
+
+
+def write_harbour(archive: Archive, title: str = "Harbour traffic slows") -> Path:
+    """The older post, whose body mentions the word (and, retitled, its title too)."""
+    path = archive.post("2024-05-01-old.md", title, HARBOUR, date="2024-05-01 10:00:00 +0800")
+    Archive.touch(path)  # (a rewrite every sync sees)
+    return path
+
+
+def write_two(archive: Archive) -> Path:
+    """Two posts that mention the word in their bodies; the older one's path."""
     archive.post(
         "2024-05-10-new.md",
         "Rain delays the harvest",
         "Apple growers in the north expect a late crop.",
         date="2024-05-10 10:00:00 +0800",
     )
+    return write_harbour(archive)
+
+
+async def test_ranking_sees_a_changed_title_at_once(store: Store, archive: Archive):
+    # two posts mention the word in their bodies; the older one's title gets it in a later edit
+    old = write_two(archive)
     await sync(store, archive)
     assert await ranked(store, "apple") == [("2024-05-10-new", "word"), ("2024-05-01-old", "word")]
     assert store._head_map.loads == 1
     await ranked(store, "apple")
     assert store._head_map.loads == 1  # nothing written: the map stays
 
-    archive.post(
-        "2024-05-01-old.md",
-        "Apple harbour traffic slows",
-        "Ships carrying Apple phones waited for berths.",
-        date="2024-05-01 10:00:00 +0800",
-    )
-    Archive.touch(old)
+    write_harbour(archive, "Apple harbour traffic slows")
     await sync(store, archive)
     assert await ranked(store, "apple") == [("2024-05-01-old", "title"), ("2024-05-10-new", "word")]
     assert store._head_map.loads == 2
@@ -103,43 +107,21 @@ async def test_ranking_sees_a_changed_title_at_once(store: Store, archive: Archi
 
 async def test_another_connection_s_sync_is_seen(tmp_path: Path, archive: Archive):
     path = tmp_path / "db.sqlite3"
-    old = archive.post(
-        "2024-05-01-old.md",
-        "Harbour traffic slows",
-        "Ships carrying Apple phones waited for berths.",
-        date="2024-05-01 10:00:00 +0800",
-    )
-    archive.post(
-        "2024-05-10-new.md",
-        "Rain delays the harvest",
-        "Apple growers in the north expect a late crop.",
-        date="2024-05-10 10:00:00 +0800",
-    )
+    write_two(archive)
     async with await Store.open(path) as store:
         await sync(store, archive)
         assert (await ranked(store, "apple"))[0] == ("2024-05-10-new", "word")
         # a sync from the command line (another process: another connection) retitles the older post
-        archive.post(
-            "2024-05-01-old.md",
-            "Apple harbour traffic slows",
-            "Ships carrying Apple phones waited for berths.",
-            date="2024-05-01 10:00:00 +0800",
-        )
-        Archive.touch(old)
+        write_harbour(archive, "Apple harbour traffic slows")
         async with await Store.open(path) as other:
             await sync(other, archive)
         assert (await ranked(store, "apple"))[0] == ("2024-05-01-old", "title")
 
 
 async def test_inside_a_transaction_the_table_is_read(store: Store, archive: Archive):
-    archive.post(
-        "2024-05-01-a.md",
-        "Harbour traffic slows",
-        "Ships carrying Apple phones waited for berths.",
-        date="2024-05-01 10:00:00 +0800",
-    )
+    write_harbour(archive)
     await sync(store, archive)
-    post = await store.get_post("2024-05-01-a")
+    post = await store.get_post("2024-05-01-old")
     assert post
     reads = lambda r: r.rank_texts([post.rowid])  # noqa: E731
     before = await store.read(reads)

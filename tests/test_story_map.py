@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from store.candidates import Reads
 from store.db import Store
 from store.search import search
-from store.story_map import MAX_ID, StoryMap
+from store.story_map import StoryMap
+from store.table_map import MAX_ID
 
 from .conftest import Archive, sync
 from .test_stories import CUT, CUT_REWRITE, OTHER, story_of, write
