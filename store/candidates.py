@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .base import StoreBase, _bounded, chunked
-from .head_map import HeadMap
+from .head_map import HeadMap, hits_in_text
 from .posts import POST_COLUMNS, PostRow
 from .story_map import StoryMap
 from .table_map import TableMap
@@ -62,6 +62,10 @@ class Reads:
     def _head_map(self) -> HeadMap | None:
         """The store's titles and labels in memory (store.head_map), when they can answer."""
         return self._answering(self._heads)
+
+    def heads_in_memory(self) -> bool:
+        """Whether posts' titles and labels are read from memory (`rank_texts`, `term_hits`)."""
+        return self._head_map() is not None
 
     def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
         return self.conn.execute(sql, params).fetchall()
@@ -166,6 +170,18 @@ class Reads:
             return known.rank_texts(rowids)
         rows = self._rows_in("SELECT rowid, rank_text FROM post_heads WHERE rowid IN ({})", rowids)
         return {r[0]: r[1] for r in rows}
+
+    def term_hits(self, rowids: Sequence[int], terms: Sequence[str]) -> dict[int, tuple[int, bool]]:
+        """The posts (of `rowids`) whose folded title or labels hold a term as a substring -> (how many
+        terms the title holds, whether the labels hold one): store.head_map."""
+        if (known := self._head_map()) is not None:
+            return known.term_hits(rowids, terms)
+        out = {}
+        for rowid, text in self.rank_texts(rowids).items():
+            in_title, in_labels = hits_in_text(text, terms)
+            if in_title or in_labels:
+                out[rowid] = (in_title, in_labels)
+        return out
 
     def match_within(
         self, match: str, rowids: Sequence[int], filters: SearchFilters | None = None

@@ -554,20 +554,24 @@ def _rank_all(
 # (2–3 words on 100,000 large posts: `数据 李彦宏 支付` read 854 of them in 5.0 ms, where the three
 # terms' 2,600 titles take 2.3 ms). It was 2; paired A/B at 8, same results for all 1,600 queries:
 # 2–3 words mean −2% warm, −17 to −32% with the database cold; single characters −6% (large) and −20%
-# (finews-sized); the other classes unchanged. Since the titles and labels are read from memory
-# (store.head_map: ~0.3 µs a post), 1 and 3 were tried against 8 (2–3 words on 100,000 large posts, six
-# rotated rounds of 400 queries): p99 7.2 / 7.4 / 7.3 ms, means the same: it stays.
+# (finews-sized); the other classes unchanged. (With the titles and labels in memory, the tally of
+# several terms is made there instead: store.head_map.term_hits, ~0.5 µs a match for three terms.)
 TITLES_PER_MATCH = 8
 
 
 def _title_hits(r: Reads, terms: list[_Term], matches: list[int]) -> dict[int, tuple[int, bool]]:
     """The matches with a term (as a substring) in their folded title or labels -> (how many terms the
-    title holds, whether the labels hold one), read where it costs least. When every term is CJK only
-    and no label can hold it (a character of it is in no label), the titles holding each term are read
-    from heads_fts: for terms of one run of characters these are the answer (no post's title and labels
-    are read); for others (`"汇率 人民"`) they say whose title and labels to read. Otherwise, or when a
-    term is in more titles than a reading of every match's title costs, every match's is read."""
-    if not all(t.cjk_only and t.label is None and t.head for t in terms):
+    title holds, whether the labels hold one), read where it costs least. Several terms, with the titles
+    and labels in memory: found in every match's there (one statement a term costs more: 2–3 words on
+    100,000 large posts, paired, 0.69 -> 0.64 ms mean, p99 2.7 -> 2.3 ms). Otherwise, when every term is
+    CJK only and no label can hold it (a character of it is in no label), the titles holding each term
+    are read from heads_fts: for terms of one run of characters these are the answer (no post's title
+    and labels are read; one term: 0.24 ms mean, against 0.85 finding it in every match's title); for
+    others (`"汇率 人民"`) they say whose title and labels to read. Otherwise, or when a term is in more
+    titles than a reading of every match's title costs, every match's is read."""
+    if not all(t.cjk_only and t.label is None and t.head for t in terms) or (
+        len(terms) > 1 and r.heads_in_memory()
+    ):
         return _hits_in_texts(r, terms, matches)
     exact = all(t.title_chars for t in terms)
     cap = TITLES_PER_MATCH * len(matches) + 100
@@ -590,15 +594,7 @@ def _title_hits(r: Reads, terms: list[_Term], matches: list[int]) -> dict[int, t
 
 def _hits_in_texts(r: Reads, terms: list[_Term], rowids: list[int]) -> dict[int, tuple[int, bool]]:
     """`_title_hits` from the posts' folded titles and labels (post_heads, in memory: store.head_map)."""
-    folded = [t.folded for t in terms]
-    out = {}
-    for rowid, text in r.rank_texts(rowids).items():
-        title, _, labels = text.partition("\x1f")
-        in_title = sum(f in title for f in folded)
-        in_labels = any(f in labels for f in folded)
-        if in_title or in_labels:
-            out[rowid] = (in_title, in_labels)
-    return out
+    return r.term_hits(rowids, [t.folded for t in terms])
 
 
 def _title_band(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from store.candidates import Reads
 from store.db import Store
-from store.head_map import HeadMap
+from store.head_map import HeadMap, hits_in_text
 from store.search import search
 from store.table_map import MAX_ID
 
@@ -40,6 +40,41 @@ def test_the_map_answers_as_the_table_does(rows, asked):
     assert known._head_map() is not None  # (the map answers here, not the table)
     rowids = list(rows) + asked
     assert known.rank_texts(rowids) == table.rank_texts(rowids) == {r: rows[r] for r in rowids if r in rows}
+
+
+# titles and labels as ranking texts hold them (a unit separator between), with the characters that
+# could confuse finding terms in the map's one string: its own separator, a second unit separator, CJK
+# and characters of four UTF-8 bytes
+parts = st.text(st.sampled_from("ab汇率\x1e\x1f😀 "), max_size=8)
+rank_texts = st.one_of(texts, st.builds(lambda title, labels: title + "\x1f" + labels, parts, parts), parts)
+
+
+@given(
+    rows=st.dictionaries(st.integers(min_value=0, max_value=300), rank_texts, max_size=30),
+    asked=st.lists(st.integers(min_value=-5, max_value=10**12), max_size=10),
+    terms=st.lists(st.one_of(parts, texts), max_size=4),
+)
+def test_the_map_finds_terms_as_each_post_s_title_and_labels_hold_them(rows, asked, terms):
+    conn = heads_table(rows)
+    table, known = Reads(conn), Reads(conn, heads=HeadMap())
+    assert known._head_map() is not None and table._head_map() is None
+    rowids = list(rows) + asked + list(rows)[:3]  # (some asked twice)
+    expected = {r: hits for r in rowids if r in rows and any(hits := hits_in_text(rows[r], terms))}
+    assert known.term_hits(rowids, terms) == table.term_hits(rowids, terms) == expected
+
+
+def test_terms_found_in_titles_and_labels():
+    rows = {1: "汇率上涨\x1f财经 汇率", 2: "油价\x1f汇率", 3: "汇率与利率", 5: "利率\x1f", 7: "a\x1fb\x1fc"}
+    known = Reads(heads_table(rows), heads=HeadMap())
+    assert known.term_hits([1, 2, 3, 4, 5, 7], ["汇率", "利率"]) == {
+        1: (1, True),
+        2: (0, True),
+        3: (2, False),
+        5: (1, False),
+    }
+    assert known.term_hits([7, 1], ["b\x1fc", "a\x1fb", "c"]) == {7: (0, True)}  # labels: "b\x1fc"
+    assert known.term_hits([2], ["率\x1e", "价\x1f汇"]) == {}  # never across a separator
+    assert known.term_hits([], ["汇率"]) == {} and known.term_hits([1], []) == {}
 
 
 def test_an_empty_table_and_ids_too_large_for_an_array():
