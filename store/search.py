@@ -488,20 +488,26 @@ class _Bands:
         self.add_ranked([(rowid, tier) for rowid in rowids])
 
     def add_ranked(self, pairs: list[tuple[int, str]]) -> None:
-        new = [(rowid, tier) for rowid, tier in pairs if rowid not in self.seen]
+        seen = self.seen
+        new = [pair for pair in pairs if pair[0] not in seen]
         if not new:
             return
-        stories = self.story_of([rowid for rowid, _ in new])
-        seen, stories_seen, ranked, want = self.seen, self.stories_seen, self.ranked, self.want
-        for rowid, tier in new:
-            seen.add(rowid)
-            story = stories[rowid]
-            if story in stories_seen:
-                continue
-            stories_seen.add(story)
-            if len(ranked) < want:
-                ranked.append((rowid, tier))
-                self.stories[rowid] = story
+        rowids = [rowid for rowid, _ in new]
+        stories = self.story_of(rowids)
+        stories_seen, ranked, want = self.stories_seen, self.ranked, self.want
+        # the page's posts one by one (a story's first report), the others only counted: up to 1,000
+        # matches a search, most of them past the page
+        if len(ranked) < want:
+            for rowid, tier in new:
+                story = stories[rowid]
+                if story not in stories_seen:
+                    stories_seen.add(story)
+                    ranked.append((rowid, tier))
+                    self.stories[rowid] = story
+                    if len(ranked) >= want:
+                        break
+        seen.update(rowids)
+        stories_seen.update(stories.values())
 
 
 def _rank_all(
@@ -526,19 +532,16 @@ def _rank_all(
     # placed by `in_words` alone.
     titled: list[tuple[int, bool, bool, int]] = []
     labelled: tuple[list[int], list[int]] = ([], [])
-    rest: tuple[list[int], list[int]] = ([], [])  # the word band, the substring band
-    for rowid in matches:
+    for rowid in [rowid for rowid in matches if rowid in hits] if hits else []:
+        in_title, in_labels = hits[rowid]
         no_word = rowid not in in_words
-        hit = hits.get(rowid)
-        if hit:
-            in_title, in_labels = hit
-            if in_title:
-                titled.append((-in_title, not in_labels, no_word, rowid))
-                continue
-            if in_labels:
-                labelled[no_word].append(rowid)
-                continue
-        rest[no_word].append(rowid)
+        if in_title:
+            titled.append((-in_title, not in_labels, no_word, rowid))
+        elif in_labels:
+            labelled[no_word].append(rowid)
+    placed = {k[3] for k in titled}.union(*labelled)
+    others = [rowid for rowid in matches if rowid not in placed] if placed else matches
+    rest = ([r for r in others if r in in_words], [r for r in others if r not in in_words])
     titled.sort(key=lambda k: k[:3])
     bands.add_ranked(
         [(k[3], "title") for k in titled]

@@ -13,6 +13,7 @@ import itertools
 import sqlite3
 from array import array
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 
 from .table_map import MAX_ID, TableMap
 
@@ -43,6 +44,8 @@ class StoryMap(TableMap):
         """rowid -> story; a post without a story row is its own story (-rowid)."""
         assert self._story is not None
         table, top = self._story, len(self._story)
+        if len(rowids) > 1 and min(rowids) >= 0 and max(rowids) < top:  # (all in the table: looked up in C)
+            return dict(zip(rowids, itemgetter(*rowids)(table), strict=True))
         return {r: table[r] if 0 <= r < top else -r for r in rowids}
 
     def story_sizes(self, stories: Iterable[int]) -> dict[int, int]:
