@@ -65,9 +65,8 @@ class HeadMap(TableMap):
         top = max(rowids, default=0)
         if top > MAX_ID or min(rowids, default=0) < 0 or len(data) > MAX_BYTES:
             return False
-        if sum(lengths) + len(rowids) != len(
-            data
-        ):  # (texts that are not valid UTF-8 as stored: read the table)
+        # (texts that are not valid UTF-8 as stored: read the table)
+        if sum(lengths) + len(rowids) != len(data):
             return False
         np = _numpy()
         rows, size = np.asarray(rowids, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
