@@ -20,21 +20,14 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
+from .segment import RANK_LABELS as LABELS
+from .segment import _numpy  # (imported when the map is first read: the bot parses posts with it anyway)
 from .table_map import MAX_ID, TableMap
 
 # Past this many bytes of titles and labels (~1 million posts) the table is read instead.
 MAX_BYTES = 64 << 20
 
-LABELS = "\x1f"  # between a post's folded title and its folded labels, in rank_text
 _END = b"\x1e"  # after each text in the map's string
-
-
-def _numpy() -> Any:
-    """numpy, imported when the map is first read (a process that searches: the bot, which parses posts
-    with it anyway, or a command-line search)."""
-    import numpy
-
-    return numpy
 
 
 def hits_in_text(text: str, terms: Sequence[str]) -> tuple[int, bool]:
@@ -100,10 +93,10 @@ class HeadMap(TableMap):
         top = len(self._start)
         asked = np.fromiter((r for r in rowids if 0 <= r < top), dtype=np.int64)
         start = self._start[asked]
-        posts = asked[start >= 0]
+        posts, start = asked[start >= 0], start[start >= 0]
         if not posts.size:
             return {}
-        start, end = self._start[posts], self._end[posts]
+        end = self._end[posts]
         # the posts' texts, each with its _END, one after another (slices joined: no more memory than
         # the texts themselves, which a hostile archive's labels can make ~40 KB a post): where each
         # starts in `found`

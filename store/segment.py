@@ -337,6 +337,9 @@ def title_head_texts(title: str) -> HeadTexts:
     return head_texts(f_title, _index_words(_jieba().cut(f_title, False)).encode())
 
 
+RANK_LABELS = "\x1f"  # in a rank_text, between the folded title and the folded labels
+
+
 class Analysis(NamedTuple):
     """Everything the store derives from a post's text, each text folded once."""
 
@@ -379,7 +382,7 @@ def analyse(title: str, body: str, categories: list[str], tags: list[str], pair_
     )
     heads = head_texts(f_title, title_words)
     opening = f_body[:OPENING_READ]
-    return Analysis(fts, heads, f_title + "\x1f" + labels, category_keys, tag_keys, opening)
+    return Analysis(fts, heads, f_title + RANK_LABELS + labels, category_keys, tag_keys, opening)
 
 
 def warm_up() -> None:

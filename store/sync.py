@@ -46,7 +46,7 @@ from .jekyll import (
     parse_post,
 )
 from .posts import BULK_LOAD_AT, MOVED, Failed, IndexEntry, index_entries
-from .segment import ALL_PAIRS, PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, analyse, pair_chars, warm_up
+from .segment import ALL_PAIRS, PAIR_MIN_POSTS, PAIR_SAMPLE_POSTS, RANK_LABELS, analyse, pair_chars, warm_up
 from .stories import (
     Grouper,
     StoryWrites,
@@ -194,7 +194,7 @@ def index_post(
         fts=fts,
         heads=heads,
         rank_text=rank,
-        story_key=(rank.partition("\x1f")[0], opening) if stories else None,
+        story_key=(rank.partition(RANK_LABELS)[0], opening) if stories else None,
     )
 
 
