@@ -2,7 +2,7 @@
 (`pip install -e '.[bench]'`).
 
     python benchmarks/bench_search.py [--posts 100000] [--shape finews|large] [--queries 200] [--keep DIR]
-                                      [--db DB] [--no-tantivy] [--pairs auto|common|all]
+                                      [--db DB] [--no-tantivy | --tantivy DIR] [--pairs auto|common|all]
 
 Generates an archive from real text (benchmarks/gen_real.py; or reuses --keep DIR), syncs it as the bot
 does (or reuses --db): the time until the posts are searchable (the last one written: SyncResult.searchable)
@@ -10,7 +10,10 @@ and until the sync returns (its stories grouped; the index merge begun while the
 the rest of the index merge the bot runs after it (store.merge_index); then times newsbot's search (with
 snippets) and tantivy's (top 10 by BM25, with snippets) over the same queries, each query used once
 (nothing is warm for a query but the page cache; each engine first answers up to 40 other queries, as a
-serving bot is warm). Query classes, drawn from the archive's own titles:
+serving bot is warm). The two engines answer each query back to back, taking turns at going first, so
+that their ratio is measured at one speed of the VM. tantivy's index is built in the run (timed beside
+the sync), or kept in --tantivy DIR and reused by the next run over the same posts. Query classes,
+drawn from the archive's own titles:
 - word: one word of two or more characters;
 - words: two or three words of one title;
 - single: a two-character word the segmenter splits into single characters (这是, 高管);
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import get_args
 
@@ -136,6 +140,16 @@ def read_through(paths: list[Path]) -> None:
                     pass
 
 
+async def newsbot_once(store: Store, q: str) -> tuple[float, bool]:
+    """One query's time in ms (its page of 10 with snippets), and whether it was stopped at the store's
+    time limit."""
+    t = time.perf_counter()
+    page = await search(store, q, limit=10)
+    for hit in page.hits:
+        hit.marked_snippet()
+    return (time.perf_counter() - t) * 1000, page.too_costly
+
+
 async def time_newsbot(
     store: Store, queries: dict[str, list[str]], stopped: list[str] | None = None
 ) -> dict[str, list[float]]:
@@ -144,15 +158,34 @@ async def time_newsbot(
     for cls, qs in queries.items():
         times = []
         for q in qs:
-            t = time.perf_counter()
-            page = await search(store, q, limit=10)
-            for hit in page.hits:
-                hit.marked_snippet()
-            times.append((time.perf_counter() - t) * 1000)
-            if page.too_costly and stopped is not None:
+            ms, too_costly = await newsbot_once(store, q)
+            times.append(ms)
+            if too_costly and stopped is not None:
                 stopped.append(q)
         out[cls] = times
     return out
+
+
+async def time_both(
+    store: Store, tantivy: Tantivy, queries: dict[str, list[str]], stopped: list[str]
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each query's time in ms on each engine, by class: the two engines answer each query back to back,
+    taking turns at going first, so that both meet the VM's speed of that moment (timed a pass each,
+    one after the other, the ratio of their p99s moved by ±0.3 between runs as the VM's speed drifted)."""
+    ours: dict[str, list[float]] = {}
+    theirs: dict[str, list[float]] = {}
+    for cls, qs in queries.items():
+        ours[cls], theirs[cls] = [], []
+        for i, q in enumerate(qs):
+            if i % 2:
+                theirs[cls].append(tantivy.once(cls, q))
+            ms, too_costly = await newsbot_once(store, q)
+            ours[cls].append(ms)
+            if not i % 2:
+                theirs[cls].append(tantivy.once(cls, q))
+            if too_costly:
+                stopped.append(q)
+    return ours, theirs
 
 
 def adversarial(all_titles: list[str]) -> list[str]:
@@ -179,66 +212,74 @@ async def time_adversarial(store: Store, all_titles: list[str]) -> None:
     )
 
 
-def build_tantivy(docs, folder: Path):
-    import tantivy
+class Tantivy:
+    """tantivy over the same folded, segmented texts (words of title and body, the CJK characters), and
+    one query at a time as newsbot answers it: the top 10 by BM25, with snippets."""
 
-    sb = tantivy.SchemaBuilder()
-    sb.add_text_field("title", tokenizer_name="whitespace", stored=True)
-    sb.add_text_field("body", tokenizer_name="whitespace", stored=True)
-    sb.add_text_field("chars", tokenizer_name="whitespace")
-    schema = sb.build()
-    folder.mkdir(parents=True, exist_ok=True)
-    index = tantivy.Index(schema, path=str(folder))
-    writer = index.writer(heap_size=200_000_000, num_threads=2)
-    for title, body, chars in docs:
-        writer.add_document(tantivy.Document(title=title, body=body, chars=chars))
-    writer.commit()
-    writer.wait_merging_threads()
-    index.reload()
-    return index, schema
+    def __init__(self, folder: Path, docs: Iterable[tuple[str, str, str]] | None = None):
+        """The index kept in `folder`, or, given `docs` (title, body, characters), one built there anew."""
+        import tantivy
 
+        self.t = tantivy
+        sb = tantivy.SchemaBuilder()
+        sb.add_text_field("title", tokenizer_name="whitespace", stored=True)
+        sb.add_text_field("body", tokenizer_name="whitespace", stored=True)
+        sb.add_text_field("chars", tokenizer_name="whitespace")
+        self.schema = sb.build()
+        if docs is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+        self.index = tantivy.Index(self.schema, path=str(folder))
+        if docs is not None:
+            writer = self.index.writer(heap_size=200_000_000, num_threads=2)
+            for title, body, chars in docs:
+                writer.add_document(tantivy.Document(title=title, body=body, chars=chars))
+            writer.commit()
+            writer.wait_merging_threads()
+            self.index.reload()
+        self.searcher = self.index.searcher()
+        self.files = sorted(p for p in folder.iterdir() if p.is_file())
 
-def time_tantivy(index, schema, queries: dict[str, list[str]]) -> dict[str, list[float]]:
-    import tantivy
+    @staticmethod
+    def documents_in(folder: Path) -> int:
+        """How many documents the index kept in `folder` holds (0: none there, or none readable)."""
+        try:
+            import tantivy
 
-    searcher = index.searcher()
-    out = {}
-    for cls, qs in queries.items():
-        times = []
-        for q in qs:
-            t = time.perf_counter()
-            must = []
-            for term in q.split():
-                f = fold(term)
-                if cls in ("single", "substring"):
-                    chars: list[str | tuple[int, str]] = list(f)  # (tantivy's phrase_query type)
-                    sub = (
-                        tantivy.Query.phrase_query(schema, "chars", chars)
-                        if len(chars) > 1
-                        else tantivy.Query.term_query(schema, "chars", f)
-                    )
-                    must.append((tantivy.Occur.Must, sub))
-                    continue
-                toks: list[str | tuple[int, str]] = list(words(f))
-                per_field = []
-                for field in ("title", "body"):
-                    if len(toks) > 1:
-                        per_field.append(
-                            (tantivy.Occur.Should, tantivy.Query.phrase_query(schema, field, toks))
-                        )
-                    else:
-                        per_field.append(
-                            (tantivy.Occur.Should, tantivy.Query.term_query(schema, field, toks[0]))
-                        )
-                must.append((tantivy.Occur.Must, tantivy.Query.boolean_query(per_field)))
-            query = tantivy.Query.boolean_query(must)
-            result = searcher.search(query, 10, count=True)
-            gen = tantivy.SnippetGenerator.create(searcher, query, schema, "body")
-            for _, address in result.hits:
-                gen.snippet_from_doc(searcher.doc(address)).to_html()
-            times.append((time.perf_counter() - t) * 1000)
-        out[cls] = times
-    return out
+            return int(tantivy.Index.open(str(folder)).searcher().num_docs)
+        except Exception:
+            return 0
+
+    def once(self, cls: str, q: str) -> float:
+        """One query's time in ms."""
+        tantivy, schema, searcher = self.t, self.schema, self.searcher
+        t = time.perf_counter()
+        must = []
+        for term in q.split():
+            f = fold(term)
+            if cls in ("single", "substring"):
+                chars: list[str | tuple[int, str]] = list(f)  # (tantivy's phrase_query type)
+                sub = (
+                    tantivy.Query.phrase_query(schema, "chars", chars)
+                    if len(chars) > 1
+                    else tantivy.Query.term_query(schema, "chars", f)
+                )
+                must.append((tantivy.Occur.Must, sub))
+                continue
+            toks: list[str | tuple[int, str]] = list(words(f))
+            per_field = []
+            for field in ("title", "body"):
+                if len(toks) > 1:
+                    per_field.append((tantivy.Occur.Should, tantivy.Query.phrase_query(schema, field, toks)))
+                else:
+                    per_field.append((tantivy.Occur.Should, tantivy.Query.term_query(schema, field, toks[0])))
+            must.append((tantivy.Occur.Must, tantivy.Query.boolean_query(per_field)))
+        query = tantivy.Query.boolean_query(must)
+        result = searcher.search(query, 10, count=True)
+        gen = tantivy.SnippetGenerator.create(searcher, query, schema, "body")
+        for _, address in result.hits:
+            gen.snippet_from_doc(searcher.doc(address)).to_html()
+        return (time.perf_counter() - t) * 1000
 
 
 def print_goals(
@@ -277,8 +318,43 @@ def print_goals(
         print(f"  {'ok    ' if met else 'MISSED'} {text}")
 
 
+async def open_tantivy(store: Store, folder: Path, posts: int, synced: float | None) -> Tantivy | None:
+    """tantivy's index of the store's posts: the one kept in `folder` when it holds as many documents
+    (`--tantivy DIR`: built once, reused by later runs over the same archive), else built there now and
+    timed. None when tantivy is not installed."""
+    try:
+        import tantivy  # noqa: F401
+    except ImportError:
+        print("tantivy is not installed (pip install -e '.[bench]'): newsbot alone")
+        return None
+    if Tantivy.documents_in(folder) == posts:
+        print(f"tantivy: the index of {posts:,} posts in {folder} reused")
+        return Tantivy(folder)
+    t = time.perf_counter()
+    rows = await store._fetch("SELECT title, body, categories, tags FROM posts")
+    docs = []
+    for title, body, _, _ in rows:
+        fts = analyse(title, body, [], []).fts
+        docs.append((fts.title.decode(), fts.body.decode(), fts.chars.decode()))
+    del rows
+    engine = Tantivy(folder, docs)
+    del docs
+    built = time.perf_counter() - t
+    print(f"tantivy index built in {built:.1f} s (incl. segmentation)")
+    if synced is not None:  # the same run: a ratio the VM's drift does not move much
+        print(f"newsbot sync until searchable / tantivy's build: {synced / built:.2f}x")
+    return engine
+
+
 async def run(
-    archive: Path, db: Path, per_class: int, use_tantivy: bool, tmp: Path, shape: str, pairs: str
+    archive: Path,
+    db: Path,
+    per_class: int,
+    use_tantivy: bool,
+    tmp: Path,
+    shape: str,
+    pairs: str,
+    tantivy_dir: Path | None = None,
 ) -> None:
     rate = None
     async with await Store.open(db) as store:
@@ -317,38 +393,21 @@ async def run(
         warm = {c: [q for q in qs if q not in timed] for c, qs in make_queries(all_titles, 10, 99).items()}
         print("queries per class: " + ", ".join(f"{c} {len(q)}" for c, q in queries.items()))
         db_files = [Path(str(db) + s) for s in ("", "-wal")]
+        stopped: list[str] = []  # timed queries stopped at the time limit (there should be none)
+        engine = None
+        if use_tantivy:
+            engine = await open_tantivy(store, tantivy_dir or tmp / "tantivy", n, secs if rate else None)
         read_through(db_files)
         await time_newsbot(store, warm)
-        stopped: list[str] = []  # timed queries stopped at the time limit (there should be none)
-        ours = await time_newsbot(store, queries, stopped)
         theirs = None
-        if use_tantivy:
-            try:
-                import tantivy  # noqa: F401
-            except ImportError:
-                print("tantivy is not installed (pip install -e '.[bench]'): newsbot alone")
-            else:
-                t = time.perf_counter()
-                rows = await store._fetch("SELECT title, body, categories, tags FROM posts")
-                docs = []
-                for title, body, _, _ in rows:
-                    fts = analyse(title, body, [], []).fts
-                    docs.append((fts.title.decode(), fts.body.decode(), fts.chars.decode()))
-                del rows
-                index, schema = build_tantivy(docs, tmp / "tantivy")
-                del docs
-                built = time.perf_counter() - t
-                print(f"tantivy index built in {built:.1f} s (incl. segmentation)")
-                if r.added or r.updated:  # the same run: a ratio the VM's drift does not move much
-                    print(f"newsbot sync until searchable / tantivy's build: {secs / built:.2f}x")
-                # same order of work: newsbot again after tantivy's build, so both run on a warm machine
-                read_through(db_files)
-                await time_newsbot(store, warm)
-                stopped.clear()
-                ours = await time_newsbot(store, queries, stopped)
-                read_through(sorted((tmp / "tantivy").iterdir()))
-                time_tantivy(index, schema, warm)
-                theirs = time_tantivy(index, schema, queries)
+        if engine is None:
+            ours = await time_newsbot(store, queries, stopped)
+        else:
+            read_through(engine.files)
+            for cls, qs in warm.items():
+                for q in qs:
+                    engine.once(cls, q)
+            ours, theirs = await time_both(store, engine, queries, stopped)
         await time_adversarial(store, all_titles)
         if stopped:
             print(f"{len(stopped)} timed queries were stopped at the time limit, e.g. {stopped[0]!r}")
@@ -376,6 +435,7 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="generate into (or reuse) this archive folder")
     p.add_argument("--db", type=Path, help="reuse this database (synced incrementally)")
     p.add_argument("--no-tantivy", action="store_true")
+    p.add_argument("--tantivy", type=Path, help="keep tantivy's index in (or reuse it from) this folder")
     pairs = Settings.model_fields["search_pairs"]
     p.add_argument("--pairs", choices=get_args(pairs.annotation), default=pairs.default, help="SEARCH_PAIRS")
     a = p.parse_args()
@@ -388,7 +448,16 @@ def main() -> None:
             print(f"generated {a.posts} {a.shape} posts from {source} in {time.perf_counter() - t:.0f} s")
         print(f"machine: {os.cpu_count()} cores; speed check {cpu_check():.2f} s (quiet VM: ~0.5 s)")
         asyncio.run(
-            run(archive, a.db or tmp / "bench.sqlite3", a.queries, not a.no_tantivy, tmp, a.shape, a.pairs)
+            run(
+                archive,
+                a.db or tmp / "bench.sqlite3",
+                a.queries,
+                not a.no_tantivy,
+                tmp,
+                a.shape,
+                a.pairs,
+                a.tantivy,
+            )
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
