@@ -330,6 +330,10 @@ async def open_tantivy(store: Store, folder: Path, posts: int, synced: float | N
     if Tantivy.documents_in(folder) == posts:
         print(f"tantivy: the index of {posts:,} posts in {folder} reused")
         return Tantivy(folder)
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / "meta.json").is_file():
+        # (a new index replaces an old one there: never files that are not one)
+        print(f"tantivy: {folder} holds files that are not a tantivy index; newsbot alone")
+        return None
     t = time.perf_counter()
     rows = await store._fetch("SELECT title, body, categories, tags FROM posts")
     docs = []
