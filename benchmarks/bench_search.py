@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import random
 import shutil
@@ -238,17 +239,7 @@ class Tantivy:
             writer.wait_merging_threads()
             self.index.reload()
         self.searcher = self.index.searcher()
-        self.files = sorted(p for p in folder.iterdir() if p.is_file())
-
-    @staticmethod
-    def documents_in(folder: Path) -> int:
-        """How many documents the index kept in `folder` holds (0: none there, or none readable)."""
-        try:
-            import tantivy
-
-            return int(tantivy.Index.open(str(folder)).searcher().num_docs)
-        except Exception:
-            return 0
+        self.files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != TANTIVY_POSTS)
 
     def once(self, cls: str, q: str) -> float:
         """One query's time in ms."""
@@ -318,17 +309,30 @@ def print_goals(
         print(f"  {'ok    ' if met else 'MISSED'} {text}")
 
 
-async def open_tantivy(store: Store, folder: Path, posts: int, synced: float | None) -> Tantivy | None:
-    """tantivy's index of the store's posts: the one kept in `folder` when it holds as many documents
-    (`--tantivy DIR`: built once, reused by later runs over the same archive), else built there now and
-    timed. None when tantivy is not installed."""
+TANTIVY_POSTS = "newsbot-posts.sha1"  # in a kept tantivy index's folder: which posts it indexes
+
+
+async def posts_digest(store: Store) -> str:
+    """A digest of the store's posts (their titles and addresses, in order): a kept tantivy index is
+    reused only for the posts it was built from (another archive of as many posts would not do)."""
+    digest = hashlib.sha1()
+    for title, url in await store._fetch("SELECT title, url FROM posts ORDER BY rowid"):
+        digest.update(f"{title}\x1f{url}\x1e".encode())
+    return digest.hexdigest()
+
+
+async def open_tantivy(store: Store, folder: Path, synced: float | None) -> Tantivy | None:
+    """tantivy's index of the store's posts: the one kept in `folder` when it was built from the same
+    posts (`--tantivy DIR`: built once, reused by later runs over the same archive), else built there
+    now and timed. None when tantivy is not installed."""
     try:
         import tantivy  # noqa: F401
     except ImportError:
         print("tantivy is not installed (pip install -e '.[bench]'): newsbot alone")
         return None
-    if Tantivy.documents_in(folder) == posts:
-        print(f"tantivy: the index of {posts:,} posts in {folder} reused")
+    digest, mark = await posts_digest(store), folder / TANTIVY_POSTS
+    if mark.is_file() and mark.read_text() == digest:
+        print(f"tantivy: the index of these posts in {folder} reused")
         return Tantivy(folder)
     if folder.is_dir() and any(folder.iterdir()) and not (folder / "meta.json").is_file():
         # (a new index replaces an old one there: never files that are not one)
@@ -343,6 +347,7 @@ async def open_tantivy(store: Store, folder: Path, posts: int, synced: float | N
     del rows
     engine = Tantivy(folder, docs)
     del docs
+    mark.write_text(digest)  # (once the index is whole)
     built = time.perf_counter() - t
     print(f"tantivy index built in {built:.1f} s (incl. segmentation)")
     if synced is not None:  # the same run: a ratio the VM's drift does not move much
@@ -400,7 +405,7 @@ async def run(
         stopped: list[str] = []  # timed queries stopped at the time limit (there should be none)
         engine = None
         if use_tantivy:
-            engine = await open_tantivy(store, tantivy_dir or tmp / "tantivy", n, secs if rate else None)
+            engine = await open_tantivy(store, tantivy_dir or tmp / "tantivy", secs if rate else None)
         read_through(db_files)
         await time_newsbot(store, warm)
         theirs = None
