@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import get_args
 
@@ -217,33 +217,43 @@ class Tantivy:
     """tantivy over the same folded, segmented texts (words of title and body, the CJK characters), and
     one query at a time as newsbot answers it: the top 10 by BM25, with snippets."""
 
-    def __init__(self, folder: Path, docs: Iterable[tuple[str, str, str]] | None = None):
-        """The index kept in `folder`, or, given `docs` (title, body, characters), one built there anew."""
+    def __init__(self, folder: Path):
+        """The index kept in `folder`."""
         import tantivy
 
-        self.t = tantivy
+        self.tantivy = tantivy
+        self.schema = self._schema()
+        self.index = tantivy.Index(self.schema, path=str(folder))
+        self.searcher = self.index.searcher()
+        self.files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != TANTIVY_POSTS)
+
+    @staticmethod
+    def _schema():
+        import tantivy
+
         sb = tantivy.SchemaBuilder()
         sb.add_text_field("title", tokenizer_name="whitespace", stored=True)
         sb.add_text_field("body", tokenizer_name="whitespace", stored=True)
         sb.add_text_field("chars", tokenizer_name="whitespace")
-        self.schema = sb.build()
-        if docs is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-        self.index = tantivy.Index(self.schema, path=str(folder))
-        if docs is not None:
-            writer = self.index.writer(heap_size=200_000_000, num_threads=2)
-            for title, body, chars in docs:
-                writer.add_document(tantivy.Document(title=title, body=body, chars=chars))
-            writer.commit()
-            writer.wait_merging_threads()
-            self.index.reload()
-        self.searcher = self.index.searcher()
-        self.files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != TANTIVY_POSTS)
+        return sb.build()
+
+    @classmethod
+    def build(cls, folder: Path, docs: Iterable[tuple[str, str, str]]) -> Tantivy:
+        """An index of `docs` (title, body, characters) built in `folder` anew."""
+        import tantivy
+
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        writer = tantivy.Index(cls._schema(), path=str(folder)).writer(heap_size=200_000_000, num_threads=2)
+        for title, body, chars in docs:
+            writer.add_document(tantivy.Document(title=title, body=body, chars=chars))
+        writer.commit()
+        writer.wait_merging_threads()
+        return cls(folder)
 
     def once(self, cls: str, q: str) -> float:
         """One query's time in ms."""
-        tantivy, schema, searcher = self.t, self.schema, self.searcher
+        tantivy, schema, searcher = self.tantivy, self.schema, self.searcher
         t = time.perf_counter()
         must = []
         for term in q.split():
@@ -312,11 +322,11 @@ def print_goals(
 TANTIVY_POSTS = "newsbot-posts.sha1"  # in a kept tantivy index's folder: which posts it indexes
 
 
-async def posts_digest(store: Store) -> str:
-    """A digest of the store's posts (their titles and addresses, in order): a kept tantivy index is
+def posts_digest(rows: Iterable[Sequence[str]]) -> str:
+    """A digest of posts (title and address first in each row, in rowid order): a kept tantivy index is
     reused only for the posts it was built from (another archive of as many posts would not do)."""
     digest = hashlib.sha1()
-    for title, url in await store._fetch("SELECT title, url FROM posts ORDER BY rowid"):
+    for title, url, *_ in rows:
         digest.update(f"{title}\x1f{url}\x1e".encode())
     return digest.hexdigest()
 
@@ -330,8 +340,10 @@ async def open_tantivy(store: Store, folder: Path, synced: float | None) -> Tant
     except ImportError:
         print("tantivy is not installed (pip install -e '.[bench]'): newsbot alone")
         return None
-    digest, mark = await posts_digest(store), folder / TANTIVY_POSTS
-    if mark.is_file() and mark.read_text() == digest:
+    mark = folder / TANTIVY_POSTS
+    if mark.is_file() and mark.read_text() == posts_digest(
+        await store._fetch("SELECT title, url FROM posts ORDER BY rowid")
+    ):
         print(f"tantivy: the index of these posts in {folder} reused")
         return Tantivy(folder)
     if folder.is_dir() and any(folder.iterdir()) and not (folder / "meta.json").is_file():
@@ -339,13 +351,14 @@ async def open_tantivy(store: Store, folder: Path, synced: float | None) -> Tant
         print(f"tantivy: {folder} holds files that are not a tantivy index; newsbot alone")
         return None
     t = time.perf_counter()
-    rows = await store._fetch("SELECT title, body, categories, tags FROM posts")
+    rows = await store._fetch("SELECT title, url, body FROM posts ORDER BY rowid")
     docs = []
-    for title, body, _, _ in rows:
+    for title, _, body in rows:
         fts = analyse(title, body, [], []).fts
         docs.append((fts.title.decode(), fts.body.decode(), fts.chars.decode()))
+    digest = posts_digest(rows)
     del rows
-    engine = Tantivy(folder, docs)
+    engine = Tantivy.build(folder, docs)
     del docs
     mark.write_text(digest)  # (once the index is whole)
     built = time.perf_counter() - t
@@ -406,16 +419,14 @@ async def run(
         engine = None
         if use_tantivy:
             engine = await open_tantivy(store, tantivy_dir or tmp / "tantivy", secs if rate else None)
-        read_through(db_files)
-        await time_newsbot(store, warm)
         theirs = None
         if engine is None:
+            read_through(db_files)
+            await time_newsbot(store, warm)
             ours = await time_newsbot(store, queries, stopped)
         else:
-            read_through(engine.files)
-            for cls, qs in warm.items():
-                for q in qs:
-                    engine.once(cls, q)
+            read_through(db_files + engine.files)
+            await time_both(store, engine, warm, [])
             ours, theirs = await time_both(store, engine, queries, stopped)
         await time_adversarial(store, all_titles)
         if stopped:
