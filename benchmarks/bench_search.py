@@ -1,8 +1,9 @@
 """Search benchmark by query class, beside tantivy on the same texts and queries when it is installed
 (`pip install -e '.[bench]'`).
 
-    python benchmarks/bench_search.py [--posts 100000] [--shape finews|large] [--queries 200] [--keep DIR]
-                                      [--db DB] [--no-tantivy | --tantivy DIR] [--pairs auto|common|all]
+    python benchmarks/bench_search.py [--posts 100000] [--shape finews|large] [--queries 200] [--seed 3]
+                                      [--keep DIR] [--db DB] [--no-tantivy | --tantivy DIR]
+                                      [--pairs auto|common|all]
 
 Generates an archive from real text (benchmarks/gen_real.py; or reuses --keep DIR), syncs it as the bot
 does (or reuses --db): the time until the posts are searchable (the last one written: SyncResult.searchable)
@@ -377,6 +378,7 @@ async def run(
     shape: str,
     pairs: str,
     tantivy_dir: Path | None = None,
+    seed: int = 3,
 ) -> None:
     rate = None
     async with await Store.open(db) as store:
@@ -406,7 +408,7 @@ async def run(
         rss = rss_mb()[0]
         print(f"database: {size / 2**20:,.0f} MB, {size / max(n, 1):,.0f} bytes/post; peak RSS {rss:.0f} MB")
         all_titles = await titles(store)
-        queries = make_queries(all_titles, per_class)
+        queries = make_queries(all_titles, per_class, seed)
         # Before each timed pass, other queries warm the engine as a serving bot is warm: without them
         # the first queries of a pass read their pages into SQLite's cache (which the sync, the merge
         # and tantivy's read of every post have just filled with other pages): 1-2 such queries of 23-40
@@ -452,6 +454,7 @@ def main() -> None:
     p.add_argument("--posts", type=int, default=100_000)
     p.add_argument("--shape", choices=("finews", "large"), default="finews")
     p.add_argument("--queries", type=int, default=200, help="per class")
+    p.add_argument("--seed", type=int, default=3, help="which titles the queries are drawn from")
     p.add_argument("--keep", type=Path, help="generate into (or reuse) this archive folder")
     p.add_argument("--db", type=Path, help="reuse this database (synced incrementally)")
     p.add_argument("--no-tantivy", action="store_true")
@@ -477,6 +480,7 @@ def main() -> None:
                 a.shape,
                 a.pairs,
                 a.tantivy,
+                a.seed,
             )
         )
     finally:
